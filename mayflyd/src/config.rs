@@ -1,0 +1,154 @@
+//! `mayflyd`'s command line: flags, their environment variables, and the
+//! conversion into [`Settings`].
+//!
+//! Precedence is flag > environment > default (clap reads the environment
+//! variables named on each flag).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::scheduler::Settings;
+
+/// Mayfly's daemon: a durable local job queue behind a Unix socket.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mayflyd",
+    version,
+    about = "Mayfly's daemon: runs the jobs that `mayflyctl submit` queues.",
+    long_about = "Mayfly's daemon: runs the jobs that `mayflyctl submit` queues, with \
+priorities, queues and concurrency limits. It listens on a Unix socket (mode 0600) and keeps \
+job output under the state dir.\n\nSIGTERM or SIGINT starts a graceful shutdown: no new jobs \
+start, running jobs get SIGTERM, and whatever still runs after --shutdown-timeout gets SIGKILL. \
+A second signal exits at once.",
+    after_help = "Examples:\n  mayflyd                         # defaults: socket under $XDG_RUNTIME_DIR, one job per CPU\n  mayflyd --concurrency 2 -v\n  RUST_LOG=mayflyd=debug mayflyd --log-format json"
+)]
+pub struct Args {
+    /// The Unix socket to listen on
+    /// [default: $XDG_RUNTIME_DIR/mayfly/mayfly.sock, else /tmp/mayfly-$UID/mayfly.sock].
+    #[arg(long, env = "MAYFLY_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Where job output (and the job log) is kept
+    /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
+    #[arg(long, env = "MAYFLY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How many jobs may run at once, over all queues [default: number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+
+    /// The scheduler's time slice: the longest it works on one batch of client
+    /// requests before it turns to timers and job exits.
+    #[arg(long, value_name = "DUR", default_value = "10ms", value_parser = parse_duration)]
+    pub quantum: Duration,
+
+    /// How long running jobs get after SIGTERM at shutdown before SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// How long a cancelled job gets after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub kill_grace: Duration,
+
+    /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Parses a human duration (`500ms`, `30s`, `5m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (write durations like 500ms, 30s or 5m)"))
+}
+
+impl Args {
+    /// The tracing filter these flags ask for (used when `RUST_LOG` is unset).
+    pub fn log_level(&self) -> &'static str {
+        match (self.verbose, self.quiet) {
+            (0, 0) => "info",
+            (1, _) => "debug",
+            (v, _) if v >= 2 => "trace",
+            (_, 1) => "warn",
+            _ => "error",
+        }
+    }
+
+    /// The daemon settings these flags describe, on top of the defaults.
+    pub fn settings(&self) -> Settings {
+        let defaults = Settings::default();
+        Settings {
+            socket: self.socket.clone().unwrap_or(defaults.socket),
+            state_dir: self.state_dir.clone().unwrap_or(defaults.state_dir),
+            concurrency: self.concurrency.unwrap_or(defaults.concurrency),
+            quantum: self.quantum,
+            shutdown_timeout: self.shutdown_timeout,
+            kill_grace: self.kill_grace,
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let args = Args::try_parse_from([
+            "mayflyd",
+            "--socket",
+            "/tmp/x.sock",
+            "--state-dir",
+            "/tmp/st",
+            "--concurrency",
+            "3",
+            "--shutdown-timeout",
+            "2s",
+            "--quantum",
+            "5ms",
+        ])
+        .unwrap();
+        let s = args.settings();
+        assert_eq!(s.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(s.state_dir, PathBuf::from("/tmp/st"));
+        assert_eq!(s.concurrency, 3);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(2));
+        assert_eq!(s.quantum, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        assert!(Args::try_parse_from(["mayflyd", "--concurrency", "0"]).is_err());
+        let err = Args::try_parse_from(["mayflyd", "--quantum", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("500ms"), "{err}");
+    }
+
+    #[test]
+    fn verbosity_maps_to_levels() {
+        let lvl = |a: &[&str]| Args::try_parse_from(a).unwrap().log_level();
+        assert_eq!(lvl(&["mayflyd"]), "info");
+        assert_eq!(lvl(&["mayflyd", "-v"]), "debug");
+        assert_eq!(lvl(&["mayflyd", "-vv"]), "trace");
+        assert_eq!(lvl(&["mayflyd", "-q"]), "warn");
+        assert_eq!(lvl(&["mayflyd", "-qq"]), "error");
+    }
+}

@@ -1,0 +1,149 @@
+//! Events and actions: what the core decides, and what it asks the outside
+//! world to do.
+//!
+//! An [`Event`] is a change of durable state. The driver writes each event to
+//! the write-ahead log before it is acknowledged, and recovery replays the log
+//! through the same [`super::Core::apply`] that live traffic uses — so an event
+//! must carry everything `apply` needs, and `apply` must depend on nothing but
+//! the event and the current state (no clock, no I/O).
+//!
+//! An [`Action`] is an effect on the world (spawn a process, send a signal).
+//! Actions are not logged: after a restart, running jobs are interrupted, not
+//! re-signalled.
+
+use mayfly_protocol::{JobId, JobSpec, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A durable change of state. Variants are only ever appended (the log is
+/// bincode, which numbers variants by position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A client queued a job; it got the next id.
+    Submitted {
+        /// The id the job was given.
+        id: JobId,
+        /// When the daemon accepted it.
+        at: Timestamp,
+        /// What to run and where.
+        spec: JobSpec,
+    },
+    /// A job that had not started was cancelled.
+    Cancelled {
+        /// The job.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A running job was asked to stop: its group gets SIGTERM now and
+    /// SIGKILL after `grace_ms`; when it exits it ends in the state `reason` says.
+    StopRequested {
+        /// The job.
+        id: JobId,
+        /// When the stop was requested.
+        at: Timestamp,
+        /// Why, which decides the terminal state.
+        reason: StopReason,
+        /// How long SIGTERM gets before SIGKILL.
+        grace_ms: u64,
+    },
+    /// A job was given a slot and its process is being started.
+    Started {
+        /// The job.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A started job's process ended (or could not be started).
+    Exited {
+        /// The job.
+        id: JobId,
+        /// When the exit was observed.
+        at: Timestamp,
+        /// How it ended.
+        outcome: ExitOutcome,
+    },
+    /// A job was running when the daemon stopped or crashed; written at
+    /// recovery for every job the log still shows running.
+    Interrupted {
+        /// The job.
+        id: JobId,
+        /// When recovery noticed.
+        at: Timestamp,
+    },
+    /// A queue was created or its concurrency limit changed.
+    QueueConfigured {
+        /// The queue.
+        name: String,
+        /// Its new limit; `None` leaves only the global limit.
+        concurrency: Option<u32>,
+    },
+}
+
+impl Event {
+    /// The job this event is about, if it is about one.
+    pub fn job_id(&self) -> Option<JobId> {
+        match self {
+            Event::Submitted { id, .. }
+            | Event::Cancelled { id, .. }
+            | Event::StopRequested { id, .. }
+            | Event::Started { id, .. }
+            | Event::Exited { id, .. }
+            | Event::Interrupted { id, .. } => Some(*id),
+            Event::QueueConfigured { .. } => None,
+        }
+    }
+}
+
+/// Why a running job is being stopped; decides the state it ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// A user cancelled it: it ends `cancelled`.
+    Cancel,
+    /// The daemon is shutting down: it ends `interrupted`.
+    Shutdown,
+}
+
+/// How a job's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitOutcome {
+    /// It exited with this status code.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+    /// It could not be started at all (bad cwd, command not found, …).
+    SpawnFailed(String),
+}
+
+/// Which signal an [`Action::Signal`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ask politely.
+    Term,
+    /// Insist.
+    Kill,
+}
+
+/// An effect the driver must carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start this job's process (its `attempt`-th start).
+    Spawn {
+        /// The job.
+        id: JobId,
+        /// Which attempt this is, from 1.
+        attempt: u32,
+    },
+    /// Signal this job's process group.
+    Signal {
+        /// The job.
+        id: JobId,
+        /// The signal.
+        signal: Signal,
+    },
+    /// SIGKILL what is left of a process group whose leader has exited after
+    /// it was asked to stop, so no grandchild outlives a cancelled job.
+    SweepGroup {
+        /// The process group id (the leader's old pid).
+        pgid: u32,
+    },
+}

@@ -1,0 +1,21 @@
+//! The Mayfly daemon as a library: everything `mayflyd` does, so that tests
+//! can run a daemon inside their own process.
+//!
+//! Data flows one way (see DESIGN.md section 8): a socket frame is decoded by
+//! a [`session`], becomes a command for the [`driver`], which asks the
+//! sans-IO [`core`] to decide, logs and applies the resulting events, replies,
+//! and hands actions to the [`executor`]; job exits come back to the driver
+//! as messages. [`scheduler`] wires it together and owns shutdown.
+
+pub mod config;
+pub mod core;
+pub mod driver;
+pub mod executor;
+#[cfg(feature = "ipc")]
+pub mod listener;
+pub mod scheduler;
+#[cfg(feature = "ipc")]
+pub mod session;
+pub mod wal;
+
+pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle, Settings};

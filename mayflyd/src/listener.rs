@@ -1,0 +1,133 @@
+//! The Unix-socket listener: binds the socket safely and accepts
+//! connections, each served by its own session task.
+//!
+//! Binding follows the contract: the socket's folder is created `0700` and
+//! the socket made `0600`, so only the owner can talk to the daemon; a
+//! leftover socket that no daemon answers on is replaced, and a live one makes
+//! this daemon refuse to start rather than steal it.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::session::{SessionContext, serve};
+
+/// Why the socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Another daemon answers on the socket.
+    #[error(
+        "another mayflyd is already serving {0}; stop it first (mayflyctl shutdown) or pass a different --socket"
+    )]
+    InUse(PathBuf),
+    /// Something that is not a socket sits at the path.
+    #[error("{0} exists and is not a socket; remove it or pass a different --socket")]
+    NotASocket(PathBuf),
+    /// Any other failure, with what we were doing.
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// Binds the daemon's socket at `path` (see the module docs for the rules).
+/// Must be called inside a tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    let io_err = |what, source| BindError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io_err("create the socket folder for", e))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(BindError::InUse(path.to_path_buf())),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!(socket = %path.display(), "replacing a stale socket (no daemon answers on it)");
+                std::fs::remove_file(path).map_err(|e| io_err("remove the stale socket", e))?;
+            }
+            Err(e) => return Err(io_err("probe the existing socket", e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspect", e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| io_err("bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io_err("set permissions on", e))?;
+    Ok(listener)
+}
+
+/// Limits on connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; further ones wait in the backlog.
+    pub max_connections: usize,
+}
+
+/// Accepts connections until `stop_accepting` fires. Each session runs on
+/// `tracker` and ends when `session_shutdown` fires.
+pub async fn run(
+    listener: UnixListener,
+    ctx: SessionContext,
+    limits: Limits,
+    stop_accepting: CancellationToken,
+    session_shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let permit = tokio::select! {
+            () = stop_accepting.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = stop_accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(1);
+                let ctx = ctx.clone();
+                let shutdown = session_shutdown.clone();
+                tracker.spawn(async move {
+                    serve(stream, ctx, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    tracing::debug!("listener stopped accepting");
+}

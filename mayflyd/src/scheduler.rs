@@ -1,0 +1,393 @@
+//! The daemon's top level: [`Scheduler`] wires the core, the driver, the
+//! executor, the listener and signal handling together, and owns shutdown.
+//!
+//! The shape follows the original task card: build a scheduler with sane
+//! defaults (`Scheduler::new()` / [`Scheduler::builder`]), run it with
+//! [`Scheduler::run_blocking`], stop it with [`SchedulerHandle::shutdown`]
+//! (or SIGTERM/SIGINT), and start priority-0 system tasks with
+//! [`SchedulerHandle::spawn_system`].
+//!
+//! Shutdown is one path, whatever starts it: the driver stops starting jobs
+//! and refuses submits, SIGTERMs every running job's process group, SIGKILLs
+//! what is left after the timeout, and returns once every job has exited;
+//! then sessions and system tasks are cancelled through one
+//! `CancellationToken` and awaited through one `TaskTracker`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::core::{Core, CoreConfig};
+use crate::driver::{DriverConfig, DriverInbox, InternalMsg, SystemContext};
+use crate::executor::Executor;
+use crate::listener::{self, BindError, Limits};
+use crate::session::SessionContext;
+
+/// Everything a daemon is configured with. [`Settings::default`] gives the
+/// daemon's defaults (socket and state dir from the environment as the
+/// contract says).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The Unix socket to serve.
+    pub socket: PathBuf,
+    /// Where the WAL, snapshots and job logs live.
+    pub state_dir: PathBuf,
+    /// The global limit on running jobs.
+    pub concurrency: u32,
+    /// The driver's time slice.
+    pub quantum: Duration,
+    /// How long running jobs get between SIGTERM and SIGKILL at shutdown.
+    pub shutdown_timeout: Duration,
+    /// How long a cancelled job gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Install SIGTERM/SIGINT handlers in [`Scheduler::run_blocking`].
+    pub handle_signals: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            socket: default_socket_path(),
+            state_dir: default_state_dir(),
+            concurrency: std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+                .unwrap_or(1),
+            quantum: Duration::from_millis(10),
+            shutdown_timeout: Duration::from_secs(10),
+            kill_grace: Duration::from_secs(5),
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            handle_signals: true,
+        }
+    }
+}
+
+/// The contract's default socket: `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else
+/// `/tmp/mayfly-$UID/mayfly.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => Path::new(&dir).join("mayfly").join("mayfly.sock"),
+        None => PathBuf::from(format!("/tmp/mayfly-{}/mayfly.sock", nix::unistd::getuid())),
+    }
+}
+
+/// The contract's default state dir: `$XDG_STATE_HOME/mayfly`, else
+/// `~/.local/state/mayfly`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&dir).join("mayfly");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    Path::new(&home).join(".local/state/mayfly")
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The state dir could not be prepared.
+    #[error("cannot prepare state dir {path}: {source}")]
+    StateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The async runtime or signal handling could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A second signal asked to exit without waiting for jobs.
+    #[error("forced exit on a second signal; jobs that were still running were left as they were")]
+    Forced,
+}
+
+/// Builds a [`Scheduler`] from defaults plus overrides.
+#[derive(Debug, Default)]
+pub struct SchedulerBuilder {
+    /// The settings so far.
+    settings: Settings,
+}
+
+impl SchedulerBuilder {
+    /// Serve this socket.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.socket = path.into();
+        self
+    }
+
+    /// Keep state in this folder.
+    pub fn state_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.state_dir = path.into();
+        self
+    }
+
+    /// Run at most `n` jobs at once.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.settings.concurrency = n.max(1);
+        self
+    }
+
+    /// Give running jobs this long after SIGTERM at shutdown.
+    pub fn shutdown_timeout(mut self, t: Duration) -> Self {
+        self.settings.shutdown_timeout = t;
+        self
+    }
+
+    /// Install (or not) SIGTERM/SIGINT handling in `run_blocking`.
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.settings.handle_signals = yes;
+        self
+    }
+
+    /// Replace all settings at once.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The scheduler.
+    pub fn build(self) -> Scheduler {
+        Scheduler::with_settings(self.settings)
+    }
+}
+
+/// A cloneable handle for controlling a [`Scheduler`] from elsewhere (another
+/// thread, a signal handler, a test).
+#[derive(Debug, Clone)]
+pub struct SchedulerHandle {
+    /// The driver's internal channel.
+    internal: mpsc::UnboundedSender<InternalMsg>,
+}
+
+impl SchedulerHandle {
+    /// Begins a graceful shutdown: running jobs get SIGTERM, then SIGKILL
+    /// after `timeout` (`None`: the configured `--shutdown-timeout`).
+    pub fn shutdown(&self, timeout: Option<Duration>) {
+        let _ = self.internal.send(InternalMsg::Shutdown(timeout));
+    }
+
+    /// Starts a system task at priority 0 (the WAL flusher, the metrics
+    /// pusher, …). It is listed in `dump-state` and gets a cancellation
+    /// token that fires at shutdown. Works before and while the scheduler runs.
+    pub fn spawn_system<F, Fut>(&self, name: &str, task: F)
+    where
+        F: FnOnce(SystemContext) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let _ = self.internal.send(InternalMsg::SpawnSystem {
+            name: name.to_string(),
+            task: Box::new(move |ctx| Box::pin(task(ctx))),
+        });
+    }
+}
+
+/// The daemon: see the module documentation.
+#[derive(Debug)]
+pub struct Scheduler {
+    /// Settings.
+    settings: Settings,
+    /// A handle, kept so one can be handed out before `run`.
+    handle: SchedulerHandle,
+    /// The receiving end of the handle's channel.
+    internal_rx: mpsc::UnboundedReceiver<InternalMsg>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler with the daemon's defaults.
+    pub fn new() -> Self {
+        Self::with_settings(Settings::default())
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder::default()
+    }
+
+    /// A scheduler with these settings.
+    pub fn with_settings(settings: Settings) -> Self {
+        let (internal, internal_rx) = mpsc::unbounded_channel();
+        Self {
+            settings,
+            handle: SchedulerHandle { internal },
+            internal_rx,
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A handle to shut it down or add system tasks.
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// Builds a multi-threaded runtime, binds the socket and runs until a
+    /// graceful shutdown completes. With `handle_signals`, SIGTERM/SIGINT
+    /// begin the shutdown and a second one forces the exit.
+    pub fn run_blocking(self) -> Result<(), DaemonError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("mayflyd")
+            .build()
+            .map_err(DaemonError::Runtime)?;
+        runtime.block_on(async move {
+            let listener = listener::bind(&self.settings.socket)?;
+            self.run(listener).await
+        })
+    }
+
+    /// Runs on the current runtime with an already-bound listener (tests
+    /// bind their own socket and hand it in).
+    pub async fn run(self, listener: UnixListener) -> Result<(), DaemonError> {
+        let Scheduler {
+            settings,
+            handle,
+            internal_rx,
+        } = self;
+        let logs_dir = settings.state_dir.join("logs");
+        std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
+            path: logs_dir.clone(),
+            source,
+        })?;
+
+        let shutdown = CancellationToken::new();
+        let shutdown_begun = CancellationToken::new();
+        let forced = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        if settings.handle_signals {
+            let signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT])
+                .map_err(DaemonError::Runtime)?;
+            let signals_handle = signals.handle();
+            let handle = handle.clone();
+            let forced = forced.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut signals = signals.fuse();
+                let mut seen = 0;
+                loop {
+                    tokio::select! {
+                        sig = signals.next() => match sig {
+                            Some(sig) => {
+                                seen += 1;
+                                if seen == 1 {
+                                    tracing::info!(signal = sig, "signal received: shutting down gracefully (send it again to force)");
+                                    handle.shutdown(None);
+                                } else {
+                                    tracing::warn!(signal = sig, "second signal: forcing exit");
+                                    forced.cancel();
+                                    break;
+                                }
+                            }
+                            None => break,
+                        },
+                        () = stop.cancelled() => break,
+                    }
+                }
+                signals_handle.close();
+            });
+        }
+
+        let (clients_tx, clients_rx) = mpsc::channel(4096);
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let executor = Executor::new(
+            logs_dir.clone(),
+            settings.socket.clone(),
+            exits_tx,
+            TaskTracker::new(),
+        );
+        let core = Core::new(CoreConfig {
+            concurrency: settings.concurrency,
+            kill_grace_ms: u64::try_from(settings.kill_grace.as_millis()).unwrap_or(u64::MAX),
+            quantum_ms: u64::try_from(settings.quantum.as_millis()).unwrap_or(u64::MAX),
+        });
+        let driver = crate::driver::Driver::new(
+            core,
+            executor,
+            DriverConfig {
+                quantum: settings.quantum,
+                shutdown_timeout: settings.shutdown_timeout,
+                logs_dir: logs_dir.clone(),
+            },
+            DriverInbox {
+                clients: clients_rx,
+                internal: internal_rx,
+                internal_tx: handle.internal.clone(),
+                exits: exits_rx,
+            },
+            shutdown_begun.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        );
+
+        let session_ctx = SessionContext {
+            driver: clients_tx,
+            logs_dir,
+            handshake_timeout: settings.handshake_timeout,
+        };
+        tracker.spawn(listener::run(
+            listener,
+            session_ctx,
+            Limits {
+                max_connections: settings.max_connections,
+            },
+            shutdown.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+        tracing::info!(
+            socket = %settings.socket.display(),
+            state_dir = %settings.state_dir.display(),
+            concurrency = settings.concurrency,
+            "mayflyd ready"
+        );
+
+        let driver_task = tokio::spawn(driver.run());
+        let result = tokio::select! {
+            core = driver_task => {
+                if let Err(e) = core {
+                    tracing::error!(error = %e, "driver task failed");
+                }
+                Ok(())
+            }
+            () = forced.cancelled() => Err(DaemonError::Forced),
+        };
+        shutdown.cancel();
+        tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within 5s; exiting anyway");
+        }
+        match std::fs::remove_file(&settings.socket) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove the socket"),
+        }
+        if result.is_ok() {
+            tracing::info!("mayflyd stopped");
+        }
+        result
+    }
+}

@@ -1,0 +1,218 @@
+//! One client connection: handshake, then requests in, responses out.
+//!
+//! The session decodes frames into typed requests and hands them to the
+//! driver; it never touches job state. Clients may pipeline: every request
+//! gets its own response channel, and the writer drains those channels in
+//! request order, so responses leave in the order requests came in even when
+//! a later request is answered first. A streaming response simply keeps its
+//! channel open until its `End` frame.
+//!
+//! Bad input ends the session with an error frame (after the responses to
+//! earlier requests) — never a panic, and never a stall of other sessions.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use mayfly_protocol::{
+    ErrorKind, ErrorResponse, FrameCodec, Hello, HelloReply, LogsRequest, Request, Response,
+    StatusRequest, WaitRequest,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{ClientMsg, Reply};
+use crate::executor::log_path;
+
+/// How many requests one connection may have in flight before the session
+/// stops reading (backpressure on a client that pipelines without reading).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// How often `logs --follow` looks for new output.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// Size of one `LogChunk` frame.
+const LOG_CHUNK: usize = 64 * 1024;
+
+/// What every session needs from the daemon.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    /// The driver's command channel.
+    pub driver: mpsc::Sender<ClientMsg>,
+    /// Where job output lives.
+    pub logs_dir: PathBuf,
+    /// How long a new connection has to send its hello.
+    pub handshake_timeout: Duration,
+}
+
+/// Serves one connection until the client hangs up, sends bad input, or the
+/// daemon shuts down (requests in flight are still answered).
+pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: CancellationToken) {
+    let mut hello_framed = Framed::new(stream, FrameCodec::<Hello, HelloReply>::new());
+    let first = tokio::time::timeout(ctx.handshake_timeout, hello_framed.next()).await;
+    let reply = match first {
+        Ok(Some(Ok(hello))) => hello.negotiate(),
+        Ok(Some(Err(e))) => HelloReply::Rejected {
+            reason: format!("bad handshake: {e}"),
+        },
+        Ok(None) => return,
+        Err(_) => HelloReply::Rejected {
+            reason: format!(
+                "no handshake within {}",
+                humantime::format_duration(ctx.handshake_timeout)
+            ),
+        },
+    };
+    let accepted = matches!(reply, HelloReply::Accepted { .. });
+    if let HelloReply::Rejected { reason } = &reply {
+        tracing::debug!(%reason, "handshake refused");
+    }
+    if hello_framed.send(reply).await.is_err() || !accepted {
+        return;
+    }
+
+    let framed = hello_framed.map_codec(|_| FrameCodec::<Request, Response>::new());
+    let (mut sink, mut frames) = framed.split();
+    let (order_tx, mut order_rx) = mpsc::channel::<mpsc::UnboundedReceiver<Response>>(MAX_IN_FLIGHT);
+
+    let writer = async move {
+        while let Some(mut responses) = order_rx.recv().await {
+            while let Some(response) = responses.recv().await {
+                if sink.send(response).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+
+    let reader = async move {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            if order_tx.send(rx).await.is_err() {
+                break;
+            }
+            match frame {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "bad frame; closing the connection");
+                    let _ = tx.send(Response::Error(ErrorResponse::new(
+                        ErrorKind::Protocol,
+                        format!("{e}; closing the connection"),
+                    )));
+                    break;
+                }
+                Some(Ok(Request::Logs(req))) => {
+                    tokio::spawn(serve_logs(req, ctx.clone(), tx));
+                }
+                Some(Ok(request)) => {
+                    if ctx.driver.send(ClientMsg { request, reply: tx }).await.is_err() {
+                        break; // the driver has stopped: the daemon is exiting
+                    }
+                }
+            }
+        }
+    };
+
+    tokio::join!(reader, writer);
+}
+
+/// Asks the driver one question and returns its response stream.
+async fn ask(ctx: &SessionContext, request: Request) -> Option<mpsc::UnboundedReceiver<Response>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.driver
+        .send(ClientMsg { request, reply: tx })
+        .await
+        .ok()?;
+    Some(rx)
+}
+
+/// Serves `logs`: the output file's contents, and with `follow`, what is
+/// appended until the job ends.
+async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: Reply) {
+    let unavailable = || {
+        Response::Error(ErrorResponse::new(
+            ErrorKind::ShuttingDown,
+            "the daemon is shutting down",
+        ))
+    };
+    // The job must exist; the driver says so (or why not).
+    let Some(mut status) = ask(&ctx, Request::Status(StatusRequest { ids: vec![req.id] })).await
+    else {
+        let _ = out.send(unavailable());
+        return;
+    };
+    match status.recv().await {
+        Some(Response::Error(e)) => {
+            let _ = out.send(Response::Error(e));
+            return;
+        }
+        Some(_) => {}
+        None => {
+            let _ = out.send(unavailable());
+            return;
+        }
+    }
+    let mut ended = if req.follow {
+        ask(&ctx, Request::Wait(WaitRequest { ids: vec![req.id] })).await
+    } else {
+        None
+    };
+    let path = log_path(&ctx.logs_dir, req.id, req.stream);
+    let mut offset = 0u64;
+    loop {
+        match send_new_output(&path, &mut offset, &out).await {
+            Ok(true) => {}
+            Ok(false) => return, // the client hung up
+            Err(e) => {
+                let _ = out.send(Response::Error(ErrorResponse::new(
+                    ErrorKind::Internal,
+                    format!("cannot read {}: {e}", path.display()),
+                )));
+                return;
+            }
+        }
+        let Some(rx) = ended.as_mut() else { break };
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Response::JobEnded(_)) => {}
+                Some(Response::Error(e)) => { let _ = out.send(Response::Error(e)); return; }
+                // End (or the driver went away): one last read, then stop.
+                _ => ended = None,
+            },
+            () = tokio::time::sleep(FOLLOW_POLL) => {}
+            () = out.closed() => return,
+        }
+    }
+    let _ = out.send(Response::End);
+}
+
+/// Sends whatever `path` holds past `offset`. Returns false if the client
+/// has gone. A file that does not exist yet (the job has not started) holds
+/// nothing.
+async fn send_new_output(path: &Path, offset: &mut u64, out: &Reply) -> std::io::Result<bool> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    file.seek(std::io::SeekFrom::Start(*offset)).await?;
+    let mut buf = vec![0u8; LOG_CHUNK];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(true);
+        }
+        *offset += n as u64;
+        if out.send(Response::LogChunk(buf[..n].to_vec())).is_err() {
+            return Ok(false);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Framing and encoding: a 4-byte big-endian length prefix, then a bincode 2
+//! payload.
+//!
+//! Invariants kept here, so no caller has to remember them:
+//! - a length prefix above [`MAX_FRAME_LEN`] is an error *before* any buffer
+//!   is allocated for it;
+//! - payloads are decoded with bincode's size limit, so a hostile length field
+//!   inside the payload cannot make the decoder allocate either;
+//! - a payload with bytes left over after the message is refused, so two
+//!   versions that disagree on a layout fail loudly instead of misreading.
+//!
+//! The async side ([`FrameCodec`], behind the `codec` feature) is used by the
+//! daemon; the blocking side ([`encode_frame`], [`read_frame`]) by the client,
+//! which has no async runtime.
+
+use std::io::Read;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::MAX_FRAME_LEN;
+
+/// The bincode configuration of the wire: standard (varint), limited to one frame.
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_LEN>,
+> {
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The underlying stream failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer announced a frame larger than the protocol allows.
+    #[error("frame of {len} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge {
+        /// The announced length, as far as it is known.
+        len: u64,
+    },
+    /// The payload is not a valid message.
+    #[error("undecodable message: {0}")]
+    Decode(String),
+    /// The payload holds a valid message followed by extra bytes.
+    #[error("message followed by {extra} unexpected trailing bytes")]
+    TrailingBytes {
+        /// How many bytes were left over.
+        extra: usize,
+    },
+    /// A message could not be encoded (or would exceed the frame limit).
+    #[error("could not encode message: {0}")]
+    Encode(String),
+    /// The stream ended in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+}
+
+/// Encodes a message into a bare payload (no length prefix).
+pub fn encode_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let payload = bincode::serde::encode_to_vec(msg, config())
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    if payload.len() > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge {
+            len: payload.len() as u64,
+        });
+    }
+    Ok(payload)
+}
+
+/// Decodes a bare payload, refusing trailing bytes.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let (msg, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(FrameError::TrailingBytes {
+            extra: payload.len() - used,
+        });
+    }
+    Ok(msg)
+}
+
+/// Encodes a message as a whole frame: length prefix and payload. Several
+/// frames may be concatenated into one write (the client sends its handshake
+/// and its request together).
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let payload = encode_payload(msg)?;
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    // encode_payload bounded the length to MAX_FRAME_LEN, which fits in u32.
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// Reads one frame from a blocking stream and decodes it.
+///
+/// Returns `Ok(None)` on a clean end of stream before the first byte of a frame.
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<Option<T>, FrameError> {
+    let mut len_buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len_buf[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_be_bytes(len_buf) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge { len: len as u64 });
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            FrameError::Io(e)
+        }
+    })?;
+    decode_payload(&payload).map(Some)
+}
+
+#[cfg(feature = "codec")]
+pub use self::framed::FrameCodec;
+
+/// The tokio-util codec, for the daemon.
+#[cfg(feature = "codec")]
+mod framed {
+    use std::marker::PhantomData;
+
+    use bytes::{BufMut, BytesMut};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+    use super::{FrameError, decode_payload, encode_payload};
+    use crate::MAX_FRAME_LEN;
+
+    /// Decodes frames into `In` and encodes `Out` into frames, on top of
+    /// [`LengthDelimitedCodec`] with the protocol's 16 MiB limit.
+    #[derive(Debug)]
+    pub struct FrameCodec<In, Out> {
+        /// Length-prefix handling, including the size check before allocation.
+        inner: LengthDelimitedCodec,
+        /// The message types this codec reads and writes.
+        _types: PhantomData<fn(Out) -> In>,
+    }
+
+    impl<In, Out> Default for FrameCodec<In, Out> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl<In, Out> FrameCodec<In, Out> {
+        /// A codec with the protocol's framing.
+        pub fn new() -> Self {
+            Self {
+                inner: LengthDelimitedCodec::builder()
+                    .length_field_length(4)
+                    .big_endian()
+                    .max_frame_length(MAX_FRAME_LEN)
+                    .new_codec(),
+                _types: PhantomData,
+            }
+        }
+    }
+
+    impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
+        type Item = In;
+        type Error = FrameError;
+
+        fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {
+            // Peek at the prefix ourselves so the error carries the length.
+            if src.len() >= 4 {
+                let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as u64;
+                if len > MAX_FRAME_LEN as u64 {
+                    return Err(FrameError::TooLarge { len });
+                }
+            }
+            match self.inner.decode(src)? {
+                Some(frame) => decode_payload(&frame).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {
+            match self.decode(src)? {
+                Some(msg) => Ok(Some(msg)),
+                None if src.is_empty() => Ok(None),
+                None => Err(FrameError::Truncated),
+            }
+        }
+    }
+
+    impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
+        type Error = FrameError;
+
+        fn encode(&mut self, msg: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
+            let payload = encode_payload(&msg)?;
+            dst.reserve(4 + payload.len());
+            dst.put_u32(payload.len() as u32);
+            dst.put_slice(&payload);
+            Ok(())
+        }
+    }
+}

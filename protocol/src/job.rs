@@ -1,0 +1,330 @@
+//! Job types: what a client hands the daemon and what the daemon reports back.
+//!
+//! These are plain data. Rendering (tables, JSON objects for scripts) belongs
+//! to `mayflyctl`; scheduling rules belong to the daemon's core.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A job's identifier. Ids start at 1, grow by one per job and are never
+/// reused, not even across daemon restarts.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+///
+/// Milliseconds rather than `SystemTime` so that the type is plain data that
+/// the sans-IO core can compare and do arithmetic on, and that encodes the
+/// same on every platform.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The current wall-clock time. Only I/O edges (the daemon's driver, the
+    /// client) call this; the scheduler core gets `now` passed in.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// This time as a [`std::time::SystemTime`], for formatting.
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0)
+    }
+
+    /// This time plus `ms` milliseconds, saturating.
+    pub fn plus_millis(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, zero if `earlier` is later.
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// What a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Run this argv directly (no shell): `argv[0]` is looked up on `PATH`.
+    Argv(Vec<String>),
+    /// Run this string with `sh -c`.
+    Shell(String),
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Shell(s) => f.write_str(s),
+            Command::Argv(argv) => {
+                for (i, arg) in argv.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    let plain = !arg.is_empty()
+                        && arg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+                    if plain {
+                        f.write_str(arg)?;
+                    } else {
+                        write!(f, "'{}'", arg.replace('\'', r"'\''"))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Everything the client captures at submit time: the command and the
+/// context it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// What to run.
+    pub command: Command,
+    /// The working directory, captured from the client unless `--cwd` says otherwise.
+    pub cwd: String,
+    /// The complete environment the job sees (the daemon adds `MAYFLY_JOB_ID`
+    /// and `MAYFLY_SOCKET`), captured from the client by default.
+    pub env: Vec<(String, String)>,
+    /// The queue the job waits in.
+    pub queue: String,
+    /// Lower runs first; user jobs take 1–99.
+    pub priority: u8,
+    /// Free-form `key=value` labels, in the order given.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A job's state. The names are the contract's snake_case spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobState {
+    /// Dependencies or a not-before time are pending.
+    Waiting,
+    /// Ready to run, waiting for a free slot.
+    Queued,
+    /// Its process is running.
+    Running,
+    /// Exited with status 0.
+    Succeeded,
+    /// Exited non-zero, was killed by a signal, or could not be started.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+    /// Ran past its timeout and was stopped.
+    TimedOut,
+    /// Never ran because a dependency did not succeed.
+    Skipped,
+    /// The daemon stopped or crashed while it ran.
+    Interrupted,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 9] = [
+        JobState::Waiting,
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::TimedOut,
+        JobState::Skipped,
+        JobState::Interrupted,
+    ];
+
+    /// The contract's name for this state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::TimedOut => "timed_out",
+            JobState::Skipped => "skipped",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a contract name (as printed by [`JobState::as_str`]).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// True once the job can never change again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            JobState::Waiting | JobState::Queued | JobState::Running
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which of a job's two output files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LogStream {
+    /// The job's standard output.
+    Stdout,
+    /// The job's standard error.
+    Stderr,
+}
+
+/// What the daemon reports about one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: JobId,
+    /// Its current state.
+    pub state: JobState,
+    /// What it runs.
+    pub command: Command,
+    /// Where it runs.
+    pub cwd: String,
+    /// The queue it belongs to.
+    pub queue: String,
+    /// Its priority (lower runs first).
+    pub priority: u8,
+    /// Its labels.
+    pub labels: Vec<(String, String)>,
+    /// The exit code of the last attempt, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the last attempt, if one did.
+    pub signal: Option<i32>,
+    /// How many times it has been started.
+    pub attempts: u32,
+    /// When the daemon accepted it.
+    pub submitted_at: Timestamp,
+    /// When its last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached its terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// The latest progress text the job reported.
+    pub progress: Option<String>,
+    /// Why it ended the way it did, when that is not obvious from the exit
+    /// status (for example "could not start: No such file or directory").
+    pub reason: Option<String>,
+    /// The process id (and process group id) of the running attempt.
+    pub pid: Option<u32>,
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// Jobs in `waiting`.
+    pub waiting: u64,
+    /// Jobs in `queued`.
+    pub queued: u64,
+    /// Jobs in `running`.
+    pub running: u64,
+    /// Jobs in `succeeded`.
+    pub succeeded: u64,
+    /// Jobs in `failed`.
+    pub failed: u64,
+    /// Jobs in `cancelled`.
+    pub cancelled: u64,
+    /// Jobs in `timed_out`.
+    pub timed_out: u64,
+    /// Jobs in `skipped`.
+    pub skipped: u64,
+    /// Jobs in `interrupted`.
+    pub interrupted: u64,
+}
+
+impl StateCounts {
+    /// The counter for `state`.
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Waiting => self.waiting,
+            JobState::Queued => self.queued,
+            JobState::Running => self.running,
+            JobState::Succeeded => self.succeeded,
+            JobState::Failed => self.failed,
+            JobState::Cancelled => self.cancelled,
+            JobState::TimedOut => self.timed_out,
+            JobState::Skipped => self.skipped,
+            JobState::Interrupted => self.interrupted,
+        }
+    }
+
+    /// A mutable reference to the counter for `state`.
+    pub fn get_mut(&mut self, state: JobState) -> &mut u64 {
+        match state {
+            JobState::Waiting => &mut self.waiting,
+            JobState::Queued => &mut self.queued,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::TimedOut => &mut self.timed_out,
+            JobState::Skipped => &mut self.skipped,
+            JobState::Interrupted => &mut self.interrupted,
+        }
+    }
+}
+
+/// One queue as `dump-state` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    /// The queue's name.
+    pub name: String,
+    /// How many of its jobs may run at once; `None` means only the global
+    /// limit applies.
+    pub concurrency: Option<u32>,
+    /// A paused queue starts no new jobs.
+    pub paused: bool,
+    /// Its jobs, counted by state.
+    pub counts: StateCounts,
+}
+
+/// The scheduler's settings and counters, as `dump-state` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerInfo {
+    /// The global limit on running jobs.
+    pub concurrency: u32,
+    /// The driver's time slice in milliseconds.
+    pub quantum_ms: u64,
+    /// The id the next job will get.
+    pub next_job_id: u64,
+    /// Jobs accepted since the state began.
+    pub jobs_submitted: u64,
+    /// Attempts started since the state began.
+    pub jobs_started: u64,
+    /// Jobs that reached a terminal state since the state began.
+    pub jobs_finished: u64,
+    /// True once a graceful shutdown has begun.
+    pub shutting_down: bool,
+}
+
+/// One system task (priority 0) as `dump-state` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemTaskInfo {
+    /// The task's name, e.g. `looptask_wal_flush`.
+    pub name: String,
+    /// Always `0` for system tasks; carried so clients need not know the rule.
+    pub priority: u8,
+    /// `running`, `exited` or `failed`.
+    pub state: String,
+    /// When it started.
+    pub started_at: Timestamp,
+}

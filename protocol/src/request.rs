@@ -1,0 +1,136 @@
+//! Requests a client sends after the handshake: one enum, one struct per
+//! command, so the daemon dispatches with exactly one `match`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, JobSpec, LogStream};
+
+/// A request. Variants are only ever appended (bincode numbers them by
+/// position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Queue a job. Answered with [`crate::Response::Submitted`] once durable.
+    Submit(SubmitRequest),
+    /// Report jobs. Streaming: [`crate::Response::Jobs`] frames, then `End`.
+    Status(StatusRequest),
+    /// Cancel jobs. Answered with [`crate::Response::Cancelled`].
+    Cancel(CancelRequest),
+    /// Block until jobs end. Streaming: one [`crate::Response::JobEnded`] per
+    /// job as it ends, then `End`.
+    Wait(WaitRequest),
+    /// Read a job's output. Streaming: [`crate::Response::LogChunk`] frames,
+    /// then `End`.
+    Logs(LogsRequest),
+    /// Snapshot everything. Streaming: one [`crate::Response::State`], then
+    /// [`crate::Response::Jobs`] frames, then `End`.
+    DumpState,
+    /// Begin a graceful shutdown. Answered with [`crate::Response::ShuttingDown`].
+    Shutdown(ShutdownRequest),
+}
+
+impl Request {
+    /// True for requests answered by a series of frames ending in
+    /// [`crate::Response::End`].
+    pub fn is_streaming(&self) -> bool {
+        matches!(
+            self,
+            Request::Status(_) | Request::Wait(_) | Request::Logs(_) | Request::DumpState
+        )
+    }
+
+    /// A short, stable name for the request's kind (for logs and metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Submit(_) => "submit",
+            Request::Status(_) => "status",
+            Request::Cancel(_) => "cancel",
+            Request::Wait(_) => "wait",
+            Request::Logs(_) => "logs",
+            Request::DumpState => "dump_state",
+            Request::Shutdown(_) => "shutdown",
+        }
+    }
+}
+
+/// Queue one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// The job to queue.
+    pub spec: JobSpec,
+}
+
+/// Report the given jobs, or every job when `ids` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRequest {
+    /// The jobs to report; empty means all.
+    pub ids: Vec<JobId>,
+}
+
+/// Cancel queued or running jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// The jobs to cancel.
+    pub ids: Vec<JobId>,
+}
+
+/// Wait until every listed job has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitRequest {
+    /// The jobs to wait for.
+    pub ids: Vec<JobId>,
+}
+
+/// Read one of a job's output files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The job.
+    pub id: JobId,
+    /// Which file.
+    pub stream: LogStream,
+    /// Keep streaming new output until the job ends.
+    pub follow: bool,
+}
+
+/// Begin a graceful shutdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShutdownRequest {
+    /// How long running jobs get after SIGTERM before SIGKILL; `None` uses the
+    /// daemon's `--shutdown-timeout`.
+    pub timeout_ms: Option<u64>,
+}
+
+impl From<SubmitRequest> for Request {
+    fn from(r: SubmitRequest) -> Self {
+        Request::Submit(r)
+    }
+}
+
+impl From<StatusRequest> for Request {
+    fn from(r: StatusRequest) -> Self {
+        Request::Status(r)
+    }
+}
+
+impl From<CancelRequest> for Request {
+    fn from(r: CancelRequest) -> Self {
+        Request::Cancel(r)
+    }
+}
+
+impl From<WaitRequest> for Request {
+    fn from(r: WaitRequest) -> Self {
+        Request::Wait(r)
+    }
+}
+
+impl From<LogsRequest> for Request {
+    fn from(r: LogsRequest) -> Self {
+        Request::Logs(r)
+    }
+}
+
+impl From<ShutdownRequest> for Request {
+    fn from(r: ShutdownRequest) -> Self {
+        Request::Shutdown(r)
+    }
+}

@@ -1,0 +1,101 @@
+//! Responses the daemon sends: one frame per unary request, or a series of
+//! frames ending in [`Response::End`] for a streaming one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobId, JobInfo, JobState, QueueInfo, SchedulerInfo, SystemTaskInfo};
+
+/// A response frame. Variants are only ever appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The job is queued (and durable) under this id.
+    Submitted {
+        /// The new job's id.
+        id: JobId,
+    },
+    /// A batch of jobs (part of a `Status` or `DumpState` stream).
+    Jobs(Vec<JobInfo>),
+    /// What happened to each job of a `Cancel`, in request order.
+    Cancelled(Vec<(JobId, CancelOutcome)>),
+    /// One job of a `Wait` has ended.
+    JobEnded(JobInfo),
+    /// A piece of a job's output (part of a `Logs` stream).
+    LogChunk(Vec<u8>),
+    /// The head of a `DumpState` stream: everything but the jobs.
+    State(StateHeader),
+    /// The daemon has begun a graceful shutdown.
+    ShuttingDown,
+    /// The end of a streaming response.
+    End,
+    /// The request failed; for a streaming request this ends the stream.
+    Error(ErrorResponse),
+}
+
+/// What a cancel did to one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelOutcome {
+    /// It had not started; it is now `cancelled`.
+    Cancelled,
+    /// It was running; its process group got SIGTERM (SIGKILL follows after
+    /// the grace period) and it will end `cancelled`.
+    Signalled,
+    /// It had already ended in this state; nothing was done.
+    AlreadyEnded(JobState),
+    /// No job has this id.
+    NotFound,
+}
+
+/// The non-job part of a `DumpState`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHeader {
+    /// The scheduler's settings and counters.
+    pub scheduler: SchedulerInfo,
+    /// Every queue.
+    pub queues: Vec<QueueInfo>,
+    /// Every system task.
+    pub system_tasks: Vec<SystemTaskInfo>,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// What class of failure, for the client's exit code and wording.
+    pub kind: ErrorKind,
+    /// One line: what failed and what to do.
+    pub message: String,
+}
+
+impl ErrorResponse {
+    /// Builds an error response.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Classes of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The request is malformed or names something invalid (bad priority, …).
+    BadRequest,
+    /// A named job does not exist.
+    NotFound,
+    /// The daemon is shutting down and accepts no new work.
+    ShuttingDown,
+    /// The daemon could not make the change durable (disk full, I/O error).
+    Storage,
+    /// The frame could not be decoded or broke the protocol.
+    Protocol,
+    /// Anything else; the daemon's log has details.
+    Internal,
+}
