@@ -26,7 +26,9 @@ use tokio_util::task::TaskTracker;
 use crate::core::{Core, CoreConfig};
 use crate::driver::{DriverConfig, DriverInbox, InternalMsg, SystemContext};
 use crate::executor::Executor;
+#[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
+#[cfg(feature = "ipc")]
 use crate::session::SessionContext;
 
 /// Everything a daemon is configured with. [`Settings::default`] gives the
@@ -95,6 +97,7 @@ pub fn default_state_dir() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The socket could not be bound.
+    #[cfg(feature = "ipc")]
     #[error(transparent)]
     Bind(#[from] BindError),
     /// The state dir could not be prepared.
@@ -251,14 +254,17 @@ impl Scheduler {
             .build()
             .map_err(DaemonError::Runtime)?;
         runtime.block_on(async move {
-            let listener = listener::bind(&self.settings.socket)?;
+            #[cfg(feature = "ipc")]
+            let listener = Some(listener::bind(&self.settings.socket)?);
+            #[cfg(not(feature = "ipc"))]
+            let listener = None;
             self.run(listener).await
         })
     }
 
     /// Runs on the current runtime with an already-bound listener (tests
-    /// bind their own socket and hand it in).
-    pub async fn run(self, listener: UnixListener) -> Result<(), DaemonError> {
+    /// bind their own socket and hand it in); `None` serves no socket.
+    pub async fn run(self, listener: Option<UnixListener>) -> Result<(), DaemonError> {
         let Scheduler {
             settings,
             handle,
@@ -340,21 +346,26 @@ impl Scheduler {
             tracker.clone(),
         );
 
-        let session_ctx = SessionContext {
-            driver: clients_tx,
-            logs_dir,
-            handshake_timeout: settings.handshake_timeout,
-        };
-        tracker.spawn(listener::run(
-            listener,
-            session_ctx,
-            Limits {
-                max_connections: settings.max_connections,
-            },
-            shutdown.clone(),
-            shutdown.clone(),
-            tracker.clone(),
-        ));
+        #[cfg(feature = "ipc")]
+        if let Some(listener) = listener {
+            let session_ctx = SessionContext {
+                driver: clients_tx,
+                logs_dir,
+                handshake_timeout: settings.handshake_timeout,
+            };
+            tracker.spawn(listener::run(
+                listener,
+                session_ctx,
+                Limits {
+                    max_connections: settings.max_connections,
+                },
+                shutdown.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        #[cfg(not(feature = "ipc"))]
+        let _ = (listener, clients_tx);
         tracing::info!(
             socket = %settings.socket.display(),
             state_dir = %settings.state_dir.display(),
