@@ -132,20 +132,22 @@ pub use self::framed::FrameCodec;
 mod framed {
     use std::marker::PhantomData;
 
-    use bytes::{BufMut, BytesMut};
+    use bytes::{Buf, BufMut, BytesMut};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
-    use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+    use tokio_util::codec::{Decoder, Encoder};
 
     use super::{FrameError, decode_payload, encode_payload};
     use crate::MAX_FRAME_LEN;
 
-    /// Decodes frames into `In` and encodes `Out` into frames, on top of
-    /// [`LengthDelimitedCodec`] with the protocol's 16 MiB limit.
+    /// Decodes frames into `In` and encodes `Out` into frames, with the
+    /// protocol's 16 MiB limit checked before anything is reserved.
+    ///
+    /// The length prefix is left in the buffer until the whole frame has
+    /// arrived, so a frame split across reads is checked once, at its real
+    /// prefix, and an end of stream inside a frame is always `Truncated`.
     #[derive(Debug)]
     pub struct FrameCodec<In, Out> {
-        /// Length-prefix handling, including the size check before allocation.
-        inner: LengthDelimitedCodec,
         /// The message types this codec reads and writes.
         _types: PhantomData<fn(Out) -> In>,
     }
@@ -160,11 +162,6 @@ mod framed {
         /// A codec with the protocol's framing.
         pub fn new() -> Self {
             Self {
-                inner: LengthDelimitedCodec::builder()
-                    .length_field_length(4)
-                    .big_endian()
-                    .max_frame_length(MAX_FRAME_LEN)
-                    .new_codec(),
                 _types: PhantomData,
             }
         }
@@ -175,17 +172,22 @@ mod framed {
         type Error = FrameError;
 
         fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {
-            // Peek at the prefix ourselves so the error carries the length.
-            if src.len() >= 4 {
-                let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as u64;
-                if len > MAX_FRAME_LEN as u64 {
-                    return Err(FrameError::TooLarge { len });
-                }
+            // The prefix stays in `src` until the whole frame is there, so it
+            // is always the first four bytes whenever this runs.
+            if src.len() < 4 {
+                return Ok(None);
             }
-            match self.inner.decode(src)? {
-                Some(frame) => decode_payload(&frame).map(Some),
-                None => Ok(None),
+            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+            if len > MAX_FRAME_LEN {
+                return Err(FrameError::TooLarge { len: len as u64 });
             }
+            if src.len() < 4 + len {
+                src.reserve(4 + len - src.len());
+                return Ok(None);
+            }
+            src.advance(4);
+            let payload = src.split_to(len);
+            decode_payload(&payload).map(Some)
         }
 
         fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<In>, FrameError> {

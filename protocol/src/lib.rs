@@ -35,8 +35,7 @@ pub use job::{
     SystemTaskInfo, Timestamp,
 };
 pub use request::{
-    CancelRequest, LogsRequest, Request, ShutdownRequest, StatusRequest, SubmitRequest,
-    WaitRequest,
+    CancelRequest, LogsRequest, Request, ShutdownRequest, StatusRequest, SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, Response, StateHeader};
 
