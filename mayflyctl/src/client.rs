@@ -1,0 +1,156 @@
+//! One blocking connection to the daemon.
+//!
+//! There is no async runtime in the client: a run is one connect, one write
+//! and a few reads, and start-up time is what scripts pay thousands of times.
+//! [`Connection::open`] sends the handshake *and* the first request in a
+//! single write, then reads the handshake reply, so a unary command costs one
+//! round trip.
+//!
+//! Every failure is translated here into a [`CtlError`] with the right exit
+//! code: a failed connect is "unreachable" (3); a refused handshake, an
+//! `Error` frame, a dropped connection or an undecodable frame is a failed
+//! request (1).
+
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use mayfly_protocol::{
+    FrameError, Hello, HelloReply, JobInfo, PROTOCOL_VERSION, Request, Response, encode_frame,
+    read_frame,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::CtlError;
+
+/// A handshaken connection to the daemon.
+#[derive(Debug)]
+pub struct Connection {
+    /// The socket, buffered for reading so that a frame's prefix and payload
+    /// usually cost one `read` between them. Writes go to the inner stream.
+    stream: BufReader<UnixStream>,
+    /// The socket's path, for error messages.
+    socket: PathBuf,
+}
+
+impl Connection {
+    /// Connects to `socket`, sends the handshake and `first` in one write, and
+    /// checks the daemon's handshake reply. The answer to `first` is then read
+    /// with [`Connection::recv`].
+    pub fn open(socket: &Path, first: &Request) -> Result<Self, CtlError> {
+        let mut bytes = encode_frame(&Hello::current()).map_err(CtlError::Encode)?;
+        bytes.extend(encode_frame(first).map_err(CtlError::Encode)?);
+
+        let stream = UnixStream::connect(socket).map_err(|source| CtlError::Unreachable {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
+        let write_result = (&stream).write_all(&bytes);
+        let mut conn = Self {
+            stream: BufReader::new(stream),
+            socket: socket.to_path_buf(),
+        };
+
+        // Read the reply even if the write failed: a daemon that rejects the
+        // handshake may close before reading our request, and its reason is
+        // worth more than "broken pipe".
+        let reply = conn.read::<HelloReply>("during the handshake");
+        match (reply, write_result) {
+            (Ok(HelloReply::Rejected { reason }), _) => Err(CtlError::Rejected {
+                socket: conn.socket,
+                reason,
+            }),
+            (Ok(HelloReply::Accepted { version, .. }), Ok(())) if version == PROTOCOL_VERSION => {
+                Ok(conn)
+            }
+            (Ok(HelloReply::Accepted { version, .. }), Ok(())) => Err(CtlError::Protocol(format!(
+                "the daemon chose protocol version {version}, but this mayflyctl speaks only \
+                 version {PROTOCOL_VERSION}"
+            ))),
+            (_, Err(source)) => Err(io_error(source, "while sending the request")),
+            (Err(err), Ok(())) => Err(err),
+        }
+    }
+
+    /// Sends another request on this connection (e.g. the `wait` that
+    /// follows `submit --wait`).
+    pub fn send(&mut self, request: &Request) -> Result<(), CtlError> {
+        let bytes = encode_frame(request).map_err(CtlError::Encode)?;
+        self.stream
+            .get_ref()
+            .write_all(&bytes)
+            .map_err(|e| io_error(e, "while sending the request"))
+    }
+
+    /// Reads the next response frame. The daemon closing the connection here
+    /// is an error: every request is answered.
+    pub fn recv(&mut self) -> Result<Response, CtlError> {
+        self.read("before the answer was complete")
+    }
+
+    /// Reads one frame of type `T`; `during` says when, for error messages.
+    fn read<T: DeserializeOwned>(&mut self, during: &'static str) -> Result<T, CtlError> {
+        match read_frame(&mut self.stream) {
+            Ok(Some(msg)) => Ok(msg),
+            Ok(None) | Err(FrameError::Truncated) => Err(CtlError::ConnectionLost { during }),
+            Err(FrameError::Io(e)) => Err(io_error(e, during)),
+            Err(e) => Err(CtlError::Protocol(format!(
+                "unreadable answer from the daemon {during}: {e}"
+            ))),
+        }
+    }
+}
+
+/// An I/O error while talking: a reset or closed peer is a lost connection,
+/// anything else is reported as is.
+fn io_error(source: std::io::Error, during: &'static str) -> CtlError {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match source.kind() {
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof => {
+            CtlError::ConnectionLost { during }
+        }
+        _ => CtlError::Connection { during, source },
+    }
+}
+
+/// The error for an answer that does not fit the request.
+pub fn unexpected(request: &'static str, got: &Response) -> CtlError {
+    CtlError::Protocol(format!(
+        "unexpected answer to {request} from the daemon: {}",
+        response_name(got)
+    ))
+}
+
+/// The error for an `Error` frame.
+pub fn daemon_error(request: &'static str, error: mayfly_protocol::ErrorResponse) -> CtlError {
+    CtlError::Daemon { request, error }
+}
+
+/// A response variant's name, for messages.
+pub fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::Submitted { .. } => "Submitted",
+        Response::Jobs(_) => "Jobs",
+        Response::Cancelled(_) => "Cancelled",
+        Response::JobEnded(_) => "JobEnded",
+        Response::LogChunk(_) => "LogChunk",
+        Response::State(_) => "State",
+        Response::ShuttingDown => "ShuttingDown",
+        Response::End => "End",
+        Response::Error(_) => "Error",
+    }
+}
+
+/// Reads a stream of `Jobs` chunks up to `End` (the body of `status`, and of
+/// `dump-state` after its header).
+pub fn read_jobs(conn: &mut Connection, request: &'static str) -> Result<Vec<JobInfo>, CtlError> {
+    let mut jobs = Vec::new();
+    loop {
+        match conn.recv()? {
+            Response::Jobs(chunk) => jobs.extend(chunk),
+            Response::End => return Ok(jobs),
+            Response::Error(e) => return Err(daemon_error(request, e)),
+            other => return Err(unexpected(request, &other)),
+        }
+    }
+}

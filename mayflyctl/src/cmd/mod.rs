@@ -1,0 +1,56 @@
+//! The subcommands, one module each.
+//!
+//! Every module owns both halves of its command: `plan`, the pure conversion
+//! of its clap arguments into an [`Action`] (called by [`crate::plan`]), and
+//! `execute`, which opens the connection, sends the request and renders the
+//! answer. [`execute`] is the one `match` that dispatches.
+//!
+//! Conventions: commands write only to the `out` they are given (stdout in
+//! the binary) and return the exit code on success; failures are returned as
+//! [`CtlError`]s and printed once by `main`. Output that a user may be
+//! watching (wait lines, log chunks, the id before `submit --wait` blocks) is
+//! flushed as soon as it is written.
+
+use std::io::Write;
+
+use crate::context::ClientContext;
+use crate::error::CtlError;
+use crate::plan::{Action, Plan};
+
+pub mod cancel;
+pub mod dump_state;
+pub mod logs;
+pub mod shutdown;
+pub mod status;
+pub mod submit;
+pub mod wait;
+
+/// Runs a plan against the daemon and returns the exit code.
+pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u8, CtlError> {
+    let Plan {
+        socket,
+        json,
+        action,
+    } = plan;
+    match action {
+        Action::Submit { request, wait } => submit::execute(&socket, request, wait, json, out),
+        Action::Status(request) => status::execute(&socket, request, json, ctx, out),
+        Action::Cancel(request) => cancel::execute(&socket, request, json, out),
+        Action::Wait { request, quiet } => wait::execute(&socket, request, quiet, json, out),
+        Action::Logs(request) => logs::execute(&socket, request, out),
+        Action::DumpState => dump_state::execute(&socket, out),
+        Action::Shutdown(request) => shutdown::execute(&socket, request),
+    }
+}
+
+/// Writes `text` and a newline.
+pub(crate) fn emit_line(out: &mut dyn Write, text: &str) -> Result<(), CtlError> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(CtlError::Output)
+}
+
+/// Flushes `out`, so a watching user sees what was written so far.
+pub(crate) fn flush(out: &mut dyn Write) -> Result<(), CtlError> {
+    out.flush().map_err(CtlError::Output)
+}

@@ -1,0 +1,243 @@
+//! What can go wrong in `mayflyctl`, and the exit code each failure maps to.
+//!
+//! Conventions: every message is one line that says what failed and, where
+//! there is something to do, what to do. Messages carry no `mayflyctl:`
+//! prefix and no trailing period; `main` adds the prefix and prints the error
+//! exactly once. The exit codes are the contract of DESIGN.md §3.
+
+use std::io;
+use std::path::PathBuf;
+
+use mayfly_protocol::{ErrorResponse, FrameError, JobId};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the daemon refused or failed the request.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: the command line is wrong.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the daemon could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// A command line that parsed but does not make sense. Always exit code 2,
+/// like clap's own usage errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// `--priority` outside the user range.
+    #[error(
+        "priority {0} is out of range: use 1 (runs first) to 99 (runs last); \
+         0 is reserved for system tasks"
+    )]
+    PriorityOutOfRange(i64),
+
+    /// A `KEY=VALUE` argument without `=` or with an empty key.
+    #[error("{flag} expects KEY=VALUE with a non-empty KEY, got '{value}'")]
+    NotKeyValue {
+        /// The flag, e.g. `--env`.
+        flag: &'static str,
+        /// What the user wrote.
+        value: String,
+    },
+
+    /// A duration `humantime` cannot read.
+    #[error("invalid duration '{value}' for {flag}: {reason}; write it like 500ms, 30s or 5m")]
+    BadDuration {
+        /// The flag, e.g. `--timeout`.
+        flag: &'static str,
+        /// What the user wrote.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// `submit` without a command.
+    #[error("no command given; put the command after '--', e.g. 'mayflyctl submit -- make test'")]
+    NoCommand,
+
+    /// A path or argument that is not UTF-8 (the protocol carries text).
+    #[error("{what} is not valid UTF-8 ('{lossy}'); Mayfly can only carry UTF-8 text")]
+    NotUtf8 {
+        /// Which value, e.g. "the working directory".
+        what: String,
+        /// The value with invalid bytes replaced, to show the user.
+        lossy: String,
+    },
+
+    /// Something that should be a job id is not.
+    #[error("'{0}' is not a job id; ids are whole numbers from 1, such as 42")]
+    BadId(String),
+
+    /// The current directory could not be determined and `--cwd` did not
+    /// give an absolute one.
+    #[error("cannot determine the current directory ({0}); pass --cwd with an absolute path")]
+    NoCwd(String),
+
+    /// `--queue ''`.
+    #[error("the queue name is empty; pass --queue NAME or leave it out for 'default'")]
+    EmptyQueue,
+}
+
+/// Any failure of a `mayflyctl` run.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// The command line does not make sense.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+
+    /// Connecting to the socket failed: no daemon runs there.
+    #[error(
+        "no daemon answers at {}: {}; start it with 'mayflyd' or pass --socket",
+        socket.display(),
+        describe_connect_error(source)
+    )]
+    Unreachable {
+        /// The socket tried.
+        socket: PathBuf,
+        /// Why the connection failed.
+        source: io::Error,
+    },
+
+    /// The daemon refused the handshake (wrong version, not Mayfly).
+    #[error("the daemon at {} refused the connection: {reason}", socket.display())]
+    Rejected {
+        /// The socket connected to.
+        socket: PathBuf,
+        /// The daemon's explanation.
+        reason: String,
+    },
+
+    /// The daemon answered the request with an error.
+    #[error("{request} failed: {}", error.message)]
+    Daemon {
+        /// The kind of request, e.g. `status`.
+        request: &'static str,
+        /// The daemon's answer.
+        error: ErrorResponse,
+    },
+
+    /// Some of the jobs named on the command line do not exist.
+    #[error("no such job: {}", join_ids(.0))]
+    JobsNotFound(Vec<JobId>),
+
+    /// The daemon closed the connection before the answer was complete.
+    #[error(
+        "the daemon closed the connection {during}; it may have stopped or crashed, see its log"
+    )]
+    ConnectionLost {
+        /// When, e.g. "during the handshake".
+        during: &'static str,
+    },
+
+    /// Reading from or writing to the daemon failed for another reason.
+    #[error("connection to the daemon failed {during}: {source}")]
+    Connection {
+        /// When, e.g. "while reading the reply".
+        during: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+
+    /// The daemon sent something this client does not understand.
+    #[error("{0}; mayflyctl and mayflyd may be from different releases")]
+    Protocol(String),
+
+    /// The request could not be encoded (for example, larger than a frame).
+    #[error("could not send the request: {0}")]
+    Encode(FrameError),
+
+    /// Writing to stdout failed (a broken pipe is not reported: it is a clean exit).
+    #[error("could not write the output: {0}")]
+    Output(io::Error),
+}
+
+impl CtlError {
+    /// The process exit code for this failure (DESIGN.md §3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::Usage(_) => EXIT_USAGE,
+            CtlError::Unreachable { .. } => EXIT_UNREACHABLE,
+            CtlError::Rejected { .. }
+            | CtlError::Daemon { .. }
+            | CtlError::JobsNotFound(_)
+            | CtlError::ConnectionLost { .. }
+            | CtlError::Connection { .. }
+            | CtlError::Protocol(_)
+            | CtlError::Encode(_)
+            | CtlError::Output(_) => EXIT_FAILED,
+        }
+    }
+}
+
+/// Words for the usual reasons a connect fails, instead of `os error 111`.
+fn describe_connect_error(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::NotFound => "no socket at that path".to_string(),
+        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => err.to_string(),
+    }
+}
+
+/// `1, 2, 3`.
+fn join_ids(ids: &[JobId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_protocol::ErrorKind;
+
+    use super::*;
+
+    /// Each failure class has the contract's exit code.
+    #[test]
+    fn exit_codes() {
+        assert_eq!(CtlError::from(UsageError::NoCommand).exit_code(), 2);
+        let unreachable = CtlError::Unreachable {
+            socket: "/x".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(unreachable.exit_code(), 3);
+        let daemon = CtlError::Daemon {
+            request: "status",
+            error: ErrorResponse::new(ErrorKind::NotFound, "no job 4"),
+        };
+        assert_eq!(daemon.exit_code(), 1);
+        assert_eq!(CtlError::JobsNotFound(vec![JobId(4)]).exit_code(), 1);
+        assert_eq!(CtlError::ConnectionLost { during: "x" }.exit_code(), 1);
+    }
+
+    /// The unreachable message names the socket, the reason in words, and what to do.
+    #[test]
+    fn unreachable_message() {
+        let err = CtlError::Unreachable {
+            socket: "/run/user/1000/mayfly/mayfly.sock".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "no daemon answers at /run/user/1000/mayfly/mayfly.sock: connection refused; \
+             start it with 'mayflyd' or pass --socket"
+        );
+    }
+
+    /// Daemon errors name the request and carry the daemon's message.
+    #[test]
+    fn daemon_message() {
+        let err = CtlError::Daemon {
+            request: "cancel",
+            error: ErrorResponse::new(ErrorKind::ShuttingDown, "the daemon is shutting down"),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cancel failed: the daemon is shutting down"
+        );
+        assert_eq!(
+            CtlError::JobsNotFound(vec![JobId(4), JobId(9)]).to_string(),
+            "no such job: 4, 9"
+        );
+    }
+}

@@ -1,0 +1,775 @@
+//! The client against a fake daemon: the round trip of each command, the
+//! streaming responses, and the exit codes for every way a run can end.
+//! Most tests call the library's `run` in-process; the `binary_*` tests run
+//! the built `mayflyctl` to check what only the process shows (stderr,
+//! exit status, a closed stdout).
+
+mod helper;
+
+use std::io::Read;
+use std::os::unix::net::UnixListener;
+use std::process::{Command as Process, Stdio};
+
+use helper::{FakeDaemon, end, ended, job, run_client};
+use mayfly_protocol::{
+    CancelOutcome, Command, ErrorKind, ErrorResponse, Hello, HelloReply, JobId, JobState,
+    LogStream, LogsRequest, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
+    StateCounts, StateHeader, StatusRequest, SystemTaskInfo, Timestamp, WaitRequest,
+};
+use serde_json::Value;
+
+// --- submit ---------------------------------------------------------------
+
+#[test]
+/// Submit sends hello + request in one write, with the caller's context, and prints the id.
+fn submit_round_trip() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Submitted { id: JobId(7) });
+    });
+    let out = run_client(
+        &daemon.socket,
+        &[
+            "submit",
+            "--priority",
+            "10",
+            "--label",
+            "k=v",
+            "--env",
+            "X=1",
+            "--",
+            "echo",
+            "hi",
+        ],
+    );
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert_eq!(out.stdout, "7\n");
+    assert_eq!(got.hello, Hello::current());
+    assert!(got.one_write, "hello and request must go out in one write");
+    let Request::Submit(req) = &got.requests[0] else {
+        panic!("sent {:?}", got.requests[0]);
+    };
+    assert_eq!(
+        req.spec.command,
+        Command::Argv(vec!["echo".into(), "hi".into()])
+    );
+    assert_eq!(req.spec.cwd, "/work");
+    assert_eq!(req.spec.priority, 10);
+    assert_eq!(req.spec.queue, "default");
+    assert_eq!(req.spec.labels, vec![("k".into(), "v".into())]);
+    assert_eq!(req.spec.env.len(), 3);
+    assert!(req.spec.env.contains(&("X".into(), "1".into())));
+}
+
+#[test]
+/// `--json` prints `{"id": N}`; `--shell` sends one string.
+fn submit_json_shell() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Submitted { id: JobId(42) });
+    });
+    let out = run_client(
+        &daemon.socket,
+        &["--json", "submit", "--shell", "--", "echo hi | wc -c"],
+    );
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0);
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v, serde_json::json!({"id": 42}));
+    let Request::Submit(req) = &got.requests[0] else {
+        panic!("sent {:?}", got.requests[0]);
+    };
+    assert_eq!(req.spec.command, Command::Shell("echo hi | wc -c".into()));
+}
+
+#[test]
+/// `submit --wait` prints the id, waits on the same connection, and exits with the job's code.
+fn submit_wait_exits_with_job_code() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Submitted { id: JobId(7) });
+        let wait = s.recv();
+        assert_eq!(
+            wait,
+            Request::Wait(WaitRequest {
+                ids: vec![JobId(7)]
+            })
+        );
+        s.send(&Response::JobEnded(ended(
+            7,
+            JobState::Failed,
+            Some(3),
+            None,
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["submit", "--wait", "--", "false"]);
+    let got = daemon.finish();
+    assert_eq!(got.requests.len(), 2);
+    assert_eq!(out.stdout, "7\n");
+    assert_eq!(out.code(), 3, "{:?}", out.result);
+}
+
+#[test]
+/// `submit --wait` on a job killed by SIGKILL exits 137.
+fn submit_wait_signal() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Submitted { id: JobId(1) });
+        s.recv();
+        s.send(&Response::JobEnded(ended(
+            1,
+            JobState::Failed,
+            None,
+            Some(9),
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["submit", "--wait", "--", "sleep", "100"]);
+    daemon.finish();
+    assert_eq!(out.code(), 137);
+}
+
+#[test]
+/// A daemon that refuses the submit is exit 1 with its message.
+fn submit_refused() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::ShuttingDown,
+            "the daemon is shutting down and accepts no new jobs",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["submit", "--", "true"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.error(),
+        "submit failed: the daemon is shutting down and accepts no new jobs"
+    );
+    assert_eq!(out.stdout, "");
+}
+
+// --- status ---------------------------------------------------------------
+
+/// The daemon side of a status stream delivered in two chunks.
+fn two_chunks(s: &mut helper::Server) {
+    s.accept_hello();
+    let mut done = ended(1, JobState::Succeeded, Some(0), None);
+    done.labels = vec![("team".into(), "ops".into())];
+    s.send(&Response::Jobs(vec![done, job(2, JobState::Running)]));
+    s.send(&Response::Jobs(vec![job(3, JobState::Queued)]));
+    s.send(&end());
+}
+
+#[test]
+/// Status reads every chunk up to End and prints one aligned row per job.
+fn status_table_streams() {
+    let daemon = FakeDaemon::start(two_chunks);
+    let out = run_client(&daemon.socket, &["status"]);
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert_eq!(
+        got.requests[0],
+        Request::Status(StatusRequest { ids: vec![] })
+    );
+    assert!(got.one_write);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(lines[0].starts_with("ID  STATE"));
+    assert!(
+        lines[1].starts_with("1   succeeded  default  50   0 "),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[3].starts_with("3   queued "), "{}", lines[3]);
+    assert!(lines[3].ends_with("1m   make test"), "{}", lines[3]);
+}
+
+#[test]
+/// `status --json` prints an array of job objects with the contract's fields.
+fn status_json_streams() {
+    let daemon = FakeDaemon::start(two_chunks);
+    let out = run_client(&daemon.socket, &["status", "--json", "1", "2", "3"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Status(StatusRequest {
+            ids: vec![JobId(1), JobId(2), JobId(3)]
+        })
+    );
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let jobs = v.as_array().expect("an array");
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs[0]["id"], 1);
+    assert_eq!(jobs[0]["state"], "succeeded");
+    assert_eq!(jobs[0]["command"], serde_json::json!(["make", "test"]));
+    assert_eq!(jobs[0]["labels"], serde_json::json!({"team": "ops"}));
+    assert_eq!(jobs[0]["exit_code"], 0);
+    assert_eq!(jobs[0]["submitted_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(jobs[0]["finished_at"], "2023-11-14T22:14:10.000Z");
+    assert_eq!(jobs[1]["finished_at"], Value::Null);
+    for key in [
+        "id",
+        "state",
+        "queue",
+        "priority",
+        "command",
+        "cwd",
+        "labels",
+        "exit_code",
+        "signal",
+        "attempts",
+        "submitted_at",
+        "started_at",
+        "finished_at",
+        "progress",
+        "reason",
+        "pid",
+    ] {
+        assert!(jobs[2].get(key).is_some(), "missing {key}");
+    }
+}
+
+#[test]
+/// An unknown id is the daemon's NotFound: exit 1 with its message.
+fn status_not_found() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::NotFound,
+            "no job 99",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["status", "99"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.error(), "status failed: no job 99");
+}
+
+#[test]
+/// A connection dropped mid-stream is exit 1 with a clear message, and no partial table.
+fn status_dropped_mid_stream() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Jobs(vec![job(1, JobState::Queued)]));
+        // Half a frame, then hang up.
+        let frame = mayfly_protocol::encode_frame(&Response::Jobs(vec![job(2, JobState::Queued)]))
+            .expect("encodes");
+        s.send_raw(&frame[..frame.len() / 2]);
+    });
+    let out = run_client(&daemon.socket, &["status"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("closed the connection"),
+        "{}",
+        out.error()
+    );
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+/// A frame this client cannot read (here: a hostile length) is exit 1, not a hang or a crash.
+fn status_garbage_reply() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send_raw(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3]);
+    });
+    let out = run_client(&daemon.socket, &["status"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("different releases"),
+        "{}",
+        out.error()
+    );
+}
+
+#[test]
+/// An answer of the wrong kind is a protocol error, exit 1.
+fn status_unexpected_answer() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Submitted { id: JobId(1) });
+    });
+    let out = run_client(&daemon.socket, &["status"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(out.error().contains("Submitted"), "{}", out.error());
+}
+
+// --- wait -----------------------------------------------------------------
+
+#[test]
+/// One id: the job's own exit code; a line as it ends.
+fn wait_one_job() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            5,
+            JobState::Failed,
+            None,
+            Some(9),
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["wait", "5"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Wait(WaitRequest {
+            ids: vec![JobId(5)]
+        })
+    );
+    assert_eq!(out.stdout, "5 failed (killed by SIGKILL)\n");
+    assert_eq!(out.code(), 137);
+}
+
+#[test]
+/// A cancelled job has no exit code: 1.
+fn wait_cancelled() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            5,
+            JobState::Cancelled,
+            None,
+            None,
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["wait", "5"]);
+    daemon.finish();
+    assert_eq!(out.stdout, "5 cancelled\n");
+    assert_eq!(out.code(), 1);
+}
+
+#[test]
+/// Several ids: one line per job in the order they end; 0 only if all succeeded.
+fn wait_several() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            2,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        )));
+        s.send(&Response::JobEnded(ended(
+            1,
+            JobState::Failed,
+            Some(4),
+            None,
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["wait", "1", "2"]);
+    daemon.finish();
+    assert_eq!(out.stdout, "2 succeeded (exit 0)\n1 failed (exit 4)\n");
+    assert_eq!(out.code(), 1);
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            1,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        )));
+        s.send(&Response::JobEnded(ended(
+            2,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["--json", "wait", "1", "2"]);
+    daemon.finish();
+    assert_eq!(out.code(), 0);
+    let objects: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[1]["id"], 2);
+    assert_eq!(objects[1]["state"], "succeeded");
+}
+
+#[test]
+/// `--quiet` prints nothing; the exit code still tells.
+fn wait_quiet() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            3,
+            JobState::Failed,
+            Some(2),
+            None,
+        )));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["wait", "--quiet", "3"]);
+    daemon.finish();
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.code(), 2);
+}
+
+#[test]
+/// The daemon dying while the client waits is exit 1, after the lines already printed.
+fn wait_daemon_dies() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::JobEnded(ended(
+            1,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        )));
+    });
+    let out = run_client(&daemon.socket, &["wait", "1", "2"]);
+    daemon.finish();
+    assert_eq!(out.stdout, "1 succeeded (exit 0)\n");
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("closed the connection"),
+        "{}",
+        out.error()
+    );
+}
+
+#[test]
+/// Waiting on an unknown job: the daemon's NotFound ends the stream, exit 1.
+fn wait_not_found() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::NotFound,
+            "no job 8",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["wait", "8"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.error(), "wait failed: no job 8");
+}
+
+// --- the other commands -----------------------------------------------------
+
+#[test]
+/// Cancel prints one line per job and exits 1 when an id did not exist.
+fn cancel_outcomes() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Cancelled(vec![
+            (JobId(1), CancelOutcome::Cancelled),
+            (JobId(2), CancelOutcome::Signalled),
+            (JobId(3), CancelOutcome::AlreadyEnded(JobState::Succeeded)),
+            (JobId(4), CancelOutcome::NotFound),
+        ]));
+    });
+    let out = run_client(&daemon.socket, &["cancel", "1", "2", "3", "4"]);
+    daemon.finish();
+    assert_eq!(
+        out.stdout,
+        "1: cancelled\n2: signalled (SIGTERM sent)\n3: already succeeded\n4: no such job\n"
+    );
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.error(), "no such job: 4");
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Cancelled(vec![(
+            JobId(1),
+            CancelOutcome::Cancelled,
+        )]));
+    });
+    let out = run_client(&daemon.socket, &["--json", "cancel", "1"]);
+    daemon.finish();
+    assert_eq!(out.code(), 0);
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v, serde_json::json!([{"id": 1, "outcome": "cancelled"}]));
+}
+
+#[test]
+/// Logs copies chunks byte for byte, text or not.
+fn logs_raw_bytes() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::LogChunk(b"line one\n".to_vec()));
+        s.send(&Response::LogChunk(b"line two\n".to_vec()));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["logs", "--stderr", "--follow", "6"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Logs(LogsRequest {
+            id: JobId(6),
+            stream: LogStream::Stderr,
+            follow: true
+        })
+    );
+    assert_eq!(out.code(), 0);
+    assert_eq!(out.stdout, "line one\nline two\n");
+}
+
+#[test]
+/// dump-state reads the header, then the jobs, and prints the contract's object.
+fn dump_state_object() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::State(StateHeader {
+            scheduler: SchedulerInfo {
+                concurrency: 2,
+                quantum_ms: 10,
+                next_job_id: 3,
+                jobs_submitted: 2,
+                jobs_started: 1,
+                jobs_finished: 1,
+                shutting_down: false,
+            },
+            queues: vec![QueueInfo {
+                name: "default".into(),
+                concurrency: Some(1),
+                paused: false,
+                counts: StateCounts {
+                    succeeded: 1,
+                    queued: 1,
+                    ..StateCounts::default()
+                },
+            }],
+            system_tasks: vec![SystemTaskInfo {
+                name: "looptask_wal_flush".into(),
+                priority: 0,
+                state: "running".into(),
+                started_at: Timestamp(1_700_000_000_000),
+            }],
+        }));
+        s.send(&Response::Jobs(vec![ended(
+            1,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        )]));
+        s.send(&Response::Jobs(vec![job(2, JobState::Queued)]));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["dump-state"]);
+    let got = daemon.finish();
+    assert_eq!(got.requests[0], Request::DumpState);
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert!(out.stdout.contains("\n  "), "pretty-printed");
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let tasks = v["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 3);
+    let kinds: Vec<&str> = tasks.iter().filter_map(|t| t["kind"].as_str()).collect();
+    assert_eq!(kinds, ["system", "job", "job"]);
+    assert_eq!(tasks[0]["started_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(v["queues"][0]["concurrency"], 1);
+    assert_eq!(v["queues"][0]["counts"]["succeeded"], 1);
+    assert_eq!(v["scheduler"]["next_job_id"], 3);
+}
+
+#[test]
+/// Shutdown sends the timeout in milliseconds and prints nothing.
+fn shutdown_request() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::ShuttingDown);
+    });
+    let out = run_client(&daemon.socket, &["shutdown", "--timeout", "1m 30s"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Shutdown(ShutdownRequest {
+            timeout_ms: Some(90_000)
+        })
+    );
+    assert_eq!(out.code(), 0);
+    assert_eq!(out.stdout, "");
+}
+
+// --- connection failures ----------------------------------------------------
+
+#[test]
+/// A rejected handshake is exit 1 with the daemon's reason.
+fn handshake_rejected() {
+    let daemon = FakeDaemon::start(|s| {
+        s.send(&HelloReply::Rejected {
+            reason: "protocol version mismatch: client speaks 1..=1, daemon speaks 2".into(),
+        });
+    });
+    let out = run_client(&daemon.socket, &["status"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error()
+            .contains("refused the connection: protocol version mismatch")
+    );
+}
+
+#[test]
+/// A daemon that hangs up during the handshake is exit 1, not "unreachable".
+fn handshake_hang_up() {
+    let daemon = FakeDaemon::start(|_| {});
+    let out = run_client(&daemon.socket, &["status"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("during the handshake"),
+        "{}",
+        out.error()
+    );
+}
+
+#[test]
+/// No socket file: exit 3 with the path and what to do.
+fn unreachable_no_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("absent.sock");
+    let out = run_client(&socket, &["status"]);
+    assert_eq!(out.code(), 3);
+    let msg = out.error();
+    assert!(msg.contains(&socket.display().to_string()), "{msg}");
+    assert!(msg.contains("start it with 'mayflyd'"), "{msg}");
+}
+
+#[test]
+/// A stale socket file with no daemon behind it: exit 3, "connection refused".
+fn unreachable_stale_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&socket).expect("bind"));
+    let out = run_client(&socket, &["submit", "--", "true"]);
+    assert_eq!(out.code(), 3);
+    assert!(
+        out.error().contains("connection refused"),
+        "{}",
+        out.error()
+    );
+}
+
+// --- the binary -------------------------------------------------------------
+
+/// The built binary.
+fn binary() -> Process {
+    let mut cmd = Process::new(env!("CARGO_BIN_EXE_mayflyctl"));
+    cmd.env_remove("MAYFLY_SOCKET");
+    cmd
+}
+
+#[test]
+/// Exit 3 from the real process, with exactly one `mayflyctl: ` line on stderr.
+fn binary_unreachable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("none.sock");
+    let out = binary()
+        .arg("--socket")
+        .arg(&socket)
+        .arg("status")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mayflyctl: no daemon answers at "),
+        "{stderr}"
+    );
+}
+
+#[test]
+/// MAYFLY_SOCKET is honoured by the real process.
+fn binary_socket_from_env() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("env.sock");
+    let out = binary()
+        .env("MAYFLY_SOCKET", &socket)
+        .arg("status")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+}
+
+#[test]
+/// Usage errors, ours and clap's, exit 2.
+fn binary_usage_errors() {
+    for args in [
+        &["submit", "--priority", "100", "--", "true"][..],
+        &["submit", "--env", "NOEQUALS", "--", "true"],
+        &["submit"],
+        &["shutdown", "--timeout", "soon"],
+        &["wait", "abc"],
+        &["wait"],
+        &["frobnicate"],
+        &[],
+    ] {
+        let out = binary()
+            .args(["--socket", "/nonexistent/x.sock"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", out);
+    }
+}
+
+#[test]
+/// Help and version exit 0 and teach.
+fn binary_help() {
+    let out = binary().arg("--help").output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:") && help.contains("Exit status:"));
+    let out = binary().args(["submit", "--help"]).output().expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mayflyctl submit --shell --"));
+    let out = binary().arg("--version").output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+/// `logs | head`: the reader going away is a clean exit 0, not an error.
+fn binary_logs_broken_pipe() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let daemon = FakeDaemon::start(move |s| {
+        s.accept_hello();
+        s.send(&Response::LogChunk(b"first\n".to_vec()));
+        // Wait until the test has closed the client's stdout, then keep talking.
+        let _ = done_rx.recv();
+        for _ in 0..4 {
+            s.send(&Response::LogChunk(b"more\n".to_vec()));
+        }
+        s.send(&end());
+    });
+    let mut child = binary()
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["logs", "--follow", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).expect("first chunk");
+    assert_eq!(&first, b"first\n");
+    drop(stdout);
+    done_tx.send(()).expect("server waiting");
+    let status = child.wait().expect("exits");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    daemon.finish();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stderr, "");
+}
