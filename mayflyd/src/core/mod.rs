@@ -27,6 +27,7 @@
 //! scans all jobs.
 
 mod event;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use mayfly_protocol::{
 };
 
 pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
+pub use self::snapshot::{CoreSnapshot, JobSnapshot};
 
 /// Settings of the core. The defaults are what `mayflyd` uses without flags,
 /// except `concurrency`, which the daemon sets to the number of CPUs.
@@ -231,7 +233,9 @@ impl Core {
             }
             _ => {}
         }
-        if spec.queue.is_empty() || spec.queue.len() > 64 || spec.queue.chars().any(char::is_control)
+        if spec.queue.is_empty()
+            || spec.queue.len() > 64
+            || spec.queue.chars().any(char::is_control)
         {
             return Err(CoreError::BadRequest(format!(
                 "invalid queue name {:?}: use 1-64 printable characters",
@@ -258,9 +262,10 @@ impl Core {
             return (CancelOutcome::NotFound, None);
         };
         match job.state {
-            JobState::Waiting | JobState::Queued => {
-                (CancelOutcome::Cancelled, Some(Event::Cancelled { id, at: now }))
-            }
+            JobState::Waiting | JobState::Queued => (
+                CancelOutcome::Cancelled,
+                Some(Event::Cancelled { id, at: now }),
+            ),
             JobState::Running if job.stop.is_some() => (CancelOutcome::Signalled, None),
             JobState::Running => (
                 CancelOutcome::Signalled,
@@ -282,7 +287,9 @@ impl Core {
         self.shutting_down = true;
         self.jobs
             .iter()
-            .filter(|(_, job)| job.state == JobState::Running && job.stop != Some(StopReason::Shutdown))
+            .filter(|(_, job)| {
+                job.state == JobState::Running && job.stop != Some(StopReason::Shutdown)
+            })
             .map(|(&id, _)| Event::StopRequested {
                 id,
                 at: now,
@@ -358,7 +365,12 @@ impl Core {
                 if let Some(q) = self.queues.get_mut(&queue_name) {
                     q.ready.remove(&key);
                 }
-                self.finish(*id, JobState::Cancelled, *at, Some("cancelled before it started".into()));
+                self.finish(
+                    *id,
+                    JobState::Cancelled,
+                    *at,
+                    Some("cancelled before it started".into()),
+                );
             }
             Event::StopRequested {
                 id,
@@ -402,7 +414,11 @@ impl Core {
                 let (state, reason) = match outcome {
                     ExitOutcome::Code(code) => {
                         job.exit_code = Some(*code);
-                        let state = if *code == 0 { JobState::Succeeded } else { JobState::Failed };
+                        let state = if *code == 0 {
+                            JobState::Succeeded
+                        } else {
+                            JobState::Failed
+                        };
                         (state, None)
                     }
                     ExitOutcome::Signal(sig) => {
@@ -414,8 +430,14 @@ impl Core {
                     }
                 };
                 let (state, reason) = match stop {
-                    Some(StopReason::Cancel) => (JobState::Cancelled, Some("cancelled while running".to_string())),
-                    Some(StopReason::Shutdown) => (JobState::Interrupted, Some("the daemon shut down while it ran".to_string())),
+                    Some(StopReason::Cancel) => (
+                        JobState::Cancelled,
+                        Some("cancelled while running".to_string()),
+                    ),
+                    Some(StopReason::Shutdown) => (
+                        JobState::Interrupted,
+                        Some("the daemon shut down while it ran".to_string()),
+                    ),
                     None => (state, reason),
                 };
                 self.leave_running(*id);
@@ -424,7 +446,12 @@ impl Core {
             Event::Interrupted { id, at } => {
                 self.job_in(*id, &[JobState::Running])?;
                 self.leave_running(*id);
-                self.finish(*id, JobState::Interrupted, *at, Some("the daemon stopped or crashed while it ran".into()));
+                self.finish(
+                    *id,
+                    JobState::Interrupted,
+                    *at,
+                    Some("the daemon stopped or crashed while it ran".into()),
+                );
             }
             Event::QueueConfigured { name, concurrency } => {
                 self.queues.entry(name.clone()).or_default().concurrency = *concurrency;
@@ -435,7 +462,9 @@ impl Core {
 
     /// Bookkeeping when a job stops running: frees its slots and its timers.
     fn leave_running(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         job.pid = None;
         if let Some(q) = self.queues.get_mut(&job.spec.queue) {
             q.running = q.running.saturating_sub(1);
@@ -458,7 +487,9 @@ impl Core {
 
     /// Changes a job's state, keeping its queue's counts right.
     fn set_state(&mut self, id: JobId, state: JobState) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         let old = std::mem::replace(&mut job.state, state);
         if let Some(q) = self.queues.get_mut(&job.spec.queue) {
             let c = q.counts.get_mut(old);
@@ -515,7 +546,11 @@ impl Core {
 
     /// Records the pid of a job's running attempt (so signals can reach it).
     pub fn note_pid(&mut self, id: JobId, pid: u32) {
-        if let Some(job) = self.jobs.get_mut(&id).filter(|j| j.state == JobState::Running) {
+        if let Some(job) = self
+            .jobs
+            .get_mut(&id)
+            .filter(|j| j.state == JobState::Running)
+        {
             job.pid = Some(pid);
         }
     }

@@ -21,7 +21,9 @@ fn spec(queue: &str, priority: u8) -> JobSpec {
 
 /// Decides and applies a submit; returns the new id.
 fn submit(core: &mut Core, now: u64, queue: &str, priority: u8) -> JobId {
-    let ev = core.decide_submit(Timestamp(now), spec(queue, priority)).unwrap();
+    let ev = core
+        .decide_submit(Timestamp(now), spec(queue, priority))
+        .unwrap();
     core.apply(&ev).unwrap();
     ev.job_id().unwrap()
 }
@@ -83,7 +85,9 @@ fn lower_priority_number_runs_first_fifo_among_equals() {
 fn priority_bounds_are_enforced() {
     let c = core(1);
     for p in [0, 100, 255] {
-        let err = c.decide_submit(Timestamp(0), spec("default", p)).unwrap_err();
+        let err = c
+            .decide_submit(Timestamp(0), spec("default", p))
+            .unwrap_err();
         assert!(matches!(err, CoreError::BadRequest(_)), "{p}: {err:?}");
     }
     for p in [1, 50, 99] {
@@ -153,16 +157,31 @@ fn cancel_queued_running_finished_and_unknown() {
     let (out, ev) = c.decide_cancel(Timestamp(3), run);
     assert_eq!(out, CancelOutcome::Signalled);
     c.apply(&ev.unwrap()).unwrap();
-    assert_eq!(c.poll_action(), Some(Action::Signal { id: run, signal: Signal::Term }));
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: run,
+            signal: Signal::Term
+        })
+    );
     // A second cancel does not signal again.
-    assert_eq!(c.decide_cancel(Timestamp(3), run), (CancelOutcome::Signalled, None));
+    assert_eq!(
+        c.decide_cancel(Timestamp(3), run),
+        (CancelOutcome::Signalled, None)
+    );
     // SIGKILL after the grace period.
     let deadline = c.next_deadline().unwrap();
     assert_eq!(deadline, Timestamp(3 + c.config().kill_grace_ms));
     c.on_timer(Timestamp(deadline.0 - 1));
     assert_eq!(c.poll_action(), None);
     c.on_timer(deadline);
-    assert_eq!(c.poll_action(), Some(Action::Signal { id: run, signal: Signal::Kill }));
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: run,
+            signal: Signal::Kill
+        })
+    );
     c.apply(&Event::Exited {
         id: run,
         at: deadline,
@@ -176,7 +195,10 @@ fn cancel_queued_running_finished_and_unknown() {
         c.decide_cancel(Timestamp(9), run).0,
         CancelOutcome::AlreadyEnded(JobState::Cancelled)
     );
-    assert_eq!(c.decide_cancel(Timestamp(9), JobId(99)).0, CancelOutcome::NotFound);
+    assert_eq!(
+        c.decide_cancel(Timestamp(9), JobId(99)).0,
+        CancelOutcome::NotFound
+    );
 }
 
 #[test]
@@ -198,7 +220,11 @@ fn shutdown_stops_running_jobs_refuses_submits_and_starts_nothing() {
     assert_eq!(c.next_deadline(), Some(Timestamp(1002)));
     exit(&mut c, 4, run, 143);
     assert_eq!(c.state_of(run), Some(JobState::Interrupted));
-    assert_eq!(c.state_of(queued), Some(JobState::Queued), "queued jobs stay for the next start");
+    assert_eq!(
+        c.state_of(queued),
+        Some(JobState::Queued),
+        "queued jobs stay for the next start"
+    );
 }
 
 #[test]
@@ -226,26 +252,42 @@ fn replay_reproduces_state_and_recovery_interrupts_running_jobs() {
         log.push(ev);
     };
     for p in [50, 20, 70] {
-        let ev = live.decide_submit(Timestamp(1), spec("default", p)).unwrap();
+        let ev = live
+            .decide_submit(Timestamp(1), spec("default", p))
+            .unwrap();
         record(&mut live, ev, &mut log);
     }
     while let Some(ev) = live.next_start(Timestamp(2)) {
         record(&mut live, ev, &mut log);
     }
-    let ev = Event::Exited { id: JobId(2), at: Timestamp(3), outcome: ExitOutcome::Code(0) };
+    let ev = Event::Exited {
+        id: JobId(2),
+        at: Timestamp(3),
+        outcome: ExitOutcome::Code(0),
+    };
     record(&mut live, ev, &mut log);
 
     let mut replayed = core(2);
     for ev in &log {
         replayed.apply(ev).unwrap();
     }
-    let infos = |c: &Core| c.job_ids().map(|id| c.job_info(id).unwrap()).collect::<Vec<_>>();
+    let infos = |c: &Core| {
+        c.job_ids()
+            .map(|id| c.job_info(id).unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(infos(&live), infos(&replayed));
     assert_eq!(live.queue_infos(), replayed.queue_infos());
     assert_eq!(live.scheduler_info(), replayed.scheduler_info());
 
     let rec = replayed.recovery_events(Timestamp(9));
-    assert_eq!(rec, vec![Event::Interrupted { id: JobId(1), at: Timestamp(9) }]);
+    assert_eq!(
+        rec,
+        vec![Event::Interrupted {
+            id: JobId(1),
+            at: Timestamp(9)
+        }]
+    );
     for ev in &rec {
         replayed.apply(ev).unwrap();
     }
@@ -253,7 +295,10 @@ fn replay_reproduces_state_and_recovery_interrupts_running_jobs() {
     assert_eq!(replayed.running_count(), 0);
     // Ids continue after a replay.
     assert_eq!(
-        replayed.decide_submit(Timestamp(9), spec("default", 50)).unwrap().job_id(),
+        replayed
+            .decide_submit(Timestamp(9), spec("default", 50))
+            .unwrap()
+            .job_id(),
         Some(JobId(4))
     );
 }
@@ -261,10 +306,30 @@ fn replay_reproduces_state_and_recovery_interrupts_running_jobs() {
 #[test]
 fn inconsistent_events_are_errors_not_panics() {
     let mut c = core(1);
-    assert!(c.apply(&Event::Started { id: JobId(5), at: Timestamp(0) }).is_err());
+    assert!(
+        c.apply(&Event::Started {
+            id: JobId(5),
+            at: Timestamp(0)
+        })
+        .is_err()
+    );
     let a = submit(&mut c, 0, "default", 50);
-    assert!(c.apply(&Event::Exited { id: a, at: Timestamp(0), outcome: ExitOutcome::Code(0) }).is_err());
-    assert!(c.apply(&Event::Submitted { id: a, at: Timestamp(0), spec: spec("default", 1) }).is_err());
+    assert!(
+        c.apply(&Event::Exited {
+            id: a,
+            at: Timestamp(0),
+            outcome: ExitOutcome::Code(0)
+        })
+        .is_err()
+    );
+    assert!(
+        c.apply(&Event::Submitted {
+            id: a,
+            at: Timestamp(0),
+            spec: spec("default", 1)
+        })
+        .is_err()
+    );
     assert!(
         c.apply(&Event::StopRequested {
             id: a,
@@ -419,4 +484,43 @@ proptest! {
         }
         prop_assert_eq!(c.scheduler_info().jobs_finished, ids.len() as u64);
     }
+}
+
+#[test]
+fn snapshot_restores_the_same_state() {
+    let mut c = core(2);
+    c.apply(&Event::QueueConfigured {
+        name: "q".into(),
+        concurrency: Some(1),
+    })
+    .unwrap();
+    let a = submit(&mut c, 1, "q", 5);
+    let _b = submit(&mut c, 1, "q", 5);
+    let d = submit(&mut c, 1, "default", 50);
+    start_all(&mut c, 2);
+    exit(&mut c, 3, d, 0);
+    let (_, ev) = c.decide_cancel(Timestamp(4), a);
+    c.apply(&ev.unwrap()).unwrap();
+
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    let infos = |c: &Core| {
+        c.job_ids()
+            .map(|id| {
+                c.job_info(id).map(|mut i| {
+                    i.pid = None;
+                    i
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(infos(&c), infos(&restored));
+    assert_eq!(c.queue_infos(), restored.queue_infos());
+    assert_eq!(c.scheduler_info(), restored.scheduler_info());
+    assert_eq!(c.running_count(), restored.running_count());
+    // The cancel in flight survives: the exit ends the job cancelled.
+    let mut restored = restored;
+    exit(&mut restored, 5, a, 143);
+    assert_eq!(restored.state_of(a), Some(JobState::Cancelled));
+    // And scheduling continues identically.
+    assert_eq!(start_all(&mut restored, 6), vec![JobId(2)]);
 }

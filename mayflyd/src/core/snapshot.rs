@@ -1,0 +1,149 @@
+//! A snapshot of the core's durable state, so that recovery replays only the
+//! log written after it instead of the daemon's whole history.
+//!
+//! A snapshot holds exactly what replaying the log would rebuild: jobs (with
+//! their specs and outcomes), queue settings, the next id and the counters.
+//! Derived structures (ready sets, per-queue counts, running totals) are
+//! recomputed on restore, so they cannot disagree with the jobs. Non-durable
+//! things (pids, pending actions, system tasks) are not in it.
+
+use mayfly_protocol::{JobId, JobSpec, JobState, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{Core, CoreConfig, CoreError, Counters, Job, Queue, StopReason};
+
+/// The serialized form of a [`Core`]'s durable state. Fields are only ever
+/// appended; the WAL's format version guards incompatible changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreSnapshot {
+    /// The id the next job gets.
+    pub next_id: u64,
+    /// Jobs accepted.
+    pub submitted: u64,
+    /// Attempts started.
+    pub started: u64,
+    /// Jobs finished.
+    pub finished: u64,
+    /// Every queue: name, limit, paused.
+    pub queues: Vec<(String, Option<u32>, bool)>,
+    /// Every job, in id order.
+    pub jobs: Vec<JobSnapshot>,
+}
+
+/// One job in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSnapshot {
+    /// Its id.
+    pub id: JobId,
+    /// What it runs.
+    pub spec: JobSpec,
+    /// Its state.
+    pub state: JobState,
+    /// Times started.
+    pub attempts: u32,
+    /// Last exit code.
+    pub exit_code: Option<i32>,
+    /// Last killing signal.
+    pub signal: Option<i32>,
+    /// When accepted.
+    pub submitted_at: Timestamp,
+    /// When last started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Latest progress text.
+    pub progress: Option<String>,
+    /// Why it ended as it did.
+    pub reason: Option<String>,
+    /// A pending stop request, if it was running and asked to stop.
+    pub stop: Option<StopReason>,
+}
+
+impl Core {
+    /// The durable state as a snapshot.
+    pub fn snapshot(&self) -> CoreSnapshot {
+        CoreSnapshot {
+            next_id: self.next_id,
+            submitted: self.counters.submitted,
+            started: self.counters.started,
+            finished: self.counters.finished,
+            queues: self
+                .queues
+                .iter()
+                .map(|(name, q)| (name.clone(), q.concurrency, q.paused))
+                .collect(),
+            jobs: self
+                .jobs
+                .iter()
+                .map(|(&id, j)| JobSnapshot {
+                    id,
+                    spec: j.spec.clone(),
+                    state: j.state,
+                    attempts: j.attempts,
+                    exit_code: j.exit_code,
+                    signal: j.signal,
+                    submitted_at: j.submitted_at,
+                    started_at: j.started_at,
+                    finished_at: j.finished_at,
+                    progress: j.progress.clone(),
+                    reason: j.reason.clone(),
+                    stop: j.stop,
+                })
+                .collect(),
+        }
+    }
+
+    /// A core holding the state of `snapshot`, with `config`'s settings.
+    pub fn from_snapshot(config: CoreConfig, snapshot: CoreSnapshot) -> Result<Self, CoreError> {
+        let mut core = Core::new(config);
+        core.next_id = snapshot.next_id;
+        core.counters = Counters {
+            submitted: snapshot.submitted,
+            started: snapshot.started,
+            finished: snapshot.finished,
+        };
+        for (name, concurrency, paused) in snapshot.queues {
+            let q = core.queues.entry(name).or_default();
+            q.concurrency = concurrency;
+            q.paused = paused;
+        }
+        for js in snapshot.jobs {
+            if js.id.0 >= core.next_id || core.jobs.contains_key(&js.id) {
+                return Err(CoreError::Inconsistent(format!(
+                    "snapshot job {} is duplicated or beyond the next id {}",
+                    js.id, core.next_id
+                )));
+            }
+            let q: &mut Queue = core.queues.entry(js.spec.queue.clone()).or_default();
+            *q.counts.get_mut(js.state) += 1;
+            match js.state {
+                JobState::Queued => {
+                    q.ready.insert((js.spec.priority, js.id));
+                }
+                JobState::Running => {
+                    q.running += 1;
+                    core.running += 1;
+                }
+                _ => {}
+            }
+            core.jobs.insert(
+                js.id,
+                Job {
+                    spec: js.spec,
+                    state: js.state,
+                    attempts: js.attempts,
+                    exit_code: js.exit_code,
+                    signal: js.signal,
+                    submitted_at: js.submitted_at,
+                    started_at: js.started_at,
+                    finished_at: js.finished_at,
+                    progress: js.progress,
+                    reason: js.reason,
+                    pid: None,
+                    stop: js.stop,
+                },
+            );
+        }
+        Ok(core)
+    }
+}
