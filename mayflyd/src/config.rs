@@ -76,8 +76,7 @@ pub enum LogFormat {
 
 /// Parses a human duration (`500ms`, `30s`, `5m`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{e} (write durations like 500ms, 30s or 5m)"))
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 500ms, 30s or 5m)"))
 }
 
 impl Args {

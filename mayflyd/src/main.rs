@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mayflyd::config::{Args, LogFormat};
 use mayflyd::Scheduler;
+use mayflyd::config::{Args, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// Sets up `tracing` to stderr; `RUST_LOG` wins over `-v`/`-q`.

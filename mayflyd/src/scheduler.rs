@@ -282,8 +282,8 @@ impl Scheduler {
         let tracker = TaskTracker::new();
 
         if settings.handle_signals {
-            let signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT])
-                .map_err(DaemonError::Runtime)?;
+            let signals =
+                signal_hook_tokio::Signals::new([SIGTERM, SIGINT]).map_err(DaemonError::Runtime)?;
             let signals_handle = signals.handle();
             let handle = handle.clone();
             let forced = forced.clone();

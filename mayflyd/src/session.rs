@@ -76,7 +76,8 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
 
     let framed = hello_framed.map_codec(|_| FrameCodec::<Request, Response>::new());
     let (mut sink, mut frames) = framed.split();
-    let (order_tx, mut order_rx) = mpsc::channel::<mpsc::UnboundedReceiver<Response>>(MAX_IN_FLIGHT);
+    let (order_tx, mut order_rx) =
+        mpsc::channel::<mpsc::UnboundedReceiver<Response>>(MAX_IN_FLIGHT);
 
     let writer = async move {
         while let Some(mut responses) = order_rx.recv().await {
@@ -113,7 +114,12 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                     tokio::spawn(serve_logs(req, ctx.clone(), tx));
                 }
                 Some(Ok(request)) => {
-                    if ctx.driver.send(ClientMsg { request, reply: tx }).await.is_err() {
+                    if ctx
+                        .driver
+                        .send(ClientMsg { request, reply: tx })
+                        .await
+                        .is_err()
+                    {
                         break; // the driver has stopped: the daemon is exiting
                     }
                 }

@@ -52,5 +52,9 @@ fn an_unusable_socket_path_fails_with_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not a socket"), "{stderr}");
-    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a socket", "left untouched");
+    assert_eq!(
+        std::fs::read(&blocker).unwrap(),
+        b"not a socket",
+        "left untouched"
+    );
 }
