@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, env = "MAYFLY_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Where job output (and the job log) is kept
+    /// Where the write-ahead log, snapshots and job output are kept
     /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
     #[arg(long, env = "MAYFLY_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -51,6 +51,23 @@ pub struct Args {
     /// How long a cancelled job gets after SIGTERM before SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,
+
+    /// How often the daemon's own records (job started, job exited) are made
+    /// durable. Client changes (submit, cancel) are always fsynced before
+    /// they are acknowledged.
+    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = parse_duration)]
+    pub wal_flush_interval: Duration,
+
+    /// Write a snapshot of the state once the write-ahead log has grown this
+    /// many bytes past the last one, so restarts stay fast.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub snapshot_bytes: u64,
+
+    /// Start even though the write-ahead log is damaged: copy the damaged
+    /// files to a backup folder under STATE_DIR/wal/, then cut the log at the
+    /// first bad record (the jobs after it are lost).
+    #[arg(long)]
+    pub repair_wal: bool,
 
     /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
@@ -101,6 +118,9 @@ impl Args {
             quantum: self.quantum,
             shutdown_timeout: self.shutdown_timeout,
             kill_grace: self.kill_grace,
+            wal_flush_interval: self.wal_flush_interval,
+            snapshot_bytes: self.snapshot_bytes,
+            repair_wal: self.repair_wal,
             ..defaults
         }
     }
@@ -124,6 +144,11 @@ mod tests {
             "2s",
             "--quantum",
             "5ms",
+            "--wal-flush-interval",
+            "250ms",
+            "--snapshot-bytes",
+            "4096",
+            "--repair-wal",
         ])
         .unwrap();
         let s = args.settings();
@@ -132,6 +157,15 @@ mod tests {
         assert_eq!(s.concurrency, 3);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(2));
         assert_eq!(s.quantum, Duration::from_millis(5));
+        assert_eq!(s.wal_flush_interval, Duration::from_millis(250));
+        assert_eq!(s.snapshot_bytes, 4096);
+        assert!(s.repair_wal);
+        assert!(
+            !Args::try_parse_from(["mayflyd"])
+                .unwrap()
+                .settings()
+                .repair_wal
+        );
     }
 
     #[test]

@@ -8,14 +8,25 @@
 //! 2. take a *batch*: the first client command and every further one already
 //!    waiting, for at most one quantum (`--quantum`), so a flood of submits
 //!    cannot starve timers and job exits;
-//! 3. for each command: `decide`, append the events to the log, `apply`;
+//! 3. for each command: `decide`, `apply`, and queue the events for the log;
 //!    replies are held back;
-//! 4. commit the batch (one fsync for the whole batch, once the write-ahead
-//!    log is wired in), then release the replies;
-//! 5. start whatever may start and carry out the core's actions.
+//! 4. start whatever may start;
+//! 5. commit: hand the batch's records to the journal thread as one *group*
+//!    (fsynced if a client asked for a change; the thread shares one fsync
+//!    among all groups waiting), together with the group's held replies and
+//!    the core's actions (spawns, signals).
 //!
-//! Replies and effects leave the driver only after step 4, so no client ever
-//! hears of a change that is not durable.
+//! A group's replies and actions leave the driver only when the journal
+//! acknowledges it, and groups are released strictly in order — so no client
+//! hears of a change, and no process is started or signalled, before the
+//! records it depends on are written. The driver does not wait for the
+//! fsync: it goes on collecting the next batch (pipelined group commit).
+//!
+//! If a write fails (disk full, I/O error), the journal drops everything
+//! since its last sync. The driver then fails the unreleased groups (their
+//! clients get a storage error), rebuilds its state from the log on disk,
+//! re-applies the facts it had already acted on (jobs it started, exits it
+//! saw), and logs them again. Reads keep being served throughout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,8 +43,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::collections::VecDeque;
+
 use crate::core::{Action, Core, CoreError, Event};
 use crate::executor::{Executor, JobExit};
+use crate::journal::{Journal, WalAck, WalCmd, encode_event};
 
 /// Where a request's response frames go. Unbounded on purpose: the driver
 /// must never wait on a slow client; what it sends is bounded by the request
@@ -68,6 +82,8 @@ pub struct SystemContext {
 pub enum InternalMsg {
     /// Begin a graceful shutdown; `None` uses the configured timeout.
     Shutdown(Option<Duration>),
+    /// Make everything logged so far durable (the WAL flusher's tick).
+    FlushWal,
     /// Start a system task at priority 0.
     SpawnSystem {
         /// Its name, shown in `dump-state`.
@@ -88,6 +104,7 @@ impl std::fmt::Debug for InternalMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             InternalMsg::Shutdown(t) => f.debug_tuple("Shutdown").field(t).finish(),
+            InternalMsg::FlushWal => f.write_str("FlushWal"),
             InternalMsg::SpawnSystem { name, .. } => {
                 f.debug_struct("SpawnSystem").field("name", name).finish()
             }
@@ -109,6 +126,8 @@ pub struct DriverConfig {
     pub shutdown_timeout: Duration,
     /// Where job output lives (for `logs`).
     pub logs_dir: PathBuf,
+    /// Take a snapshot once the log has grown this much past the last one.
+    pub snapshot_bytes: u64,
 }
 
 /// The receiving ends of the driver's channels.
@@ -122,6 +141,34 @@ pub struct DriverInbox {
     pub internal_tx: mpsc::UnboundedSender<InternalMsg>,
     /// Job exits from the executor.
     pub exits: mpsc::UnboundedReceiver<JobExit>,
+    /// Acknowledgements from the journal thread.
+    pub acks: mpsc::UnboundedReceiver<WalAck>,
+}
+
+/// A reply held until its group is durable.
+#[derive(Debug)]
+struct Held {
+    /// Where it goes.
+    reply: Reply,
+    /// What it says.
+    response: Response,
+    /// True when it tells a client its change was made (submit, cancel,
+    /// shutdown): if the group fails, the client gets a storage error instead.
+    acknowledges_change: bool,
+}
+
+/// One commit group: a batch's records and everything waiting on them.
+#[derive(Debug)]
+struct Group {
+    /// The journal ticket, or `None` when the group wrote nothing (it is
+    /// released as soon as the groups before it are).
+    ticket: Option<u64>,
+    /// The events it logged (to re-apply the facts among them after a failure).
+    events: Vec<Event>,
+    /// Replies to release.
+    held: Vec<Held>,
+    /// Effects to carry out.
+    actions: Vec<Action>,
 }
 
 /// A pending `wait`: the jobs it still waits for and where to report.
@@ -145,8 +192,29 @@ pub struct Driver {
     inbox: DriverInbox,
     /// Where system tasks report their exit (our own inbox).
     internal_tx: mpsc::UnboundedSender<InternalMsg>,
-    /// Replies held until the batch is committed.
-    held: Vec<(Reply, Response)>,
+    /// The journal thread.
+    journal: Option<Journal>,
+    /// This batch's events, applied but not yet handed to the journal.
+    batch_events: Vec<Event>,
+    /// This batch's records (the encoded `batch_events`).
+    batch_records: Vec<Vec<u8>>,
+    /// True when a client waits on this batch: it must be fsynced.
+    batch_needs_sync: bool,
+    /// Replies held for this batch.
+    held: Vec<Held>,
+    /// Groups handed to the journal and not yet released, oldest first.
+    groups: VecDeque<Group>,
+    /// Next journal ticket.
+    next_ticket: u64,
+    /// Events already acted on that the journal has not yet synced: what a
+    /// rebuild after a storage failure must re-apply and log again.
+    since_durable: Vec<Event>,
+    /// True when something was written without an fsync since the last one.
+    unsynced: bool,
+    /// The ticket of the snapshot being written, if one is.
+    snapshot_ticket: Option<u64>,
+    /// Log bytes since the last snapshot, as the journal last reported.
+    bytes_since_snapshot: u64,
     /// Pending waits by id.
     wait_groups: HashMap<u64, WaitGroup>,
     /// Which waits each job has.
@@ -168,6 +236,7 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: Core,
+        journal: Journal,
         executor: Executor,
         config: DriverConfig,
         inbox: DriverInbox,
@@ -181,7 +250,17 @@ impl Driver {
             config,
             internal_tx: inbox.internal_tx.clone(),
             inbox,
+            journal: Some(journal),
+            batch_events: Vec::new(),
+            batch_records: Vec::new(),
+            batch_needs_sync: false,
             held: Vec::new(),
+            groups: VecDeque::new(),
+            next_ticket: 0,
+            since_durable: Vec::new(),
+            unsynced: false,
+            snapshot_ticket: None,
+            bytes_since_snapshot: 0,
             wait_groups: HashMap::new(),
             waiters: HashMap::new(),
             next_wait: 0,
@@ -194,7 +273,15 @@ impl Driver {
 
     /// Runs until a graceful shutdown has stopped every job; returns the core
     /// (for a final snapshot or `--dump-state`).
-    pub async fn run(mut self) -> Core {
+    ///
+    /// `recovery` are the events that close the books on a replayed log
+    /// (jobs that were running are interrupted); they are logged first.
+    pub async fn run(mut self, recovery: Vec<Event>) -> Core {
+        for event in recovery {
+            self.record(event);
+        }
+        self.batch_needs_sync = true;
+        self.step();
         loop {
             let deadline = self.core.next_deadline().map(deadline_instant);
             let wake = match (deadline, self.give_up_at) {
@@ -203,6 +290,12 @@ impl Driver {
             };
             tokio::select! {
                 biased;
+                Some(ack) = self.inbox.acks.recv() => {
+                    self.on_ack(ack).await;
+                    while let Ok(ack) = self.inbox.acks.try_recv() {
+                        self.on_ack(ack).await;
+                    }
+                }
                 Some(exit) = self.inbox.exits.recv() => {
                     self.on_exit(exit);
                     while let Ok(exit) = self.inbox.exits.try_recv() {
@@ -222,10 +315,7 @@ impl Driver {
                 }
                 () = sleep_until(wake) => {}
             }
-            self.core.on_timer(Timestamp::now());
-            self.commit();
-            self.schedule();
-            self.run_actions();
+            self.step();
             if self.core.is_shutting_down() {
                 let gave_up = self.give_up_at.is_some_and(|t| Instant::now() >= t);
                 if self.core.running_count() == 0 || gave_up {
@@ -239,7 +329,49 @@ impl Driver {
                 }
             }
         }
+        self.finish().await;
+        self.core
+    }
+
+    /// After a batch: fire timers, start what may start, commit.
+    fn step(&mut self) {
+        // Releasing a group carries out actions, which may record events
+        // (a spawn that failed); a few rounds settle that.
+        for _ in 0..4 {
+            self.core.on_timer(Timestamp::now());
+            self.schedule();
+            self.commit();
+            if self.batch_events.is_empty() && self.held.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Final flush at shutdown: waits (bounded) for the groups in flight,
+    /// syncs and closes the log, and tells waiters the daemon is going.
+    async fn finish(&mut self) {
         self.commit();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.groups.is_empty() {
+            match tokio::time::timeout_at(deadline, self.inbox.acks.recv()).await {
+                Ok(Some(ack)) => self.on_ack(ack).await,
+                _ => {
+                    tracing::error!(
+                        groups = self.groups.len(),
+                        "the log did not acknowledge the last writes"
+                    );
+                    break;
+                }
+            }
+        }
+        if let Some(journal) = self.journal.take() {
+            match journal.stop().await {
+                Ok(()) => tracing::info!("write-ahead log flushed and closed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not flush the write-ahead log at shutdown")
+                }
+            }
+        }
         for (_, group) in self.wait_groups.drain() {
             let _ = group.reply.send(Response::Error(ErrorResponse::new(
                 ErrorKind::ShuttingDown,
@@ -247,33 +379,282 @@ impl Driver {
             )));
         }
         self.shutdown.cancel();
-        self.core
     }
 
-    /// Logs and applies one event the core decided.
+    /// Applies one event the core decided and queues it for the log.
     fn record(&mut self, event: Event) {
         if let Err(e) = self.core.apply(&event) {
             // decide_* only produces events that fit; this is a bug.
             tracing::error!(error = %e, ?event, "core refused its own event");
             return;
         }
-        if let Some(id) = event.job_id()
-            && self.core.state_of(id).is_some_and(|s| s.is_terminal())
-        {
+        self.batch_records.push(encode_event(&event));
+        let ended = event
+            .job_id()
+            .filter(|id| self.core.state_of(*id).is_some_and(|s| s.is_terminal()));
+        self.batch_events.push(event);
+        if let Some(id) = ended {
             self.job_ended(id);
         }
     }
 
-    /// Holds a reply until the batch is committed.
-    fn hold(&mut self, reply: &Reply, response: Response) {
-        self.held.push((reply.clone(), response));
+    /// [`Driver::record`] for a change a client asked for: its batch must be
+    /// fsynced before the client hears of it.
+    fn record_for_client(&mut self, event: Event) {
+        self.batch_needs_sync = true;
+        self.record(event);
     }
 
-    /// Makes the batch durable and releases its replies.
+    /// Holds a reply until the batch is committed.
+    fn hold(&mut self, reply: &Reply, response: Response) {
+        let acknowledges_change = matches!(
+            response,
+            Response::Submitted { .. } | Response::Cancelled(_) | Response::ShuttingDown
+        );
+        self.held.push(Held {
+            reply: reply.clone(),
+            response,
+            acknowledges_change,
+        });
+    }
+
+    /// Hands the batch to the journal as one group, with its replies and the
+    /// core's pending actions, and releases whatever groups are ready.
     fn commit(&mut self) {
-        for (reply, response) in self.held.drain(..) {
+        let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
+        if self.batch_events.is_empty() && self.held.is_empty() && actions.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.batch_events);
+        let records = std::mem::take(&mut self.batch_records);
+        let sync = std::mem::take(&mut self.batch_needs_sync);
+        let ticket = if records.is_empty() && !sync {
+            None
+        } else {
+            self.send_write(records, sync)
+        };
+        self.groups.push_back(Group {
+            ticket,
+            events,
+            held: std::mem::take(&mut self.held),
+            actions,
+        });
+        self.release_ready();
+        self.maybe_snapshot();
+    }
+
+    /// Sends records to the journal; returns the ticket.
+    fn send_write(&mut self, records: Vec<Vec<u8>>, sync: bool) -> Option<u64> {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if !sync {
+            self.unsynced = true;
+        }
+        let sent = self.journal.as_ref().is_some_and(|j| {
+            j.send(WalCmd::Write {
+                ticket,
+                records,
+                sync,
+            })
+        });
+        if !sent {
+            tracing::error!("the write-ahead log thread is gone; changes are not durable");
+        }
+        Some(ticket)
+    }
+
+    /// Starts a snapshot when the log has grown past the threshold.
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_ticket.is_some() || self.bytes_since_snapshot < self.config.snapshot_bytes
+        {
+            return;
+        }
+        let Some(journal) = self.journal.as_ref() else {
+            return;
+        };
+        let started = Instant::now();
+        let payload = match mayfly_protocol::encode_blob(&self.core.snapshot()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a snapshot");
+                return;
+            }
+        };
+        tracing::debug!(
+            bytes = payload.len(),
+            encode_ms = started.elapsed().as_millis() as u64,
+            "snapshot encoded"
+        );
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if journal.send(WalCmd::Snapshot { ticket, payload }) {
+            self.snapshot_ticket = Some(ticket);
+            // Until the journal reports again, do not start another.
+            self.bytes_since_snapshot = 0;
+        }
+    }
+
+    /// Releases the groups at the front that need no acknowledgement.
+    fn release_ready(&mut self) {
+        while self.groups.front().is_some_and(|g| g.ticket.is_none()) {
+            if let Some(group) = self.groups.pop_front() {
+                self.release(group);
+            }
+        }
+    }
+
+    /// Sends a group's replies and carries out its actions.
+    fn release(&mut self, group: Group) {
+        for held in group.held {
             // A client that hung up does not care.
-            let _ = reply.send(response);
+            let _ = held.reply.send(held.response);
+        }
+        self.since_durable.extend(group.events);
+        for action in group.actions {
+            self.run_action(action);
+        }
+    }
+
+    /// Handles the journal's acknowledgement of a write or snapshot.
+    async fn on_ack(&mut self, ack: WalAck) {
+        if self.snapshot_ticket == Some(ack.ticket) {
+            self.snapshot_ticket = None;
+            match ack.result {
+                Ok(info) => {
+                    // Everything sent before the snapshot is covered by it.
+                    self.since_durable.clear();
+                    self.bytes_since_snapshot = info.bytes_since_snapshot;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot failed; the log keeps growing until one succeeds")
+                }
+            }
+            return;
+        }
+        let Some(front) = self.groups.front() else {
+            return; // an ack for a group already failed
+        };
+        if front.ticket != Some(ack.ticket) {
+            return; // likewise
+        }
+        match ack.result {
+            Ok(info) => {
+                if let Some(group) = self.groups.pop_front() {
+                    self.release(group);
+                }
+                if info.synced {
+                    self.since_durable.clear();
+                    self.unsynced = false;
+                }
+                self.bytes_since_snapshot = info.bytes_since_snapshot;
+                self.release_ready();
+                self.maybe_snapshot();
+            }
+            Err(e) => self.storage_failed(e).await,
+        }
+    }
+
+    /// Recovers from a failed write: see the module documentation.
+    async fn storage_failed(&mut self, error: String) {
+        tracing::error!(%error, "write-ahead log write failed; failing the changes that were not durable");
+        let message = format!(
+            "the daemon could not save the change: {error}; nothing was changed — free disk space under the state dir and retry"
+        );
+        let mut facts = std::mem::take(&mut self.since_durable);
+        let failed: Vec<Group> = self.groups.drain(..).collect();
+        for group in failed {
+            // What happened in the world stays true: exits were observed.
+            facts.extend(
+                group
+                    .events
+                    .into_iter()
+                    .filter(|e| matches!(e, Event::Exited { .. } | Event::Interrupted { .. })),
+            );
+            for held in group.held {
+                let response = if held.acknowledges_change {
+                    Response::Error(ErrorResponse::new(ErrorKind::Storage, message.clone()))
+                } else {
+                    held.response
+                };
+                let _ = held.reply.send(response);
+            }
+            // Its actions never ran: the rebuilt state does not ask for them.
+        }
+        self.snapshot_ticket = None;
+        let Some(journal) = self.journal.as_ref() else {
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let config = self.core.config().clone();
+        if !journal.send(WalCmd::Reopen { config, reply: tx }) {
+            return;
+        }
+        let mut core = match rx.await {
+            Ok(Ok(core)) => core,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot re-read the write-ahead log; changes stay refused");
+                self.since_durable = facts;
+                return;
+            }
+            Err(_) => return,
+        };
+        core.adopt_runtime_state(&self.core);
+        for event in &facts {
+            if let Err(e) = core.apply(event) {
+                tracing::warn!(error = %e, ?event, "could not re-apply an event after a storage failure");
+            }
+        }
+        while core.poll_action().is_some() {}
+        let old = std::mem::replace(&mut self.core, core);
+        if old.is_shutting_down() {
+            // The stop requests may have been among the lost records.
+            for event in self
+                .core
+                .begin_shutdown(Timestamp::now(), self.shutdown_grace_ms())
+            {
+                self.record(event);
+            }
+        }
+        tracing::info!(
+            facts = facts.len(),
+            jobs = self.core.job_count(),
+            "state rebuilt from the log after a storage failure"
+        );
+        let records = facts.iter().map(encode_event).collect::<Vec<_>>();
+        self.since_durable = facts;
+        if !records.is_empty() {
+            let ticket = self.send_write(records, false);
+            self.groups.push_back(Group {
+                ticket,
+                events: Vec::new(),
+                held: Vec::new(),
+                actions: Vec::new(),
+            });
+        }
+    }
+
+    /// The SIGTERM-to-SIGKILL grace of the shutdown in progress.
+    fn shutdown_grace_ms(&self) -> u64 {
+        let left = self
+            .give_up_at
+            .map(|t| {
+                t.saturating_duration_since(Instant::now())
+                    .saturating_sub(Duration::from_secs(5))
+            })
+            .unwrap_or(self.config.shutdown_timeout);
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The WAL flusher's tick: make logged-but-unsynced records durable.
+    fn flush_wal(&mut self) {
+        if self.unsynced {
+            let ticket = self.send_write(Vec::new(), true);
+            self.groups.push_back(Group {
+                ticket,
+                events: Vec::new(),
+                held: Vec::new(),
+                actions: Vec::new(),
+            });
         }
     }
 
@@ -286,7 +667,7 @@ impl Driver {
                 match self.core.decide_submit(Timestamp::now(), spec) {
                     Ok(event) => {
                         let id = event.job_id().unwrap_or_default();
-                        self.record(event);
+                        self.record_for_client(event);
                         self.hold(&reply, Response::Submitted { id });
                     }
                     Err(e) => self.hold(&reply, error_response(&e)),
@@ -307,7 +688,7 @@ impl Driver {
                 for id in ids {
                     let (outcome, event) = self.core.decide_cancel(now, id);
                     if let Some(event) = event {
-                        self.record(event);
+                        self.record_for_client(event);
                     }
                     outcomes.push((id, outcome));
                 }
@@ -425,6 +806,7 @@ impl Driver {
     fn on_internal(&mut self, msg: InternalMsg) {
         match msg {
             InternalMsg::Shutdown(timeout) => self.begin_shutdown(timeout),
+            InternalMsg::FlushWal => self.flush_wal(),
             InternalMsg::SpawnSystem { name, task } => self.spawn_system(name, task),
             InternalMsg::SystemExited { name, ok } => {
                 self.core.system_exited(&name, ok);
@@ -493,42 +875,38 @@ impl Driver {
         }
     }
 
-    /// Carries out the core's actions.
-    fn run_actions(&mut self) {
-        while let Some(action) = self.core.poll_action() {
-            match action {
-                Action::Spawn { id, attempt } => {
-                    let Some(spec) = self.core.spec(id) else {
-                        continue;
-                    };
-                    match self.executor.spawn(id, spec) {
-                        Ok(pid) => {
-                            tracing::info!(job = %id, attempt, pid, "job started");
-                            self.core.note_pid(id, pid);
-                        }
-                        Err(reason) => {
-                            tracing::warn!(job = %id, %reason, "job could not start");
-                            self.record(Event::Exited {
-                                id,
-                                at: Timestamp::now(),
-                                outcome: crate::core::ExitOutcome::SpawnFailed(reason),
-                            });
-                        }
+    /// Carries out one of the core's actions.
+    fn run_action(&mut self, action: Action) {
+        match action {
+            Action::Spawn { id, attempt } => {
+                let Some(spec) = self.core.spec(id) else {
+                    return;
+                };
+                match self.executor.spawn(id, spec) {
+                    Ok(pid) => {
+                        tracing::info!(job = %id, attempt, pid, "job started");
+                        self.core.note_pid(id, pid);
                     }
-                }
-                Action::Signal { id, signal } => {
-                    if let Some(pid) = self.core.pid(id) {
-                        tracing::info!(job = %id, pid, ?signal, "signalling job");
-                        self.executor.signal_group(pid, signal);
+                    Err(reason) => {
+                        tracing::warn!(job = %id, %reason, "job could not start");
+                        self.record(Event::Exited {
+                            id,
+                            at: Timestamp::now(),
+                            outcome: crate::core::ExitOutcome::SpawnFailed(reason),
+                        });
                     }
-                }
-                Action::SweepGroup { pgid } => {
-                    self.executor.signal_group(pgid, crate::core::Signal::Kill);
                 }
             }
+            Action::Signal { id, signal } => {
+                if let Some(pid) = self.core.pid(id) {
+                    tracing::info!(job = %id, pid, ?signal, "signalling job");
+                    self.executor.signal_group(pid, signal);
+                }
+            }
+            Action::SweepGroup { pgid } => {
+                self.executor.signal_group(pgid, crate::core::Signal::Kill);
+            }
         }
-        // Replies to anything recorded while carrying out actions.
-        self.commit();
     }
 }
 

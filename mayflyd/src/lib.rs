@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod driver;
 pub mod executor;
+pub mod journal;
 #[cfg(feature = "ipc")]
 pub mod listener;
 pub mod scheduler;

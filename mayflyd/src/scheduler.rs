@@ -23,13 +23,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::core::{Core, CoreConfig};
+use crate::core::CoreConfig;
 use crate::driver::{DriverConfig, DriverInbox, InternalMsg, SystemContext};
 use crate::executor::Executor;
+use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
 #[cfg(feature = "ipc")]
 use crate::session::SessionContext;
+use crate::wal::WalOptions;
 
 /// Everything a daemon is configured with. [`Settings::default`] gives the
 /// daemon's defaults (socket and state dir from the environment as the
@@ -54,6 +56,12 @@ pub struct Settings {
     pub handshake_timeout: Duration,
     /// Install SIGTERM/SIGINT handlers in [`Scheduler::run_blocking`].
     pub handle_signals: bool,
+    /// How often the WAL flusher makes the daemon's own records durable.
+    pub wal_flush_interval: Duration,
+    /// Take a snapshot once the log has grown this many bytes past the last.
+    pub snapshot_bytes: u64,
+    /// Before opening the log, back up and cut off damaged records.
+    pub repair_wal: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +78,9 @@ impl Default for Settings {
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
             handle_signals: true,
+            wal_flush_interval: Duration::from_millis(100),
+            snapshot_bytes: 64 << 20,
+            repair_wal: false,
         }
     }
 }
@@ -108,6 +119,9 @@ pub enum DaemonError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// The saved state could not be read; nothing was changed on disk.
+    #[error("{0}")]
+    Recover(#[from] crate::wal::WalError),
     /// The async runtime or signal handling could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -322,24 +336,77 @@ impl Scheduler {
             exits_tx,
             TaskTracker::new(),
         );
-        let core = Core::new(CoreConfig {
+        let config = CoreConfig {
             concurrency: settings.concurrency,
             kill_grace_ms: u64::try_from(settings.kill_grace.as_millis()).unwrap_or(u64::MAX),
             quantum_ms: u64::try_from(settings.quantum.as_millis()).unwrap_or(u64::MAX),
+        };
+        let wal_dir = settings.state_dir.join("wal");
+        let repair = settings.repair_wal;
+        let recovered = tokio::task::spawn_blocking(move || {
+            if repair {
+                let report = crate::wal::repair(&wal_dir)?;
+                tracing::warn!(%report, "--repair-wal");
+            }
+            recover(&wal_dir, WalOptions::default(), config)
+        })
+        .await
+        .map_err(|e| DaemonError::Runtime(std::io::Error::other(e)))??;
+        let stats = &recovered.stats;
+        tracing::info!(
+            records = stats.records,
+            bytes = stats.bytes,
+            snapshot_bytes = stats.snapshot_bytes.unwrap_or(0),
+            torn_bytes_cut = stats.torn_bytes_cut,
+            elapsed_ms = stats.elapsed.as_secs_f64() * 1000.0,
+            jobs = recovered.core.job_count(),
+            "state recovered from the write-ahead log"
+        );
+        let core = recovered.core;
+        let recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
+        if !recovery_events.is_empty() {
+            tracing::warn!(
+                jobs = recovery_events.len(),
+                "jobs that were running when the daemon stopped are marked interrupted"
+            );
+        }
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let journal = Journal::start(recovered.wal, acks_tx).map_err(DaemonError::Runtime)?;
+
+        let flush_every = settings.wal_flush_interval;
+        let flusher = handle.internal.clone();
+        handle.spawn_system("looptask_wal_flush", move |ctx| async move {
+            let mut tick = tokio::time::interval(flush_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if flusher.send(InternalMsg::FlushWal).is_err() {
+                            break;
+                        }
+                    }
+                    () = ctx.shutdown.cancelled() => break,
+                }
+            }
+            Ok(())
         });
+
         let driver = crate::driver::Driver::new(
             core,
+            journal,
             executor,
             DriverConfig {
                 quantum: settings.quantum,
                 shutdown_timeout: settings.shutdown_timeout,
                 logs_dir: logs_dir.clone(),
+                snapshot_bytes: settings.snapshot_bytes,
             },
             DriverInbox {
                 clients: clients_rx,
                 internal: internal_rx,
                 internal_tx: handle.internal.clone(),
                 exits: exits_rx,
+                acks: acks_rx,
             },
             shutdown_begun.clone(),
             shutdown.clone(),
@@ -373,7 +440,7 @@ impl Scheduler {
             "mayflyd ready"
         );
 
-        let driver_task = tokio::spawn(driver.run());
+        let driver_task = tokio::spawn(driver.run(recovery_events));
         let result = tokio::select! {
             core = driver_task => {
                 if let Err(e) = core {

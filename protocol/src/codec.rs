@@ -58,6 +58,39 @@ pub enum FrameError {
     Truncated,
 }
 
+/// The largest blob [`encode_blob`] writes and [`decode_blob`] reads: 4 GiB.
+pub const MAX_BLOB_LEN: usize = 1 << 32;
+
+/// The bincode configuration of on-disk state: like the wire, but limited to
+/// [`MAX_BLOB_LEN`] instead of one frame (a snapshot of many jobs is larger
+/// than any message).
+fn blob_config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_BLOB_LEN>,
+> {
+    bincode::config::standard().with_limit::<MAX_BLOB_LEN>()
+}
+
+/// Encodes on-disk state (the daemon's snapshots) with the wire's encoding
+/// but a larger limit.
+pub fn encode_blob<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
+    bincode::serde::encode_to_vec(value, blob_config())
+        .map_err(|e| FrameError::Encode(e.to_string()))
+}
+
+/// Decodes what [`encode_blob`] wrote, refusing trailing bytes.
+pub fn decode_blob<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, blob_config())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(FrameError::TrailingBytes {
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
 /// Encodes a message into a bare payload (no length prefix).
 pub fn encode_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let payload = bincode::serde::encode_to_vec(msg, config())

@@ -28,7 +28,9 @@ pub mod response;
 
 #[cfg(feature = "codec")]
 pub use codec::FrameCodec;
-pub use codec::{FrameError, decode_payload, encode_frame, encode_payload, read_frame};
+pub use codec::{
+    FrameError, decode_blob, decode_payload, encode_blob, encode_frame, encode_payload, read_frame,
+};
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
     Command, JobId, JobInfo, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo, StateCounts,

@@ -1281,3 +1281,17 @@ mod codec {
         }
     }
 }
+
+/// On-disk blobs round-trip, are not limited to one frame, and refuse
+/// trailing bytes like frames do.
+#[test]
+fn blobs_round_trip_beyond_the_frame_limit() {
+    let big = vec![7u8; mayfly_protocol::MAX_FRAME_LEN + 10];
+    let bytes = mayfly_protocol::encode_blob(&big).unwrap();
+    assert!(mayfly_protocol::encode_payload(&big).is_err());
+    let back: Vec<u8> = mayfly_protocol::decode_blob(&bytes).unwrap();
+    assert_eq!(back, big);
+    let mut extra = mayfly_protocol::encode_blob(&5u32).unwrap();
+    extra.push(0);
+    assert!(mayfly_protocol::decode_blob::<u32>(&extra).is_err());
+}

@@ -586,6 +586,19 @@ impl Core {
         }
     }
 
+    /// Takes over what is not durable from `old`, the core this one replaces
+    /// after a rebuild from disk: system tasks, the shutdown flag, and the
+    /// pids of jobs that run in both.
+    pub fn adopt_runtime_state(&mut self, old: &Core) {
+        self.system = old.system.clone();
+        self.shutting_down = old.shutting_down;
+        for (id, job) in &mut self.jobs {
+            if job.state == JobState::Running {
+                job.pid = old.pid(*id);
+            }
+        }
+    }
+
     // --------------------------------------------------------------- queries
 
     /// True once a graceful shutdown began.

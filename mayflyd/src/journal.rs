@@ -1,0 +1,321 @@
+//! The journal: the daemon's side of the write-ahead log.
+//!
+//! The [`Wal`] itself is blocking file I/O, so it lives on a dedicated thread
+//! (never on the async runtime). The driver sends it [`WalCmd`]s and gets
+//! [`WalAck`]s back, in order. This module owns:
+//!
+//! - **recovery** ([`recover`]): open the log, load the snapshot into a
+//!   [`Core`], replay every later record through the same `Core::apply` the
+//!   live daemon uses;
+//! - **group commit**: the thread takes every command that is waiting,
+//!   appends all their records, and fsyncs *once* if any of them asked for
+//!   durability, then acknowledges each;
+//! - **failure mode**: after a failed write or fsync the log has dropped
+//!   everything since its last sync, so the thread refuses further writes
+//!   until the driver has rebuilt its state from disk ([`WalCmd::Reopen`]) —
+//!   otherwise a later record could depend on one that was lost.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use mayfly_protocol::{decode_blob, decode_payload, encode_payload};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::{Core, CoreConfig, CoreSnapshot, Event};
+use crate::wal::{Recovery, Wal, WalError, WalOptions};
+
+/// Why the state could not be recovered at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The log could not be opened or read (damage, version, I/O).
+    #[error("cannot recover the job state: {0}")]
+    Wal(#[from] WalError),
+}
+
+/// What recovery produced.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The open log, ready for appends.
+    pub wal: Wal,
+    /// The rebuilt state. Its pending actions were discarded: nothing is
+    /// re-spawned or re-signalled by a replay.
+    pub core: Core,
+    /// Figures for the log line.
+    pub stats: Recovery,
+}
+
+/// Opens the log in `dir` and rebuilds the core from it.
+pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recovered, WalError> {
+    // Both callbacks build the same core: the snapshot replaces it, records
+    // apply to it. Open calls them one at a time.
+    let core = std::cell::RefCell::new(Core::new(config.clone()));
+    let (wal, stats) = Wal::open(
+        dir,
+        opts,
+        |snapshot| -> Result<(), String> {
+            let snap: CoreSnapshot =
+                decode_blob(snapshot).map_err(|e| format!("undecodable snapshot: {e}"))?;
+            *core.borrow_mut() = Core::from_snapshot(config.clone(), snap)
+                .map_err(|e| format!("inconsistent snapshot: {e}"))?;
+            Ok(())
+        },
+        |record| -> Result<(), String> {
+            let event: Event =
+                decode_payload(record).map_err(|e| format!("undecodable event: {e}"))?;
+            core.borrow_mut()
+                .apply(&event)
+                .map_err(|e| format!("event does not fit the state: {e}"))
+        },
+    )?;
+    let mut core = core.into_inner();
+    while core.poll_action().is_some() {}
+    Ok(Recovered { wal, core, stats })
+}
+
+/// Encodes an event as a log record.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    // Events are small plain data; encoding cannot fail short of a bug.
+    encode_payload(event).unwrap_or_else(|e| {
+        tracing::error!(error = %e, ?event, "cannot encode event");
+        Vec::new()
+    })
+}
+
+/// A command for the journal thread.
+pub enum WalCmd {
+    /// Append `records`; with `sync`, make them (and everything before)
+    /// durable before acknowledging.
+    Write {
+        /// Echoed in the ack.
+        ticket: u64,
+        /// Encoded events.
+        records: Vec<Vec<u8>>,
+        /// Whether to fsync.
+        sync: bool,
+    },
+    /// Write a snapshot covering everything appended so far.
+    Snapshot {
+        /// Echoed in the ack.
+        ticket: u64,
+        /// The encoded [`CoreSnapshot`].
+        payload: Vec<u8>,
+    },
+    /// Close and reopen the log, returning the state it holds (after a
+    /// failure, to drop what did not reach the disk). Leaves failure mode.
+    Reopen {
+        /// Settings for the rebuilt core.
+        config: CoreConfig,
+        /// Where the rebuilt core goes.
+        reply: oneshot::Sender<Result<Core, String>>,
+    },
+    /// Sync what is pending and stop.
+    Stop {
+        /// Told when the log is closed.
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The journal thread's answer to a `Write` or `Snapshot`.
+#[derive(Debug)]
+pub struct WalAck {
+    /// The command's ticket.
+    pub ticket: u64,
+    /// `Ok` with what happened, or the error (one line, naming the file).
+    pub result: Result<AckInfo, String>,
+}
+
+/// Details of a successful command.
+#[derive(Debug, Clone, Copy)]
+pub struct AckInfo {
+    /// True when everything up to this command is now on disk.
+    pub synced: bool,
+    /// Log bytes written since the last snapshot (to decide when to take one).
+    pub bytes_since_snapshot: u64,
+    /// How long the fsync took, if there was one.
+    pub fsync: Option<Duration>,
+}
+
+/// The handle the driver holds.
+#[derive(Debug)]
+pub struct Journal {
+    /// Commands to the thread.
+    tx: std_mpsc::Sender<WalCmd>,
+    /// The thread, joined at stop.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Moves `wal` onto its own thread; acks arrive on `acks`.
+    pub fn start(wal: Wal, acks: mpsc::UnboundedSender<WalAck>) -> std::io::Result<Self> {
+        let (tx, rx) = std_mpsc::channel();
+        let dir = wal.dir().to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("mayfly-wal".into())
+            .spawn(move || run_thread(wal, dir, rx, acks))?;
+        Ok(Self {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a command. Returns false if the thread has stopped.
+    pub fn send(&self, cmd: WalCmd) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    /// Syncs, stops the thread and waits for it.
+    pub async fn stop(mut self) -> Result<(), String> {
+        let (done, rx) = oneshot::channel();
+        if !self.send(WalCmd::Stop { done }) {
+            return Err("the WAL thread had already stopped".into());
+        }
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err("the WAL thread died".into()));
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        result
+    }
+}
+
+/// The journal thread: group commit, snapshots, failure mode.
+fn run_thread(
+    wal: Wal,
+    dir: PathBuf,
+    rx: std_mpsc::Receiver<WalCmd>,
+    acks: mpsc::UnboundedSender<WalAck>,
+) {
+    let mut wal = Some(wal);
+    // Set after a failed write or sync: the log dropped its unsynced
+    // records, so nothing may be appended until the driver has rebuilt.
+    let mut failure: Option<String> = None;
+    while let Ok(first) = rx.recv() {
+        let mut cmds = vec![first];
+        cmds.extend(rx.try_iter());
+        let mut writes: Vec<(u64, bool)> = Vec::new();
+        for cmd in cmds {
+            match cmd {
+                WalCmd::Write {
+                    ticket,
+                    records,
+                    sync,
+                } => {
+                    if failure.is_none()
+                        && let Some(w) = wal.as_mut()
+                    {
+                        for record in &records {
+                            if let Err(e) = w.append(record) {
+                                failure = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    writes.push((ticket, sync));
+                }
+                other => {
+                    flush_writes(&mut wal, &mut failure, &mut writes, &acks);
+                    match other {
+                        WalCmd::Snapshot { ticket, payload } => {
+                            let result = match (&failure, wal.as_mut()) {
+                                (Some(f), _) => Err(f.clone()),
+                                (None, None) => Err("the WAL is closed".to_string()),
+                                (None, Some(w)) => {
+                                    let started = Instant::now();
+                                    match w.write_snapshot(&payload) {
+                                        Ok(stats) => {
+                                            tracing::info!(
+                                                bytes = payload.len(),
+                                                segments_removed = stats.files_removed,
+                                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                                "snapshot written"
+                                            );
+                                            Ok(AckInfo {
+                                                synced: true,
+                                                bytes_since_snapshot: w.bytes_since_snapshot(),
+                                                fsync: None,
+                                            })
+                                        }
+                                        Err(e) => Err(e.to_string()),
+                                    }
+                                }
+                            };
+                            let _ = acks.send(WalAck { ticket, result });
+                        }
+                        WalCmd::Reopen { config, reply } => {
+                            let old = wal.take();
+                            let opts = WalOptions::default();
+                            drop(old); // releases the directory lock
+                            let result = match recover(&dir, opts, config) {
+                                Ok(r) => {
+                                    wal = Some(r.wal);
+                                    failure = None;
+                                    Ok(r.core)
+                                }
+                                Err(e) => Err(e.to_string()),
+                            };
+                            let _ = reply.send(result);
+                        }
+                        WalCmd::Stop { done } => {
+                            let result = match (&failure, wal.as_mut()) {
+                                (Some(f), _) => Err(f.clone()),
+                                (None, Some(w)) => w.sync().map(|_| ()).map_err(|e| e.to_string()),
+                                (None, None) => Ok(()),
+                            };
+                            let _ = done.send(result);
+                            return;
+                        }
+                        WalCmd::Write { .. } => {}
+                    }
+                }
+            }
+        }
+        flush_writes(&mut wal, &mut failure, &mut writes, &acks);
+    }
+}
+
+/// Syncs (if any write asked for it) and acknowledges the collected writes.
+fn flush_writes(
+    wal: &mut Option<Wal>,
+    failure: &mut Option<String>,
+    writes: &mut Vec<(u64, bool)>,
+    acks: &mpsc::UnboundedSender<WalAck>,
+) {
+    if writes.is_empty() {
+        return;
+    }
+    let wants_sync = writes.iter().any(|&(_, sync)| sync);
+    let mut info = AckInfo {
+        synced: false,
+        bytes_since_snapshot: 0,
+        fsync: None,
+    };
+    if failure.is_none() {
+        match wal.as_mut() {
+            None => *failure = Some("the WAL is closed".into()),
+            Some(w) => {
+                if wants_sync {
+                    match w.sync() {
+                        Ok(stats) => {
+                            info.synced = true;
+                            info.fsync = Some(stats.fsync);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "WAL write failed; refusing changes until it works again");
+                            *failure = Some(e.to_string());
+                        }
+                    }
+                }
+                info.bytes_since_snapshot = w.bytes_since_snapshot();
+            }
+        }
+    }
+    for (ticket, _) in writes.drain(..) {
+        let result = match failure {
+            Some(f) => Err(f.clone()),
+            None => Ok(info),
+        };
+        let _ = acks.send(WalAck { ticket, result });
+    }
+}
