@@ -191,6 +191,22 @@ pub enum CliCommand {
             mayflyctl shutdown --timeout 30s"
     )]
     Shutdown(ShutdownArgs),
+
+    /// Show the daemon's activity log: scheduler, system task and job events.
+    #[command(
+        long_about = "Show the daemon's activity log: when it booted (and what it recovered), \
+            every job transition (submitted, started, stop requested, finished with its \
+            state, exit status and run time), system tasks starting and exiting, and \
+            shutdown. Without --follow it prints the recent events (the last 1024) and \
+            exits; with --follow it keeps printing new ones until the daemon stops. A \
+            reader that falls behind is told how many events it missed. --json prints one \
+            object a line with 'event', 'at', 'seq' and the event's fields.",
+        after_help = "Examples:\n  \
+            mayflyctl events\n  \
+            mayflyctl events --follow\n  \
+            mayflyctl events --follow --json | jq -c 'select(.event == \"JobFinished\")'"
+    )]
+    Events(EventsArgs),
 }
 
 /// Arguments of `submit`.
@@ -274,6 +290,14 @@ pub struct LogsArgs {
     /// The job.
     #[arg(value_name = "ID")]
     pub id: String,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Keep printing new events until the daemon stops.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// Arguments of `shutdown`.

@@ -138,6 +138,8 @@ pub fn response_name(response: &Response) -> &'static str {
         Response::ShuttingDown => "ShuttingDown",
         Response::End => "End",
         Response::Error(_) => "Error",
+        Response::Event(_) => "Event",
+        Response::EventsMissed { .. } => "EventsMissed",
     }
 }
 

@@ -54,6 +54,8 @@ pub enum Action {
     },
     /// Print a job's output.
     Logs(LogsRequest),
+    /// Read the activity log.
+    Events(mayfly_protocol::EventsRequest),
     /// Print a snapshot of the daemon's state.
     DumpState,
     /// Shut the daemon down.
@@ -68,6 +70,7 @@ pub fn plan(cli: &Cli, ctx: &ClientContext) -> Result<Plan, UsageError> {
         CliCommand::Cancel(args) => cmd::cancel::plan(args)?,
         CliCommand::Wait(args) => cmd::wait::plan(args)?,
         CliCommand::Logs(args) => cmd::logs::plan(args)?,
+        CliCommand::Events(args) => cmd::events::plan(args),
         CliCommand::DumpState => cmd::dump_state::plan(),
         CliCommand::Shutdown(args) => cmd::shutdown::plan(args)?,
     };

@@ -7,129 +7,9 @@
 
 use std::fmt::Write as _;
 
-use mayfly_protocol::{
-    CancelOutcome, Command, JobId, JobInfo, QueueInfo, SchedulerInfo, StateCounts, StateHeader,
-    SystemTaskInfo, Timestamp,
-};
-use serde_json::{Map, Value, json};
-
-/// The last millisecond `humantime` can format (end of year 9999); later
-/// times are clamped to it instead of failing.
-const MAX_FORMATTABLE_MS: u64 = 253_402_300_800_000 - 1;
-
-/// A timestamp as RFC 3339 with milliseconds, e.g. `2024-05-01T12:00:00.000Z`.
-pub fn rfc3339(ts: Timestamp) -> String {
-    let clamped = Timestamp(ts.0.min(MAX_FORMATTABLE_MS));
-    humantime::format_rfc3339_millis(clamped.to_system_time()).to_string()
-}
-
-/// An optional timestamp as RFC 3339 or `null`.
-fn rfc3339_or_null(ts: Option<Timestamp>) -> Value {
-    ts.map_or(Value::Null, |t| Value::String(rfc3339(t)))
-}
-
-/// `[(k, v)]` as a JSON object; a repeated key keeps its last value.
-fn pairs_object(pairs: &[(String, String)]) -> Value {
-    let map: Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    Value::Object(map)
-}
-
-/// A command as the contract shows it: the argv array, or the shell string.
-fn command_json(command: &Command) -> Value {
-    match command {
-        Command::Argv(argv) => json!(argv),
-        Command::Shell(s) => json!(s),
-    }
-}
-
-/// The contract's job object (`status --json`, `wait --json`, `dump-state`).
-pub fn job_json(info: &JobInfo) -> Value {
-    json!({
-        "id": info.id.0,
-        "state": info.state.as_str(),
-        "queue": info.queue,
-        "priority": info.priority,
-        "command": command_json(&info.command),
-        "cwd": info.cwd,
-        "labels": pairs_object(&info.labels),
-        "exit_code": info.exit_code,
-        "signal": info.signal,
-        "attempts": info.attempts,
-        "submitted_at": rfc3339(info.submitted_at),
-        "started_at": rfc3339_or_null(info.started_at),
-        "finished_at": rfc3339_or_null(info.finished_at),
-        "progress": info.progress,
-        "reason": info.reason,
-        "pid": info.pid,
-    })
-}
-
-/// Per-state counts as an object keyed by the contract's state names.
-fn counts_json(counts: &StateCounts) -> Value {
-    let map: Map<String, Value> = mayfly_protocol::JobState::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), json!(counts.get(*s))))
-        .collect();
-    Value::Object(map)
-}
-
-/// One queue of `dump-state`.
-fn queue_json(queue: &QueueInfo) -> Value {
-    json!({
-        "name": queue.name,
-        "concurrency": queue.concurrency,
-        "paused": queue.paused,
-        "counts": counts_json(&queue.counts),
-    })
-}
-
-/// The scheduler part of `dump-state`.
-fn scheduler_json(s: &SchedulerInfo) -> Value {
-    json!({
-        "concurrency": s.concurrency,
-        "quantum_ms": s.quantum_ms,
-        "next_job_id": s.next_job_id,
-        "jobs_submitted": s.jobs_submitted,
-        "jobs_started": s.jobs_started,
-        "jobs_finished": s.jobs_finished,
-        "shutting_down": s.shutting_down,
-    })
-}
-
-/// One system task of `dump-state`.
-fn system_task_json(task: &SystemTaskInfo) -> Value {
-    json!({
-        "kind": "system",
-        "name": task.name,
-        "priority": task.priority,
-        "state": task.state,
-        "started_at": rfc3339(task.started_at),
-    })
-}
-
-/// The `dump-state` object: `tasks` (system tasks, then jobs), `queues`, `scheduler`.
-pub fn dump_state_json(header: &StateHeader, jobs: &[JobInfo]) -> Value {
-    let tasks: Vec<Value> = header
-        .system_tasks
-        .iter()
-        .map(system_task_json)
-        .chain(jobs.iter().map(|job| {
-            let mut obj = job_json(job);
-            if let Value::Object(map) = &mut obj {
-                map.insert("kind".into(), json!("job"));
-            }
-            obj
-        }))
-        .collect();
-    json!({
-        "tasks": tasks,
-        "queues": header.queues.iter().map(queue_json).collect::<Vec<_>>(),
-        "scheduler": scheduler_json(&header.scheduler),
-    })
-}
+pub use mayfly_protocol::json::{dump_state_json, job_json, rfc3339};
+use mayfly_protocol::{CancelOutcome, JobId, JobInfo, Timestamp};
+use serde_json::{Value, json};
 
 /// The usual name of a signal number, as in `SIGTERM`; `SIG<n>` otherwise.
 pub fn signal_name(signal: i32) -> String {
@@ -296,7 +176,10 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, width: Option<usize>) -> S
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use mayfly_protocol::{JobState, Timestamp};
+    use mayfly_protocol::{
+        Command, JobState, QueueInfo, SchedulerInfo, StateCounts, StateHeader, SystemTaskInfo,
+        Timestamp,
+    };
 
     use super::*;
 
@@ -402,7 +285,12 @@ pub(crate) mod tests {
         assert_eq!(v["queues"][0]["concurrency"], Value::Null);
         assert_eq!(v["queues"][0]["counts"]["queued"], 1);
         assert_eq!(v["queues"][0]["counts"]["timed_out"], 0);
-        assert_eq!(v["queues"][0]["counts"].as_object().map(Map::len), Some(9));
+        assert_eq!(
+            v["queues"][0]["counts"]
+                .as_object()
+                .map(serde_json::Map::len),
+            Some(9)
+        );
         assert_eq!(v["scheduler"]["quantum_ms"], 10);
         assert_eq!(v["scheduler"]["shutting_down"], false);
     }

@@ -69,6 +69,12 @@ pub struct Args {
     #[arg(long)]
     pub repair_wal: bool,
 
+    /// On shutdown, print a JSON snapshot of every task and queue to stdout
+    /// (the same shape as `mayflyctl dump-state`). SIGUSR1 writes one to the
+    /// log at any time without stopping anything.
+    #[arg(long)]
+    pub dump_state: bool,
+
     /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -121,6 +127,7 @@ impl Args {
             wal_flush_interval: self.wal_flush_interval,
             snapshot_bytes: self.snapshot_bytes,
             repair_wal: self.repair_wal,
+            dump_state: self.dump_state,
             ..defaults
         }
     }

@@ -35,8 +35,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use mayfly_protocol::{
-    CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, Request, Response, StateHeader,
-    StatusRequest, SubmitRequest, Timestamp, WaitRequest,
+    Activity, ActivityRecord, CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, Request,
+    Response, StateHeader, StatusRequest, SubmitRequest, Timestamp, WaitRequest,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -48,6 +48,7 @@ use std::collections::VecDeque;
 use crate::core::{Action, Core, CoreError, Event};
 use crate::executor::{Executor, JobExit};
 use crate::journal::{Journal, WalAck, WalCmd, encode_event};
+use crate::pal::Pal;
 
 /// Where a request's response frames go. Unbounded on purpose: the driver
 /// must never wait on a slow client; what it sends is bounded by the request
@@ -80,10 +81,25 @@ pub struct SystemContext {
 
 /// A message from inside the daemon (not a client).
 pub enum InternalMsg {
-    /// Begin a graceful shutdown; `None` uses the configured timeout.
-    Shutdown(Option<Duration>),
+    /// Begin a graceful shutdown.
+    Shutdown {
+        /// SIGTERM-to-SIGKILL grace; `None` uses `--shutdown-timeout`.
+        timeout: Option<Duration>,
+        /// What asked for it, for the activity log.
+        reason: String,
+    },
+    /// Subscribe to the activity log: the recent events and a receiver for
+    /// the ones to come.
+    SubscribeEvents(
+        tokio::sync::oneshot::Sender<(
+            Vec<ActivityRecord>,
+            tokio::sync::broadcast::Receiver<ActivityRecord>,
+        )>,
+    ),
     /// Make everything logged so far durable (the WAL flusher's tick).
     FlushWal,
+    /// Write a JSON snapshot of tasks and queues to the log (SIGUSR1).
+    LogState,
     /// Start a system task at priority 0.
     SpawnSystem {
         /// Its name, shown in `dump-state`.
@@ -95,23 +111,29 @@ pub enum InternalMsg {
     SystemExited {
         /// Its name.
         name: String,
-        /// False when it returned an error.
-        ok: bool,
+        /// The error it returned, if it failed.
+        error: Option<String>,
     },
 }
 
 impl std::fmt::Debug for InternalMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InternalMsg::Shutdown(t) => f.debug_tuple("Shutdown").field(t).finish(),
+            InternalMsg::Shutdown { timeout, reason } => f
+                .debug_struct("Shutdown")
+                .field("timeout", timeout)
+                .field("reason", reason)
+                .finish(),
+            InternalMsg::SubscribeEvents(_) => f.write_str("SubscribeEvents"),
             InternalMsg::FlushWal => f.write_str("FlushWal"),
+            InternalMsg::LogState => f.write_str("LogState"),
             InternalMsg::SpawnSystem { name, .. } => {
                 f.debug_struct("SpawnSystem").field("name", name).finish()
             }
-            InternalMsg::SystemExited { name, ok } => f
+            InternalMsg::SystemExited { name, error } => f
                 .debug_struct("SystemExited")
                 .field("name", name)
-                .field("ok", ok)
+                .field("error", error)
                 .finish(),
         }
     }
@@ -180,8 +202,23 @@ struct WaitGroup {
     reply: Reply,
 }
 
+/// Figures about recovery, for the `SchedulerBoot` event.
+#[derive(Debug, Clone, Default)]
+pub struct BootInfo {
+    /// Jobs recovered from the log.
+    pub recovered_jobs: u64,
+    /// Records replayed.
+    pub replayed_records: u64,
+    /// How long recovery took.
+    pub replay_ms: u64,
+}
+
 /// The driver task's state.
 pub struct Driver {
+    /// The activity log.
+    pal: Pal,
+    /// When the driver started, for the uptime in `ShutdownComplete`.
+    started: Instant,
     /// The scheduler core: the only copy of job state.
     core: Core,
     /// Starts and signals processes.
@@ -223,8 +260,11 @@ pub struct Driver {
     next_wait: u64,
     /// Cancelled when shutdown begins: listeners stop accepting.
     stop_accepting: CancellationToken,
-    /// Cancelled when the driver has finished: system tasks and sessions stop.
+    /// Cancelled when the driver has finished: sessions stop.
     shutdown: CancellationToken,
+    /// Cancelled near the end of a shutdown, before the log is closed:
+    /// system tasks stop (and their exit is still recorded).
+    system_stop: CancellationToken,
     /// Tracks system tasks.
     tracker: TaskTracker,
     /// When a shutdown gives up waiting for job processes.
@@ -245,6 +285,8 @@ impl Driver {
         tracker: TaskTracker,
     ) -> Self {
         Self {
+            pal: Pal::new(),
+            started: Instant::now(),
             core,
             executor,
             config,
@@ -265,6 +307,7 @@ impl Driver {
             waiters: HashMap::new(),
             next_wait: 0,
             stop_accepting,
+            system_stop: shutdown.child_token(),
             shutdown,
             tracker,
             give_up_at: None,
@@ -276,7 +319,15 @@ impl Driver {
     ///
     /// `recovery` are the events that close the books on a replayed log
     /// (jobs that were running are interrupted); they are logged first.
-    pub async fn run(mut self, recovery: Vec<Event>) -> Core {
+    pub async fn run(mut self, boot: BootInfo, recovery: Vec<Event>) -> Core {
+        self.pal.emit(Activity::SchedulerBoot {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            concurrency: self.core.config().concurrency,
+            recovered_jobs: boot.recovered_jobs,
+            replayed_records: boot.replayed_records,
+            replay_ms: boot.replay_ms,
+            interrupted_jobs: recovery.len() as u64,
+        });
         for event in recovery {
             self.record(event);
         }
@@ -364,6 +415,7 @@ impl Driver {
                 }
             }
         }
+        self.stop_system_tasks().await;
         if let Some(journal) = self.journal.take() {
             match journal.stop().await {
                 Ok(()) => tracing::info!("write-ahead log flushed and closed"),
@@ -378,7 +430,33 @@ impl Driver {
                 "the daemon shut down before the job ended; wait again once it is back",
             )));
         }
+        self.pal.emit(Activity::ShutdownComplete {
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        });
         self.shutdown.cancel();
+    }
+
+    /// Stops the system tasks and waits (bounded) until each has reported
+    /// its exit, so `SystemTaskExit` is in the activity log before
+    /// `ShutdownComplete`.
+    async fn stop_system_tasks(&mut self) {
+        self.system_stop.cancel();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self
+            .core
+            .system_infos()
+            .iter()
+            .any(|t| t.state == "running")
+        {
+            match tokio::time::timeout_at(deadline, self.inbox.internal.recv()).await {
+                Ok(Some(msg @ InternalMsg::SystemExited { .. })) => self.on_internal(msg),
+                Ok(Some(_)) => {} // too late for anything else
+                Ok(None) | Err(_) => {
+                    tracing::warn!("some system tasks did not stop within 5s");
+                    break;
+                }
+            }
+        }
     }
 
     /// Applies one event the core decided and queues it for the log.
@@ -389,6 +467,7 @@ impl Driver {
             return;
         }
         self.batch_records.push(encode_event(&event));
+        self.log_activity(&event);
         let ended = event
             .job_id()
             .filter(|id| self.core.state_of(*id).is_some_and(|s| s.is_terminal()));
@@ -396,6 +475,58 @@ impl Driver {
         if let Some(id) = ended {
             self.job_ended(id);
         }
+    }
+
+    /// Tells the activity log about an event just applied. (`Started` is told
+    /// when the process exists, with its pid: see [`Driver::run_action`].)
+    fn log_activity(&mut self, event: &Event) {
+        let activity = match event {
+            Event::Submitted { id, spec, .. } => Activity::JobSubmitted {
+                id: *id,
+                queue: spec.queue.clone(),
+                priority: spec.priority,
+                command: spec.command.to_string(),
+            },
+            Event::StopRequested {
+                id,
+                reason,
+                grace_ms,
+                ..
+            } => Activity::JobStopRequested {
+                id: *id,
+                reason: match reason {
+                    crate::core::StopReason::Cancel => "cancel".into(),
+                    crate::core::StopReason::Shutdown => "shutdown".into(),
+                },
+                grace_ms: *grace_ms,
+            },
+            Event::Cancelled { id, .. }
+            | Event::Exited { id, .. }
+            | Event::Interrupted { id, .. } => {
+                let Some(info) = self.core.job_info(*id) else {
+                    return;
+                };
+                let ran_ms = match (info.started_at, info.finished_at) {
+                    (Some(start), Some(end))
+                        if matches!(event, Event::Exited { .. } | Event::Interrupted { .. }) =>
+                    {
+                        Some(end.millis_since(start))
+                    }
+                    _ => None,
+                };
+                Activity::JobFinished {
+                    id: *id,
+                    queue: info.queue,
+                    state: info.state,
+                    exit_code: info.exit_code,
+                    signal: info.signal,
+                    ran_ms,
+                    reason: info.reason,
+                }
+            }
+            Event::Started { .. } | Event::QueueConfigured { .. } => return,
+        };
+        self.pal.emit(activity);
     }
 
     /// [`Driver::record`] for a change a client asked for: its batch must be
@@ -695,20 +826,23 @@ impl Driver {
                 self.hold(&reply, Response::Cancelled(outcomes));
             }
             Request::Wait(WaitRequest { ids }) => self.add_wait(reply, ids),
-            Request::Logs(_) => {
-                // Sessions serve logs from the files; they only ask us for
-                // status and wait. Reaching here is a session bug.
+            Request::Logs(_) | Request::Events(_) => {
+                // Sessions serve logs (from the files) and events (from a
+                // subscription); reaching here is a session bug.
                 self.hold(
                     &reply,
                     Response::Error(ErrorResponse::new(
                         ErrorKind::Internal,
-                        "logs requests are served by the session",
+                        "logs and events requests are served by the session",
                     )),
                 );
             }
             Request::Shutdown(req) => {
                 self.hold(&reply, Response::ShuttingDown);
-                self.begin_shutdown(req.timeout_ms.map(Duration::from_millis));
+                self.begin_shutdown(
+                    req.timeout_ms.map(Duration::from_millis),
+                    "requested by a client (mayflyctl shutdown)".into(),
+                );
             }
         }
     }
@@ -805,11 +939,22 @@ impl Driver {
     /// Handles a message from inside the daemon.
     fn on_internal(&mut self, msg: InternalMsg) {
         match msg {
-            InternalMsg::Shutdown(timeout) => self.begin_shutdown(timeout),
+            InternalMsg::Shutdown { timeout, reason } => self.begin_shutdown(timeout, reason),
+            InternalMsg::SubscribeEvents(reply) => {
+                let _ = reply.send(self.pal.subscribe());
+            }
             InternalMsg::FlushWal => self.flush_wal(),
+            InternalMsg::LogState => {
+                tracing::info!(target: "mayflyd::state", state = %state_json(&self.core), "state snapshot (SIGUSR1)");
+            }
             InternalMsg::SpawnSystem { name, task } => self.spawn_system(name, task),
-            InternalMsg::SystemExited { name, ok } => {
-                self.core.system_exited(&name, ok);
+            InternalMsg::SystemExited { name, error } => {
+                self.core.system_exited(&name, error.is_none());
+                self.pal.emit(Activity::SystemTaskExit {
+                    ok: error.is_none(),
+                    name,
+                    error,
+                });
             }
         }
     }
@@ -817,36 +962,32 @@ impl Driver {
     /// Starts a system task on the tracker and registers it in the core.
     fn spawn_system(&mut self, name: String, task: SystemTaskFn) {
         self.core.system_started(&name, Timestamp::now());
-        tracing::info!(task = %name, priority = 0, "system task started");
+        self.pal.emit(Activity::SystemTaskStart {
+            name: name.clone(),
+            priority: 0,
+        });
         let ctx = SystemContext {
-            shutdown: self.shutdown.clone(),
+            shutdown: self.system_stop.clone(),
         };
         let fut = task(ctx);
         let report = self.internal_tx.clone();
         self.tracker.spawn(async move {
-            let ok = match fut.await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(task = %name, error = %e, "system task failed");
-                    false
-                }
-            };
-            tracing::info!(task = %name, ok, "system task exited");
-            let _ = report.send(InternalMsg::SystemExited { name, ok });
+            let error = fut.await.err().map(|e| format!("{e:#}"));
+            let _ = report.send(InternalMsg::SystemExited { name, error });
         });
     }
 
     /// Begins a graceful shutdown (idempotent).
-    fn begin_shutdown(&mut self, timeout: Option<Duration>) {
+    fn begin_shutdown(&mut self, timeout: Option<Duration>, reason: String) {
         if self.core.is_shutting_down() {
             return;
         }
         let timeout = timeout.unwrap_or(self.config.shutdown_timeout);
-        tracing::info!(
-            running = self.core.running_count(),
-            timeout = %humantime::format_duration(timeout),
-            "shutdown begins: no new jobs start; running jobs get SIGTERM"
-        );
+        self.pal.emit(Activity::ShutdownBegin {
+            reason,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            running_jobs: self.core.running_count(),
+        });
         self.stop_accepting.cancel();
         let grace_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         for event in self.core.begin_shutdown(Timestamp::now(), grace_ms) {
@@ -884,8 +1025,19 @@ impl Driver {
                 };
                 match self.executor.spawn(id, spec) {
                     Ok(pid) => {
-                        tracing::info!(job = %id, attempt, pid, "job started");
                         self.core.note_pid(id, pid);
+                        if let Some(info) = self.core.job_info(id) {
+                            let waited_ms = info
+                                .started_at
+                                .map_or(0, |s| s.millis_since(info.submitted_at));
+                            self.pal.emit(Activity::JobStarted {
+                                id,
+                                queue: info.queue,
+                                attempt,
+                                pid,
+                                waited_ms,
+                            });
+                        }
                     }
                     Err(reason) => {
                         tracing::warn!(job = %id, %reason, "job could not start");
@@ -908,6 +1060,18 @@ impl Driver {
             }
         }
     }
+}
+
+/// The `dump-state` JSON object of a core: every task and queue and the
+/// scheduler's counters (what `mayflyctl dump-state` prints).
+pub fn state_json(core: &Core) -> serde_json::Value {
+    let header = StateHeader {
+        scheduler: core.scheduler_info(),
+        queues: core.queue_infos(),
+        system_tasks: core.system_infos(),
+    };
+    let jobs: Vec<JobInfo> = core.job_ids().filter_map(|id| core.job_info(id)).collect();
+    mayfly_protocol::json::dump_state_json(&header, &jobs)
 }
 
 /// Maps a core refusal to a response frame.

@@ -14,6 +14,7 @@ pub mod executor;
 pub mod journal;
 #[cfg(feature = "ipc")]
 pub mod listener;
+pub mod pal;
 pub mod scheduler;
 #[cfg(feature = "ipc")]
 pub mod session;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,8 @@ pub struct Settings {
     pub snapshot_bytes: u64,
     /// Before opening the log, back up and cut off damaged records.
     pub repair_wal: bool,
+    /// Print a JSON snapshot of tasks and queues to stdout on shutdown.
+    pub dump_state: bool,
 }
 
 impl Default for Settings {
@@ -81,7 +83,17 @@ impl Default for Settings {
             wal_flush_interval: Duration::from_millis(100),
             snapshot_bytes: 64 << 20,
             repair_wal: false,
+            dump_state: false,
         }
+    }
+}
+
+/// `SIGTERM` or `SIGINT` for the signals we handle, the number otherwise.
+fn signal_name(sig: i32) -> String {
+    match sig {
+        SIGTERM => "SIGTERM".into(),
+        SIGINT => "SIGINT".into(),
+        n => n.to_string(),
     }
 }
 
@@ -192,7 +204,10 @@ impl SchedulerHandle {
     /// Begins a graceful shutdown: running jobs get SIGTERM, then SIGKILL
     /// after `timeout` (`None`: the configured `--shutdown-timeout`).
     pub fn shutdown(&self, timeout: Option<Duration>) {
-        let _ = self.internal.send(InternalMsg::Shutdown(timeout));
+        let _ = self.internal.send(InternalMsg::Shutdown {
+            timeout,
+            reason: "requested through the scheduler handle".into(),
+        });
     }
 
     /// Starts a system task at priority 0 (the WAL flusher, the metrics
@@ -296,8 +311,8 @@ impl Scheduler {
         let tracker = TaskTracker::new();
 
         if settings.handle_signals {
-            let signals =
-                signal_hook_tokio::Signals::new([SIGTERM, SIGINT]).map_err(DaemonError::Runtime)?;
+            let signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGUSR1])
+                .map_err(DaemonError::Runtime)?;
             let signals_handle = signals.handle();
             let handle = handle.clone();
             let forced = forced.clone();
@@ -308,11 +323,17 @@ impl Scheduler {
                 loop {
                     tokio::select! {
                         sig = signals.next() => match sig {
+                            Some(SIGUSR1) => {
+                                let _ = handle.internal.send(InternalMsg::LogState);
+                            }
                             Some(sig) => {
                                 seen += 1;
                                 if seen == 1 {
                                     tracing::info!(signal = sig, "signal received: shutting down gracefully (send it again to force)");
-                                    handle.shutdown(None);
+                                    let _ = handle.internal.send(InternalMsg::Shutdown {
+                                        timeout: None,
+                                        reason: format!("signal {}", signal_name(sig)),
+                                    });
                                 } else {
                                     tracing::warn!(signal = sig, "second signal: forcing exit");
                                     forced.cancel();
@@ -362,6 +383,11 @@ impl Scheduler {
             jobs = recovered.core.job_count(),
             "state recovered from the write-ahead log"
         );
+        let boot = crate::driver::BootInfo {
+            recovered_jobs: recovered.core.job_count() as u64,
+            replayed_records: stats.records,
+            replay_ms: stats.elapsed.as_millis() as u64,
+        };
         let core = recovered.core;
         let recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
         if !recovery_events.is_empty() {
@@ -417,6 +443,7 @@ impl Scheduler {
         if let Some(listener) = listener {
             let session_ctx = SessionContext {
                 driver: clients_tx,
+                internal: handle.internal.clone(),
                 logs_dir,
                 handshake_timeout: settings.handshake_timeout,
             };
@@ -440,11 +467,15 @@ impl Scheduler {
             "mayflyd ready"
         );
 
-        let driver_task = tokio::spawn(driver.run(recovery_events));
+        let driver_task = tokio::spawn(driver.run(boot, recovery_events));
         let result = tokio::select! {
             core = driver_task => {
-                if let Err(e) = core {
-                    tracing::error!(error = %e, "driver task failed");
+                match core {
+                    Ok(core) if settings.dump_state => {
+                        println!("{:#}", crate::driver::state_json(&core));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "driver task failed"),
                 }
                 Ok(())
             }

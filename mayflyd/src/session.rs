@@ -15,16 +15,17 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use mayfly_protocol::{
-    ErrorKind, ErrorResponse, FrameCodec, Hello, HelloReply, LogsRequest, Request, Response,
-    StatusRequest, WaitRequest,
+    ErrorKind, ErrorResponse, EventsRequest, FrameCodec, Hello, HelloReply, LogsRequest, Request,
+    Response, StatusRequest, WaitRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::UnixStream;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{ClientMsg, Reply};
+use crate::driver::{ClientMsg, InternalMsg};
 use crate::executor::log_path;
 
 /// How many requests one connection may have in flight before the session
@@ -37,11 +38,37 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// Size of one `LogChunk` frame.
 const LOG_CHUNK: usize = 64 * 1024;
 
+/// How many frames a streaming task (logs, events) may have waiting for the
+/// socket. A slow client makes the task wait, never the daemon: `logs` reads
+/// the file more slowly, `events` misses events and is told so.
+const STREAM_BACKLOG: usize = 16;
+
+/// One request's response frames, in the order the writer must send them.
+#[derive(Debug)]
+enum Responses {
+    /// Answered by the driver, which never waits (see [`crate::driver::Reply`]).
+    Unbounded(mpsc::UnboundedReceiver<Response>),
+    /// Answered by a session task that waits for the socket.
+    Bounded(mpsc::Receiver<Response>),
+}
+
+impl Responses {
+    /// The next frame, or `None` when the request is fully answered.
+    async fn recv(&mut self) -> Option<Response> {
+        match self {
+            Responses::Unbounded(rx) => rx.recv().await,
+            Responses::Bounded(rx) => rx.recv().await,
+        }
+    }
+}
+
 /// What every session needs from the daemon.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
     /// The driver's command channel.
     pub driver: mpsc::Sender<ClientMsg>,
+    /// The driver's internal channel (to subscribe to the activity log).
+    pub internal: mpsc::UnboundedSender<InternalMsg>,
     /// Where job output lives.
     pub logs_dir: PathBuf,
     /// How long a new connection has to send its hello.
@@ -76,8 +103,7 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
 
     let framed = hello_framed.map_codec(|_| FrameCodec::<Request, Response>::new());
     let (mut sink, mut frames) = framed.split();
-    let (order_tx, mut order_rx) =
-        mpsc::channel::<mpsc::UnboundedReceiver<Response>>(MAX_IN_FLIGHT);
+    let (order_tx, mut order_rx) = mpsc::channel::<Responses>(MAX_IN_FLIGHT);
 
     let writer = async move {
         while let Some(mut responses) = order_rx.recv().await {
@@ -96,8 +122,15 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                 () = shutdown.cancelled() => break,
                 frame = frames.next() => frame,
             };
+            let streamed = matches!(frame, Some(Ok(Request::Logs(_) | Request::Events(_))));
             let (tx, rx) = mpsc::unbounded_channel();
-            if order_tx.send(rx).await.is_err() {
+            let (stream_tx, stream_rx) = mpsc::channel(STREAM_BACKLOG);
+            let responses = if streamed {
+                Responses::Bounded(stream_rx)
+            } else {
+                Responses::Unbounded(rx)
+            };
+            if order_tx.send(responses).await.is_err() {
                 break;
             }
             match frame {
@@ -111,7 +144,10 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                     break;
                 }
                 Some(Ok(Request::Logs(req))) => {
-                    tokio::spawn(serve_logs(req, ctx.clone(), tx));
+                    tokio::spawn(serve_logs(req, ctx.clone(), stream_tx));
+                }
+                Some(Ok(Request::Events(req))) => {
+                    tokio::spawn(serve_events(req, ctx.clone(), stream_tx));
                 }
                 Some(Ok(request)) => {
                     if ctx
@@ -140,29 +176,31 @@ async fn ask(ctx: &SessionContext, request: Request) -> Option<mpsc::UnboundedRe
     Some(rx)
 }
 
+/// The error a streaming task sends when the driver is gone.
+fn shutting_down() -> Response {
+    Response::Error(ErrorResponse::new(
+        ErrorKind::ShuttingDown,
+        "the daemon is shutting down",
+    ))
+}
+
 /// Serves `logs`: the output file's contents, and with `follow`, what is
 /// appended until the job ends.
-async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: Reply) {
-    let unavailable = || {
-        Response::Error(ErrorResponse::new(
-            ErrorKind::ShuttingDown,
-            "the daemon is shutting down",
-        ))
-    };
+async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: mpsc::Sender<Response>) {
     // The job must exist; the driver says so (or why not).
     let Some(mut status) = ask(&ctx, Request::Status(StatusRequest { ids: vec![req.id] })).await
     else {
-        let _ = out.send(unavailable());
+        let _ = out.send(shutting_down()).await;
         return;
     };
     match status.recv().await {
         Some(Response::Error(e)) => {
-            let _ = out.send(Response::Error(e));
+            let _ = out.send(Response::Error(e)).await;
             return;
         }
         Some(_) => {}
         None => {
-            let _ = out.send(unavailable());
+            let _ = out.send(shutting_down()).await;
             return;
         }
     }
@@ -178,10 +216,12 @@ async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: Reply) {
             Ok(true) => {}
             Ok(false) => return, // the client hung up
             Err(e) => {
-                let _ = out.send(Response::Error(ErrorResponse::new(
-                    ErrorKind::Internal,
-                    format!("cannot read {}: {e}", path.display()),
-                )));
+                let _ = out
+                    .send(Response::Error(ErrorResponse::new(
+                        ErrorKind::Internal,
+                        format!("cannot read {}: {e}", path.display()),
+                    )))
+                    .await;
                 return;
             }
         }
@@ -189,7 +229,7 @@ async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: Reply) {
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(Response::JobEnded(_)) => {}
-                Some(Response::Error(e)) => { let _ = out.send(Response::Error(e)); return; }
+                Some(Response::Error(e)) => { let _ = out.send(Response::Error(e)).await; return; }
                 // End (or the driver went away): one last read, then stop.
                 _ => ended = None,
             },
@@ -197,13 +237,17 @@ async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: Reply) {
             () = out.closed() => return,
         }
     }
-    let _ = out.send(Response::End);
+    let _ = out.send(Response::End).await;
 }
 
 /// Sends whatever `path` holds past `offset`. Returns false if the client
 /// has gone. A file that does not exist yet (the job has not started) holds
 /// nothing.
-async fn send_new_output(path: &Path, offset: &mut u64, out: &Reply) -> std::io::Result<bool> {
+async fn send_new_output(
+    path: &Path,
+    offset: &mut u64,
+    out: &mpsc::Sender<Response>,
+) -> std::io::Result<bool> {
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
@@ -217,8 +261,48 @@ async fn send_new_output(path: &Path, offset: &mut u64, out: &Reply) -> std::io:
             return Ok(true);
         }
         *offset += n as u64;
-        if out.send(Response::LogChunk(buf[..n].to_vec())).is_err() {
+        if out
+            .send(Response::LogChunk(buf[..n].to_vec()))
+            .await
+            .is_err()
+        {
             return Ok(false);
         }
     }
+}
+
+/// Serves `events`: the recent activity, then with `follow` each new event
+/// until the daemon stops. A client that reads too slowly is told how many
+/// events it missed.
+async fn serve_events(req: EventsRequest, ctx: SessionContext, out: mpsc::Sender<Response>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if ctx.internal.send(InternalMsg::SubscribeEvents(tx)).is_err() {
+        let _ = out.send(shutting_down()).await;
+        return;
+    }
+    let Ok((recent, mut live)) = rx.await else {
+        let _ = out.send(shutting_down()).await;
+        return;
+    };
+    for record in recent {
+        if out.send(Response::Event(record)).await.is_err() {
+            return;
+        }
+    }
+    if req.follow {
+        loop {
+            let response = tokio::select! {
+                next = live.recv() => match next {
+                    Ok(record) => Response::Event(record),
+                    Err(RecvError::Lagged(count)) => Response::EventsMissed { count },
+                    Err(RecvError::Closed) => break,
+                },
+                () = out.closed() => return,
+            };
+            if out.send(response).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = out.send(Response::End).await;
 }

@@ -20,12 +20,16 @@
 //! position. New message kinds are only ever appended to the enums; a change
 //! to an existing struct's fields bumps [`PROTOCOL_VERSION`].
 
+pub mod activity;
 pub mod codec;
 pub mod handshake;
 pub mod job;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod request;
 pub mod response;
 
+pub use activity::{Activity, ActivityRecord};
 #[cfg(feature = "codec")]
 pub use codec::FrameCodec;
 pub use codec::{
@@ -37,7 +41,8 @@ pub use job::{
     SystemTaskInfo, Timestamp,
 };
 pub use request::{
-    CancelRequest, LogsRequest, Request, ShutdownRequest, StatusRequest, SubmitRequest, WaitRequest,
+    CancelRequest, EventsRequest, LogsRequest, Request, ShutdownRequest, StatusRequest,
+    SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, Response, StateHeader};
 

@@ -26,6 +26,10 @@ pub enum Request {
     DumpState,
     /// Begin a graceful shutdown. Answered with [`crate::Response::ShuttingDown`].
     Shutdown(ShutdownRequest),
+    /// Read the activity log. Streaming: the recent [`crate::Response::Event`]s,
+    /// then with `follow` new ones as they happen (with
+    /// [`crate::Response::EventsMissed`] when the reader fell behind), then `End`.
+    Events(EventsRequest),
 }
 
 impl Request {
@@ -34,7 +38,11 @@ impl Request {
     pub fn is_streaming(&self) -> bool {
         matches!(
             self,
-            Request::Status(_) | Request::Wait(_) | Request::Logs(_) | Request::DumpState
+            Request::Status(_)
+                | Request::Wait(_)
+                | Request::Logs(_)
+                | Request::DumpState
+                | Request::Events(_)
         )
     }
 
@@ -48,6 +56,7 @@ impl Request {
             Request::Logs(_) => "logs",
             Request::DumpState => "dump_state",
             Request::Shutdown(_) => "shutdown",
+            Request::Events(_) => "events",
         }
     }
 }
@@ -97,6 +106,19 @@ pub struct ShutdownRequest {
     /// How long running jobs get after SIGTERM before SIGKILL; `None` uses the
     /// daemon's `--shutdown-timeout`.
     pub timeout_ms: Option<u64>,
+}
+
+/// Read the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsRequest {
+    /// After the recent events, keep streaming new ones until the daemon stops.
+    pub follow: bool,
+}
+
+impl From<EventsRequest> for Request {
+    fn from(r: EventsRequest) -> Self {
+        Request::Events(r)
+    }
 }
 
 impl From<SubmitRequest> for Request {

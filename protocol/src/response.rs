@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::activity::ActivityRecord;
 use crate::job::{JobId, JobInfo, JobState, QueueInfo, SchedulerInfo, SystemTaskInfo};
 
 /// A response frame. Variants are only ever appended.
@@ -31,6 +32,14 @@ pub enum Response {
     End,
     /// The request failed; for a streaming request this ends the stream.
     Error(ErrorResponse),
+    /// One activity-log entry (part of an `Events` stream).
+    Event(ActivityRecord),
+    /// The reader fell behind and this many events were dropped for it (part
+    /// of an `Events` stream); the daemon never waits for a slow reader.
+    EventsMissed {
+        /// How many.
+        count: u64,
+    },
 }
 
 /// What a cancel did to one job.

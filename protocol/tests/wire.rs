@@ -93,11 +93,12 @@ fn request_variant(r: &Request) -> usize {
         Request::Logs(_) => 4,
         Request::DumpState => 5,
         Request::Shutdown(_) => 6,
+        Request::Events(_) => 7,
     }
 }
 
 /// How many request variants [`request_variant`] knows.
-const REQUEST_VARIANTS: usize = 7;
+const REQUEST_VARIANTS: usize = 8;
 
 /// The position of a response variant; exhaustive like [`request_variant`].
 fn response_variant(r: &Response) -> usize {
@@ -111,11 +112,79 @@ fn response_variant(r: &Response) -> usize {
         Response::ShuttingDown => 6,
         Response::End => 7,
         Response::Error(_) => 8,
+        Response::Event(_) => 9,
+        Response::EventsMissed { .. } => 10,
     }
 }
 
 /// How many response variants [`response_variant`] knows.
-const RESPONSE_VARIANTS: usize = 9;
+const RESPONSE_VARIANTS: usize = 11;
+
+/// One activity record of each kind.
+fn sample_activities() -> Vec<mayfly_protocol::ActivityRecord> {
+    use mayfly_protocol::Activity as A;
+    let events = vec![
+        A::SchedulerBoot {
+            version: "0.1.0".into(),
+            concurrency: 2,
+            recovered_jobs: 5,
+            replayed_records: 12,
+            replay_ms: 3,
+            interrupted_jobs: 1,
+        },
+        A::ShutdownBegin {
+            reason: "signal SIGTERM".into(),
+            timeout_ms: 10_000,
+            running_jobs: 2,
+        },
+        A::ShutdownComplete { uptime_ms: 99 },
+        A::SystemTaskStart {
+            name: "looptask_wal_flush".into(),
+            priority: 0,
+        },
+        A::SystemTaskExit {
+            name: "looptask_metrics".into(),
+            ok: false,
+            error: Some("boom".into()),
+        },
+        A::JobSubmitted {
+            id: JobId(1),
+            queue: "default".into(),
+            priority: 50,
+            command: "echo hi".into(),
+        },
+        A::JobStarted {
+            id: JobId(1),
+            queue: "default".into(),
+            attempt: 1,
+            pid: 77,
+            waited_ms: 4,
+        },
+        A::JobStopRequested {
+            id: JobId(1),
+            reason: "cancel".into(),
+            grace_ms: 5000,
+        },
+        A::JobFinished {
+            id: JobId(1),
+            queue: "default".into(),
+            state: JobState::Cancelled,
+            exit_code: None,
+            signal: Some(15),
+            ran_ms: Some(8),
+            reason: None,
+        },
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| mayfly_protocol::ActivityRecord {
+            seq: i as u64 + 1,
+            at: Timestamp(1_700_000_000_000 + i as u64),
+            event,
+        })
+        .collect()
+}
 
 /// One request of every kind.
 fn examples_requests() -> Vec<Request> {
@@ -141,6 +210,7 @@ fn examples_requests() -> Vec<Request> {
         .into(),
         Request::DumpState,
         ShutdownRequest { timeout_ms: None }.into(),
+        mayfly_protocol::EventsRequest { follow: true }.into(),
     ]
 }
 
@@ -187,6 +257,10 @@ fn examples_responses() -> Vec<Response> {
         Response::End,
         Response::Error(ErrorResponse::new(ErrorKind::NotFound, "no job 9")),
     ]
+    .into_iter()
+    .chain(sample_activities().into_iter().map(Response::Event))
+    .chain([Response::EventsMissed { count: 3 }])
+    .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -412,6 +486,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(id, stream, follow)| LogsRequest { id, stream, follow }.into()),
         Just(Request::DumpState),
         any::<Option<u64>>().prop_map(|timeout_ms| ShutdownRequest { timeout_ms }.into()),
+        any::<bool>().prop_map(|follow| mayfly_protocol::EventsRequest { follow }.into()),
     ]
 }
 
@@ -428,6 +503,8 @@ fn response() -> impl Strategy<Value = Response> {
         Just(Response::End),
         (error_kind(), text())
             .prop_map(|(kind, message)| Response::Error(ErrorResponse { kind, message })),
+        (0..9usize).prop_map(|i| Response::Event(sample_activities()[i].clone())),
+        any::<u64>().prop_map(|count| Response::EventsMissed { count }),
     ]
 }
 
@@ -1053,7 +1130,10 @@ fn streaming_and_kind_names() {
         .filter(|r| r.is_streaming())
         .map(Request::kind)
         .collect();
-    assert_eq!(streaming, ["status", "wait", "logs", "dump_state"]);
+    assert_eq!(
+        streaming,
+        ["status", "wait", "logs", "dump_state", "events"]
+    );
     let kinds: BTreeSet<&str> = examples_requests().iter().map(Request::kind).collect();
     assert_eq!(kinds.len(), REQUEST_VARIANTS);
 }

@@ -19,6 +19,7 @@ use crate::plan::{Action, Plan};
 
 pub mod cancel;
 pub mod dump_state;
+pub mod events;
 pub mod logs;
 pub mod shutdown;
 pub mod status;
@@ -40,6 +41,7 @@ pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u
         Action::Logs(request) => logs::execute(&socket, request, out),
         Action::DumpState => dump_state::execute(&socket, out),
         Action::Shutdown(request) => shutdown::execute(&socket, request),
+        Action::Events(request) => events::execute(&socket, request, json, out),
     }
 }
 
