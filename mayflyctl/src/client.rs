@@ -140,6 +140,11 @@ pub fn response_name(response: &Response) -> &'static str {
         Response::Error(_) => "Error",
         Response::Event(_) => "Event",
         Response::EventsMissed { .. } => "EventsMissed",
+        Response::SubmittedBatch { .. } => "SubmittedBatch",
+        Response::Queues(_) => "Queues",
+        Response::Restarted(_) => "Restarted",
+        Response::Cleaned { .. } => "Cleaned",
+        Response::Ok => "Ok",
     }
 }
 

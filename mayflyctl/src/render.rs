@@ -202,6 +202,12 @@ pub(crate) mod tests {
             progress: None,
             reason: None,
             pid: None,
+            after: vec![],
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: vec![],
         }
     }
 
@@ -231,6 +237,12 @@ pub(crate) mod tests {
                 "progress": "50%",
                 "reason": null,
                 "pid": null,
+                "after": [],
+                "not_before": null,
+                "timeout_ms": null,
+                "retries": 0,
+                "retry_at": null,
+                "history": [],
             })
         );
         job.command = Command::Shell("echo hi | wc -c".into());

@@ -126,6 +126,8 @@ impl Executor {
         let sig = match signal {
             Signal::Term => NixSignal::SIGTERM,
             Signal::Kill => NixSignal::SIGKILL,
+            Signal::Stop => NixSignal::SIGSTOP,
+            Signal::Cont => NixSignal::SIGCONT,
         };
         let Ok(raw) = i32::try_from(pgid) else { return };
         if raw <= 1 {
@@ -134,6 +136,20 @@ impl Executor {
         match killpg(Pid::from_raw(raw), sig) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(e) => tracing::warn!(pgid, ?sig, error = %e, "could not signal job process group"),
+        }
+    }
+}
+
+/// Deletes a forgotten job's output files; missing files are fine.
+pub fn remove_output(logs_dir: &Path, id: JobId) {
+    for stream in [LogStream::Stdout, LogStream::Stderr] {
+        let path = log_path(logs_dir, id, stream);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not delete job output")
+            }
         }
     }
 }

@@ -16,6 +16,7 @@
 //!   otherwise a later record could depend on one that was lost.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,8 @@ use mayfly_protocol::{decode_blob, decode_payload, encode_payload};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Core, CoreConfig, CoreSnapshot, Event};
-use crate::wal::{Recovery, Wal, WalError, WalOptions};
+use crate::metrics::Metrics;
+use crate::wal::{Recovery, SyncStats, Wal, WalError, WalOptions};
 
 /// Why the state could not be recovered at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,7 @@ pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recov
     )?;
     let mut core = core.into_inner();
     while core.poll_action().is_some() {}
+    core.take_transitions();
     Ok(Recovered { wal, core, stats })
 }
 
@@ -146,13 +149,19 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Moves `wal` onto its own thread; acks arrive on `acks`.
-    pub fn start(wal: Wal, acks: mpsc::UnboundedSender<WalAck>) -> std::io::Result<Self> {
+    /// Moves `wal` onto its own thread; acks arrive on `acks`. With
+    /// `metrics`, every sync that writes records counts them, their bytes
+    /// and its fdatasync time.
+    pub fn start(
+        wal: Wal,
+        acks: mpsc::UnboundedSender<WalAck>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = std_mpsc::channel();
         let dir = wal.dir().to_path_buf();
         let thread = std::thread::Builder::new()
             .name("mayfly-wal".into())
-            .spawn(move || run_thread(wal, dir, rx, acks))?;
+            .spawn(move || run_thread(wal, dir, rx, acks, metrics.as_deref()))?;
         Ok(Self {
             tx,
             thread: Some(thread),
@@ -186,6 +195,7 @@ fn run_thread(
     dir: PathBuf,
     rx: std_mpsc::Receiver<WalCmd>,
     acks: mpsc::UnboundedSender<WalAck>,
+    metrics: Option<&Metrics>,
 ) {
     let mut wal = Some(wal);
     // Set after a failed write or sync: the log dropped its unsynced
@@ -215,7 +225,7 @@ fn run_thread(
                     writes.push((ticket, sync));
                 }
                 other => {
-                    flush_writes(&mut wal, &mut failure, &mut writes, &acks);
+                    flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
                     match other {
                         WalCmd::Snapshot { ticket, payload } => {
                             let result = match (&failure, wal.as_mut()) {
@@ -260,7 +270,10 @@ fn run_thread(
                         WalCmd::Stop { done } => {
                             let result = match (&failure, wal.as_mut()) {
                                 (Some(f), _) => Err(f.clone()),
-                                (None, Some(w)) => w.sync().map(|_| ()).map_err(|e| e.to_string()),
+                                (None, Some(w)) => w
+                                    .sync()
+                                    .map(|stats| count_sync(metrics, &stats))
+                                    .map_err(|e| e.to_string()),
                                 (None, None) => Ok(()),
                             };
                             let _ = done.send(result);
@@ -271,7 +284,7 @@ fn run_thread(
                 }
             }
         }
-        flush_writes(&mut wal, &mut failure, &mut writes, &acks);
+        flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
     }
 }
 
@@ -281,6 +294,7 @@ fn flush_writes(
     failure: &mut Option<String>,
     writes: &mut Vec<(u64, bool)>,
     acks: &mpsc::UnboundedSender<WalAck>,
+    metrics: Option<&Metrics>,
 ) {
     if writes.is_empty() {
         return;
@@ -298,6 +312,7 @@ fn flush_writes(
                 if wants_sync {
                     match w.sync() {
                         Ok(stats) => {
+                            count_sync(metrics, &stats);
                             info.synced = true;
                             info.fsync = Some(stats.fsync);
                         }
@@ -317,5 +332,17 @@ fn flush_writes(
             None => Ok(info),
         };
         let _ = acks.send(WalAck { ticket, result });
+    }
+}
+
+/// Counts a successful sync in the metrics: the records and bytes it wrote,
+/// and its fdatasync time when it wrote anything (an empty sync makes no
+/// system call worth timing).
+fn count_sync(metrics: Option<&Metrics>, stats: &SyncStats) {
+    if let Some(m) = metrics
+        && stats.records > 0
+    {
+        m.wal_appended(stats.records, stats.bytes);
+        m.wal_fsynced(stats.fsync);
     }
 }

@@ -118,6 +118,29 @@ pub enum Activity {
         /// Why it ended so, when the exit status does not say.
         reason: Option<String>,
     },
+    /// A job waits: for its prerequisites or its not-before time.
+    JobWaiting {
+        /// The job.
+        id: JobId,
+    },
+    /// A job is ready to run and waits only for a free slot.
+    JobQueued {
+        /// The job.
+        id: JobId,
+    },
+    /// A failed attempt will be retried.
+    JobRetrying {
+        /// The job.
+        id: JobId,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// When the next attempt may start (`None`: as soon as a slot is free).
+        retry_at: Option<Timestamp>,
+        /// The failed attempt's exit code.
+        exit_code: Option<i32>,
+        /// The signal that killed the failed attempt.
+        signal: Option<i32>,
+    },
 }
 
 impl Activity {
@@ -133,6 +156,9 @@ impl Activity {
             Activity::JobStarted { .. } => "JobStarted",
             Activity::JobStopRequested { .. } => "JobStopRequested",
             Activity::JobFinished { .. } => "JobFinished",
+            Activity::JobWaiting { .. } => "JobWaiting",
+            Activity::JobQueued { .. } => "JobQueued",
+            Activity::JobRetrying { .. } => "JobRetrying",
         }
     }
 }

@@ -107,6 +107,73 @@ pub struct JobSpec {
     pub priority: u8,
     /// Free-form `key=value` labels, in the order given.
     pub labels: Vec<(String, String)>,
+    /// Jobs this one waits for (`--after`, `--after-any`).
+    pub after: Vec<Dependency>,
+    /// Do not start before this time (`--delay`, `--at`).
+    pub not_before: Option<Timestamp>,
+    /// Stop a running attempt after this long; it ends `timed_out`.
+    pub timeout_ms: Option<u64>,
+    /// How many times to run it again after a failed attempt.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles each time (capped).
+    pub retry_delay_ms: u64,
+}
+
+impl JobSpec {
+    /// A spec with only the essentials; everything else takes its default
+    /// (no dependencies, no delay, no timeout, no retries).
+    pub fn new(
+        command: Command,
+        cwd: impl Into<String>,
+        queue: impl Into<String>,
+        priority: u8,
+    ) -> Self {
+        Self {
+            command,
+            cwd: cwd.into(),
+            env: Vec::new(),
+            queue: queue.into(),
+            priority,
+            labels: Vec::new(),
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_delay_ms: 1_000,
+        }
+    }
+}
+
+/// One prerequisite of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The job it waits for.
+    pub on: DepRef,
+    /// `false` (`--after`): the prerequisite must succeed, or this job is
+    /// skipped. `true` (`--after-any`): any outcome will do.
+    pub any_outcome: bool,
+}
+
+/// How a dependency names its prerequisite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DepRef {
+    /// An existing job.
+    Job(JobId),
+    /// The job on this line (from 1) of the same batch submit.
+    BatchLine(u32),
+}
+
+/// One finished attempt of a job (a job with retries has several).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// Its exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
 }
 
 /// A job's state. The names are the contract's snake_case spellings.
@@ -226,6 +293,18 @@ pub struct JobInfo {
     pub reason: Option<String>,
     /// The process id (and process group id) of the running attempt.
     pub pid: Option<u32>,
+    /// Jobs it waits for: `(id, any_outcome)`.
+    pub after: Vec<(JobId, bool)>,
+    /// Not before this time.
+    pub not_before: Option<Timestamp>,
+    /// Its timeout.
+    pub timeout_ms: Option<u64>,
+    /// Retries allowed after a failed attempt.
+    pub retries: u32,
+    /// When the next attempt may start, while it waits to be retried.
+    pub retry_at: Option<Timestamp>,
+    /// Every finished attempt, oldest first.
+    pub history: Vec<Attempt>,
 }
 
 /// How many jobs are in each state.

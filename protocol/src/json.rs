@@ -62,6 +62,17 @@ pub fn job_json(info: &JobInfo) -> Value {
         "progress": info.progress,
         "reason": info.reason,
         "pid": info.pid,
+        "after": info.after.iter().map(|(id, any)| json!({"id": id.0, "any_outcome": any})).collect::<Vec<_>>(),
+        "not_before": rfc3339_or_null(info.not_before),
+        "timeout_ms": info.timeout_ms,
+        "retries": info.retries,
+        "retry_at": rfc3339_or_null(info.retry_at),
+        "history": info.history.iter().map(|a| json!({
+            "started_at": rfc3339(a.started_at),
+            "finished_at": rfc3339(a.finished_at),
+            "exit_code": a.exit_code,
+            "signal": a.signal,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -185,6 +196,17 @@ pub fn activity_json(record: &crate::ActivityRecord) -> Value {
         } => json!({
             "id": id.0, "queue": queue, "state": state.as_str(), "exit_code": exit_code,
             "signal": signal, "ran_ms": ran_ms, "reason": reason,
+        }),
+        A::JobWaiting { id } | A::JobQueued { id } => json!({"id": id.0}),
+        A::JobRetrying {
+            id,
+            attempt,
+            retry_at,
+            exit_code,
+            signal,
+        } => json!({
+            "id": id.0, "attempt": attempt, "retry_at": rfc3339_or_null(*retry_at),
+            "exit_code": exit_code, "signal": signal,
         }),
     };
     if let Value::Object(map) = &mut fields {

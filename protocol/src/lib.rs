@@ -37,12 +37,13 @@ pub use codec::{
 };
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
-    Command, JobId, JobInfo, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo, StateCounts,
-    SystemTaskInfo, Timestamp,
+    Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobSpec, JobState, LogStream, QueueInfo,
+    SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
 };
 pub use request::{
-    CancelRequest, EventsRequest, LogsRequest, Request, ShutdownRequest, StatusRequest,
-    SubmitRequest, WaitRequest,
+    CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,
+    ProgressRequest, QueueRemoveRequest, QueueSetRequest, Request, RestartRequest, ShutdownRequest,
+    StatusRequest, SubmitBatchRequest, SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, Response, StateHeader};
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobId, JobSpec, LogStream};
+use crate::job::{JobId, JobSpec, JobState, LogStream};
 
 /// A request. Variants are only ever appended (bincode numbers them by
 /// position).
@@ -30,6 +30,25 @@ pub enum Request {
     /// then with `follow` new ones as they happen (with
     /// [`crate::Response::EventsMissed`] when the reader fell behind), then `End`.
     Events(EventsRequest),
+    /// Queue several jobs in one durable step. Answered with
+    /// [`crate::Response::SubmittedBatch`].
+    SubmitBatch(SubmitBatchRequest),
+    /// Create a queue, or change its limit. Answered with [`crate::Response::Queues`].
+    QueueSet(QueueSetRequest),
+    /// Remove an empty queue. Answered with [`crate::Response::Queues`].
+    QueueRemove(QueueRemoveRequest),
+    /// List the queues. Answered with [`crate::Response::Queues`].
+    QueueList,
+    /// Pause or resume queues. Answered with [`crate::Response::Queues`].
+    Pause(PauseRequest),
+    /// Queue a copy of each finished job. Answered with [`crate::Response::Restarted`].
+    Restart(RestartRequest),
+    /// Forget finished jobs and their output. Answered with [`crate::Response::Cleaned`].
+    Clean(CleanRequest),
+    /// Change a job that has not started. Answered with [`crate::Response::Jobs`].
+    Edit(EditRequest),
+    /// Set a running job's progress text. Answered with [`crate::Response::Ok`].
+    Progress(ProgressRequest),
 }
 
 impl Request {
@@ -57,6 +76,15 @@ impl Request {
             Request::DumpState => "dump_state",
             Request::Shutdown(_) => "shutdown",
             Request::Events(_) => "events",
+            Request::SubmitBatch(_) => "submit_batch",
+            Request::QueueSet(_) => "queue_set",
+            Request::QueueRemove(_) => "queue_remove",
+            Request::QueueList => "queue_list",
+            Request::Pause(_) => "pause",
+            Request::Restart(_) => "restart",
+            Request::Clean(_) => "clean",
+            Request::Edit(_) => "edit",
+            Request::Progress(_) => "progress",
         }
     }
 }
@@ -106,6 +134,82 @@ pub struct ShutdownRequest {
     /// How long running jobs get after SIGTERM before SIGKILL; `None` uses the
     /// daemon's `--shutdown-timeout`.
     pub timeout_ms: Option<u64>,
+}
+
+/// Queue several jobs at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// The jobs, in order; a dependency may name an earlier line as
+    /// [`crate::DepRef::BatchLine`].
+    pub specs: Vec<JobSpec>,
+}
+
+/// Create a queue or change its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSetRequest {
+    /// The queue.
+    pub name: String,
+    /// Its limit; `None` leaves only the global limit.
+    pub concurrency: Option<u32>,
+    /// `true` for `queue add` (refused if it exists), `false` for `queue set`
+    /// (refused if it does not).
+    pub create: bool,
+}
+
+/// Remove a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRemoveRequest {
+    /// The queue; refused while it holds unfinished jobs.
+    pub name: String,
+}
+
+/// Pause or resume queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseRequest {
+    /// The queues; empty means every queue.
+    pub queues: Vec<String>,
+    /// `true` pauses, `false` resumes.
+    pub paused: bool,
+    /// Also SIGSTOP (on pause) or SIGCONT (on resume) the running jobs.
+    pub running: bool,
+}
+
+/// Queue copies of finished jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRequest {
+    /// The jobs to copy.
+    pub ids: Vec<JobId>,
+}
+
+/// Forget finished jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanRequest {
+    /// Only jobs in these (terminal) states; empty means every terminal state.
+    pub states: Vec<JobState>,
+    /// Only jobs that finished at least this long ago.
+    pub older_than_ms: Option<u64>,
+}
+
+/// Change a job that has not started yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditRequest {
+    /// The job.
+    pub id: JobId,
+    /// A new priority.
+    pub priority: Option<u8>,
+    /// A new queue.
+    pub queue: Option<String>,
+    /// New labels (replacing the old ones).
+    pub labels: Option<Vec<(String, String)>>,
+}
+
+/// Report progress from inside a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressRequest {
+    /// The job (a job knows its id from `MAYFLY_JOB_ID`).
+    pub id: JobId,
+    /// One line of text, shown by `status`.
+    pub text: String,
 }
 
 /// Read the activity log.

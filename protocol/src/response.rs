@@ -40,6 +40,22 @@ pub enum Response {
         /// How many.
         count: u64,
     },
+    /// The jobs of a batch are queued (and durable) under these ids, in order.
+    SubmittedBatch {
+        /// The new ids.
+        ids: Vec<JobId>,
+    },
+    /// Every queue, after the change.
+    Queues(Vec<QueueInfo>),
+    /// `(old, new)` for each restarted job.
+    Restarted(Vec<(JobId, JobId)>),
+    /// The jobs that were forgotten.
+    Cleaned {
+        /// Their ids.
+        ids: Vec<JobId>,
+    },
+    /// Done; nothing to report.
+    Ok,
 }
 
 /// What a cancel did to one job.

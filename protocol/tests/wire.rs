@@ -57,6 +57,11 @@ fn sample_spec() -> JobSpec {
         queue: "default".into(),
         priority: 50,
         labels: vec![("team".into(), "ops".into())],
+        after: Vec::new(),
+        not_before: None,
+        timeout_ms: None,
+        retries: 0,
+        retry_delay_ms: 1_000,
     }
 }
 
@@ -79,6 +84,12 @@ fn sample_info() -> JobInfo {
         progress: Some("40%".into()),
         reason: Some("killed by SIGKILL".into()),
         pid: Some(4242),
+        after: vec![],
+        not_before: None,
+        timeout_ms: None,
+        retries: 0,
+        retry_at: None,
+        history: vec![],
     }
 }
 
@@ -94,11 +105,20 @@ fn request_variant(r: &Request) -> usize {
         Request::DumpState => 5,
         Request::Shutdown(_) => 6,
         Request::Events(_) => 7,
+        Request::SubmitBatch(_) => 8,
+        Request::QueueSet(_) => 9,
+        Request::QueueRemove(_) => 10,
+        Request::QueueList => 11,
+        Request::Pause(_) => 12,
+        Request::Restart(_) => 13,
+        Request::Clean(_) => 14,
+        Request::Edit(_) => 15,
+        Request::Progress(_) => 16,
     }
 }
 
 /// How many request variants [`request_variant`] knows.
-const REQUEST_VARIANTS: usize = 8;
+const REQUEST_VARIANTS: usize = 17;
 
 /// The position of a response variant; exhaustive like [`request_variant`].
 fn response_variant(r: &Response) -> usize {
@@ -114,11 +134,63 @@ fn response_variant(r: &Response) -> usize {
         Response::Error(_) => 8,
         Response::Event(_) => 9,
         Response::EventsMissed { .. } => 10,
+        Response::SubmittedBatch { .. } => 11,
+        Response::Queues(_) => 12,
+        Response::Restarted(_) => 13,
+        Response::Cleaned { .. } => 14,
+        Response::Ok => 15,
     }
 }
 
 /// How many response variants [`response_variant`] knows.
-const RESPONSE_VARIANTS: usize = 11;
+const RESPONSE_VARIANTS: usize = 16;
+
+/// One example of each request kind added for job control.
+fn job_control_requests() -> Vec<Request> {
+    use mayfly_protocol::*;
+    let mut with_deps = sample_spec();
+    with_deps.after = vec![Dependency {
+        on: DepRef::BatchLine(1),
+        any_outcome: false,
+    }];
+    with_deps.not_before = Some(Timestamp(9));
+    with_deps.timeout_ms = Some(30_000);
+    with_deps.retries = 3;
+    vec![
+        Request::SubmitBatch(SubmitBatchRequest {
+            specs: vec![sample_spec(), with_deps],
+        }),
+        Request::QueueSet(QueueSetRequest {
+            name: "gpu".into(),
+            concurrency: Some(1),
+            create: true,
+        }),
+        Request::QueueRemove(QueueRemoveRequest { name: "gpu".into() }),
+        Request::QueueList,
+        Request::Pause(PauseRequest {
+            queues: vec![],
+            paused: true,
+            running: true,
+        }),
+        Request::Restart(RestartRequest {
+            ids: vec![JobId(4)],
+        }),
+        Request::Clean(CleanRequest {
+            states: vec![JobState::Succeeded],
+            older_than_ms: Some(60_000),
+        }),
+        Request::Edit(EditRequest {
+            id: JobId(2),
+            priority: Some(3),
+            queue: None,
+            labels: Some(vec![]),
+        }),
+        Request::Progress(ProgressRequest {
+            id: JobId(2),
+            text: "40%".into(),
+        }),
+    ]
+}
 
 /// One activity record of each kind.
 fn sample_activities() -> Vec<mayfly_protocol::ActivityRecord> {
@@ -212,6 +284,9 @@ fn examples_requests() -> Vec<Request> {
         ShutdownRequest { timeout_ms: None }.into(),
         mayfly_protocol::EventsRequest { follow: true }.into(),
     ]
+    .into_iter()
+    .chain(job_control_requests())
+    .collect()
 }
 
 /// One response of every kind.
@@ -259,7 +334,18 @@ fn examples_responses() -> Vec<Response> {
     ]
     .into_iter()
     .chain(sample_activities().into_iter().map(Response::Event))
-    .chain([Response::EventsMissed { count: 3 }])
+    .chain([
+        Response::EventsMissed { count: 3 },
+        Response::SubmittedBatch {
+            ids: vec![JobId(5), JobId(6)],
+        },
+        Response::Queues(vec![]),
+        Response::Restarted(vec![(JobId(1), JobId(9))]),
+        Response::Cleaned {
+            ids: vec![JobId(1)],
+        },
+        Response::Ok,
+    ])
     .collect()
 }
 
@@ -310,6 +396,11 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
             queue,
             priority,
             labels,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_delay_ms: 1_000,
         },
     )
 }
@@ -367,6 +458,17 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
             progress,
             reason,
             pid,
+            after: vec![(JobId(1), true)],
+            not_before: Some(Timestamp(5)),
+            timeout_ms: Some(1000),
+            retries: 2,
+            retry_at: None,
+            history: vec![mayfly_protocol::Attempt {
+                started_at: Timestamp(1),
+                finished_at: Timestamp(2),
+                exit_code: Some(1),
+                signal: None,
+            }],
         },
     )
 }
@@ -487,6 +589,7 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::DumpState),
         any::<Option<u64>>().prop_map(|timeout_ms| ShutdownRequest { timeout_ms }.into()),
         any::<bool>().prop_map(|follow| mayfly_protocol::EventsRequest { follow }.into()),
+        (0..9usize).prop_map(|i| job_control_requests()[i].clone()),
     ]
 }
 
@@ -505,6 +608,9 @@ fn response() -> impl Strategy<Value = Response> {
             .prop_map(|(kind, message)| Response::Error(ErrorResponse { kind, message })),
         (0..9usize).prop_map(|i| Response::Event(sample_activities()[i].clone())),
         any::<u64>().prop_map(|count| Response::EventsMissed { count }),
+        ids().prop_map(|ids| Response::SubmittedBatch { ids }),
+        ids().prop_map(|ids| Response::Cleaned { ids }),
+        Just(Response::Ok),
     ]
 }
 
@@ -661,12 +767,13 @@ proptest! {
 // Pinned encodings
 // ---------------------------------------------------------------------------
 
-/// The client's hello: length 10, `MAYFLY\0\0`, versions 1..=1.
+/// The client's hello: length 10, `MAYFLY\0\0`, versions 2..=2 (version 2
+/// added dependencies, times, timeouts and retries to the job spec).
 #[test]
 fn pinned_hello_current() {
     assert_eq!(
         encode_frame(&Hello::current()).expect("encodes"),
-        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 1, 1]
+        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 2, 2]
     );
 }
 
@@ -691,7 +798,7 @@ fn pinned_submit() {
     });
     #[rustfmt::skip]
     let want = [
-        0, 0, 0, 40,            // length
+        0, 0, 0, 47,            // length
         0,                      // Request::Submit
         0,                      // Command::Argv
         2, 4, b'e', b'c', b'h', b'o', 2, b'h', b'i',
@@ -700,6 +807,11 @@ fn pinned_submit() {
         7, b'd', b'e', b'f', b'a', b'u', b'l', b't',
         50,                     // priority
         1, 4, b't', b'e', b'a', b'm', 3, b'o', b'p', b's',
+        0,                      // after: none
+        0,                      // not_before: None
+        0,                      // timeout_ms: None
+        0,                      // retries
+        251, 0xe8, 0x03,        // retry_delay_ms: 1000
     ];
     assert_eq!(encode_frame(&req).expect("encodes"), want);
 }

@@ -210,6 +210,12 @@ pub fn job(id: u64, state: JobState) -> JobInfo {
         progress: None,
         reason: None,
         pid: None,
+        after: vec![],
+        not_before: None,
+        timeout_ms: None,
+        retries: 0,
+        retry_at: None,
+        history: vec![],
     }
 }
 

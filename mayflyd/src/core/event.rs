@@ -77,6 +77,51 @@ pub enum Event {
         /// Its new limit; `None` leaves only the global limit.
         concurrency: Option<u32>,
     },
+    /// A waiting job's time came: its not-before time, or the end of its
+    /// retry backoff.
+    TimeReached {
+        /// The job.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
+    /// A queue was paused or resumed.
+    QueuePaused {
+        /// The queue.
+        name: String,
+        /// Paused (true) or resumed (false).
+        paused: bool,
+        /// Also SIGSTOP / SIGCONT its running jobs.
+        signal_running: bool,
+    },
+    /// An empty queue was removed.
+    QueueRemoved {
+        /// The queue.
+        name: String,
+    },
+    /// Finished jobs were forgotten (`clean`).
+    Removed {
+        /// The jobs.
+        ids: Vec<JobId>,
+    },
+    /// A job that had not started was changed (`edit`).
+    Edited {
+        /// The job.
+        id: JobId,
+        /// Its new priority.
+        priority: u8,
+        /// Its new queue.
+        queue: String,
+        /// Its new labels.
+        labels: Vec<(String, String)>,
+    },
+    /// A job reported progress.
+    Progress {
+        /// The job.
+        id: JobId,
+        /// The text.
+        text: String,
+    },
 }
 
 impl Event {
@@ -88,8 +133,14 @@ impl Event {
             | Event::StopRequested { id, .. }
             | Event::Started { id, .. }
             | Event::Exited { id, .. }
-            | Event::Interrupted { id, .. } => Some(*id),
-            Event::QueueConfigured { .. } => None,
+            | Event::Interrupted { id, .. }
+            | Event::TimeReached { id, .. }
+            | Event::Edited { id, .. }
+            | Event::Progress { id, .. } => Some(*id),
+            Event::QueueConfigured { .. }
+            | Event::QueuePaused { .. }
+            | Event::QueueRemoved { .. }
+            | Event::Removed { .. } => None,
         }
     }
 }
@@ -101,6 +152,8 @@ pub enum StopReason {
     Cancel,
     /// The daemon is shutting down: it ends `interrupted`.
     Shutdown,
+    /// It ran past its timeout: it ends `timed_out` (or is retried).
+    Timeout,
 }
 
 /// How a job's process ended.
@@ -121,6 +174,10 @@ pub enum Signal {
     Term,
     /// Insist.
     Kill,
+    /// Freeze (a paused queue with `--running`).
+    Stop,
+    /// Thaw.
+    Cont,
 }
 
 /// An effect the driver must carry out.
@@ -139,6 +196,11 @@ pub enum Action {
         id: JobId,
         /// The signal.
         signal: Signal,
+    },
+    /// Delete a forgotten job's output files.
+    RemoveOutput {
+        /// The job.
+        id: JobId,
     },
     /// SIGKILL what is left of a process group whose leader has exited after
     /// it was asked to stop, so no grandchild outlives a cancelled job.

@@ -34,9 +34,13 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use mayfly_protocol::{
-    CancelOutcome, JobId, JobInfo, JobSpec, JobState, MAX_USER_PRIORITY, MIN_USER_PRIORITY,
-    QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    Attempt, CancelOutcome, DepRef, JobId, JobInfo, JobSpec, JobState, MAX_USER_PRIORITY,
+    MIN_USER_PRIORITY, QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
 };
+
+/// The longest wait between two attempts of a retried job: the backoff
+/// doubles from `--retry-delay` up to this.
+pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
 pub use self::snapshot::{CoreSnapshot, JobSnapshot};
@@ -61,6 +65,16 @@ impl Default for CoreConfig {
             quantum_ms: 10,
         }
     }
+}
+
+/// Checks a queue name: 1–64 printable characters.
+fn validate_queue_name(name: &str) -> Result<(), CoreError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(CoreError::BadRequest(format!(
+            "invalid queue name {name:?}: use 1-64 printable characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Why the core refused a request.
@@ -107,6 +121,33 @@ struct Job {
     pid: Option<u32>,
     /// Set while a running job has been asked to stop.
     stop: Option<StopReason>,
+    /// Its prerequisites: `(id, any_outcome)`.
+    deps: Vec<(JobId, bool)>,
+    /// How many prerequisites have not ended yet.
+    pending_deps: usize,
+    /// False until its not-before time has passed.
+    time_ok: bool,
+    /// While it waits to be retried: when the next attempt may start.
+    retry_at: Option<Timestamp>,
+    /// When the running attempt times out.
+    timeout_at: Option<Timestamp>,
+    /// Finished attempts.
+    history: Vec<Attempt>,
+}
+
+impl Job {
+    /// When a waiting job's clock next matters (its not-before time or the
+    /// end of its backoff), if it is waiting on the clock.
+    fn wake_time(&self) -> Option<Timestamp> {
+        if self.state != JobState::Waiting {
+            return None;
+        }
+        self.retry_at.or(if self.time_ok {
+            None
+        } else {
+            self.spec.not_before
+        })
+    }
 }
 
 /// One queue.
@@ -170,8 +211,18 @@ pub struct Core {
     running: u32,
     /// When to SIGKILL jobs that were asked to stop.
     kill_at: BTreeSet<(Timestamp, JobId)>,
+    /// When waiting jobs' time comes (not-before, retry backoff).
+    wake_at: BTreeSet<(Timestamp, JobId)>,
+    /// When running attempts time out.
+    timeout_at: BTreeSet<(Timestamp, JobId)>,
+    /// For each unfinished job, the unfinished jobs that wait for it.
+    dependents: HashMap<JobId, Vec<JobId>>,
     /// Effects waiting for the driver.
     actions: VecDeque<Action>,
+    /// State changes since the driver last looked: `(job, new state)`, in
+    /// order, including those one event causes in other jobs (a dependency
+    /// ending queues or skips its dependents).
+    transitions: Vec<(JobId, JobState)>,
     /// Set once a graceful shutdown began: nothing new starts.
     shutting_down: bool,
     /// Counters for `dump-state`.
@@ -195,7 +246,11 @@ impl Core {
             next_id: 1,
             running: 0,
             kill_at: BTreeSet::new(),
+            wake_at: BTreeSet::new(),
+            timeout_at: BTreeSet::new(),
+            dependents: HashMap::new(),
             actions: VecDeque::new(),
+            transitions: Vec::new(),
             shutting_down: false,
             counters: Counters::default(),
             system: HashMap::new(),
@@ -211,9 +266,78 @@ impl Core {
 
     /// Validates a submit and returns its event (which assigns the next id).
     pub fn decide_submit(&self, now: Timestamp, spec: JobSpec) -> Result<Event, CoreError> {
+        let mut events = self.decide_batch(now, vec![spec])?;
+        events
+            .pop()
+            .ok_or_else(|| CoreError::BadRequest("nothing to submit".into()))
+    }
+
+    /// Validates a batch submit and returns one `Submitted` event per job,
+    /// with consecutive ids. A dependency on `BatchLine(k)` names the job on
+    /// line `k` (from 1) of the batch, which must come before it.
+    pub fn decide_batch(
+        &self,
+        now: Timestamp,
+        specs: Vec<JobSpec>,
+    ) -> Result<Vec<Event>, CoreError> {
         if self.shutting_down {
             return Err(CoreError::ShuttingDown);
         }
+        if specs.is_empty() {
+            return Err(CoreError::BadRequest(
+                "the batch is empty: give at least one command".into(),
+            ));
+        }
+        let first = self.next_id;
+        let count = specs.len();
+        let mut events = Vec::with_capacity(count);
+        for (index, mut spec) in specs.into_iter().enumerate() {
+            let line = index + 1;
+            let at_line = |msg: String| CoreError::BadRequest(format!("line {line}: {msg}"));
+            let batch = count > 1;
+            self.validate_spec(&spec).map_err(|e| match e {
+                CoreError::BadRequest(m) if batch => at_line(m),
+                other => other,
+            })?;
+            for dep in &mut spec.after {
+                let id = match dep.on {
+                    DepRef::Job(id) => {
+                        if !self.jobs.contains_key(&id)
+                            && !(first..first + index as u64).contains(&id.0)
+                        {
+                            let msg = format!(
+                                "no job {id} to wait for; `mayflyctl status` lists the jobs"
+                            );
+                            return Err(if batch {
+                                at_line(msg)
+                            } else {
+                                CoreError::BadRequest(msg)
+                            });
+                        }
+                        id
+                    }
+                    DepRef::BatchLine(k) if k >= 1 && (k as usize) < line => {
+                        JobId(first + u64::from(k) - 1)
+                    }
+                    DepRef::BatchLine(k) => {
+                        return Err(at_line(format!(
+                            "line {k} is not an earlier line of this batch; a job can only wait for jobs before it (no cycles)"
+                        )));
+                    }
+                };
+                dep.on = DepRef::Job(id);
+            }
+            events.push(Event::Submitted {
+                id: JobId(first + index as u64),
+                at: now,
+                spec,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Checks the fields of one spec.
+    fn validate_spec(&self, spec: &JobSpec) -> Result<(), CoreError> {
         if !(MIN_USER_PRIORITY..=MAX_USER_PRIORITY).contains(&spec.priority) {
             return Err(CoreError::BadRequest(format!(
                 "priority {} is out of range: user jobs take {MIN_USER_PRIORITY}-{MAX_USER_PRIORITY} (lower runs first; 0 is reserved for system tasks)",
@@ -233,26 +357,19 @@ impl Core {
             }
             _ => {}
         }
-        if spec.queue.is_empty()
-            || spec.queue.len() > 64
-            || spec.queue.chars().any(char::is_control)
-        {
-            return Err(CoreError::BadRequest(format!(
-                "invalid queue name {:?}: use 1-64 printable characters",
-                spec.queue
-            )));
-        }
+        validate_queue_name(&spec.queue)?;
         if !spec.cwd.starts_with('/') {
             return Err(CoreError::BadRequest(format!(
                 "working directory {:?} is not absolute",
                 spec.cwd
             )));
         }
-        Ok(Event::Submitted {
-            id: JobId(self.next_id),
-            at: now,
-            spec,
-        })
+        if spec.timeout_ms == Some(0) {
+            return Err(CoreError::BadRequest(
+                "a timeout of 0 would stop the job at once; give a positive duration".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Decides what cancelling `id` means: the outcome to report and the
@@ -278,6 +395,175 @@ impl Core {
             ),
             state => (CancelOutcome::AlreadyEnded(state), None),
         }
+    }
+
+    /// Decides `queue add` (`create`) or `queue set`.
+    pub fn decide_queue_set(
+        &self,
+        name: &str,
+        concurrency: Option<u32>,
+        create: bool,
+    ) -> Result<Event, CoreError> {
+        validate_queue_name(name)?;
+        if concurrency == Some(0) {
+            return Err(CoreError::BadRequest(
+                "a concurrency of 0 would never run anything; pause the queue instead".into(),
+            ));
+        }
+        match (create, self.queues.contains_key(name)) {
+            (true, true) => Err(CoreError::BadRequest(format!(
+                "queue {name:?} already exists; change its limit with `mayflyctl queue set {name} --concurrency N`"
+            ))),
+            (false, false) => Err(CoreError::BadRequest(format!(
+                "no queue {name:?}; create it with `mayflyctl queue add {name}`"
+            ))),
+            _ => Ok(Event::QueueConfigured {
+                name: name.to_string(),
+                concurrency,
+            }),
+        }
+    }
+
+    /// Decides `queue rm`: only an existing queue other than `default` that
+    /// holds no unfinished job.
+    pub fn decide_queue_remove(&self, name: &str) -> Result<Event, CoreError> {
+        if name == mayfly_protocol::DEFAULT_QUEUE {
+            return Err(CoreError::BadRequest(
+                "the default queue always exists and cannot be removed".into(),
+            ));
+        }
+        let Some(q) = self.queues.get(name) else {
+            return Err(CoreError::BadRequest(format!(
+                "no queue {name:?}; `mayflyctl queue list` shows them"
+            )));
+        };
+        let unfinished = q.counts.waiting + q.counts.queued + q.counts.running;
+        if unfinished > 0 {
+            return Err(CoreError::BadRequest(format!(
+                "queue {name:?} still holds {unfinished} unfinished jobs; cancel them or wait for them first"
+            )));
+        }
+        Ok(Event::QueueRemoved {
+            name: name.to_string(),
+        })
+    }
+
+    /// Decides `pause`/`resume` of `queues` (all when empty).
+    pub fn decide_pause(
+        &self,
+        queues: &[String],
+        paused: bool,
+        running: bool,
+    ) -> Result<Vec<Event>, CoreError> {
+        if let Some(missing) = queues.iter().find(|q| !self.queues.contains_key(*q)) {
+            return Err(CoreError::BadRequest(format!(
+                "no queue {missing:?}; `mayflyctl queue list` shows them"
+            )));
+        }
+        let names: Vec<String> = if queues.is_empty() {
+            self.queues.keys().cloned().collect()
+        } else {
+            queues.to_vec()
+        };
+        Ok(names
+            .into_iter()
+            .map(|name| Event::QueuePaused {
+                name,
+                paused,
+                signal_running: running,
+            })
+            .collect())
+    }
+
+    /// Decides `restart`: each listed job must have finished; its copy gets
+    /// a new id (and no dependencies or delay: those were about the original).
+    pub fn decide_restart(&self, now: Timestamp, ids: &[JobId]) -> Result<Vec<Event>, CoreError> {
+        let mut specs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let job = self.jobs.get(id).ok_or(CoreError::NotFound(*id))?;
+            if !job.state.is_terminal() {
+                return Err(CoreError::BadRequest(format!(
+                    "job {id} is {}; only finished jobs can be restarted (cancel it first)",
+                    job.state
+                )));
+            }
+            let mut spec = job.spec.clone();
+            spec.after.clear();
+            spec.not_before = None;
+            specs.push(spec);
+        }
+        self.decide_batch(now, specs)
+    }
+
+    /// Decides `clean`: the finished jobs in `states` (all terminal states
+    /// when empty) that finished at least `older_than_ms` ago.
+    pub fn decide_clean(
+        &self,
+        now: Timestamp,
+        states: &[JobState],
+        older_than_ms: Option<u64>,
+    ) -> Result<Option<Event>, CoreError> {
+        if let Some(bad) = states.iter().find(|s| !s.is_terminal()) {
+            return Err(CoreError::BadRequest(format!(
+                "{bad} jobs have not finished; clean takes finished states (succeeded, failed, cancelled, timed_out, skipped, interrupted)"
+            )));
+        }
+        let ids: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state.is_terminal())
+            .filter(|(_, j)| states.is_empty() || states.contains(&j.state))
+            .filter(|(_, j)| {
+                older_than_ms
+                    .is_none_or(|age| j.finished_at.is_some_and(|t| now.millis_since(t) >= age))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        Ok((!ids.is_empty()).then_some(Event::Removed { ids }))
+    }
+
+    /// Decides `edit` of a job that has not started.
+    pub fn decide_edit(
+        &self,
+        id: JobId,
+        priority: Option<u8>,
+        queue: Option<String>,
+        labels: Option<Vec<(String, String)>>,
+    ) -> Result<Event, CoreError> {
+        let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
+        if !matches!(job.state, JobState::Waiting | JobState::Queued) {
+            return Err(CoreError::BadRequest(format!(
+                "job {id} is {}; only jobs that have not started can be edited",
+                job.state
+            )));
+        }
+        let mut spec = job.spec.clone();
+        if let Some(p) = priority {
+            spec.priority = p;
+        }
+        if let Some(q) = queue {
+            spec.queue = q;
+        }
+        self.validate_spec(&spec)?;
+        Ok(Event::Edited {
+            id,
+            priority: spec.priority,
+            queue: spec.queue,
+            labels: labels.unwrap_or(spec.labels),
+        })
+    }
+
+    /// Decides a progress report from a job.
+    pub fn decide_progress(&self, id: JobId, text: String) -> Result<Event, CoreError> {
+        let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
+        if job.state.is_terminal() {
+            return Err(CoreError::BadRequest(format!(
+                "job {id} has already ended ({})",
+                job.state
+            )));
+        }
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        Ok(Event::Progress { id, text })
     }
 
     /// Begins a graceful shutdown: from now on nothing new starts and
@@ -331,40 +617,10 @@ impl Core {
     /// Applies one event to the state, queueing any actions it implies.
     pub fn apply(&mut self, event: &Event) -> Result<(), CoreError> {
         match event {
-            Event::Submitted { id, at, spec } => {
-                if id.0 < self.next_id {
-                    return Err(CoreError::Inconsistent(format!("job {id} submitted twice")));
-                }
-                self.next_id = id.0 + 1;
-                self.counters.submitted += 1;
-                let queue = self.queues.entry(spec.queue.clone()).or_default();
-                queue.ready.insert((spec.priority, *id));
-                queue.counts.queued += 1;
-                self.jobs.insert(
-                    *id,
-                    Job {
-                        spec: spec.clone(),
-                        state: JobState::Queued,
-                        attempts: 0,
-                        exit_code: None,
-                        signal: None,
-                        submitted_at: *at,
-                        started_at: None,
-                        finished_at: None,
-                        progress: None,
-                        reason: None,
-                        pid: None,
-                        stop: None,
-                    },
-                );
-            }
+            Event::Submitted { id, at, spec } => self.apply_submitted(*id, *at, spec)?,
             Event::Cancelled { id, at } => {
-                let job = self.job_in(*id, &[JobState::Waiting, JobState::Queued])?;
-                let key = (job.spec.priority, *id);
-                let queue_name = job.spec.queue.clone();
-                if let Some(q) = self.queues.get_mut(&queue_name) {
-                    q.ready.remove(&key);
-                }
+                self.job_in(*id, &[JobState::Waiting, JobState::Queued])?;
+                self.leave_waiting(*id);
                 self.finish(
                     *id,
                     JobState::Cancelled,
@@ -381,6 +637,9 @@ impl Core {
                 let job = self.job_in_mut(*id, &[JobState::Running])?;
                 job.stop = Some(*reason);
                 self.kill_at.insert((at.plus_millis(*grace_ms), *id));
+                if let Some(t) = self.jobs.get_mut(id).and_then(|j| j.timeout_at.take()) {
+                    self.timeout_at.remove(&(t, *id));
+                }
                 self.actions.push_back(Action::Signal {
                     id: *id,
                     signal: Signal::Term,
@@ -392,9 +651,13 @@ impl Core {
                 job.started_at = Some(*at);
                 job.exit_code = None;
                 job.signal = None;
+                job.timeout_at = job.spec.timeout_ms.map(|ms| at.plus_millis(ms));
                 let attempt = job.attempts;
                 let key = (job.spec.priority, *id);
                 let queue_name = job.spec.queue.clone();
+                if let Some(t) = job.timeout_at {
+                    self.timeout_at.insert((t, *id));
+                }
                 self.set_state(*id, JobState::Running);
                 if let Some(q) = self.queues.get_mut(&queue_name) {
                     q.ready.remove(&key);
@@ -404,60 +667,340 @@ impl Core {
                 self.counters.started += 1;
                 self.actions.push_back(Action::Spawn { id: *id, attempt });
             }
-            Event::Exited { id, at, outcome } => {
-                let job = self.job_in_mut(*id, &[JobState::Running])?;
-                let stop = job.stop.take();
-                if let (Some(_), Some(pgid)) = (stop, job.pid.take()) {
-                    self.actions.push_back(Action::SweepGroup { pgid });
-                }
-                let job = self.job_in_mut(*id, &[JobState::Running])?;
-                let (state, reason) = match outcome {
-                    ExitOutcome::Code(code) => {
-                        job.exit_code = Some(*code);
-                        let state = if *code == 0 {
-                            JobState::Succeeded
-                        } else {
-                            JobState::Failed
-                        };
-                        (state, None)
-                    }
-                    ExitOutcome::Signal(sig) => {
-                        job.signal = Some(*sig);
-                        (JobState::Failed, None)
-                    }
-                    ExitOutcome::SpawnFailed(msg) => {
-                        (JobState::Failed, Some(format!("could not start: {msg}")))
-                    }
-                };
-                let (state, reason) = match stop {
-                    Some(StopReason::Cancel) => (
-                        JobState::Cancelled,
-                        Some("cancelled while running".to_string()),
-                    ),
-                    Some(StopReason::Shutdown) => (
-                        JobState::Interrupted,
-                        Some("the daemon shut down while it ran".to_string()),
-                    ),
-                    None => (state, reason),
-                };
-                self.leave_running(*id);
-                self.finish(*id, state, *at, reason);
-            }
+            Event::Exited { id, at, outcome } => self.apply_exited(*id, *at, outcome)?,
             Event::Interrupted { id, at } => {
                 self.job_in(*id, &[JobState::Running])?;
+                self.end_attempt(*id, *at);
                 self.leave_running(*id);
-                self.finish(
-                    *id,
-                    JobState::Interrupted,
-                    *at,
-                    Some("the daemon stopped or crashed while it ran".into()),
-                );
+                if !self.retry(*id, *at, 0) {
+                    self.finish(
+                        *id,
+                        JobState::Interrupted,
+                        *at,
+                        Some("the daemon stopped or crashed while it ran".into()),
+                    );
+                }
             }
             Event::QueueConfigured { name, concurrency } => {
                 self.queues.entry(name.clone()).or_default().concurrency = *concurrency;
             }
+            Event::TimeReached { id, .. } => {
+                let job = self.job_in_mut(*id, &[JobState::Waiting])?;
+                let wake = job.wake_time();
+                if job.retry_at.take().is_none() {
+                    job.time_ok = true;
+                }
+                if let Some(t) = wake {
+                    self.wake_at.remove(&(t, *id));
+                }
+                self.maybe_release(*id);
+            }
+            Event::QueuePaused {
+                name,
+                paused,
+                signal_running,
+            } => {
+                let queue = self.queues.entry(name.clone()).or_default();
+                queue.paused = *paused;
+                if *signal_running {
+                    let signal = if *paused { Signal::Stop } else { Signal::Cont };
+                    let running: Vec<JobId> = self
+                        .jobs
+                        .iter()
+                        .filter(|(_, j)| j.state == JobState::Running && j.spec.queue == *name)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in running {
+                        self.actions.push_back(Action::Signal { id, signal });
+                    }
+                }
+            }
+            Event::QueueRemoved { name } => {
+                if name == mayfly_protocol::DEFAULT_QUEUE {
+                    return Err(CoreError::Inconsistent(
+                        "the default queue cannot be removed".into(),
+                    ));
+                }
+                self.queues.remove(name);
+            }
+            Event::Removed { ids } => {
+                for id in ids {
+                    let Some(job) = self.jobs.get(id) else {
+                        continue;
+                    };
+                    if !job.state.is_terminal() {
+                        return Err(CoreError::Inconsistent(format!(
+                            "job {id} is {} and cannot be removed",
+                            job.state
+                        )));
+                    }
+                    if let Some(job) = self.jobs.remove(id)
+                        && let Some(q) = self.queues.get_mut(&job.spec.queue)
+                    {
+                        let c = q.counts.get_mut(job.state);
+                        *c = c.saturating_sub(1);
+                    }
+                    self.actions.push_back(Action::RemoveOutput { id: *id });
+                }
+            }
+            Event::Edited {
+                id,
+                priority,
+                queue,
+                labels,
+            } => {
+                let job = self.job_in(*id, &[JobState::Waiting, JobState::Queued])?;
+                let state = job.state;
+                let old_key = (job.spec.priority, *id);
+                let old_queue = job.spec.queue.clone();
+                if let Some(q) = self.queues.get_mut(&old_queue) {
+                    q.ready.remove(&old_key);
+                    let c = q.counts.get_mut(state);
+                    *c = c.saturating_sub(1);
+                }
+                let q = self.queues.entry(queue.clone()).or_default();
+                *q.counts.get_mut(state) += 1;
+                if state == JobState::Queued {
+                    q.ready.insert((*priority, *id));
+                }
+                if let Some(job) = self.jobs.get_mut(id) {
+                    job.spec.priority = *priority;
+                    job.spec.queue = queue.clone();
+                    job.spec.labels = labels.clone();
+                }
+            }
+            Event::Progress { id, text } => {
+                if let Some(job) = self.jobs.get_mut(id) {
+                    job.progress = Some(text.clone());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Applies `Submitted`: the job waits, queues, or (a prerequisite has
+    /// already failed) is skipped at once.
+    fn apply_submitted(
+        &mut self,
+        id: JobId,
+        at: Timestamp,
+        spec: &JobSpec,
+    ) -> Result<(), CoreError> {
+        if id.0 < self.next_id {
+            return Err(CoreError::Inconsistent(format!("job {id} submitted twice")));
+        }
+        self.next_id = id.0 + 1;
+        self.counters.submitted += 1;
+        let mut deps = Vec::with_capacity(spec.after.len());
+        for dep in &spec.after {
+            match dep.on {
+                DepRef::Job(dep_id) => deps.push((dep_id, dep.any_outcome)),
+                DepRef::BatchLine(_) => {
+                    return Err(CoreError::Inconsistent(format!(
+                        "job {id} names an unresolved batch line"
+                    )));
+                }
+            }
+        }
+        let mut pending = 0;
+        let mut doomed = None;
+        for &(dep_id, any) in &deps {
+            match self.jobs.get(&dep_id).map(|j| j.state) {
+                Some(s) if !s.is_terminal() => {
+                    pending += 1;
+                    self.dependents.entry(dep_id).or_default().push(id);
+                }
+                Some(s) if !any && s != JobState::Succeeded => doomed = Some((dep_id, s)),
+                // Finished as required, or forgotten by `clean` after it ended.
+                _ => {}
+            }
+        }
+        let time_ok = spec.not_before.is_none_or(|t| t <= at);
+        self.queues
+            .entry(spec.queue.clone())
+            .or_default()
+            .counts
+            .waiting += 1;
+        self.transitions.push((id, JobState::Waiting));
+        self.jobs.insert(
+            id,
+            Job {
+                spec: spec.clone(),
+                state: JobState::Waiting,
+                attempts: 0,
+                exit_code: None,
+                signal: None,
+                submitted_at: at,
+                started_at: None,
+                finished_at: None,
+                progress: None,
+                reason: None,
+                pid: None,
+                stop: None,
+                deps,
+                pending_deps: pending,
+                time_ok,
+                retry_at: None,
+                timeout_at: None,
+                history: Vec::new(),
+            },
+        );
+        if let Some((dep_id, state)) = doomed {
+            self.leave_waiting(id);
+            self.finish(
+                id,
+                JobState::Skipped,
+                at,
+                Some(format!("job {dep_id} it depends on ended {state}")),
+            );
+            return Ok(());
+        }
+        if !time_ok && let Some(t) = spec.not_before {
+            self.wake_at.insert((t, id));
+        }
+        self.maybe_release(id);
+        Ok(())
+    }
+
+    /// Applies `Exited`: the attempt ends; the job is retried or finishes.
+    fn apply_exited(
+        &mut self,
+        id: JobId,
+        at: Timestamp,
+        outcome: &ExitOutcome,
+    ) -> Result<(), CoreError> {
+        let job = self.job_in_mut(id, &[JobState::Running])?;
+        let stop = job.stop.take();
+        if let (Some(_), Some(pgid)) = (stop, job.pid) {
+            self.actions.push_back(Action::SweepGroup { pgid });
+        }
+        let job = self.job_in_mut(id, &[JobState::Running])?;
+        let (state, reason) = match outcome {
+            ExitOutcome::Code(code) => {
+                job.exit_code = Some(*code);
+                let state = if *code == 0 {
+                    JobState::Succeeded
+                } else {
+                    JobState::Failed
+                };
+                (state, None)
+            }
+            ExitOutcome::Signal(sig) => {
+                job.signal = Some(*sig);
+                (JobState::Failed, None)
+            }
+            ExitOutcome::SpawnFailed(msg) => {
+                (JobState::Failed, Some(format!("could not start: {msg}")))
+            }
+        };
+        let (state, reason) = match stop {
+            Some(StopReason::Cancel) => (
+                JobState::Cancelled,
+                Some("cancelled while running".to_string()),
+            ),
+            Some(StopReason::Shutdown) => (
+                JobState::Interrupted,
+                Some("the daemon shut down while it ran".to_string()),
+            ),
+            Some(StopReason::Timeout) => {
+                let ms = job.spec.timeout_ms.unwrap_or_default();
+                (
+                    JobState::TimedOut,
+                    Some(format!(
+                        "ran past its {} timeout",
+                        humantime::format_duration(std::time::Duration::from_millis(ms))
+                    )),
+                )
+            }
+            None => (state, reason),
+        };
+        self.end_attempt(id, at);
+        self.leave_running(id);
+        let retryable = matches!(state, JobState::Failed | JobState::TimedOut);
+        if retryable && self.retry(id, at, self.backoff_ms(id)) {
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.reason = reason;
+            }
+            return Ok(());
+        }
+        self.finish(id, state, at, reason);
+        Ok(())
+    }
+
+    /// The backoff before the next attempt of `id`: the retry delay,
+    /// doubled for each attempt after the first, capped.
+    fn backoff_ms(&self, id: JobId) -> u64 {
+        let Some(job) = self.jobs.get(&id) else {
+            return 0;
+        };
+        let doublings = job.attempts.saturating_sub(1).min(40);
+        job.spec
+            .retry_delay_ms
+            .saturating_mul(1u64 << doublings)
+            .min(RETRY_DELAY_CAP_MS)
+    }
+
+    /// Puts a job whose attempt just ended back to waiting, if it has
+    /// retries left; `delay_ms` 0 queues it at once. Returns whether it did.
+    fn retry(&mut self, id: JobId, at: Timestamp, delay_ms: u64) -> bool {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        if job.attempts > job.spec.retries || self.shutting_down {
+            return false;
+        }
+        job.retry_at = (delay_ms > 0).then(|| at.plus_millis(delay_ms));
+        let wake = job.retry_at;
+        self.set_state(id, JobState::Waiting);
+        if let Some(t) = wake {
+            self.wake_at.insert((t, id));
+        }
+        self.maybe_release(id);
+        true
+    }
+
+    /// Records the end of a job's running attempt in its history.
+    fn end_attempt(&mut self, id: JobId, at: Timestamp) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.history.push(Attempt {
+                started_at: job.started_at.unwrap_or(at),
+                finished_at: at,
+                exit_code: job.exit_code,
+                signal: job.signal,
+            });
+        }
+    }
+
+    /// Queues a waiting job whose prerequisites and time have all come.
+    fn maybe_release(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        if job.state != JobState::Waiting
+            || job.pending_deps > 0
+            || !job.time_ok
+            || job.retry_at.is_some()
+        {
+            return;
+        }
+        let key = (job.spec.priority, id);
+        let queue = job.spec.queue.clone();
+        self.set_state(id, JobState::Queued);
+        self.queues.entry(queue).or_default().ready.insert(key);
+    }
+
+    /// Takes a job that has not started out of the ready set and the timers.
+    fn leave_waiting(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let key = (job.spec.priority, id);
+        if let Some(t) = job.wake_time() {
+            self.wake_at.remove(&(t, id));
+        }
+        if let Some(q) = self.queues.get_mut(&job.spec.queue) {
+            q.ready.remove(&key);
+        }
     }
 
     /// Bookkeeping when a job stops running: frees its slots and its timers.
@@ -466,6 +1009,9 @@ impl Core {
             return;
         };
         job.pid = None;
+        if let Some(t) = job.timeout_at.take() {
+            self.timeout_at.remove(&(t, id));
+        }
         if let Some(q) = self.queues.get_mut(&job.spec.queue) {
             q.running = q.running.saturating_sub(1);
         }
@@ -473,16 +1019,41 @@ impl Core {
         self.kill_at.retain(|&(_, j)| j != id);
     }
 
-    /// Moves a job into a terminal state.
+    /// Moves a job into a terminal state, and settles the jobs that wait for
+    /// it: they may now queue, or (it did not succeed) be skipped in turn.
     fn finish(&mut self, id: JobId, state: JobState, at: Timestamp, reason: Option<String>) {
-        self.set_state(id, state);
-        if let Some(job) = self.jobs.get_mut(&id) {
-            job.finished_at = Some(at);
-            if reason.is_some() {
-                job.reason = reason;
+        let mut work = vec![(id, state, reason)];
+        while let Some((id, state, reason)) = work.pop() {
+            self.set_state(id, state);
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.finished_at = Some(at);
+                job.retry_at = None;
+                if reason.is_some() {
+                    job.reason = reason;
+                }
+            }
+            self.counters.finished += 1;
+            for dependent in self.dependents.remove(&id).unwrap_or_default() {
+                let Some(job) = self.jobs.get_mut(&dependent) else {
+                    continue;
+                };
+                if job.state.is_terminal() {
+                    continue;
+                }
+                job.pending_deps = job.pending_deps.saturating_sub(1);
+                let any = job.deps.iter().any(|&(d, any)| d == id && any);
+                if !any && state != JobState::Succeeded {
+                    self.leave_waiting(dependent);
+                    work.push((
+                        dependent,
+                        JobState::Skipped,
+                        Some(format!("job {id} it depends on ended {state}")),
+                    ));
+                } else {
+                    self.maybe_release(dependent);
+                }
             }
         }
-        self.counters.finished += 1;
     }
 
     /// Changes a job's state, keeping its queue's counts right.
@@ -491,6 +1062,7 @@ impl Core {
             return;
         };
         let old = std::mem::replace(&mut job.state, state);
+        self.transitions.push((id, state));
         if let Some(q) = self.queues.get_mut(&job.spec.queue) {
             let c = q.counts.get_mut(old);
             *c = c.saturating_sub(1);
@@ -520,6 +1092,29 @@ impl Core {
 
     // ------------------------------------------------------------ time, actions
 
+    /// The durable changes that time alone causes at `now`: waiting jobs
+    /// whose time came, running jobs past their timeout. The driver logs and
+    /// applies them like any other event (applying removes their timers).
+    pub fn due_events(&self, now: Timestamp) -> Vec<Event> {
+        let woken = self
+            .wake_at
+            .iter()
+            .take_while(|&&(at, _)| at <= now)
+            .map(|&(_, id)| Event::TimeReached { id, at: now });
+        let timed_out = self
+            .timeout_at
+            .iter()
+            .take_while(|&&(at, _)| at <= now)
+            .filter(|&&(_, id)| self.jobs.get(&id).is_some_and(|j| j.stop.is_none()))
+            .map(|&(_, id)| Event::StopRequested {
+                id,
+                at: now,
+                reason: StopReason::Timeout,
+                grace_ms: self.config.kill_grace_ms,
+            });
+        woken.chain(timed_out).collect()
+    }
+
     /// Fires the timers due at `now` (SIGKILL for jobs whose grace ran out).
     pub fn on_timer(&mut self, now: Timestamp) {
         while let Some(&(at, id)) = self.kill_at.first() {
@@ -536,7 +1131,15 @@ impl Core {
 
     /// When [`Core::on_timer`] must next be called, if ever.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.kill_at.first().map(|&(at, _)| at)
+        [&self.kill_at, &self.wake_at, &self.timeout_at]
+            .into_iter()
+            .filter_map(|set| set.first().map(|&(at, _)| at))
+            .min()
+    }
+
+    /// The state changes since the last call, in order.
+    pub fn take_transitions(&mut self) -> Vec<(JobId, JobState)> {
+        std::mem::take(&mut self.transitions)
     }
 
     /// The next effect for the driver to carry out.
@@ -640,6 +1243,12 @@ impl Core {
             progress: job.progress.clone(),
             reason: job.reason.clone(),
             pid: job.pid,
+            after: job.deps.clone(),
+            not_before: job.spec.not_before,
+            timeout_ms: job.spec.timeout_ms,
+            retries: job.spec.retries,
+            retry_at: job.retry_at,
+            history: job.history.clone(),
         })
     }
 

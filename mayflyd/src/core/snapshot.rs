@@ -7,7 +7,7 @@
 //! recomputed on restore, so they cannot disagree with the jobs. Non-durable
 //! things (pids, pending actions, system tasks) are not in it.
 
-use mayfly_protocol::{JobId, JobSpec, JobState, Timestamp};
+use mayfly_protocol::{Attempt, JobId, JobSpec, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Core, CoreConfig, CoreError, Counters, Job, Queue, StopReason};
@@ -57,6 +57,14 @@ pub struct JobSnapshot {
     pub reason: Option<String>,
     /// A pending stop request, if it was running and asked to stop.
     pub stop: Option<StopReason>,
+    /// Its prerequisites: `(id, any_outcome)`.
+    pub deps: Vec<(JobId, bool)>,
+    /// Whether its not-before time had passed.
+    pub time_ok: bool,
+    /// When its next attempt may start, while it waits to be retried.
+    pub retry_at: Option<Timestamp>,
+    /// Its finished attempts.
+    pub history: Vec<Attempt>,
 }
 
 impl Core {
@@ -88,6 +96,10 @@ impl Core {
                     progress: j.progress.clone(),
                     reason: j.reason.clone(),
                     stop: j.stop,
+                    deps: j.deps.clone(),
+                    time_ok: j.time_ok,
+                    retry_at: j.retry_at,
+                    history: j.history.clone(),
                 })
                 .collect(),
         }
@@ -141,8 +153,42 @@ impl Core {
                     reason: js.reason,
                     pid: None,
                     stop: js.stop,
+                    deps: js.deps,
+                    pending_deps: 0,
+                    time_ok: js.time_ok,
+                    retry_at: js.retry_at,
+                    timeout_at: None,
+                    history: js.history,
                 },
             );
+        }
+        // Rebuild what is derived from the jobs: who waits for whom, and the
+        // clocks of waiting jobs.
+        let waiting: Vec<JobId> = core
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state == JobState::Waiting)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let deps = core
+                .jobs
+                .get(&id)
+                .map(|j| j.deps.clone())
+                .unwrap_or_default();
+            let mut pending = 0;
+            for (dep, _) in deps {
+                if core.jobs.get(&dep).is_some_and(|d| !d.state.is_terminal()) {
+                    pending += 1;
+                    core.dependents.entry(dep).or_default().push(id);
+                }
+            }
+            if let Some(job) = core.jobs.get_mut(&id) {
+                job.pending_deps = pending;
+                if let Some(t) = job.wake_time() {
+                    core.wake_at.insert((t, id));
+                }
+            }
         }
         Ok(core)
     }

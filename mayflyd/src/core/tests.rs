@@ -9,14 +9,7 @@ use super::{Action, Core, CoreConfig, CoreError, Event, ExitOutcome, Signal, Sto
 
 /// A spec for queue `queue` at priority `priority`.
 fn spec(queue: &str, priority: u8) -> JobSpec {
-    JobSpec {
-        command: Command::Argv(vec!["true".into()]),
-        cwd: "/".into(),
-        env: vec![],
-        queue: queue.into(),
-        priority,
-        labels: vec![],
-    }
+    JobSpec::new(Command::Argv(vec!["true".into()]), "/", queue, priority)
 }
 
 /// Decides and applies a submit; returns the new id.
@@ -523,4 +516,416 @@ fn snapshot_restores_the_same_state() {
     assert_eq!(restored.state_of(a), Some(JobState::Cancelled));
     // And scheduling continues identically.
     assert_eq!(start_all(&mut restored, 6), vec![JobId(2)]);
+}
+
+// ------------------------------------------------------------ job features
+
+use mayfly_protocol::{DepRef, Dependency};
+
+/// Decides and applies a submit of `spec`; returns the new id.
+fn submit_spec(core: &mut Core, now: u64, spec: JobSpec) -> JobId {
+    let ev = core.decide_submit(Timestamp(now), spec).unwrap();
+    core.apply(&ev).unwrap();
+    ev.job_id().unwrap()
+}
+
+/// A default-queue spec that waits for `deps` (`any`: any outcome will do).
+fn after(deps: &[u64], any: bool) -> JobSpec {
+    let mut s = spec("default", 50);
+    s.after = deps
+        .iter()
+        .map(|&d| Dependency {
+            on: DepRef::Job(JobId(d)),
+            any_outcome: any,
+        })
+        .collect();
+    s
+}
+
+/// Applies every time-driven event due at `now`.
+fn tick(core: &mut Core, now: u64) {
+    for ev in core.due_events(Timestamp(now)) {
+        core.apply(&ev).unwrap();
+    }
+    core.on_timer(Timestamp(now));
+}
+
+#[test]
+fn a_dependent_waits_then_runs_after_its_prerequisite_succeeds() {
+    let mut c = core(2);
+    let a = submit(&mut c, 0, "default", 50);
+    let b = submit_spec(&mut c, 0, after(&[a.0], false));
+    assert_eq!(c.state_of(b), Some(JobState::Waiting));
+    assert_eq!(
+        start_all(&mut c, 1),
+        vec![a],
+        "b must not start with a free slot"
+    );
+    exit(&mut c, 2, a, 0);
+    assert_eq!(c.state_of(b), Some(JobState::Queued));
+    assert_eq!(start_all(&mut c, 3), vec![b]);
+    assert_eq!(c.job_info(b).unwrap().after, vec![(a, false)]);
+}
+
+#[test]
+fn skipped_propagates_down_a_chain_and_after_any_runs_anyway() {
+    let mut c = core(4);
+    let a = submit(&mut c, 0, "default", 50);
+    let b = submit_spec(&mut c, 0, after(&[a.0], false));
+    let d = submit_spec(&mut c, 0, after(&[b.0], false));
+    let cleanup = submit_spec(&mut c, 0, after(&[d.0], true));
+    start_all(&mut c, 1);
+    exit(&mut c, 2, a, 1);
+    assert_eq!(c.state_of(b), Some(JobState::Skipped));
+    assert_eq!(c.state_of(d), Some(JobState::Skipped));
+    assert!(
+        c.job_info(d)
+            .unwrap()
+            .reason
+            .unwrap()
+            .contains(&format!("job {b}"))
+    );
+    assert_eq!(
+        c.state_of(cleanup),
+        Some(JobState::Queued),
+        "--after-any runs whatever happened"
+    );
+    let transitions = c.take_transitions();
+    assert!(
+        transitions.contains(&(d, JobState::Skipped)),
+        "{transitions:?}"
+    );
+}
+
+#[test]
+fn a_dependency_on_a_failed_job_is_skipped_at_submit_and_unknown_ids_are_refused() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    start_all(&mut c, 1);
+    exit(&mut c, 2, a, 3);
+    let b = submit_spec(&mut c, 3, after(&[a.0], false));
+    assert_eq!(c.state_of(b), Some(JobState::Skipped));
+    let err = c
+        .decide_submit(Timestamp(3), after(&[99], false))
+        .unwrap_err();
+    assert!(err.to_string().contains("no job 99"), "{err}");
+}
+
+#[test]
+fn batches_name_earlier_lines_and_refuse_forward_references() {
+    let mut c = core(1);
+    let mut second = spec("default", 50);
+    second.after = vec![Dependency {
+        on: DepRef::BatchLine(1),
+        any_outcome: false,
+    }];
+    let events = c
+        .decide_batch(Timestamp(0), vec![spec("default", 50), second.clone()])
+        .unwrap();
+    for ev in &events {
+        c.apply(ev).unwrap();
+    }
+    assert_eq!(c.job_info(JobId(2)).unwrap().after, vec![(JobId(1), false)]);
+    let mut forward = spec("default", 50);
+    forward.after = vec![Dependency {
+        on: DepRef::BatchLine(2),
+        any_outcome: false,
+    }];
+    let err = c
+        .decide_batch(Timestamp(0), vec![forward, spec("default", 50)])
+        .unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+    assert!(err.to_string().contains("no cycles"), "{err}");
+}
+
+#[test]
+fn not_before_keeps_a_job_waiting_until_its_time() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.not_before = Some(Timestamp(1_000));
+    let a = submit_spec(&mut c, 0, s);
+    assert_eq!(c.state_of(a), Some(JobState::Waiting));
+    assert_eq!(c.next_deadline(), Some(Timestamp(1_000)));
+    tick(&mut c, 999);
+    assert_eq!(c.state_of(a), Some(JobState::Waiting));
+    tick(&mut c, 1_000);
+    assert_eq!(c.state_of(a), Some(JobState::Queued));
+    assert_eq!(c.next_deadline(), None);
+}
+
+#[test]
+fn a_timeout_stops_the_job_and_it_ends_timed_out() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.timeout_ms = Some(500);
+    let a = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 100);
+    c.note_pid(a, 4242);
+    while c.poll_action().is_some() {}
+    assert_eq!(c.next_deadline(), Some(Timestamp(600)));
+    tick(&mut c, 600);
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: a,
+            signal: Signal::Term
+        })
+    );
+    c.apply(&Event::Exited {
+        id: a,
+        at: Timestamp(650),
+        outcome: ExitOutcome::Signal(15),
+    })
+    .unwrap();
+    assert_eq!(c.state_of(a), Some(JobState::TimedOut));
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::SweepGroup { pgid: 4242 }),
+        "the group is swept"
+    );
+    assert!(c.job_info(a).unwrap().reason.unwrap().contains("timeout"));
+}
+
+#[test]
+fn retries_back_off_exponentially_and_stop_at_n() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.retries = 2;
+    s.retry_delay_ms = 100;
+    let a = submit_spec(&mut c, 0, s);
+    let mut now = 0;
+    let mut waits = vec![];
+    for attempt in 1..=3 {
+        assert_eq!(start_all(&mut c, now), vec![a], "attempt {attempt}");
+        now += 10;
+        exit(&mut c, now, a, 7);
+        if attempt < 3 {
+            assert_eq!(c.state_of(a), Some(JobState::Waiting));
+            let retry_at = c.job_info(a).unwrap().retry_at.unwrap();
+            waits.push(retry_at.0 - now);
+            assert!(c.next_start(Timestamp(retry_at.0 - 1)).is_none());
+            now = retry_at.0;
+            tick(&mut c, now);
+            assert_eq!(c.state_of(a), Some(JobState::Queued));
+        }
+    }
+    assert_eq!(waits, vec![100, 200], "the delay doubles");
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.attempts, 3);
+    assert_eq!(info.history.len(), 3);
+    assert!(info.history.iter().all(|h| h.exit_code == Some(7)));
+}
+
+#[test]
+fn a_crash_interrupts_a_job_unless_it_has_retries_left() {
+    let mut c = core(2);
+    let mut s = spec("default", 50);
+    s.retries = 1;
+    let a = submit_spec(&mut c, 0, s);
+    let b = submit(&mut c, 0, "default", 50);
+    start_all(&mut c, 1);
+    for ev in c.recovery_events(Timestamp(5)) {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(
+        c.state_of(a),
+        Some(JobState::Queued),
+        "runs again per its retry policy"
+    );
+    assert_eq!(c.state_of(b), Some(JobState::Interrupted));
+}
+
+#[test]
+fn paused_queues_start_nothing_and_can_freeze_running_jobs() {
+    let mut c = core(2);
+    let a = submit(&mut c, 0, "default", 50);
+    start_all(&mut c, 1);
+    while c.poll_action().is_some() {}
+    let b = submit(&mut c, 1, "default", 50);
+    for ev in c.decide_pause(&[], true, true).unwrap() {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: a,
+            signal: Signal::Stop
+        })
+    );
+    assert!(c.next_start(Timestamp(2)).is_none());
+    assert!(c.queue_infos().iter().all(|q| q.paused));
+    for ev in c.decide_pause(&["default".into()], false, true).unwrap() {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: a,
+            signal: Signal::Cont
+        })
+    );
+    assert_eq!(start_all(&mut c, 3), vec![b]);
+    assert!(c.decide_pause(&["nope".into()], true, false).is_err());
+}
+
+#[test]
+fn queues_are_added_set_and_removed_only_when_empty() {
+    let mut c = core(2);
+    c.apply(&c.decide_queue_set("gpu", Some(1), true).unwrap())
+        .unwrap();
+    assert!(
+        c.decide_queue_set("gpu", Some(2), true).is_err(),
+        "add refuses an existing queue"
+    );
+    assert!(
+        c.decide_queue_set("cpu", Some(2), false).is_err(),
+        "set refuses a missing queue"
+    );
+    assert!(c.decide_queue_set("gpu", Some(0), false).is_err());
+    c.apply(&c.decide_queue_set("gpu", Some(3), false).unwrap())
+        .unwrap();
+    let gpu = c
+        .queue_infos()
+        .into_iter()
+        .find(|q| q.name == "gpu")
+        .unwrap();
+    assert_eq!(gpu.concurrency, Some(3));
+    let a = submit(&mut c, 0, "gpu", 50);
+    let err = c.decide_queue_remove("gpu").unwrap_err();
+    assert!(err.to_string().contains("unfinished"), "{err}");
+    start_all(&mut c, 1);
+    exit(&mut c, 2, a, 0);
+    c.apply(&c.decide_queue_remove("gpu").unwrap()).unwrap();
+    assert!(c.queue_infos().iter().all(|q| q.name != "gpu"));
+    assert!(c.decide_queue_remove("default").is_err());
+}
+
+#[test]
+fn restart_clean_edit_and_progress() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    let b = submit(&mut c, 0, "default", 50);
+    start_all(&mut c, 1);
+    c.apply(&c.decide_progress(a, "half\nway".into()).unwrap())
+        .unwrap();
+    assert_eq!(c.job_info(a).unwrap().progress.as_deref(), Some("halfway"));
+    // Edit a queued job; a running one is refused.
+    assert!(c.decide_edit(a, Some(10), None, None).is_err());
+    let ev = c
+        .decide_edit(
+            b,
+            Some(10),
+            Some("other".into()),
+            Some(vec![("k".into(), "v".into())]),
+        )
+        .unwrap();
+    c.apply(&ev).unwrap();
+    let info = c.job_info(b).unwrap();
+    assert_eq!((info.priority, info.queue.as_str()), (10, "other"));
+    assert_eq!(info.labels, vec![("k".to_string(), "v".to_string())]);
+    assert!(
+        c.decide_edit(b, Some(0), None, None).is_err(),
+        "priority still validated"
+    );
+    exit(&mut c, 2, a, 0);
+    // Restart gives a new id; running/queued jobs are refused.
+    assert!(c.decide_restart(Timestamp(3), &[b]).is_err());
+    let evs = c.decide_restart(Timestamp(3), &[a]).unwrap();
+    assert_eq!(evs.len(), 1);
+    c.apply(&evs[0]).unwrap();
+    assert_eq!(evs[0].job_id(), Some(JobId(3)));
+    // Clean forgets finished jobs (and asks for their output to go); ids are
+    // never reused.
+    let ev = c
+        .decide_clean(Timestamp(10), &[JobState::Succeeded], None)
+        .unwrap()
+        .unwrap();
+    c.apply(&ev).unwrap();
+    assert_eq!(c.state_of(a), None);
+    assert!(std::iter::from_fn(|| c.poll_action()).any(|x| x == Action::RemoveOutput { id: a }));
+    assert!(
+        c.decide_clean(Timestamp(10), &[JobState::Running], None)
+            .is_err()
+    );
+    assert_eq!(
+        c.decide_clean(Timestamp(10), &[], Some(1_000_000)).unwrap(),
+        None
+    );
+    assert_eq!(submit(&mut c, 11, "default", 50), JobId(4));
+}
+
+#[test]
+fn snapshot_keeps_dependencies_and_clocks() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    let b = submit_spec(&mut c, 0, after(&[a.0], false));
+    let mut s = spec("default", 50);
+    s.not_before = Some(Timestamp(5_000));
+    let d = submit_spec(&mut c, 0, s);
+    let mut r = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    assert_eq!(r.next_deadline(), Some(Timestamp(5_000)));
+    assert_eq!(start_all(&mut r, 1), vec![a]);
+    exit(&mut r, 2, a, 0);
+    assert_eq!(r.state_of(b), Some(JobState::Queued));
+    tick(&mut r, 5_000);
+    assert_eq!(r.state_of(d), Some(JobState::Queued));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Dependencies never run before their prerequisites succeed (or end,
+    /// for after-any); a failed prerequisite skips its whole chain; retries
+    /// stop at N.
+    #[test]
+    fn dependencies_and_retries_hold(
+        plan in prop::collection::vec((prop::collection::vec(any::<prop::sample::Index>(), 0..3), any::<bool>(), 0u32..3), 1..25),
+        outcomes in prop::collection::vec(0i32..3, 200),
+    ) {
+        let mut c = core(3);
+        let mut ids: Vec<JobId> = vec![];
+        for (deps, any, retries) in &plan {
+            let mut s = spec("default", 50);
+            s.retries = *retries;
+            s.retry_delay_ms = 0;
+            if !ids.is_empty() {
+                s.after = deps.iter().map(|ix| Dependency { on: DepRef::Job(ids[ix.index(ids.len())]), any_outcome: *any }).collect();
+            }
+            ids.push(submit_spec(&mut c, 0, s));
+        }
+        let mut outcome = outcomes.into_iter().cycle();
+        let mut started_at_least_once = std::collections::HashSet::new();
+        for round in 0..500u64 {
+            while let Some(ev) = c.next_start(Timestamp(round)) {
+                let id = ev.job_id().unwrap();
+                for (dep, any) in c.job_info(id).unwrap().after {
+                    let st = c.state_of(dep);
+                    if any {
+                        prop_assert!(st.is_none_or(|s| s.is_terminal()), "{id} started before {dep} ended");
+                    } else {
+                        prop_assert!(st.is_none_or(|s| s == JobState::Succeeded), "{id} started before {dep} succeeded: {st:?}");
+                    }
+                }
+                c.apply(&ev).unwrap();
+                started_at_least_once.insert(id);
+            }
+            let running: Vec<JobId> = c.job_ids().filter(|&id| c.state_of(id) == Some(JobState::Running)).collect();
+            if running.is_empty() { break; }
+            for id in running { exit(&mut c, round, id, outcome.next().unwrap()); }
+        }
+        for (&id, (_, _, retries)) in ids.iter().zip(&plan) {
+            let info = c.job_info(id).unwrap();
+            prop_assert!(info.state.is_terminal(), "{id} ended {}", info.state);
+            prop_assert!(info.attempts <= retries + 1, "{id}: {} attempts for {retries} retries", info.attempts);
+            if info.state == JobState::Skipped {
+                prop_assert!(!started_at_least_once.contains(&id), "a skipped job {id} ran");
+                // Some prerequisite needing success did not succeed.
+                prop_assert!(info.after.iter().any(|&(d, any)| !any && c.state_of(d) != Some(JobState::Succeeded)));
+            }
+            if info.state == JobState::Failed {
+                prop_assert_eq!(info.attempts, retries + 1, "a failed job used all its retries");
+            }
+        }
+    }
 }

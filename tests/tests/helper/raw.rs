@@ -46,6 +46,11 @@ pub fn shell_spec(script: &str, cwd: &Path) -> JobSpec {
         queue: mayfly_protocol::DEFAULT_QUEUE.to_string(),
         priority: mayfly_protocol::DEFAULT_PRIORITY,
         labels: Vec::new(),
+        after: Vec::new(),
+        not_before: None,
+        timeout_ms: None,
+        retries: 0,
+        retry_delay_ms: 1_000,
     }
 }
 
@@ -72,20 +77,29 @@ impl RawClient {
     /// Sends one request and reads its whole answer: one frame, or for a
     /// streaming request every frame up to and including `End` or `Error`.
     pub fn request(&mut self, request: &Request) -> Vec<Response> {
+        self.try_request(request)
+            .unwrap_or_else(|e| panic!("no complete answer to {request:?}: {e}"))
+    }
+
+    /// [`RawClient::request`] for a daemon that may die mid-request (the
+    /// crash tests): a write error, a read error or end of file before the
+    /// answer is complete is an `Err` describing it, not a panic.
+    pub fn try_request(&mut self, request: &Request) -> Result<Vec<Response>, String> {
         self.stream
             .write_all(&frame(request))
-            .expect("send request");
+            .map_err(|e| format!("sending the request failed: {e}"))?;
         let mut answer = Vec::new();
         loop {
             let response = match read_frame::<Response>(&mut self.stream) {
                 Ok(Some(r)) => r,
-                other => panic!("no complete answer to {request:?}: {other:?}"),
+                Ok(None) => return Err(format!("end of file after {answer:?}")),
+                Err(e) => return Err(format!("reading the answer failed after {answer:?}: {e}")),
             };
             let last =
                 !request.is_streaming() || matches!(response, Response::End | Response::Error(_));
             answer.push(response);
             if last {
-                return answer;
+                return Ok(answer);
             }
         }
     }
