@@ -4,6 +4,7 @@
 //! Precedence is flag > environment > default (clap reads the environment
 //! variables named on each flag).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +70,27 @@ pub struct Args {
     #[arg(long)]
     pub repair_wal: bool,
 
+    /// Where to serve HTTP (`GET /metrics` in the Prometheus text format,
+    /// `GET /__health`), as IP:PORT; `off` serves no HTTP.
+    #[arg(
+        long,
+        env = "MAYFLY_HTTP_ADDR",
+        value_name = "ADDR|off",
+        default_value = "127.0.0.1:9479",
+        value_parser = parse_http_addr
+    )]
+    pub http_addr: HttpAddr,
+
+    /// Also push the metrics to this Prometheus Pushgateway (an http:// URL)
+    /// every --metrics-interval, as job "mayflyd", instance = host name.
+    #[arg(long, value_name = "URL", value_parser = crate::pusher::parse_gateway)]
+    pub push_gateway: Option<hyper::Uri>,
+
+    /// How often the metrics task refreshes the sampled gauges and pushes to
+    /// --push-gateway.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    pub metrics_interval: Duration,
+
     /// On shutdown, print a JSON snapshot of every task and queue to stdout
     /// (the same shape as `mayflyctl dump-state`). SIGUSR1 writes one to the
     /// log at any time without stopping anything.
@@ -95,6 +117,29 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The value of `--http-addr`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+/// Parses `--http-addr`: `IP:PORT` or `off`.
+pub fn parse_http_addr(s: &str) -> Result<HttpAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HttpAddr(None));
+    }
+    s.parse().map(|addr| HttpAddr(Some(addr))).map_err(|_| {
+        format!("{s:?} is not IP:PORT (write it like 127.0.0.1:9479, or off to serve no HTTP)")
+    })
+}
+
+/// Parses a human duration that must not be zero (a period).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than 0 (write it like 500ms, 10s or 1m)".to_string());
+    }
+    Ok(d)
 }
 
 /// Parses a human duration (`500ms`, `30s`, `5m`).
@@ -127,6 +172,9 @@ impl Args {
             wal_flush_interval: self.wal_flush_interval,
             snapshot_bytes: self.snapshot_bytes,
             repair_wal: self.repair_wal,
+            http_addr: self.http_addr.0,
+            push_gateway: self.push_gateway.clone(),
+            metrics_interval: self.metrics_interval,
             dump_state: self.dump_state,
             ..defaults
         }
@@ -173,6 +221,37 @@ mod tests {
                 .settings()
                 .repair_wal
         );
+    }
+
+    #[test]
+    fn http_and_metrics_flags() {
+        let defaults = Args::try_parse_from(["mayflyd"]).unwrap().settings();
+        assert_eq!(defaults.http_addr, Some("127.0.0.1:9479".parse().unwrap()));
+        assert_eq!(defaults.push_gateway, None);
+        assert_eq!(defaults.metrics_interval, Duration::from_secs(10));
+        let s = Args::try_parse_from([
+            "mayflyd",
+            "--http-addr",
+            "0.0.0.0:8080",
+            "--push-gateway",
+            "http://127.0.0.1:9091",
+            "--metrics-interval",
+            "200ms",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(s.http_addr, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(
+            s.push_gateway.map(|u| u.to_string()),
+            Some("http://127.0.0.1:9091/".to_string())
+        );
+        assert_eq!(s.metrics_interval, Duration::from_millis(200));
+        let off = Args::try_parse_from(["mayflyd", "--http-addr", "off"]).unwrap();
+        assert_eq!(off.settings().http_addr, None);
+        let err = Args::try_parse_from(["mayflyd", "--http-addr", "localhost"]).unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:9479"), "{err}");
+        assert!(Args::try_parse_from(["mayflyd", "--push-gateway", "https://gw"]).is_err());
+        assert!(Args::try_parse_from(["mayflyd", "--metrics-interval", "0s"]).is_err());
     }
 
     #[test]

@@ -252,6 +252,8 @@ pub struct Driver {
     snapshot_ticket: Option<u64>,
     /// Log bytes since the last snapshot, as the journal last reported.
     bytes_since_snapshot: u64,
+    /// The size of the last snapshot written.
+    last_snapshot_bytes: u64,
     /// Pending waits by id.
     wait_groups: HashMap<u64, WaitGroup>,
     /// Which waits each job has.
@@ -303,6 +305,7 @@ impl Driver {
             unsynced: false,
             snapshot_ticket: None,
             bytes_since_snapshot: 0,
+            last_snapshot_bytes: 0,
             wait_groups: HashMap::new(),
             waiters: HashMap::new(),
             next_wait: 0,
@@ -312,6 +315,13 @@ impl Driver {
             tracker,
             give_up_at: None,
         }
+    }
+
+    /// Feeds `metrics` from the driver's activity (jobs submitted, started,
+    /// finished; system tasks up or down).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.pal.set_metrics(metrics);
+        self
     }
 
     /// Runs until a graceful shutdown has stopped every job; returns the core
@@ -621,9 +631,14 @@ impl Driver {
         // Events applied but not yet sent (a failed spawn's exit, recorded
         // while releasing a group) would be in the snapshot *and* logged after
         // it, so replay would apply them twice: wait for the next commit.
+        //
+        // The threshold grows with the state (at least the size of the last
+        // snapshot), so the cost of snapshots per logged byte stays constant
+        // however many jobs are held.
+        let threshold = self.config.snapshot_bytes.max(self.last_snapshot_bytes);
         if self.snapshot_ticket.is_some()
             || !self.batch_events.is_empty()
-            || self.bytes_since_snapshot < self.config.snapshot_bytes
+            || self.bytes_since_snapshot < threshold
         {
             return;
         }
@@ -631,21 +646,17 @@ impl Driver {
             return;
         };
         let started = Instant::now();
-        let payload = match mayfly_protocol::encode_blob(&self.core.snapshot()) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a snapshot");
-                return;
-            }
-        };
+        // Copying the state is all the driver does; encoding and writing
+        // happen on the journal thread.
+        let snapshot = Box::new(self.core.snapshot());
         tracing::debug!(
-            bytes = payload.len(),
-            encode_ms = started.elapsed().as_millis() as u64,
-            "snapshot encoded"
+            jobs = snapshot.jobs.len(),
+            copy_ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
         );
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        if journal.send(WalCmd::Snapshot { ticket, payload }) {
+        if journal.send(WalCmd::Snapshot { ticket, snapshot }) {
             self.snapshot_ticket = Some(ticket);
             // Until the journal reports again, do not start another.
             self.bytes_since_snapshot = 0;
@@ -682,6 +693,7 @@ impl Driver {
                     // Everything sent before the snapshot is covered by it.
                     self.since_durable.clear();
                     self.bytes_since_snapshot = info.bytes_since_snapshot;
+                    self.last_snapshot_bytes = info.snapshot_bytes;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "snapshot failed; the log keeps growing until one succeeds")
@@ -1011,7 +1023,7 @@ impl Driver {
             match self.core.state_of(id) {
                 Some(s) if s.is_terminal() => {
                     if let Some(info) = self.core.job_info(id) {
-                        self.hold(&reply, Response::JobEnded(info));
+                        self.hold(&reply, Response::JobEnded(Box::new(info)));
                     }
                 }
                 _ => pending.push(id),
@@ -1050,7 +1062,7 @@ impl Driver {
             group.remaining -= 1;
             let reply = group.reply.clone();
             let done = group.remaining == 0;
-            self.hold(&reply, Response::JobEnded(info.clone()));
+            self.hold(&reply, Response::JobEnded(Box::new(info.clone())));
             if done {
                 self.wait_groups.remove(&key);
                 self.hold(&reply, Response::End);

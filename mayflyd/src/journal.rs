@@ -65,9 +65,7 @@ pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recov
         |record| -> Result<(), String> {
             let event: Event =
                 decode_payload(record).map_err(|e| format!("undecodable event: {e}"))?;
-            core.borrow_mut()
-                .apply(&event)
-                .map_err(|e| format!("event does not fit the state: {e}"))
+            core.borrow_mut().apply(&event).map_err(|e| e.to_string())
         },
     )?;
     let mut core = core.into_inner();
@@ -101,8 +99,8 @@ pub enum WalCmd {
     Snapshot {
         /// Echoed in the ack.
         ticket: u64,
-        /// The encoded [`CoreSnapshot`].
-        payload: Vec<u8>,
+        /// The state to write (encoded on the journal thread, off the driver).
+        snapshot: Box<CoreSnapshot>,
     },
     /// Close and reopen the log, returning the state it holds (after a
     /// failure, to drop what did not reach the disk). Leaves failure mode.
@@ -137,6 +135,8 @@ pub struct AckInfo {
     pub bytes_since_snapshot: u64,
     /// How long the fsync took, if there was one.
     pub fsync: Option<Duration>,
+    /// For a snapshot: its size in bytes (0 otherwise).
+    pub snapshot_bytes: u64,
 }
 
 /// The handle the driver holds.
@@ -227,29 +227,32 @@ fn run_thread(
                 other => {
                     flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
                     match other {
-                        WalCmd::Snapshot { ticket, payload } => {
-                            let result = match (&failure, wal.as_mut()) {
-                                (Some(f), _) => Err(f.clone()),
-                                (None, None) => Err("the WAL is closed".to_string()),
-                                (None, Some(w)) => {
-                                    let started = Instant::now();
-                                    match w.write_snapshot(&payload) {
-                                        Ok(stats) => {
-                                            tracing::info!(
-                                                bytes = payload.len(),
-                                                segments_removed = stats.files_removed,
-                                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                                "snapshot written"
-                                            );
-                                            Ok(AckInfo {
-                                                synced: true,
-                                                bytes_since_snapshot: w.bytes_since_snapshot(),
-                                                fsync: None,
-                                            })
-                                        }
-                                        Err(e) => Err(e.to_string()),
+                        WalCmd::Snapshot { ticket, snapshot } => {
+                            let started = Instant::now();
+                            let encoded = mayfly_protocol::encode_blob(&*snapshot)
+                                .map_err(|e| format!("cannot encode the snapshot: {e}"));
+                            drop(snapshot);
+                            let result = match (&failure, wal.as_mut(), encoded) {
+                                (Some(f), _, _) => Err(f.clone()),
+                                (None, None, _) => Err("the WAL is closed".to_string()),
+                                (None, Some(_), Err(e)) => Err(e),
+                                (None, Some(w), Ok(payload)) => match w.write_snapshot(&payload) {
+                                    Ok(stats) => {
+                                        tracing::info!(
+                                            bytes = payload.len(),
+                                            segments_removed = stats.files_removed,
+                                            elapsed_ms = started.elapsed().as_millis() as u64,
+                                            "snapshot written"
+                                        );
+                                        Ok(AckInfo {
+                                            synced: true,
+                                            bytes_since_snapshot: w.bytes_since_snapshot(),
+                                            fsync: None,
+                                            snapshot_bytes: payload.len() as u64,
+                                        })
                                     }
-                                }
+                                    Err(e) => Err(e.to_string()),
+                                },
                             };
                             let _ = acks.send(WalAck { ticket, result });
                         }
@@ -304,6 +307,7 @@ fn flush_writes(
         synced: false,
         bytes_since_snapshot: 0,
         fsync: None,
+        snapshot_bytes: 0,
     };
     if failure.is_none() {
         match wal.as_mut() {

@@ -11,10 +11,14 @@ pub mod config;
 pub mod core;
 pub mod driver;
 pub mod executor;
+pub mod http;
 pub mod journal;
 #[cfg(feature = "ipc")]
 pub mod listener;
+pub mod metrics;
+pub mod notify;
 pub mod pal;
+pub mod pusher;
 pub mod scheduler;
 #[cfg(feature = "ipc")]
 pub mod session;

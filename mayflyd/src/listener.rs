@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics::Metrics;
 use crate::session::{SessionContext, serve};
 
 /// Why the socket could not be bound.
@@ -80,6 +81,24 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
+/// One open connection in `mayfly_ipc_connections`: counted when made,
+/// uncounted when dropped (however the session task ends).
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    /// Counts a connection as open.
+    fn new(metrics: Arc<Metrics>) -> Self {
+        metrics.ipc_connection_opened();
+        Self(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.ipc_connection_closed();
+    }
+}
+
 /// Limits on connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -116,8 +135,10 @@ pub async fn run(
                 backoff = Duration::from_millis(1);
                 let ctx = ctx.clone();
                 let shutdown = session_shutdown.clone();
+                let open = OpenConnection::new(ctx.metrics.clone());
                 tracker.spawn(async move {
                     serve(stream, ctx, shutdown).await;
+                    drop(open);
                     drop(permit);
                 });
             }

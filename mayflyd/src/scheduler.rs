@@ -12,23 +12,35 @@
 //! what is left after the timeout, and returns once every job has exited;
 //! then sessions and system tasks are cancelled through one
 //! `CancellationToken` and awaited through one `TaskTracker`.
+//!
+//! Observability is wired here too: one [`Metrics`] per daemon, shared with
+//! the journal thread, the sessions, the HTTP endpoint ([`crate::http`]) and
+//! the metrics task ([`crate::pusher`], `looptask_metrics`). `/__health`
+//! reads a [`Readiness`] that turns ready just before the driver starts and
+//! stopping the moment a shutdown begins; `/metrics` keeps answering until
+//! the daemon has stopped.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::core::CoreConfig;
-use crate::driver::{DriverConfig, DriverInbox, InternalMsg, SystemContext};
+use crate::driver::{ClientMsg, DriverConfig, DriverInbox, InternalMsg, SystemContext};
 use crate::executor::Executor;
+use crate::http::{self, HttpError, HttpState, Readiness};
 use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
+use crate::metrics::{Metrics, Refresh};
+use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
 use crate::session::SessionContext;
 use crate::wal::WalOptions;
@@ -64,6 +76,12 @@ pub struct Settings {
     pub repair_wal: bool,
     /// Print a JSON snapshot of tasks and queues to stdout on shutdown.
     pub dump_state: bool,
+    /// Where to serve `/metrics` and `/__health`; `None` serves no HTTP.
+    pub http_addr: Option<SocketAddr>,
+    /// A Prometheus Pushgateway to push the metrics to, if any.
+    pub push_gateway: Option<hyper::Uri>,
+    /// How often the metrics task refreshes sampled gauges and pushes.
+    pub metrics_interval: Duration,
 }
 
 impl Default for Settings {
@@ -84,9 +102,15 @@ impl Default for Settings {
             snapshot_bytes: 64 << 20,
             repair_wal: false,
             dump_state: false,
+            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))),
+            push_gateway: None,
+            metrics_interval: Duration::from_secs(10),
         }
     }
 }
+
+/// The contract's HTTP port (`127.0.0.1:9479`).
+pub const DEFAULT_HTTP_PORT: u16 = 9479;
 
 /// `SIGTERM` or `SIGINT` for the signals we handle, the number otherwise.
 fn signal_name(sig: i32) -> String {
@@ -123,6 +147,12 @@ pub enum DaemonError {
     #[cfg(feature = "ipc")]
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The HTTP endpoint could not be bound.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The metrics registry could not be built (a bug: two families clash).
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// The state dir could not be prepared.
     #[error("cannot prepare state dir {path}: {source}")]
     StateDir {
@@ -171,6 +201,12 @@ impl SchedulerBuilder {
     /// Give running jobs this long after SIGTERM at shutdown.
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
         self.settings.shutdown_timeout = t;
+        self
+    }
+
+    /// Serve `/metrics` and `/__health` on `addr` (`None`: no HTTP).
+    pub fn http_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.settings.http_addr = addr;
         self
     }
 
@@ -287,13 +323,35 @@ impl Scheduler {
             let listener = Some(listener::bind(&self.settings.socket)?);
             #[cfg(not(feature = "ipc"))]
             let listener = None;
-            self.run(listener).await
+            let http = match bind_http(self.settings.http_addr).await {
+                Ok(http) => http,
+                Err(e) => {
+                    // The socket is ours by now; leave no stale file behind.
+                    if listener.is_some() {
+                        let _ = std::fs::remove_file(&self.settings.socket);
+                    }
+                    return Err(e);
+                }
+            };
+            self.run_with_http(listener, http).await
         })
     }
 
     /// Runs on the current runtime with an already-bound listener (tests
-    /// bind their own socket and hand it in); `None` serves no socket.
+    /// bind their own socket and hand it in); `None` serves no socket. The
+    /// HTTP endpoint is bound here from [`Settings::http_addr`].
     pub async fn run(self, listener: Option<UnixListener>) -> Result<(), DaemonError> {
+        let http = bind_http(self.settings.http_addr).await?;
+        self.run_with_http(listener, http).await
+    }
+
+    /// Like [`Scheduler::run`], with the HTTP listener bound by the caller
+    /// too (`None` serves no HTTP; [`Settings::http_addr`] is not used).
+    pub async fn run_with_http(
+        self,
+        listener: Option<UnixListener>,
+        http: Option<TcpListener>,
+    ) -> Result<(), DaemonError> {
         let Scheduler {
             settings,
             handle,
@@ -396,8 +454,22 @@ impl Scheduler {
                 "jobs that were running when the daemon stopped are marked interrupted"
             );
         }
+        let metrics = Metrics::new()?;
+        let readiness = Readiness::new();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
-        let journal = Journal::start(recovered.wal, acks_tx).map_err(DaemonError::Runtime)?;
+        let journal = Journal::start(recovered.wal, acks_tx, Some(metrics.clone()))
+            .map_err(DaemonError::Runtime)?;
+        let refresh = queue_gauge_refresh(clients_tx.clone(), metrics.clone());
+
+        let metrics_task = metrics.clone();
+        let metrics_refresh = refresh.clone();
+        let push = PushConfig {
+            gateway: settings.push_gateway.clone(),
+            interval: settings.metrics_interval,
+        };
+        handle.spawn_system("looptask_metrics", move |ctx| {
+            pusher::run(metrics_task, Some(metrics_refresh), push, ctx.shutdown)
+        });
 
         let flush_every = settings.wal_flush_interval;
         let flusher = handle.internal.clone();
@@ -437,7 +509,32 @@ impl Scheduler {
             shutdown_begun.clone(),
             shutdown.clone(),
             tracker.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
+
+        if let Some(http) = http {
+            let state = HttpState {
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+                refresh: Some(refresh),
+            };
+            // Health turns 503 the moment a shutdown begins; /metrics keeps
+            // answering until the daemon has stopped.
+            tracker.spawn(http::serve(http, state, shutdown.clone()));
+        }
+        {
+            let readiness = readiness.clone();
+            let begun = shutdown_begun.clone();
+            let done = shutdown.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = begun.cancelled() => {}
+                    () = done.cancelled() => {}
+                }
+                readiness.set_stopping();
+                crate::notify::notify("STOPPING=1");
+            });
+        }
 
         #[cfg(feature = "ipc")]
         if let Some(listener) = listener {
@@ -446,6 +543,7 @@ impl Scheduler {
                 internal: handle.internal.clone(),
                 logs_dir,
                 handshake_timeout: settings.handshake_timeout,
+                metrics: metrics.clone(),
             };
             tracker.spawn(listener::run(
                 listener,
@@ -467,6 +565,10 @@ impl Scheduler {
             "mayflyd ready"
         );
 
+        // The socket accepts and the driver is about to run: requests get
+        // answers. (Set first, so no request is answered while not ready.)
+        readiness.set_ready();
+        crate::notify::notify("READY=1");
         let driver_task = tokio::spawn(driver.run(boot, recovery_events));
         let result = tokio::select! {
             core = driver_task => {
@@ -499,4 +601,36 @@ impl Scheduler {
         }
         result
     }
+}
+
+/// Binds the HTTP endpoint at `addr`, if there is one.
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, DaemonError> {
+    match addr {
+        Some(addr) => Ok(Some(http::bind(addr).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The hook that makes the queued and running gauges current before a
+/// scrape or a push: it asks the driver for its queues (`QueueList`, cheap:
+/// one entry per queue, counts kept by the core) and sets the gauges from
+/// the answer. Callers bound how long they wait for it.
+fn queue_gauge_refresh(driver: mpsc::Sender<ClientMsg>, metrics: Arc<Metrics>) -> Refresh {
+    Arc::new(move || {
+        let driver = driver.clone();
+        let metrics = metrics.clone();
+        Box::pin(async move {
+            let (reply, mut answer) = mpsc::unbounded_channel();
+            let msg = ClientMsg {
+                request: mayfly_protocol::Request::QueueList,
+                reply,
+            };
+            if driver.send(msg).await.is_err() {
+                return; // the driver has stopped
+            }
+            if let Some(mayfly_protocol::Response::Queues(queues)) = answer.recv().await {
+                metrics.set_queue_gauges(&queues);
+            }
+        })
+    })
 }

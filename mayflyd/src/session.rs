@@ -11,7 +11,8 @@
 //! earlier requests) — never a panic, and never a stall of other sessions.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use mayfly_protocol::{
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::{ClientMsg, InternalMsg};
 use crate::executor::log_path;
+use crate::metrics::Metrics;
 
 /// How many requests one connection may have in flight before the session
 /// stops reading (backpressure on a client that pipelines without reading).
@@ -52,6 +54,19 @@ enum Responses {
     Bounded(mpsc::Receiver<Response>),
 }
 
+/// A request the writer answers next: its frames, plus what the IPC metrics
+/// need once its last frame is written.
+#[derive(Debug)]
+struct Pending {
+    /// Its response frames.
+    responses: Responses,
+    /// The request's kind (`"invalid"` for an undecodable frame); `None`
+    /// for the end of input, which is no request.
+    kind: Option<&'static str>,
+    /// When the request was decoded.
+    started: Instant,
+}
+
 impl Responses {
     /// The next frame, or `None` when the request is fully answered.
     async fn recv(&mut self) -> Option<Response> {
@@ -73,6 +88,8 @@ pub struct SessionContext {
     pub logs_dir: PathBuf,
     /// How long a new connection has to send its hello.
     pub handshake_timeout: Duration,
+    /// Where requests and connections are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves one connection until the client hangs up, sends bad input, or the
@@ -103,14 +120,32 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
 
     let framed = hello_framed.map_codec(|_| FrameCodec::<Request, Response>::new());
     let (mut sink, mut frames) = framed.split();
-    let (order_tx, mut order_rx) = mpsc::channel::<Responses>(MAX_IN_FLIGHT);
+    let (order_tx, mut order_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
 
+    // Each request is counted once its last frame is written (or the client
+    // has gone): `error` when any of its frames was an error.
+    let metrics = ctx.metrics.clone();
     let writer = async move {
-        while let Some(mut responses) = order_rx.recv().await {
+        while let Some(pending) = order_rx.recv().await {
+            let Pending {
+                mut responses,
+                kind,
+                started,
+            } = pending;
+            let mut ok = true;
+            let mut written = true;
             while let Some(response) = responses.recv().await {
+                ok &= !matches!(response, Response::Error(_));
                 if sink.send(response).await.is_err() {
-                    return;
+                    written = false;
+                    break;
                 }
+            }
+            if let Some(kind) = kind {
+                metrics.ipc_request(kind, ok, started.elapsed());
+            }
+            if !written {
+                return;
             }
         }
     };
@@ -122,6 +157,12 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                 () = shutdown.cancelled() => break,
                 frame = frames.next() => frame,
             };
+            let started = Instant::now();
+            let kind = match &frame {
+                Some(Ok(request)) => Some(request.kind()),
+                Some(Err(_)) => Some("invalid"),
+                None => None,
+            };
             let streamed = matches!(frame, Some(Ok(Request::Logs(_) | Request::Events(_))));
             let (tx, rx) = mpsc::unbounded_channel();
             let (stream_tx, stream_rx) = mpsc::channel(STREAM_BACKLOG);
@@ -130,7 +171,12 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
             } else {
                 Responses::Unbounded(rx)
             };
-            if order_tx.send(responses).await.is_err() {
+            let pending = Pending {
+                responses,
+                kind,
+                started,
+            };
+            if order_tx.send(pending).await.is_err() {
                 break;
             }
             match frame {

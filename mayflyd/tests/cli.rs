@@ -24,6 +24,9 @@ fn help_lists_every_contract_flag() {
         "--verbose",
         "--quiet",
         "--log-format",
+        "--http-addr",
+        "--push-gateway",
+        "--metrics-interval",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

@@ -21,7 +21,7 @@ pub enum Response {
     /// What happened to each job of a `Cancel`, in request order.
     Cancelled(Vec<(JobId, CancelOutcome)>),
     /// One job of a `Wait` has ended.
-    JobEnded(JobInfo),
+    JobEnded(Box<JobInfo>),
     /// A piece of a job's output (part of a `Logs` stream).
     LogChunk(Vec<u8>),
     /// The head of a `DumpState` stream: everything but the jobs.

@@ -300,7 +300,7 @@ fn examples_responses() -> Vec<Response> {
             (JobId(3), CancelOutcome::AlreadyEnded(JobState::Succeeded)),
             (JobId(4), CancelOutcome::NotFound),
         ]),
-        Response::JobEnded(sample_info()),
+        Response::JobEnded(Box::new(sample_info())),
         Response::LogChunk(vec![0, 1, 2, 250, 251, 252, 253, 254, 255]),
         Response::State(StateHeader {
             scheduler: SchedulerInfo {
@@ -599,7 +599,7 @@ fn response() -> impl Strategy<Value = Response> {
         job_id().prop_map(|id| Response::Submitted { id }),
         prop::collection::vec(job_info(), 0..3).prop_map(Response::Jobs),
         prop::collection::vec((job_id(), cancel_outcome()), 0..4).prop_map(Response::Cancelled),
-        job_info().prop_map(Response::JobEnded),
+        job_info().prop_map(|j| Response::JobEnded(Box::new(j))),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(Response::LogChunk),
         state_header().prop_map(Response::State),
         Just(Response::ShuttingDown),
@@ -724,7 +724,7 @@ impl Read for TrickleReader {
 /// `read_frame` copes with short reads and `EINTR` in the prefix and the payload.
 #[test]
 fn read_frame_survives_short_reads_and_interrupts() {
-    let resp = Response::JobEnded(sample_info());
+    let resp = Response::JobEnded(Box::new(sample_info()));
     let mut reader = TrickleReader {
         data: Cursor::new(encode_frame(&resp).expect("encodes")),
         interrupt_next: false,
@@ -938,7 +938,7 @@ fn http_request_is_refused_by_size() {
 /// The stream ending inside a frame is an error, whether in the prefix or the payload.
 #[test]
 fn truncated_frames_are_errors() {
-    let frame = encode_frame(&Response::JobEnded(sample_info())).expect("encodes");
+    let frame = encode_frame(&Response::JobEnded(Box::new(sample_info()))).expect("encodes");
     for cut in 1..frame.len() {
         let mut cursor = Cursor::new(frame[..cut].to_vec());
         assert!(
@@ -1393,7 +1393,7 @@ mod codec {
     /// A frame cut off at end of stream is an error; a clean end is not.
     #[test]
     fn codec_truncated_frame_at_eof() {
-        let frame = encode_frame(&Response::JobEnded(sample_info())).expect("encodes");
+        let frame = encode_frame(&Response::JobEnded(Box::new(sample_info()))).expect("encodes");
         for cut in 1..frame.len() {
             let mut buf = BytesMut::from(&frame[..cut]);
             let mut codec = FrameCodec::<Response, Response>::new();

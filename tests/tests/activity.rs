@@ -44,6 +44,11 @@ impl Daemon {
     /// Starts `mayflyd` with its own socket and state dir plus `args`, and
     /// waits until it answers.
     fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon.
+    fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("work")).expect("work dir");
         let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
@@ -53,8 +58,11 @@ impl Daemon {
             .arg(dir.path().join("s.sock"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
+            // Parallel tests must not compete for the default HTTP port.
+            .args(["--http-addr", "off"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -295,4 +303,26 @@ fn sigusr1_logs_a_snapshot_and_dump_state_flag_prints_one_on_shutdown() {
     );
     assert_eq!(state["scheduler"]["shutting_down"], true);
     assert!(state["queues"].as_array().is_some_and(|q| !q.is_empty()));
+}
+
+#[test]
+fn sd_notify_gets_ready_then_stopping() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(DEADLINE))
+        .expect("read timeout");
+    let mut d = Daemon::start_with_env(&[], &[("NOTIFY_SOCKET", path.as_os_str())]);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 within the deadline");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means serving: the socket answers now.
+    assert!(d.run(&["status"]).status.success());
+    d.signal(Signal::SIGTERM);
+    let n = notify
+        .recv(&mut buf)
+        .expect("STOPPING=1 within the deadline");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(d.wait_exit(), Some(0));
 }

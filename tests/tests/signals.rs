@@ -48,6 +48,7 @@ impl InProcess {
             .state_dir(dir.path().join("state"))
             .concurrency(1)
             .shutdown_timeout(Duration::from_secs(2))
+            .http_addr(None)
             .build();
         let handle = scheduler.handle();
         setup(&handle);

@@ -644,6 +644,12 @@ impl Core {
                     id: *id,
                     signal: Signal::Term,
                 });
+                // A job frozen by `pause --running` would sit on SIGTERM
+                // until the grace ran out: thaw it so it can act on it.
+                self.actions.push_back(Action::Signal {
+                    id: *id,
+                    signal: Signal::Cont,
+                });
             }
             Event::Started { id, at } => {
                 let job = self.job_in_mut(*id, &[JobState::Queued])?;

@@ -157,6 +157,14 @@ fn cancel_queued_running_finished_and_unknown() {
             signal: Signal::Term
         })
     );
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: run,
+            signal: Signal::Cont
+        }),
+        "a frozen job is thawed so it hears SIGTERM"
+    );
     // A second cancel does not signal again.
     assert_eq!(
         c.decide_cancel(Timestamp(3), run),
@@ -669,6 +677,13 @@ fn a_timeout_stops_the_job_and_it_ends_timed_out() {
         Some(Action::Signal {
             id: a,
             signal: Signal::Term
+        })
+    );
+    assert_eq!(
+        c.poll_action(),
+        Some(Action::Signal {
+            id: a,
+            signal: Signal::Cont
         })
     );
     c.apply(&Event::Exited {

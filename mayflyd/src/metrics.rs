@@ -1,0 +1,764 @@
+//! The daemon's Prometheus metrics: one [`Metrics`] per daemon, shared as
+//! `Arc<Metrics>` by the driver, the sessions, the journal thread, the HTTP
+//! server and the pusher.
+//!
+//! # What it owns
+//!
+//! Its own [`Registry`] (nothing is registered globally, so several daemons
+//! can live in one process, as the tests do) holding every `mayfly_*` family
+//! of DESIGN.md section 6 plus the standard `process_*` metrics of
+//! [`ProcessCollector::for_self`]. [`Metrics::render`] produces the
+//! Prometheus text format for `GET /metrics` and the Pushgateway.
+//!
+//! # Conventions
+//!
+//! Counters end in `_total`, times are in seconds, `outcome` is the terminal
+//! state's contract name (`succeeded`, `failed`, `cancelled`, `timed_out`,
+//! `skipped`, `interrupted`), `result` is `ok` or `error`. The first time a
+//! queue is seen, every series of that queue is created at zero (including
+//! each outcome), so `rate()` and `increase()` work from the first scrape.
+//!
+//! # Locking
+//!
+//! Updating a metric never takes a lock that the submit path waits on. The
+//! families' `with_label_values` looks the child up under a read lock inside
+//! the vec (and takes its write lock to create a child), and `render` holds
+//! those read locks while it collects; a pending writer makes new readers
+//! queue behind it. So the hot paths ([`Metrics::job_submitted`],
+//! [`Metrics::job_started`], [`Metrics::job_finished`],
+//! [`Metrics::ipc_request`]) do not call `with_label_values` at all after a
+//! label's first use: they find the label's children in a copy-on-write map
+//! behind an [`ArcSwap`], whose `load` is lock-free and never waits on
+//! anything, and then update the children, which are plain atomics
+//! (histogram observations are lock-free too; a concurrent collect never
+//! blocks them). Only the first use of a queue or request kind takes the
+//! vecs' write locks once, to create its children, and copies the small map.
+//! The rare paths (queue gauges, system tasks, the WAL's unlabelled series)
+//! update children directly or through `with_label_values`, whose read lock
+//! is shared with other readers and is held for a hash lookup.
+//!
+//! Queue names come from clients, so the number of series grows with the
+//! number of distinct queues ever used (about 40 series each, histogram
+//! buckets included); queues are expected to be a handful to a few hundred.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mayfly_protocol::{JobState, QueueInfo};
+use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The content type of [`Metrics::render`]'s output (Prometheus text format
+/// 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Something to run before the metrics are read (by a scrape or a push), so
+/// that gauges sampled from the driver's state (queued and running jobs per
+/// queue) are current. It typically asks the driver for its queue counts
+/// and calls [`Metrics::set_queue_gauges`]. Callers bound how long they wait
+/// for it.
+pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The terminal states, in the order of [`QueueSeries::finished`].
+const TERMINAL: [JobState; 6] = [
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Cancelled,
+    JobState::TimedOut,
+    JobState::Skipped,
+    JobState::Interrupted,
+];
+
+/// Buckets of the job wait time (submit to start): from a millisecond to
+/// hours, because jobs may wait on dependencies and `--at` times.
+const WAIT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
+
+/// Buckets of the job run time: from 10 ms to six hours.
+const RUN_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
+];
+
+/// Buckets of IPC request latency: a submit takes about a millisecond
+/// (most of it the fsync); streams (`wait`, `logs --follow`) land high.
+const IPC_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Buckets of the WAL's fdatasync time: tens of microseconds on a good SSD,
+/// seconds on a sick disk.
+const FSYNC_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+];
+
+/// The children of one queue's series, resolved once (see "Locking").
+#[derive(Clone)]
+struct QueueSeries {
+    /// `mayfly_jobs_submitted_total{queue}`.
+    submitted: IntCounter,
+    /// `mayfly_jobs_finished_total{queue,outcome}`, indexed like [`TERMINAL`].
+    finished: [IntCounter; TERMINAL.len()],
+    /// `mayfly_jobs_queued{queue}`.
+    queued: IntGauge,
+    /// `mayfly_jobs_running{queue}`.
+    running: IntGauge,
+    /// `mayfly_job_wait_seconds{queue}`.
+    wait: Histogram,
+    /// `mayfly_job_run_seconds{queue}`.
+    run: Histogram,
+}
+
+/// The children of one request kind's series, resolved once.
+#[derive(Clone)]
+struct KindSeries {
+    /// `mayfly_ipc_requests_total{kind,result="ok"}`.
+    ok: IntCounter,
+    /// `mayfly_ipc_requests_total{kind,result="error"}`.
+    error: IntCounter,
+    /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: Histogram,
+}
+
+/// A read-mostly map from a label value to its resolved children: lookups
+/// are lock-free ([`ArcSwap::load`]); an insert copies the map.
+struct LabelCache<T> {
+    /// The current map; replaced whole on insert.
+    map: ArcSwap<HashMap<String, T>>,
+}
+
+impl<T: Clone> LabelCache<T> {
+    /// An empty cache.
+    fn new() -> Self {
+        Self {
+            map: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    /// Runs `f` on the children of `key`, creating them with `make` on first
+    /// use. Two threads missing at once may both call `make`; both get the
+    /// same children from the vecs, so either copy is as good.
+    fn with<R>(&self, key: &str, make: impl FnOnce() -> T, f: impl FnOnce(&T) -> R) -> R {
+        if let Some(series) = self.map.load().get(key) {
+            return f(series);
+        }
+        let made = make();
+        let result = f(&made);
+        self.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.entry(key.to_string()).or_insert_with(|| made.clone());
+            map
+        });
+        result
+    }
+
+    /// The keys and children present now.
+    fn snapshot(&self) -> Arc<HashMap<String, T>> {
+        self.map.load_full()
+    }
+}
+
+/// Every metric of one daemon; see the module documentation.
+pub struct Metrics {
+    /// The registry `render` gathers; private to this daemon.
+    registry: Registry,
+    /// `mayfly_jobs_submitted_total{queue}`.
+    jobs_submitted: IntCounterVec,
+    /// `mayfly_jobs_finished_total{queue,outcome}`.
+    jobs_finished: IntCounterVec,
+    /// `mayfly_jobs_queued{queue}`.
+    jobs_queued: IntGaugeVec,
+    /// `mayfly_jobs_running{queue}`.
+    jobs_running: IntGaugeVec,
+    /// `mayfly_job_wait_seconds{queue}`.
+    job_wait: HistogramVec,
+    /// `mayfly_job_run_seconds{queue}`.
+    job_run: HistogramVec,
+    /// `mayfly_ipc_requests_total{kind,result}`.
+    ipc_requests: IntCounterVec,
+    /// `mayfly_ipc_request_duration_seconds{kind}`.
+    ipc_duration: HistogramVec,
+    /// `mayfly_ipc_connections`.
+    ipc_connections: IntGauge,
+    /// `mayfly_wal_appends_total`.
+    wal_appends: IntCounter,
+    /// `mayfly_wal_bytes_total`.
+    wal_bytes: IntCounter,
+    /// `mayfly_wal_fsync_duration_seconds`.
+    wal_fsync: Histogram,
+    /// `mayfly_system_task_up{name}`.
+    system_task_up: IntGaugeVec,
+    /// Resolved per-queue children, for the job hot paths.
+    queues: LabelCache<QueueSeries>,
+    /// Resolved per-kind children, for the IPC hot path.
+    kinds: LabelCache<KindSeries>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("queues", &self.queues.snapshot().len())
+            .field("kinds", &self.kinds.snapshot().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registers `collector` with `registry` and hands it back.
+fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
+/// Seconds as Prometheus wants them.
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry, with the process
+    /// collector and `mayfly_build_info` registered. Fails only if two
+    /// families clash, which would be a bug.
+    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let jobs_submitted = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_jobs_submitted_total",
+                    "Jobs accepted by submit requests, by queue.",
+                ),
+                &["queue"],
+            )?,
+        )?;
+        let jobs_finished = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_jobs_finished_total",
+                    "Jobs that reached a terminal state, by queue and outcome (the terminal \
+                     state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
+                ),
+                &["queue", "outcome"],
+            )?,
+        )?;
+        let jobs_queued = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_jobs_queued",
+                    "Jobs ready to run and waiting for a free slot, by queue.",
+                ),
+                &["queue"],
+            )?,
+        )?;
+        let jobs_running = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_jobs_running",
+                    "Jobs whose process is running, by queue.",
+                ),
+                &["queue"],
+            )?,
+        )?;
+        let job_wait = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mayfly_job_wait_seconds",
+                    "Time from a job's submission to the start of its process, by queue.",
+                )
+                .buckets(WAIT_BUCKETS.to_vec()),
+                &["queue"],
+            )?,
+        )?;
+        let job_run = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mayfly_job_run_seconds",
+                    "Time from the start of a job's process to its exit, by queue.",
+                )
+                .buckets(RUN_BUCKETS.to_vec()),
+                &["queue"],
+            )?,
+        )?;
+        let ipc_requests = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_ipc_requests_total",
+                    "Requests served on the Unix socket, by kind and result (error when \
+                     any response frame was an error).",
+                ),
+                &["kind", "result"],
+            )?,
+        )?;
+        let ipc_duration = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mayfly_ipc_request_duration_seconds",
+                    "Time from decoding a Unix-socket request to writing its last response \
+                     frame, by kind (streams such as wait and logs --follow last as long as \
+                     they are followed).",
+                )
+                .buckets(IPC_BUCKETS.to_vec()),
+                &["kind"],
+            )?,
+        )?;
+        let ipc_connections = register(
+            r,
+            IntGauge::new(
+                "mayfly_ipc_connections",
+                "Unix-socket client connections open now.",
+            )?,
+        )?;
+        let wal_appends = register(
+            r,
+            IntCounter::new(
+                "mayfly_wal_appends_total",
+                "Records written to the write-ahead log files.",
+            )?,
+        )?;
+        let wal_bytes = register(
+            r,
+            IntCounter::new(
+                "mayfly_wal_bytes_total",
+                "Bytes written to the write-ahead log files, record headers included.",
+            )?,
+        )?;
+        let wal_fsync = register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "mayfly_wal_fsync_duration_seconds",
+                    "Time the write-ahead log spent in fdatasync, per sync that wrote records.",
+                )
+                .buckets(FSYNC_BUCKETS.to_vec()),
+            )?,
+        )?;
+        let system_task_up = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_system_task_up",
+                    "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
+                     it has exited.",
+                ),
+                &["name"],
+            )?,
+        )?;
+        let build_info = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_build_info",
+                    "Always 1; the version label says which mayflyd this is.",
+                ),
+                &["version"],
+            )?,
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+        let metrics = Metrics {
+            registry,
+            jobs_submitted,
+            jobs_finished,
+            jobs_queued,
+            jobs_running,
+            job_wait,
+            job_run,
+            ipc_requests,
+            ipc_duration,
+            ipc_connections,
+            wal_appends,
+            wal_bytes,
+            wal_fsync,
+            system_task_up,
+            queues: LabelCache::new(),
+            kinds: LabelCache::new(),
+        };
+        // Queue `default` always exists: its series are there from the
+        // first scrape, at zero.
+        metrics.queue(mayfly_protocol::DEFAULT_QUEUE, |_| ());
+        Ok(Arc::new(metrics))
+    }
+
+    /// Resolves every series of `queue` (the first use of a queue).
+    fn make_queue(&self, queue: &str) -> QueueSeries {
+        let labels = [queue];
+        QueueSeries {
+            submitted: self.jobs_submitted.with_label_values(&labels),
+            finished: TERMINAL.map(|s| self.jobs_finished.with_label_values(&[queue, s.as_str()])),
+            queued: self.jobs_queued.with_label_values(&labels),
+            running: self.jobs_running.with_label_values(&labels),
+            wait: self.job_wait.with_label_values(&labels),
+            run: self.job_run.with_label_values(&labels),
+        }
+    }
+
+    /// Runs `f` on the series of `queue`.
+    fn queue<R>(&self, queue: &str, f: impl FnOnce(&QueueSeries) -> R) -> R {
+        self.queues.with(queue, || self.make_queue(queue), f)
+    }
+
+    /// A job was accepted into `queue`.
+    pub fn job_submitted(&self, queue: &str) {
+        self.queue(queue, |q| q.submitted.inc());
+    }
+
+    /// A job of `queue` started its process after waiting `waited` since its
+    /// submission.
+    pub fn job_started(&self, queue: &str, waited: Duration) {
+        self.queue(queue, |q| q.wait.observe(seconds(waited)));
+    }
+
+    /// A job of `queue` reached the terminal state `outcome`; `ran` is how
+    /// long its process ran, if it ever started. A non-terminal `outcome` is
+    /// a caller bug: it is logged and not counted.
+    pub fn job_finished(&self, queue: &str, outcome: JobState, ran: Option<Duration>) {
+        let Some(index) = TERMINAL.iter().position(|s| *s == outcome) else {
+            tracing::warn!(
+                queue,
+                outcome = outcome.as_str(),
+                "job_finished with a non-terminal state; not counted"
+            );
+            return;
+        };
+        self.queue(queue, |q| {
+            q.finished[index].inc();
+            if let Some(ran) = ran {
+                q.run.observe(seconds(ran));
+            }
+        });
+    }
+
+    /// Sets `mayfly_jobs_queued` and `mayfly_jobs_running` of every queue in
+    /// `queues` from its counts; a queue seen before but missing from
+    /// `queues` reads 0.
+    pub fn set_queue_gauges(&self, queues: &[QueueInfo]) {
+        let mut listed = HashSet::with_capacity(queues.len());
+        for info in queues {
+            listed.insert(info.name.as_str());
+            self.queue(&info.name, |q| {
+                q.queued.set(gauge_value(info.counts.get(JobState::Queued)));
+                q.running
+                    .set(gauge_value(info.counts.get(JobState::Running)));
+            });
+        }
+        for (name, q) in self.queues.snapshot().iter() {
+            if !listed.contains(name.as_str()) {
+                q.queued.set(0);
+                q.running.set(0);
+            }
+        }
+    }
+
+    /// The system task `name` started (`up`) or exited.
+    pub fn system_task_up(&self, name: &str, up: bool) {
+        self.system_task_up
+            .with_label_values(&[name])
+            .set(i64::from(up));
+    }
+
+    /// One Unix-socket request of `kind` was answered in `elapsed`; `ok` is
+    /// false when any of its response frames was an error.
+    pub fn ipc_request(&self, kind: &str, ok: bool, elapsed: Duration) {
+        let make = || KindSeries {
+            ok: self.ipc_requests.with_label_values(&[kind, "ok"]),
+            error: self.ipc_requests.with_label_values(&[kind, "error"]),
+            duration: self.ipc_duration.with_label_values(&[kind]),
+        };
+        self.kinds.with(kind, make, |k| {
+            let counter = if ok { &k.ok } else { &k.error };
+            counter.inc();
+            k.duration.observe(seconds(elapsed));
+        });
+    }
+
+    /// A client connected to the Unix socket.
+    pub fn ipc_connection_opened(&self) {
+        self.ipc_connections.inc();
+    }
+
+    /// A client connection ended.
+    pub fn ipc_connection_closed(&self) {
+        self.ipc_connections.dec();
+    }
+
+    /// `records` records of `bytes` bytes (framing included) reached the
+    /// write-ahead log files.
+    pub fn wal_appended(&self, records: u64, bytes: u64) {
+        self.wal_appends.inc_by(records);
+        self.wal_bytes.inc_by(bytes);
+    }
+
+    /// The write-ahead log's fdatasync took `took`.
+    pub fn wal_fsynced(&self, took: Duration) {
+        self.wal_fsync.observe(seconds(took));
+    }
+
+    /// Every metric in the Prometheus text format (see [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_else(|e| {
+                // Encoding into a String fails only on an invalid family,
+                // which `register` would have refused; say so, serve nothing.
+                tracing::error!(error = %e, "cannot encode the metrics");
+                String::new()
+            })
+    }
+}
+
+/// A job count as a gauge value (saturating; counts never get near it).
+fn gauge_value(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mayfly_protocol::StateCounts;
+
+    /// The value of the sample written exactly as `series` in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+    }
+
+    /// A queue's info with `queued` and `running` jobs.
+    fn queue_info(name: &str, queued: u64, running: u64) -> QueueInfo {
+        QueueInfo {
+            name: name.to_string(),
+            concurrency: None,
+            paused: false,
+            counts: StateCounts {
+                queued,
+                running,
+                ..StateCounts::default()
+            },
+        }
+    }
+
+    #[test]
+    fn render_contains_every_family_after_one_update_of_each() {
+        let m = Metrics::new().unwrap();
+        m.job_submitted("default");
+        m.job_started("default", Duration::from_millis(3));
+        m.job_finished(
+            "default",
+            JobState::Succeeded,
+            Some(Duration::from_millis(20)),
+        );
+        m.set_queue_gauges(&[queue_info("default", 2, 1)]);
+        m.system_task_up("looptask_wal_flush", true);
+        m.ipc_request("submit", true, Duration::from_micros(700));
+        m.ipc_connection_opened();
+        m.wal_appended(2, 120);
+        m.wal_fsynced(Duration::from_micros(300));
+        let text = m.render();
+        for family in [
+            "mayfly_jobs_submitted_total",
+            "mayfly_jobs_finished_total",
+            "mayfly_jobs_queued",
+            "mayfly_jobs_running",
+            "mayfly_job_wait_seconds",
+            "mayfly_job_run_seconds",
+            "mayfly_ipc_requests_total",
+            "mayfly_ipc_request_duration_seconds",
+            "mayfly_ipc_connections",
+            "mayfly_wal_appends_total",
+            "mayfly_wal_bytes_total",
+            "mayfly_wal_fsync_duration_seconds",
+            "mayfly_system_task_up",
+            "mayfly_build_info",
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "no HELP for {family}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "no TYPE for {family}"
+            );
+        }
+        let at = |series: &str| {
+            sample(&text, series).unwrap_or_else(|| panic!("no sample {series}:\n{text}"))
+        };
+        assert_eq!(at(r#"mayfly_jobs_submitted_total{queue="default"}"#), 1.0);
+        assert_eq!(
+            at(r#"mayfly_jobs_finished_total{outcome="succeeded",queue="default"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_jobs_finished_total{outcome="timed_out",queue="default"}"#),
+            0.0,
+            "every outcome exists from the queue's first use"
+        );
+        assert_eq!(at(r#"mayfly_jobs_queued{queue="default"}"#), 2.0);
+        assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_run_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(
+            at(r#"mayfly_ipc_requests_total{kind="submit",result="ok"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_ipc_requests_total{kind="submit",result="error"}"#),
+            0.0
+        );
+        assert_eq!(
+            at(r#"mayfly_ipc_request_duration_seconds_count{kind="submit"}"#),
+            1.0
+        );
+        assert_eq!(at("mayfly_ipc_connections"), 1.0);
+        assert_eq!(at("mayfly_wal_appends_total"), 2.0);
+        assert_eq!(at("mayfly_wal_bytes_total"), 120.0);
+        assert_eq!(at("mayfly_wal_fsync_duration_seconds_count"), 1.0);
+        assert_eq!(
+            at(r#"mayfly_system_task_up{name="looptask_wal_flush"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(&format!(
+                r#"mayfly_build_info{{version="{}"}}"#,
+                env!("CARGO_PKG_VERSION")
+            )),
+            1.0
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new().unwrap();
+        m.job_submitted("we\"ird\\queue\nname");
+        let text = m.render();
+        assert!(
+            text.contains(r#"mayfly_jobs_submitted_total{queue="we\"ird\\queue\nname"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("queue\nname"),
+            "a raw newline in a label ends the line"
+        );
+    }
+
+    #[test]
+    fn queue_gauges_follow_the_latest_counts() {
+        let m = Metrics::new().unwrap();
+        m.set_queue_gauges(&[queue_info("a", 3, 1), queue_info("b", 0, 2)]);
+        m.set_queue_gauges(&[queue_info("a", 1, 0)]);
+        let text = m.render();
+        assert_eq!(sample(&text, r#"mayfly_jobs_queued{queue="a"}"#), Some(1.0));
+        assert_eq!(
+            sample(&text, r#"mayfly_jobs_running{queue="a"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, r#"mayfly_jobs_running{queue="b"}"#),
+            Some(0.0),
+            "a queue no longer listed reads 0"
+        );
+    }
+
+    #[test]
+    fn non_terminal_outcomes_and_failures_are_counted_apart() {
+        let m = Metrics::new().unwrap();
+        m.job_finished("q", JobState::Running, None);
+        m.job_finished("q", JobState::Failed, None);
+        m.ipc_request("status", false, Duration::from_millis(1));
+        m.system_task_up("looptask_metrics", true);
+        m.system_task_up("looptask_metrics", false);
+        let text = m.render();
+        assert_eq!(
+            sample(
+                &text,
+                r#"mayfly_jobs_finished_total{outcome="failed",queue="q"}"#
+            ),
+            Some(1.0)
+        );
+        assert!(!text.contains(r#"outcome="running""#), "{text}");
+        assert_eq!(
+            sample(&text, r#"mayfly_job_run_seconds_count{queue="q"}"#),
+            Some(0.0),
+            "a job that never ran has no run time"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"mayfly_ipc_requests_total{kind="status",result="error"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"mayfly_system_task_up{name="looptask_metrics"}"#),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn daemons_in_one_process_have_separate_registries() {
+        let a = Metrics::new().unwrap();
+        let b = Metrics::new().unwrap();
+        a.job_submitted("only_a");
+        assert!(a.render().contains("queue=\"only_a\""));
+        assert!(!b.render().contains("only_a"));
+        assert!(
+            b.render()
+                .contains("mayfly_jobs_submitted_total{queue=\"default\"} 0"),
+            "queue default exists from the start"
+        );
+    }
+
+    #[test]
+    fn concurrent_first_uses_of_a_queue_count_every_update() {
+        let m = Metrics::new().unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        m.job_submitted(&format!("q{}", i % 10));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = m.render();
+        let total: f64 = (0..10)
+            .map(|i| {
+                sample(
+                    &text,
+                    &format!(r#"mayfly_jobs_submitted_total{{queue="q{i}"}}"#),
+                )
+                .unwrap()
+            })
+            .sum();
+        assert_eq!(total, 1000.0);
+    }
+}
