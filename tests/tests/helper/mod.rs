@@ -12,10 +12,15 @@
 //! - the daemon's log (stderr, at debug level) goes to a file that is printed
 //!   when a test fails.
 
+#[allow(
+    dead_code,
+    reason = "used by observability.rs; every test binary compiles this module"
+)]
+pub mod http;
 pub mod raw;
 pub mod wait;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -196,6 +201,33 @@ pub fn code_of(out: &Output) -> i32 {
         .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0))
 }
 
+/// Starts `mayflyd` on `socket` with state in `state`, plus `extra_args`,
+/// its stderr (at debug level) going to `stderr`. Unless `extra_args` name
+/// `--http-addr`, the daemon serves no HTTP, so that daemons of tests
+/// running in parallel do not compete for the default port.
+fn spawn_mayflyd(socket: &Path, state: &Path, stderr: std::fs::File, extra_args: &[&str]) -> Child {
+    let http_off: &[&str] = if extra_args.iter().any(|a| a.starts_with("--http-addr")) {
+        &[]
+    } else {
+        &["--http-addr", "off"]
+    };
+    Command::new(bin("mayflyd"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("--state-dir")
+        .arg(state)
+        .args(http_off)
+        .args(extra_args)
+        .env("RUST_LOG", "mayflyd=debug,info")
+        .env_remove("MAYFLY_SOCKET")
+        .env_remove("MAYFLY_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start mayflyd")
+}
+
 /// A running `mayflyd` in its own temporary directory.
 #[derive(Debug)]
 pub struct Daemon {
@@ -209,6 +241,8 @@ pub struct Daemon {
     log: PathBuf,
     /// Where jobs run (the CLI runs here, and jobs inherit its cwd).
     work: PathBuf,
+    /// The daemon's `--state-dir` (WAL, snapshots, job output).
+    state: PathBuf,
     /// Everything the test owns; removed after the daemon has stopped
     /// (fields drop after [`Drop::drop`] ran).
     dir: TempDir,
@@ -226,39 +260,48 @@ impl Daemon {
     /// Starts a daemon in an existing temp dir with the given socket path
     /// (for tests that prepare the socket's surroundings first).
     pub fn start_in(dir: TempDir, socket: PathBuf, extra_args: &[&str]) -> Self {
+        let state = dir.path().join("state");
+        Self::start_full(dir, socket, state, extra_args)
+    }
+
+    /// Starts a daemon in `dir` (socket `socket`) whose state lives in
+    /// `state`, which may be outside `dir` (e.g. on a small file system).
+    fn start_full(dir: TempDir, socket: PathBuf, state: PathBuf, extra_args: &[&str]) -> Self {
+        let mut daemon = Self::spawn_full(dir, socket, state, extra_args);
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Like [`Daemon::start_full`], without waiting for the socket.
+    fn spawn_full(dir: TempDir, socket: PathBuf, state: PathBuf, extra_args: &[&str]) -> Self {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("create the work dir");
         let log = dir.path().join("mayflyd.log");
         let stderr = std::fs::File::create(&log).expect("create the daemon log");
-        let child = Command::new(bin("mayflyd"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(extra_args)
-            .env("RUST_LOG", "mayflyd=debug,info")
-            .env_remove("MAYFLY_SOCKET")
-            .env_remove("MAYFLY_STATE_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start mayflyd");
-        let mut daemon = Self {
+        let child = spawn_mayflyd(&socket, &state, stderr, extra_args);
+        Self {
             child: Some(child),
             exit: None,
             socket,
             log,
             work,
+            state,
             dir,
-        };
-        daemon.wait_ready();
-        daemon
+        }
     }
 
     /// Waits until the socket accepts a connection; fails at once, with the
     /// daemon's log, if the daemon exits instead.
     fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    /// Like [`Daemon::wait_ready`], but a daemon that exits during start-up
+    /// is an `Err` naming its exit status, with its log (for callers that
+    /// retry, e.g. on another port).
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let mut exited = None;
         let ready = poll_until(DEADLINE, || {
             if let Some(child) = self.child.as_mut()
@@ -272,10 +315,10 @@ impl Daemon {
         if let Some(status) = exited {
             self.child = None;
             self.exit = Some(status);
-            panic!(
+            return Err(format!(
                 "mayflyd exited during start-up ({status}); its log:\n{}",
                 self.log_text()
-            );
+            ));
         }
         assert!(
             ready,
@@ -283,6 +326,7 @@ impl Daemon {
             self.socket.display(),
             self.log_text()
         );
+        Ok(())
     }
 
     /// The socket it serves.
@@ -435,6 +479,108 @@ impl Daemon {
         assert!(
             exited,
             "mayflyd did not exit within {timeout:?}; its log:\n{}",
+            self.log_text()
+        );
+        self.exit.expect("the daemon has exited")
+    }
+}
+
+/// Crashes, restarts and failed starts on the same socket and state dir, for
+/// the durability tests.
+#[allow(
+    dead_code,
+    reason = "used by durability.rs; every test binary compiles this module"
+)]
+impl Daemon {
+    /// Starts a daemon (socket, log and work folder in a fresh temp dir) whose
+    /// state dir is `state`, for example a small file system the test mounted.
+    pub fn start_with_state_dir(state: &Path, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let socket = dir.path().join("s.sock");
+        Self::start_full(dir, socket, state.to_path_buf(), extra_args)
+    }
+
+    /// The daemon's state dir.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The write-ahead log's folder, `STATE_DIR/wal`.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.state.join("wal")
+    }
+
+    /// Kills the daemon with SIGKILL (by pid): a crash, with no chance to
+    /// flush anything. Waits until it is reaped and checks that SIGKILL is
+    /// what ended it. Its jobs keep running (each has its own process group).
+    pub fn kill_hard(&mut self) {
+        let child = self.child.as_ref().expect("the daemon is running");
+        signal_pid(child, Signal::SIGKILL);
+        let status = self.wait_exit(DEADLINE);
+        assert_eq!(
+            status.signal(),
+            Some(Signal::SIGKILL as i32),
+            "mayflyd exited on its own ({status}) before SIGKILL reached it; its log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Appends a marker to the log and starts `mayflyd` again on the same
+    /// socket and state dir (the previous one must have exited). Returns the
+    /// log's length before the marker, so callers can read this run's part.
+    fn relaunch(&mut self, extra_args: &[&str]) -> u64 {
+        assert!(
+            !self.is_running(),
+            "restart asked for while mayflyd still runs"
+        );
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open the daemon log for appending");
+        let before = log.metadata().map(|m| m.len()).unwrap_or(0);
+        writeln!(log, "==== mayflyd started again with {extra_args:?} ====")
+            .expect("write to the daemon log");
+        self.child = Some(spawn_mayflyd(&self.socket, &self.state, log, extra_args));
+        self.exit = None;
+        before
+    }
+
+    /// Starts the daemon again on the same socket and state dir, after
+    /// [`Daemon::stop`] or [`Daemon::kill_hard`], and waits until it accepts
+    /// connections. Its log goes on in the same file.
+    pub fn restart(&mut self, extra_args: &[&str]) {
+        self.relaunch(extra_args);
+        self.wait_ready();
+    }
+
+    /// Starts the daemon again on the same socket and state dir, expecting it
+    /// to refuse to start: waits for it to exit and returns its exit status
+    /// and what it logged during this attempt. Panics (the daemon is then
+    /// stopped by [`Drop`]) if it comes up instead.
+    pub fn restart_expecting_failure(&mut self, extra_args: &[&str]) -> (ExitStatus, String) {
+        let before = self.relaunch(extra_args);
+        let status = self.wait_exit_or_panic();
+        let full = std::fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(before)
+            .unwrap_or(usize::MAX)
+            .min(full.len());
+        (status, String::from_utf8_lossy(&full[start..]).into_owned())
+    }
+
+    /// Waits for a daemon that should not start to exit; panics with its log
+    /// if it accepts connections instead, or is still running at the deadline.
+    fn wait_exit_or_panic(&mut self) -> ExitStatus {
+        let mut serving = false;
+        let exited = poll_until(DEADLINE, || {
+            if !self.is_running() {
+                return true;
+            }
+            serving = std::os::unix::net::UnixStream::connect(&self.socket).is_ok();
+            serving
+        });
+        assert!(
+            exited && !serving,
+            "mayflyd started (or hung) where it should have refused to start; its log:\n{}",
             self.log_text()
         );
         self.exit.expect("the daemon has exited")
