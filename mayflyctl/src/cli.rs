@@ -1,10 +1,11 @@
 //! The command line as clap sees it: raw, unvalidated arguments.
 //!
 //! This is the first of two stages. Clap checks the shape (which flags exist,
-//! which take values); [`crate::plan`] then validates the values and turns
-//! them into a protocol request, as a pure function. So values that need
-//! judgement — priorities, `KEY=VALUE` pairs, durations, job ids, commands
-//! that may not be UTF-8 — are kept as text here and checked there.
+//! which take values, which conflict); [`crate::plan()`] then validates the
+//! values and turns them into a protocol request, as a pure function. So
+//! values that need judgement — priorities, `KEY=VALUE` pairs, durations,
+//! times, job ids, state names, commands that may not be UTF-8 — are kept as
+//! text here and checked there.
 //!
 //! These definitions are also the single source of the `--help` text, the
 //! man pages and the shell completions, so help is written to teach: what a
@@ -18,7 +19,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// Shown after the short `-h` help.
 const AFTER_HELP: &str = "\
@@ -30,25 +31,99 @@ Examples:
   mayflyctl submit -- make test              queue 'make test' in the current directory
   mayflyctl submit --shell -- 'ls | wc -l'   run a shell pipeline
   id=$(mayflyctl submit -- ./build.sh)       keep the new job's id
+  mayflyctl submit --after 7 -- ./test.sh    run once job 7 has succeeded
   mayflyctl wait \"$id\" && echo built         block until it ends, with its exit code
   mayflyctl status                           list every job
+  mayflyctl status --state failed            list the failed ones
   mayflyctl status --json | jq '.[].state'   machine-readable output
   mayflyctl logs --follow \"$id\"              stream its output as it runs
   mayflyctl cancel 3 4                       cancel two jobs
+  mayflyctl pause --all                      start nothing new until 'mayflyctl resume --all'
 
 Environment:
   MAYFLY_SOCKET    the daemon's socket, when --socket is not given
   XDG_RUNTIME_DIR  the socket defaults to $XDG_RUNTIME_DIR/mayfly/mayfly.sock,
                    else to /tmp/mayfly-$UID/mayfly.sock
+  MAYFLY_JOB_ID    set by the daemon inside a job; 'progress' reports for it
+  NO_COLOR         if set (to anything), tables are never coloured; they are
+                   coloured only when stdout is a terminal anyway
 
 Exit status:
   0  success
   1  the daemon refused or failed the request (for example: no such job)
-  2  usage error (bad flag, priority, duration, KEY=VALUE or job id)
+  2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id)
   3  the daemon could not be reached (start it with 'mayflyd')
   'wait ID' and 'submit --wait' exit with the job's own exit code instead:
   128+N when signal N killed it, 1 when it ended without one (cancelled,
   skipped, interrupted).";
+
+/// The long help of `submit`.
+const SUBMIT_LONG_ABOUT: &str = "\
+Queue a job; prints its id alone on stdout.
+
+The job runs in the caller's current directory with the caller's complete \
+environment, unless --cwd or --env say otherwise. Without --shell the command \
+and its arguments are run directly (no shell expansion); with --shell they are \
+joined with spaces and run with 'sh -c'. Put the command after '--' so its own \
+flags are not taken for mayflyctl's.
+
+When it runs: a job waits ('waiting') until every job named by --after has \
+succeeded (if one does not, the job ends 'skipped' without running) and every \
+job named by --after-any has ended in any way, and until the time given by \
+--delay or --at. Then it is 'queued' until its queue and the daemon have a \
+free slot.
+
+How it ends: --timeout stops an attempt that runs too long (SIGTERM to its \
+process group, then SIGKILL); it ends 'timed_out'. --retries N runs a failed \
+or timed-out job again, up to N more times, waiting --retry-delay before the \
+first retry and twice as long before each next one.
+
+Many jobs at once: --stdin reads one shell command per line from standard \
+input (blank lines and lines starting with '#' are skipped); --json-input \
+reads one JSON object per line instead. Every other flag applies to every \
+line. They are queued in one request, all or none, and their ids are printed \
+one per line in input order (--json: an array of {\"id\", \"line\"}).";
+
+/// The examples and the JSON line format of `submit`.
+const SUBMIT_AFTER_HELP: &str = "\
+Examples:
+  mayflyctl submit -- make -j4 test
+  mayflyctl submit --queue gpu --priority 10 --label team=ml -- python train.py
+  mayflyctl submit --shell -- 'echo hi | wc -c'
+  mayflyctl submit --env RUST_LOG=debug --cwd ../other -- cargo build
+  mayflyctl submit --wait -- ./deploy.sh    # exits with deploy.sh's exit code
+  mayflyctl submit --after 12,13 -- ./package.sh
+  mayflyctl submit --after-any 12 -- ./cleanup.sh
+  mayflyctl submit --delay 10m -- ./reminder.sh
+  mayflyctl submit --at 23:30 -- ./nightly.sh      # today at 23:30, or tomorrow if past
+  mayflyctl submit --at 2030-01-01T00:00:00Z -- ./happy-new-year.sh
+  mayflyctl submit --timeout 30s --retries 3 --retry-delay 2s -- ./flaky-test.sh
+  printf 'make a\\nmake b\\n' | mayflyctl submit --stdin --queue build
+
+TIME (--at): RFC 3339 ('2030-01-01T09:00:00Z', '2030-01-01T09:00:00+02:00'),
+or HH:MM[:SS] in local time: today at that time, or tomorrow if that time has
+passed. DUR: 500ms, 30s, 5m, 1h 30m.
+
+--json-input reads one JSON object per line; only \"command\" is required:
+  command       [\"argv\", \"words\"] run directly, or \"a shell string\" for sh -c
+  queue         queue name                    (default: --queue)
+  priority      1-99                          (default: --priority)
+  after         [ids] that must succeed       (added to --after)
+  after_any     [ids] that must end           (added to --after-any)
+  after_lines   [line numbers] of this input that must succeed; 1-based,
+                earlier lines only (the jobs of one input can depend on each other)
+  after_any_lines  [line numbers] of this input that must end
+  labels        {\"key\": \"value\"}              (added to --label)
+  env           {\"KEY\": \"value\"}              (added to the captured env and --env)
+  cwd           directory, relative to the current one (default: --cwd)
+  timeout       duration, e.g. \"30s\"          (default: --timeout)
+  retries       a number                      (default: --retries)
+  retry_delay   duration                      (default: --retry-delay)
+  delay         duration before it may start  (default: --delay)
+  at            TIME before which it does not start (default: --at)
+Example:
+  {\"command\": [\"make\", \"build\"], \"labels\": {\"step\": \"build\"}}
+  {\"command\": \"make test > test.log\", \"after_lines\": [1], \"timeout\": \"10m\"}";
 
 /// The whole command line of `mayflyctl`.
 #[derive(Debug, Clone, Parser)]
@@ -83,8 +158,11 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     ///
     /// 'status' prints an array of job objects, 'wait' one job object per
-    /// line, 'submit' {"id": N}, 'cancel' an array of {id, outcome}.
-    /// 'dump-state' always prints JSON.
+    /// line, 'submit' {"id": N} ('submit --stdin': an array of {"id", "line"}),
+    /// 'cancel' an array of {id, outcome}, 'restart' an array of {"old",
+    /// "new"}, 'clean' {"count", "ids"}, 'edit' the edited job object, and
+    /// 'queue', 'pause' and 'resume' the array of queue objects. 'dump-state'
+    /// always prints JSON.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
@@ -96,35 +174,35 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum CliCommand {
-    /// Queue a job; prints its id.
-    #[command(
-        long_about = "Queue a job; prints its id alone on stdout.\n\n\
-            The job runs in the caller's current directory with the caller's \
-            complete environment, unless --cwd or --env say otherwise. Without \
-            --shell the command and its arguments are run directly (no shell \
-            expansion); with --shell they are joined with spaces and run with \
-            'sh -c'. Put the command after '--' so its own flags are not taken \
-            for mayflyctl's.",
-        after_help = "Examples:\n  \
-            mayflyctl submit -- make -j4 test\n  \
-            mayflyctl submit --queue gpu --priority 10 --label team=ml -- python train.py\n  \
-            mayflyctl submit --shell -- 'echo hi | wc -c'\n  \
-            mayflyctl submit --env RUST_LOG=debug --cwd ../other -- cargo build\n  \
-            mayflyctl submit --wait -- ./deploy.sh    # exits with deploy.sh's exit code"
-    )]
+    /// Queue a job (or, with --stdin, many); prints its id.
+    #[command(long_about = SUBMIT_LONG_ABOUT, after_help = SUBMIT_AFTER_HELP)]
     Submit(SubmitArgs),
 
     /// Show jobs as a table (all jobs, or the given ids).
     #[command(
-        long_about = "Show jobs as a table: all jobs, or only the given ids.\n\n\
+        long_about = "Show jobs as a table: all jobs, or only the given ids, narrowed by \
+            --queue, --state and --label (a job must match every filter given; a \
+            filter given several times matches any of its values, except --label, \
+            where every label must match).\n\n\
+            Columns: ID, STATE, QUEUE, PRI (priority), EXIT (exit code or signal), \
+            ATTEMPTS (started so far, out of the allowed number when it may be retried), \
+            WHEN (when it finished, started or was submitted — '3s ago' — or, for a \
+            waiting job, when it may start — 'in 5m'), PROGRESS (the job's last \
+            'mayflyctl progress' text) and COMMAND. On a terminal the table is cut \
+            to its width and states are coloured (never when NO_COLOR is set).\n\n\
             With --json, prints an array of job objects with the fields id, state, \
             queue, priority, command (an argv array, or the shell string), cwd, \
-            labels, exit_code, signal, attempts, submitted_at, started_at, \
-            finished_at (RFC 3339 or null), progress, reason and pid. An unknown \
-            id is an error (exit 1).",
+            labels (an object), exit_code, signal, attempts, submitted_at, \
+            started_at, finished_at (RFC 3339 or null), progress, reason, pid, \
+            after (an array of {id, any_outcome}), not_before, timeout_ms, retries, \
+            retry_at (RFC 3339 or null: when a failed job is tried again) and history \
+            (an array of {started_at, finished_at, exit_code, signal}, one per \
+            finished attempt). An unknown id is an error (exit 1).",
         after_help = "Examples:\n  \
             mayflyctl status\n  \
             mayflyctl status 12 13\n  \
+            mayflyctl status --state running,queued --queue gpu\n  \
+            mayflyctl status --label team=ml\n  \
             mayflyctl status --json | jq -r '.[] | select(.state == \"failed\") | .id'"
     )]
     Status(StatusArgs),
@@ -148,7 +226,8 @@ pub enum CliCommand {
         long_about = "Block until the given jobs end, printing one line per job as it ends.\n\n\
             With one id, exits with that job's own exit code: 128+N if signal N \
             killed it, 1 if it ended without an exit code (cancelled, skipped, \
-            interrupted). With several ids, exits 0 when all succeeded, else 1.",
+            interrupted). With several ids, exits 0 when all succeeded, else 1. \
+            When stderr is a terminal, a progress bar there counts the jobs done.",
         after_help = "Examples:\n  \
             mayflyctl wait 12 && echo 'job 12 succeeded'\n  \
             mayflyctl wait --quiet 12 13 14\n  \
@@ -207,6 +286,101 @@ pub enum CliCommand {
             mayflyctl events --follow --json | jq -c 'select(.event == \"JobFinished\")'"
     )]
     Events(EventsArgs),
+
+    /// Create, change, remove or list queues.
+    #[command(
+        long_about = "Create, change, remove or list queues.\n\n\
+            Each queue has a concurrency limit (how many of its jobs may run at \
+            once; 'unlimited' means only the daemon's global --concurrency applies) \
+            and can be paused. Queue 'default' always exists; other queues also \
+            appear when a job is submitted to them.",
+        after_help = "Examples:\n  \
+            mayflyctl queue add gpu --concurrency 1\n  \
+            mayflyctl queue set gpu --concurrency 2\n  \
+            mayflyctl queue set gpu --unlimited\n  \
+            mayflyctl queue list\n  \
+            mayflyctl queue rm gpu"
+    )]
+    Queue(QueueArgs),
+
+    /// Stop starting jobs from queues (and, with --running, freeze running ones).
+    #[command(
+        long_about = "Pause queues: their queued jobs stay queued and nothing new \
+            starts from them until 'mayflyctl resume'. Jobs already running go on, \
+            unless --running is given: then they are frozen with SIGSTOP (their \
+            timeouts keep counting). Name the queues, or pass --all for every queue. \
+            A job submitted to a paused queue is accepted and waits.",
+        after_help = "Examples:\n  \
+            mayflyctl pause gpu\n  \
+            mayflyctl pause --all --running\n  \
+            mayflyctl resume --all --running"
+    )]
+    Pause(PauseArgs),
+
+    /// Start jobs from paused queues again (and, with --running, thaw frozen ones).
+    #[command(
+        long_about = "Resume paused queues: their queued jobs start again as slots \
+            free up. With --running, jobs frozen by 'pause --running' get SIGCONT \
+            and go on. Name the queues, or pass --all for every queue.",
+        after_help = "Examples:\n  \
+            mayflyctl resume gpu\n  \
+            mayflyctl resume --all --running"
+    )]
+    Resume(PauseArgs),
+
+    /// Queue a fresh copy of finished jobs; prints the new ids.
+    #[command(
+        long_about = "Queue a fresh copy of each finished job: the same command, \
+            directory, environment, queue, priority, labels, timeout and retries, \
+            without its dependencies or start time. Prints the new ids, one per \
+            line, in the order given (--json: an array of {\"old\", \"new\"}). \
+            A job that has not finished is refused (cancel it first).",
+        after_help = "Examples:\n  \
+            mayflyctl restart 12\n  \
+            new=$(mayflyctl restart 12) && mayflyctl wait \"$new\"\n  \
+            mayflyctl status --json | jq -r '.[] | select(.state == \"failed\") | .id' | xargs mayflyctl restart"
+    )]
+    Restart(IdsArgs),
+
+    /// Forget finished jobs and delete their output.
+    #[command(
+        long_about = "Forget finished jobs and delete their log files: all of them, or \
+            only those in the given states and finished at least --older-than ago. \
+            Jobs that have not finished are never touched. Prints how many were \
+            removed (--json: {\"count\", \"ids\"}).",
+        after_help = "Examples:\n  \
+            mayflyctl clean\n  \
+            mayflyctl clean --state succeeded\n  \
+            mayflyctl clean --state failed,timed_out --older-than 7d"
+    )]
+    Clean(CleanArgs),
+
+    /// Change the priority, queue or labels of a job that has not started.
+    #[command(
+        long_about = "Change a job that has not started yet (waiting or queued): its \
+            priority, its queue, or its labels. --label adds or replaces one label \
+            and keeps the others; --clear-labels removes every label first. \
+            Prints the job as 'status' would (--json: its job object).",
+        after_help = "Examples:\n  \
+            mayflyctl edit 12 --priority 5\n  \
+            mayflyctl edit 12 --queue gpu --label team=ml\n  \
+            mayflyctl edit 12 --clear-labels --label owner=me"
+    )]
+    Edit(EditArgs),
+
+    /// Report a running job's progress, shown by 'status'.
+    #[command(
+        long_about = "Report progress from inside a job: a short line of text (up to 200 \
+            characters) that 'status' shows in its PROGRESS column and 'status --json' \
+            as \"progress\". Inside a job, MAYFLY_JOB_ID and MAYFLY_SOCKET are set, so \
+            no id or socket is needed; elsewhere pass --id.",
+        after_help = "Examples (in a job's script):\n  \
+            mayflyctl progress 'step 2 of 5: compiling'\n  \
+            mayflyctl progress \"$done/$total files\"\n\
+            From outside:\n  \
+            mayflyctl progress --id 12 'stuck on the network, retrying'"
+    )]
+    Progress(ProgressArgs),
 }
 
 /// Arguments of `submit`.
@@ -231,26 +405,107 @@ pub struct SubmitArgs {
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
-    /// Attach a label to the job, shown by 'status --json' (repeatable).
+    /// Attach a label to the job, shown by 'status' and used by
+    /// 'status --label' (repeatable).
     #[arg(long, short = 'l', value_name = "KEY=VALUE")]
     pub label: Vec<String>,
 
     /// Join the command's words with spaces and run the result with 'sh -c'.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json_input")]
     pub shell: bool,
 
-    /// After printing the id, wait for the job and exit with its exit code.
+    /// After printing the id, wait for the job and exit with its exit code
+    /// (with --stdin: wait for all, exit 0 if all succeeded, else 1).
     #[arg(long, short = 'w')]
     pub wait: bool,
+
+    /// Start only after these jobs succeeded; if one does not, this job ends
+    /// 'skipped' without running (comma-separated or repeated).
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        help_heading = "When it runs"
+    )]
+    pub after: Vec<String>,
+
+    /// Start only after these jobs ended, whatever their outcome
+    /// (comma-separated or repeated).
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        help_heading = "When it runs"
+    )]
+    pub after_any: Vec<String>,
+
+    /// Do not start before this long from now, e.g. 30s or 5m.
+    #[arg(
+        long,
+        value_name = "DUR",
+        conflicts_with = "at",
+        help_heading = "When it runs"
+    )]
+    pub delay: Option<String>,
+
+    /// Do not start before TIME: RFC 3339, or HH:MM in local time (today, or
+    /// tomorrow if that time has passed).
+    #[arg(long, value_name = "TIME", help_heading = "When it runs")]
+    pub at: Option<String>,
+
+    /// Stop an attempt that runs longer than this (SIGTERM, then SIGKILL);
+    /// it ends 'timed_out'.
+    #[arg(long, value_name = "DUR", help_heading = "How it ends")]
+    pub timeout: Option<String>,
+
+    /// Run a failed or timed-out job again, up to N more times. [default: 0]
+    #[arg(long, value_name = "N", help_heading = "How it ends")]
+    pub retries: Option<u32>,
+
+    /// The wait before the first retry; it doubles for each further one
+    /// (capped at 1h). [default: 1s]
+    #[arg(long, value_name = "DUR", help_heading = "How it ends")]
+    pub retry_delay: Option<String>,
+
+    /// Read one shell command per line from standard input and queue them
+    /// all in one request; prints one id per line.
+    #[arg(long, conflicts_with = "command", help_heading = "Many jobs")]
+    pub stdin: bool,
+
+    /// Read one JSON job per line from standard input (format below) and
+    /// queue them all in one request; prints one id per line.
+    #[arg(long, conflicts_with = "command", help_heading = "Many jobs")]
+    pub json_input: bool,
 
     /// The command to run and its arguments (put them after '--').
     #[arg(value_name = "CMD", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
+impl SubmitArgs {
+    /// True when the jobs come from standard input (`--stdin`, `--json-input`).
+    pub fn reads_stdin(&self) -> bool {
+        self.stdin || self.json_input
+    }
+}
+
 /// Arguments of `status`.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
+    /// Only jobs in these queues (comma-separated or repeated).
+    #[arg(long, short = 'q', value_name = "QUEUE", value_delimiter = ',')]
+    pub queue: Vec<String>,
+
+    /// Only jobs in these states: waiting, queued, running, succeeded,
+    /// failed, cancelled, timed_out, skipped, interrupted (comma-separated or
+    /// repeated).
+    #[arg(long, short = 's', value_name = "STATE", value_delimiter = ',')]
+    pub state: Vec<String>,
+
+    /// Only jobs with this label (repeated: with all of them).
+    #[arg(long, short = 'l', value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+
     /// Jobs to show; all jobs when none are given.
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
@@ -267,7 +522,8 @@ pub struct IdsArgs {
 /// Arguments of `wait`.
 #[derive(Debug, Clone, Args)]
 pub struct WaitArgs {
-    /// Print nothing; only the exit status tells.
+    /// Print no line per job; only the exit status (and, on a terminal, the
+    /// progress bar on stderr) tells.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
@@ -307,4 +563,159 @@ pub struct ShutdownArgs {
     /// 2m. [default: the daemon's --shutdown-timeout]
     #[arg(long, value_name = "DUR")]
     pub timeout: Option<String>,
+}
+
+/// Arguments of `queue`: which queue operation.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// The operation.
+    #[command(subcommand)]
+    pub action: QueueCommand,
+}
+
+/// The `queue` operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueCommand {
+    /// Create a queue (refused if it exists).
+    #[command(after_help = "Examples:\n  \
+        mayflyctl queue add gpu --concurrency 1\n  \
+        mayflyctl queue add batch")]
+    Add(QueueAddArgs),
+
+    /// Change a queue's concurrency limit (refused if it does not exist).
+    #[command(after_help = "Examples:\n  \
+        mayflyctl queue set gpu --concurrency 4\n  \
+        mayflyctl queue set gpu --unlimited")]
+    Set(QueueSetArgs),
+
+    /// Remove a queue (refused while it holds unfinished jobs; never 'default').
+    #[command(
+        visible_alias = "remove",
+        after_help = "Example:\n  mayflyctl queue rm gpu"
+    )]
+    Rm(QueueNameArgs),
+
+    /// List the queues: limit, paused, and jobs by state.
+    #[command(
+        visible_alias = "ls",
+        long_about = "List the queues as a table: NAME, LIMIT (its concurrency limit, \
+            or 'unlimited'), PAUSED, and how many of its jobs are WAITING, QUEUED, \
+            RUNNING and DONE (finished in any way). --json prints an array of \
+            {\"name\", \"concurrency\" (null: unlimited), \"paused\", \"counts\" (by state)}.",
+        after_help = "Examples:\n  \
+            mayflyctl queue list\n  \
+            mayflyctl queue list --json | jq -r '.[] | select(.paused) | .name'"
+    )]
+    List,
+}
+
+/// Arguments of `queue add`.
+#[derive(Debug, Clone, Args)]
+pub struct QueueAddArgs {
+    /// How many of its jobs may run at once. [default: unlimited, i.e. only
+    /// the daemon's global limit]
+    #[arg(long, short = 'c', value_name = "N")]
+    pub concurrency: Option<u32>,
+
+    /// The queue's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Arguments of `queue set`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("limit").required(true).args(["concurrency", "unlimited"])))]
+pub struct QueueSetArgs {
+    /// How many of its jobs may run at once.
+    #[arg(long, short = 'c', value_name = "N")]
+    pub concurrency: Option<u32>,
+
+    /// Remove the queue's own limit (only the daemon's global limit applies).
+    #[arg(long)]
+    pub unlimited: bool,
+
+    /// The queue's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Arguments of commands that take one queue name.
+#[derive(Debug, Clone, Args)]
+pub struct QueueNameArgs {
+    /// The queue's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Arguments of `pause` and `resume`.
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// Every queue.
+    #[arg(long, conflicts_with = "queues")]
+    pub all: bool,
+
+    /// Also freeze (pause: SIGSTOP) or thaw (resume: SIGCONT) the jobs of
+    /// those queues that are running now.
+    #[arg(long)]
+    pub running: bool,
+
+    /// The queues (or --all).
+    #[arg(value_name = "QUEUE")]
+    pub queues: Vec<String>,
+}
+
+/// Arguments of `clean`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Only jobs that ended in these states: succeeded, failed, cancelled,
+    /// timed_out, skipped, interrupted (comma-separated or repeated).
+    /// [default: all of them]
+    #[arg(long, short = 's', value_name = "STATE", value_delimiter = ',')]
+    pub state: Vec<String>,
+
+    /// Only jobs that finished at least this long ago, e.g. 1h or 7d.
+    #[arg(long, value_name = "DUR")]
+    pub older_than: Option<String>,
+}
+
+/// Arguments of `edit`.
+#[derive(Debug, Clone, Args)]
+pub struct EditArgs {
+    /// A new priority, 1 (runs first) to 99 (runs last).
+    #[arg(long, short = 'p', value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+
+    /// Move the job to this queue.
+    #[arg(long, short = 'q', value_name = "QUEUE")]
+    pub queue: Option<String>,
+
+    /// Add or replace a label, keeping the others (repeatable).
+    #[arg(long, short = 'l', value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+
+    /// Remove every label (before adding those of --label).
+    #[arg(long)]
+    pub clear_labels: bool,
+
+    /// The job.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// Arguments of `progress`.
+#[derive(Debug, Clone, Args)]
+pub struct ProgressArgs {
+    /// The job. [default: $MAYFLY_JOB_ID, set inside a job]
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// The text; several words are joined with spaces.
+    #[arg(
+        value_name = "TEXT",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub text: Vec<String>,
 }

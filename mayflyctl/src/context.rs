@@ -1,18 +1,24 @@
 //! The caller's context, read from the process exactly once.
 //!
 //! Everything `mayflyctl` needs from its surroundings — working directory,
-//! environment, uid, terminal width, the clock — is gathered here, in `main`,
-//! and handed to the pure planning code and the renderers as plain data. No
-//! other module reads the environment or the current directory, so tests
-//! build a [`ClientContext`] by hand and get deterministic results.
+//! environment, uid, whether stdout and stderr are terminals, the clock, the
+//! local time zone, standard input — is gathered here, in `main`, and handed
+//! to the pure planning code and the renderers as plain data. No other module
+//! reads the environment, the current directory or the clock, so tests build
+//! a [`ClientContext`] by hand and get deterministic results.
+//!
+//! What is costly is read only for the command that needs it: the time zone
+//! (a file) only for `submit --at`/`--json-input`, standard input only for
+//! `submit --stdin`/`--json-input`, the terminal's width only for tables.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
+use jiff::tz::TimeZone;
 use mayfly_protocol::Timestamp;
 
-use crate::cli::{Cli, CliCommand};
+use crate::cli::{Cli, CliCommand, QueueCommand};
 
 /// What the client knows about the process that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,36 +33,90 @@ pub struct ClientContext {
     pub socket_env: Option<OsString>,
     /// `XDG_RUNTIME_DIR`, if set.
     pub xdg_runtime_dir: Option<OsString>,
+    /// `MAYFLY_JOB_ID`, if set: the daemon sets it in a job's environment, so
+    /// `mayflyctl progress` run by a job knows which job it is.
+    pub job_id_env: Option<String>,
     /// The real user id, for the `/tmp/mayfly-$UID` fallback.
     pub uid: u32,
     /// The terminal's width when stdout is a terminal; `None` when output
     /// goes to a pipe or file, where the table is never truncated.
     pub term_width: Option<usize>,
-    /// The time the command started, for ages in the status table.
+    /// Whether tables may use colour: stdout is a terminal, `NO_COLOR` is not
+    /// set (to any value, see no-color.org) and `TERM` is not `dumb`.
+    pub color: bool,
+    /// Whether stderr is a terminal, where `wait` draws its progress bar.
+    pub stderr_tty: bool,
+    /// The time the command started: ages in tables, and the base of
+    /// `--delay` and `--at`.
     pub now: Timestamp,
+    /// The local time zone, for `--at HH:MM`; UTC for commands that do not
+    /// need it (it costs a file read).
+    pub time_zone: TimeZone,
+    /// Standard input, read to the end — only for the commands that take
+    /// their input there (`submit --stdin`, `--json-input`); `Err` says why it
+    /// could not be read (or was not UTF-8).
+    pub stdin: Option<Result<String, String>>,
 }
 
 impl ClientContext {
-    /// Reads the context from the running process. Cheap: no files are read,
-    /// and the terminal is only queried for the command that needs it.
+    /// Reads the context from the running process. Cheap: files and stdin
+    /// are only read for the commands that need them.
     pub fn from_process(cli: &Cli) -> Self {
         let env = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        let term_width = match cli.command {
-            CliCommand::Status(_) if !cli.json => terminal_width(),
+        let tabular = match &cli.command {
+            CliCommand::Status(_) | CliCommand::Edit(_) => true,
+            CliCommand::Queue(q) => matches!(q.action, QueueCommand::List),
+            _ => false,
+        };
+        let term_width = if tabular && !cli.json {
+            terminal_width()
+        } else {
+            None
+        };
+        let submit = match &cli.command {
+            CliCommand::Submit(args) => Some(args),
             _ => None,
         };
+        let time_zone = if submit.is_some_and(|a| a.at.is_some() || a.json_input) {
+            TimeZone::system()
+        } else {
+            TimeZone::UTC
+        };
+        let stdin = submit.filter(|a| a.reads_stdin()).map(|_| read_stdin());
+        let no_color = std::env::var_os("NO_COLOR").is_some()
+            || std::env::var_os("TERM").is_some_and(|t| t == "dumb");
         Self {
             cwd: std::env::current_dir().map_err(|e| e.to_string()),
             env,
             socket_env: std::env::var_os("MAYFLY_SOCKET"),
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
+            job_id_env: std::env::var("MAYFLY_JOB_ID").ok(),
             uid: nix::unistd::getuid().as_raw(),
             term_width,
+            color: tabular && !no_color && std::io::stdout().is_terminal(),
+            stderr_tty: std::io::stderr().is_terminal(),
             now: Timestamp::now(),
+            time_zone,
+            stdin,
         }
     }
+}
+
+/// Reads all of standard input as UTF-8 text.
+fn read_stdin() -> Result<String, String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "standard input is not valid UTF-8 (byte {}); Mayfly can only carry UTF-8 text",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// The width of the terminal on stdout, if stdout is one.

@@ -75,6 +75,84 @@ pub enum UsageError {
     /// `--queue ''`.
     #[error("the queue name is empty; pass --queue NAME or leave it out for 'default'")]
     EmptyQueue,
+
+    /// A time (`--at`) that is neither RFC 3339 nor `HH:MM`.
+    #[error(
+        "invalid time '{value}' for {flag}: {reason}; write it like 14:30 (today, or tomorrow \
+         if that time has passed) or 2030-01-01T09:00:00Z"
+    )]
+    BadTime {
+        /// The flag, e.g. `--at`.
+        flag: &'static str,
+        /// What the user wrote.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// `--timeout 0`.
+    #[error("a timeout of 0 would stop the job at once; give a positive duration such as 30s")]
+    ZeroTimeout,
+
+    /// Standard input could not be read, or is not UTF-8.
+    #[error("{0}")]
+    Stdin(String),
+
+    /// One line of `submit --stdin` / `--json-input` is wrong.
+    #[error("line {line} of standard input: {reason}")]
+    BadLine {
+        /// The line's number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `submit --stdin` with nothing to submit.
+    #[error(
+        "no commands on standard input; give one command per line (blank lines and lines \
+         starting with '#' are skipped)"
+    )]
+    EmptyBatch,
+
+    /// Something that should be a job state is not.
+    #[error(
+        "'{0}' is not a job state; use waiting, queued, running, succeeded, failed, \
+         cancelled, timed_out, skipped or interrupted"
+    )]
+    BadState(String),
+
+    /// `clean --state` with a state jobs are not finished in.
+    #[error(
+        "'{0}' jobs have not finished and are never cleaned; use succeeded, failed, \
+         cancelled, timed_out, skipped or interrupted"
+    )]
+    NotFinishedState(String),
+
+    /// `pause`/`resume` without queues and without `--all`.
+    #[error("name the queues to {0} (e.g. 'mayflyctl {0} default'), or pass --all for every queue")]
+    NoQueues(&'static str),
+
+    /// `queue add/set --concurrency 0`.
+    #[error(
+        "a concurrency of 0 would never run anything; to stop a queue for a while use \
+         'mayflyctl pause NAME'"
+    )]
+    ZeroConcurrency,
+
+    /// `edit` without any change.
+    #[error("nothing to change; pass --priority, --queue, --label or --clear-labels")]
+    NothingToEdit,
+
+    /// `progress` outside a job without `--id`.
+    #[error(
+        "no job to report progress for: pass --id ID, or run this inside a Mayfly job \
+         (the daemon sets MAYFLY_JOB_ID there)"
+    )]
+    NoJobId,
+
+    /// `MAYFLY_JOB_ID` is set but is not a job id.
+    #[error("MAYFLY_JOB_ID is '{0}', which is not a job id; pass --id ID")]
+    BadJobIdEnv(String),
 }
 
 /// Any failure of a `mayflyctl` run.

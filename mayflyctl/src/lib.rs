@@ -21,6 +21,7 @@
 
 use std::io::Write;
 
+pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod cmd;

@@ -3,20 +3,25 @@
 //! exactly which protocol request to send.
 //!
 //! [`plan`] is a pure function: it reads nothing from the process (the
-//! context was gathered once by [`crate::ClientContext::from_process`]), so
-//! every rule about arguments is unit-tested here without a daemon. Command
-//! specific conversions live with their command in [`crate::cmd`]; the value
-//! parsers they share (ids, `KEY=VALUE`, durations) live here.
+//! context — environment, clock, time zone, standard input — was gathered
+//! once by [`crate::ClientContext::from_process`]), so every rule about
+//! arguments is unit-tested here without a daemon. Command specific
+//! conversions live with their command in [`crate::cmd`]; the value parsers
+//! they share (ids, `KEY=VALUE`, durations, times, states) live here.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use mayfly_protocol::{
-    CancelRequest, JobId, LogsRequest, ShutdownRequest, StatusRequest, SubmitRequest, WaitRequest,
+    CancelRequest, CleanRequest, EventsRequest, JobId, JobState, LogsRequest, PauseRequest,
+    ProgressRequest, QueueRemoveRequest, QueueSetRequest, RestartRequest, ShutdownRequest,
+    StatusRequest, SubmitBatchRequest, SubmitRequest, Timestamp, WaitRequest,
 };
 
-use crate::cli::{Cli, CliCommand};
+use crate::cli::{Cli, CliCommand, QueueCommand};
 use crate::cmd;
+use crate::cmd::edit::EditPlan;
+use crate::cmd::status::StatusFilter;
 use crate::context::ClientContext;
 use crate::error::UsageError;
 
@@ -41,25 +46,55 @@ pub enum Action {
         /// Wait for the job after printing its id, and exit with its code.
         wait: bool,
     },
+    /// Queue the jobs read from standard input, in one request.
+    SubmitBatch {
+        /// The jobs, in input order.
+        request: SubmitBatchRequest,
+        /// The input line each job came from (for `--json` output).
+        lines: Vec<usize>,
+        /// Wait for all of them after printing their ids.
+        wait: bool,
+    },
     /// Show jobs.
-    Status(StatusRequest),
+    Status {
+        /// Which jobs to ask the daemon for.
+        request: StatusRequest,
+        /// Which of the answered jobs to show.
+        filter: StatusFilter,
+    },
     /// Cancel jobs.
     Cancel(CancelRequest),
     /// Wait for jobs.
     Wait {
         /// The jobs.
         request: WaitRequest,
-        /// Print nothing.
+        /// Print no line per job.
         quiet: bool,
     },
     /// Print a job's output.
     Logs(LogsRequest),
     /// Read the activity log.
-    Events(mayfly_protocol::EventsRequest),
+    Events(EventsRequest),
     /// Print a snapshot of the daemon's state.
     DumpState,
     /// Shut the daemon down.
     Shutdown(ShutdownRequest),
+    /// Create a queue or change its limit.
+    QueueSet(QueueSetRequest),
+    /// Remove a queue.
+    QueueRemove(QueueRemoveRequest),
+    /// List the queues.
+    QueueList,
+    /// Pause or resume queues.
+    Pause(PauseRequest),
+    /// Queue copies of finished jobs.
+    Restart(RestartRequest),
+    /// Forget finished jobs.
+    Clean(CleanRequest),
+    /// Change a job that has not started.
+    Edit(EditPlan),
+    /// Report a job's progress.
+    Progress(ProgressRequest),
 }
 
 /// Turns parsed arguments and the caller's context into a [`Plan`].
@@ -73,6 +108,18 @@ pub fn plan(cli: &Cli, ctx: &ClientContext) -> Result<Plan, UsageError> {
         CliCommand::Events(args) => cmd::events::plan(args),
         CliCommand::DumpState => cmd::dump_state::plan(),
         CliCommand::Shutdown(args) => cmd::shutdown::plan(args)?,
+        CliCommand::Queue(args) => match &args.action {
+            QueueCommand::Add(a) => cmd::queue::plan_add(a)?,
+            QueueCommand::Set(a) => cmd::queue::plan_set(a)?,
+            QueueCommand::Rm(a) => cmd::queue::plan_remove(a),
+            QueueCommand::List => cmd::queue::plan_list(),
+        },
+        CliCommand::Pause(args) => cmd::pause::plan(args, true)?,
+        CliCommand::Resume(args) => cmd::pause::plan(args, false)?,
+        CliCommand::Restart(args) => cmd::restart::plan(args)?,
+        CliCommand::Clean(args) => cmd::clean::plan(args)?,
+        CliCommand::Edit(args) => cmd::edit::plan(args)?,
+        CliCommand::Progress(args) => cmd::progress::plan(args, ctx)?,
     };
     Ok(Plan {
         socket: socket_path(cli.socket.as_deref(), ctx),
@@ -154,12 +201,103 @@ pub fn upsert(list: &mut Vec<(String, String)>, key: String, value: String) {
     }
 }
 
+/// Parses a priority: 1 (runs first) to 99 (runs last).
+pub fn parse_priority(value: i64) -> Result<u8, UsageError> {
+    u8::try_from(value)
+        .ok()
+        .filter(|p| {
+            (mayfly_protocol::MIN_USER_PRIORITY..=mayfly_protocol::MAX_USER_PRIORITY).contains(p)
+        })
+        .ok_or(UsageError::PriorityOutOfRange(value))
+}
+
+/// Parses a job state by its contract name (`timed_out`; `timed-out` and
+/// upper case are accepted too).
+pub fn parse_state(text: &str) -> Result<JobState, UsageError> {
+    JobState::parse(&text.trim().to_ascii_lowercase().replace('-', "_"))
+        .ok_or_else(|| UsageError::BadState(text.to_string()))
+}
+
+/// Parses a timeout: a human duration that is not zero.
+pub fn parse_timeout_ms(flag: &'static str, text: &str) -> Result<u64, UsageError> {
+    match parse_duration_ms(flag, text)? {
+        0 => Err(UsageError::ZeroTimeout),
+        ms => Ok(ms),
+    }
+}
+
+/// Parses the time of `--at`, relative to the context's clock and time zone:
+///
+/// - `HH:MM` or `HH:MM:SS`: that local time today, or tomorrow if it has
+///   already passed (so `--at 02:00` at 23:00 means the coming night);
+/// - otherwise RFC 3339 with an offset, e.g. `2030-01-01T09:00:00Z` or
+///   `2030-01-01T09:00:00+02:00`. A time in the past is allowed: the job
+///   may start at once.
+pub fn parse_at(
+    flag: &'static str,
+    text: &str,
+    ctx: &ClientContext,
+) -> Result<Timestamp, UsageError> {
+    let bad = |reason: String| UsageError::BadTime {
+        flag,
+        value: text.to_string(),
+        reason,
+    };
+    let trimmed = text.trim();
+    let at = match parse_clock(trimmed) {
+        Some(clock) => {
+            let time = clock.map_err(bad)?;
+            let now =
+                jiff::Timestamp::from_millisecond(i64::try_from(ctx.now.0).unwrap_or(i64::MAX))
+                    .map_err(|e| bad(e.to_string()))?;
+            let tz = &ctx.time_zone;
+            let today = now.to_zoned(tz.clone()).date();
+            let on = |date: jiff::civil::Date| {
+                tz.to_timestamp(date.to_datetime(time))
+                    .map_err(|e| bad(e.to_string()))
+            };
+            let at = on(today)?;
+            if at < now {
+                on(today.tomorrow().map_err(|e| bad(e.to_string()))?)?
+            } else {
+                at
+            }
+        }
+        None => trimmed
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| bad(e.to_string()))?,
+    };
+    u64::try_from(at.as_millisecond())
+        .map(Timestamp)
+        .map_err(|_| bad("it is before 1970".into()))
+}
+
+/// Reads `HH:MM` or `HH:MM:SS`: `None` when `text` does not have that
+/// shape, `Some(Err)` when it does but is not a time of day (`25:00`).
+fn parse_clock(text: &str) -> Option<Result<jiff::civil::Time, String>> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let numeric = |p: &&str| (1..=2).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    if !(2..=3).contains(&parts.len()) || !parts.iter().all(numeric) || parts[1].len() != 2 {
+        return None;
+    }
+    let field = |i: usize| parts.get(i).map_or(Ok(0), |p| p.parse::<i8>());
+    Some(match (field(0), field(1), field(2)) {
+        (Ok(h), Ok(m), Ok(s)) => jiff::civil::Time::new(h, m, s, 0)
+            .map_err(|_| format!("{text} is not a time of day (00:00 to 23:59)")),
+        _ => Err(format!("{text} is not a time of day (00:00 to 23:59)")),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::ffi::OsString;
 
     use clap::Parser;
-    use mayfly_protocol::{Command, LogStream, Request, Timestamp};
+    use mayfly_protocol::{
+        Command, DepRef, Dependency, EditRequest, LogStream, Request, Timestamp,
+    };
+
+    use crate::cmd::edit::LabelEdit;
 
     use super::*;
 
@@ -173,9 +311,15 @@ pub(crate) mod tests {
             ],
             socket_env: None,
             xdg_runtime_dir: Some("/run/user/1000".into()),
+            job_id_env: None,
             uid: 1000,
             term_width: None,
+            color: false,
+            stderr_tty: false,
+            // 2023-11-14T22:13:20Z
             now: Timestamp(1_700_000_000_000),
+            time_zone: jiff::tz::TimeZone::UTC,
+            stdin: None,
         }
     }
 
@@ -452,13 +596,22 @@ pub(crate) mod tests {
     /// Status ids: none means all; bad ones are refused.
     fn status_ids() {
         let p = plan_args(&["status"], &ctx()).expect("ok");
-        assert_eq!(p.action, Action::Status(StatusRequest { ids: vec![] }));
+        assert_eq!(
+            p.action,
+            Action::Status {
+                request: StatusRequest { ids: vec![] },
+                filter: StatusFilter::default()
+            }
+        );
         let p = plan_args(&["status", "3", "12"], &ctx()).expect("ok");
         assert_eq!(
             p.action,
-            Action::Status(StatusRequest {
-                ids: vec![JobId(3), JobId(12)]
-            })
+            Action::Status {
+                request: StatusRequest {
+                    ids: vec![JobId(3), JobId(12)]
+                },
+                filter: StatusFilter::default()
+            }
         );
         for bad in ["0", "abc", "-1", "1.5", "", "18446744073709551616"] {
             let cli = Cli::try_parse_from(["mayflyctl", "status", "--", bad]).expect("clap ok");
@@ -559,6 +712,556 @@ pub(crate) mod tests {
     fn dump_state() {
         let p = plan_args(&["dump-state"], &ctx()).expect("ok");
         assert_eq!(p.action, Action::DumpState);
+    }
+
+    /// The action a command line plans to, with default context.
+    fn action(args: &[&str]) -> Result<Action, UsageError> {
+        plan_args(args, &ctx()).map(|p| p.action)
+    }
+
+    /// A dependency on job `id`.
+    fn dep(id: u64, any_outcome: bool) -> Dependency {
+        Dependency {
+            on: DepRef::Job(JobId(id)),
+            any_outcome,
+        }
+    }
+
+    #[test]
+    /// `--after` and `--after-any`: repeatable and comma-separated, in order.
+    fn submit_after() {
+        let req = submit(&[
+            "submit",
+            "--after",
+            "3,4",
+            "--after",
+            "7",
+            "--after-any",
+            "9",
+            "--",
+            "true",
+        ])
+        .expect("valid");
+        assert_eq!(
+            req.spec.after,
+            vec![dep(3, false), dep(4, false), dep(7, false), dep(9, true)]
+        );
+        assert_eq!(
+            submit(&["submit", "--after", "3,x", "--", "true"]),
+            Err(UsageError::BadId("x".into()))
+        );
+        assert_eq!(
+            submit(&["submit", "--after-any", "0", "--", "true"]),
+            Err(UsageError::BadId("0".into()))
+        );
+        assert!(
+            submit(&["submit", "--", "true"])
+                .expect("valid")
+                .spec
+                .after
+                .is_empty()
+        );
+        // One id per flag: the words after it are the command, even without `--`.
+        let req = submit(&["submit", "--after", "3", "make", "test"]).expect("valid");
+        assert_eq!(req.spec.after, vec![dep(3, false)]);
+        assert_eq!(
+            req.spec.command,
+            Command::Argv(vec!["make".into(), "test".into()])
+        );
+    }
+
+    #[test]
+    /// `--delay D` means not before now + D; `--delay` with `--at` is clap's usage error.
+    fn submit_delay() {
+        let req = submit(&["submit", "--delay", "5m", "--", "true"]).expect("valid");
+        assert_eq!(req.spec.not_before, Some(Timestamp(1_700_000_300_000)));
+        let req = submit(&["submit", "--delay", "0s", "--", "true"]).expect("valid");
+        assert_eq!(req.spec.not_before, Some(Timestamp(1_700_000_000_000)));
+        assert!(matches!(
+            submit(&["submit", "--delay", "soon", "--", "true"]),
+            Err(UsageError::BadDuration {
+                flag: "--delay",
+                ..
+            })
+        ));
+        let err = Cli::try_parse_from([
+            "mayflyctl",
+            "submit",
+            "--delay",
+            "5s",
+            "--at",
+            "10:00",
+            "--",
+            "true",
+        ])
+        .expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    /// `--at HH:MM` is today at that local time, or tomorrow once it has passed.
+    fn submit_at_clock_time() {
+        // The context's now is 2023-11-14T22:13:20Z, i.e. 00:13:20 on the 15th at +02:00.
+        let mut ctx = ctx();
+        ctx.time_zone = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        let at = |text: &str| parse_at("--at", text, &ctx).map(|t| t.0);
+        // 00:30 on the 15th (+02:00) = 22:30Z on the 14th: later today.
+        assert_eq!(at("00:30"), Ok(1_700_000_000_000 + 16 * 60_000 + 40_000));
+        assert_eq!(at("0:30:00"), at("00:30"));
+        // 00:10 has passed: 00:10 on the 16th = 22:10Z on the 15th.
+        assert_eq!(
+            at("00:10"),
+            Ok(1_700_000_000_000 + 86_400_000 - 3 * 60_000 - 20_000)
+        );
+        // 23:59 later on the 15th.
+        assert_eq!(
+            at("23:59"),
+            Ok(1_700_000_000_000 + 23 * 3_600_000 + 45 * 60_000 + 40_000)
+        );
+        // The same wall-clock time in UTC is a different instant.
+        assert_eq!(
+            parse_at("--at", "23:00", &super::tests::ctx()).map(|t| t.0),
+            Ok(1_700_000_000_000 + 46 * 60_000 + 40_000)
+        );
+        let req = plan_args(&["submit", "--at", "00:30", "--", "true"], &ctx).expect("valid");
+        match req.action {
+            Action::Submit { request, .. } => {
+                assert_eq!(request.spec.not_before, Some(Timestamp(1_700_001_000_000)));
+            }
+            other => panic!("planned {other:?}"),
+        }
+    }
+
+    #[test]
+    /// Tomorrow is a calendar day in the local zone, across a change to summer time.
+    fn submit_at_across_dst() {
+        let mut ctx = ctx();
+        ctx.time_zone =
+            jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("a POSIX zone");
+        // Saturday 2024-03-30 12:00Z = 13:00 CET; summer time starts that night.
+        ctx.now = Timestamp(1_711_800_000_000);
+        // 11:00 has passed: Sunday 11:00 CEST = 09:00Z, 21 hours on, not 23.
+        assert_eq!(
+            parse_at("--at", "11:00", &ctx).map(|t| t.0),
+            Ok(1_711_800_000_000 + 21 * 3_600_000)
+        );
+    }
+
+    #[test]
+    /// `--at` also takes RFC 3339; anything else is a usage error that teaches.
+    fn submit_at_rfc3339_and_errors() {
+        let at = |text: &str| parse_at("--at", text, &ctx()).map(|t| t.0);
+        assert_eq!(at("2030-01-01T00:00:00Z"), Ok(1_893_456_000_000));
+        assert_eq!(at("2030-01-01T02:00:00+02:00"), Ok(1_893_456_000_000));
+        assert_eq!(at("2000-01-01T00:00:00Z"), Ok(946_684_800_000));
+        for bad in [
+            "25:00",
+            "12:60",
+            "noon",
+            "12",
+            "2030-01-01",
+            "1969-01-01T00:00:00Z",
+            "",
+        ] {
+            let err = at(bad).expect_err(bad);
+            assert!(
+                matches!(&err, UsageError::BadTime { value, .. } if value == bad),
+                "{bad}: {err:?}"
+            );
+            assert!(err.to_string().contains("14:30"), "{err}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    /// Timeout, retries and retry delay reach the spec; a zero timeout is refused.
+    fn submit_timeout_and_retries() {
+        let req = submit(&[
+            "submit",
+            "--timeout",
+            "30s",
+            "--retries",
+            "3",
+            "--retry-delay",
+            "250ms",
+            "--",
+            "true",
+        ])
+        .expect("valid");
+        assert_eq!(req.spec.timeout_ms, Some(30_000));
+        assert_eq!(req.spec.retries, 3);
+        assert_eq!(req.spec.retry_delay_ms, 250);
+        let req = submit(&["submit", "--", "true"]).expect("valid");
+        assert_eq!(
+            (
+                req.spec.timeout_ms,
+                req.spec.retries,
+                req.spec.retry_delay_ms
+            ),
+            (None, 0, 1_000)
+        );
+        assert_eq!(
+            submit(&["submit", "--timeout", "0s", "--", "true"]),
+            Err(UsageError::ZeroTimeout)
+        );
+        let err = Cli::try_parse_from(["mayflyctl", "submit", "--retries", "-1", "--", "x"])
+            .expect_err("not a count");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    /// A context whose standard input holds `text`.
+    fn with_stdin(text: &str) -> ClientContext {
+        let mut ctx = ctx();
+        ctx.stdin = Some(Ok(text.to_string()));
+        ctx
+    }
+
+    #[test]
+    /// `--stdin`: one shell job per line, every flag applied to each, in one batch.
+    fn submit_stdin_batch() {
+        let ctx = with_stdin(
+            "echo a
+
+# skip me
+echo b | wc -c
+",
+        );
+        let p = plan_args(
+            &[
+                "submit",
+                "--stdin",
+                "-q",
+                "ci",
+                "--after",
+                "4",
+                "--retries",
+                "1",
+                "--wait",
+            ],
+            &ctx,
+        )
+        .expect("valid");
+        let Action::SubmitBatch {
+            request,
+            lines,
+            wait,
+        } = p.action
+        else {
+            panic!("planned {:?}", p.action);
+        };
+        assert!(wait);
+        assert_eq!(lines, vec![1, 4]);
+        assert_eq!(request.specs.len(), 2);
+        assert_eq!(
+            request.specs[1].command,
+            Command::Shell("echo b | wc -c".into())
+        );
+        for spec in &request.specs {
+            assert_eq!(spec.queue, "ci");
+            assert_eq!(spec.retries, 1);
+            assert_eq!(spec.after, vec![dep(4, false)]);
+            assert_eq!(spec.cwd, "/home/me/proj");
+        }
+        assert_eq!(
+            plan_args(
+                &["submit", "--stdin"],
+                &with_stdin(
+                    "
+# nothing
+"
+                )
+            )
+            .map(|p| p.action),
+            Err(UsageError::EmptyBatch)
+        );
+        let mut unreadable = ctx.clone();
+        unreadable.stdin = Some(Err("standard input is not valid UTF-8 (byte 3)".into()));
+        assert!(matches!(
+            plan_args(&["submit", "--stdin"], &unreadable),
+            Err(UsageError::Stdin(_))
+        ));
+        // A command and --stdin together: clap's usage error.
+        let err = Cli::try_parse_from(["mayflyctl", "submit", "--stdin", "--", "true"])
+            .expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    /// `--json-input`: `after_lines` names earlier lines; a forward reference is refused.
+    fn submit_json_input_batch() {
+        let ctx = with_stdin(
+            "{\"command\": [\"make\"]}\n{\"command\": \"make test\", \"after_lines\": [1]}\n",
+        );
+        let p = plan_args(&["submit", "--json-input"], &ctx).expect("valid");
+        let Action::SubmitBatch { request, lines, .. } = p.action else {
+            panic!("planned {:?}", p.action);
+        };
+        assert_eq!(lines, vec![1, 2]);
+        assert_eq!(
+            request.specs[1].after,
+            vec![Dependency {
+                on: DepRef::BatchLine(1),
+                any_outcome: false
+            }]
+        );
+        let forward =
+            with_stdin("{\"command\": \"a\", \"after_lines\": [2]}\n{\"command\": \"b\"}\n");
+        let err = plan_args(&["submit", "--json-input"], &forward).expect_err("forward");
+        assert!(matches!(err, UsageError::BadLine { line: 1, .. }), "{err}");
+        let err = Cli::try_parse_from(["mayflyctl", "submit", "--json-input", "--shell"])
+            .expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    /// Status filters: states are checked, labels are KEY=VALUE.
+    fn status_filters() {
+        let p = action(&[
+            "status",
+            "--queue",
+            "gpu",
+            "--state",
+            "running,timed-out",
+            "-s",
+            "FAILED",
+            "--label",
+            "team=ml",
+        ])
+        .expect("valid");
+        assert_eq!(
+            p,
+            Action::Status {
+                request: StatusRequest { ids: vec![] },
+                filter: StatusFilter {
+                    queues: vec!["gpu".into()],
+                    states: vec![JobState::Running, JobState::TimedOut, JobState::Failed],
+                    labels: vec![("team".into(), "ml".into())],
+                }
+            }
+        );
+        assert_eq!(
+            action(&["status", "--state", "done"]),
+            Err(UsageError::BadState("done".into()))
+        );
+        assert!(matches!(
+            action(&["status", "--label", "team"]),
+            Err(UsageError::NotKeyValue { .. })
+        ));
+    }
+
+    #[test]
+    /// Queue add/set/rm/list, and their refusals.
+    fn queue_commands() {
+        assert_eq!(
+            action(&["queue", "add", "gpu", "--concurrency", "2"]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "gpu".into(),
+                concurrency: Some(2),
+                create: true
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "add", "io"]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "io".into(),
+                concurrency: None,
+                create: true
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "set", "gpu", "--unlimited"]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "gpu".into(),
+                concurrency: None,
+                create: false
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "set", "gpu", "-c", "3"]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "gpu".into(),
+                concurrency: Some(3),
+                create: false
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "add", "gpu", "--concurrency", "0"]),
+            Err(UsageError::ZeroConcurrency)
+        );
+        assert_eq!(
+            action(&["queue", "rm", "gpu"]),
+            Ok(Action::QueueRemove(QueueRemoveRequest {
+                name: "gpu".into()
+            }))
+        );
+        assert_eq!(action(&["queue", "list"]), Ok(Action::QueueList));
+        assert_eq!(action(&["queue", "ls"]), Ok(Action::QueueList));
+        for bad in [
+            &["mayflyctl", "queue", "set", "gpu"][..],
+            &["mayflyctl", "queue", "set", "gpu", "--unlimited", "-c", "2"],
+            &["mayflyctl", "queue", "add"],
+            &["mayflyctl", "queue", "add", "gpu", "-c", "many"],
+        ] {
+            let err = Cli::try_parse_from(bad).expect_err("usage error");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    /// Pause and resume need queues or --all; --running is passed on.
+    fn pause_and_resume() {
+        assert_eq!(
+            action(&["pause", "gpu", "io"]),
+            Ok(Action::Pause(PauseRequest {
+                queues: vec!["gpu".into(), "io".into()],
+                paused: true,
+                running: false
+            }))
+        );
+        assert_eq!(
+            action(&["resume", "--all", "--running"]),
+            Ok(Action::Pause(PauseRequest {
+                queues: vec![],
+                paused: false,
+                running: true
+            }))
+        );
+        let err = action(&["pause"]).expect_err("no queues");
+        assert_eq!(err, UsageError::NoQueues("pause"));
+        assert!(err.to_string().contains("--all"), "{err}");
+        assert_eq!(
+            action(&["resume", "--running"]),
+            Err(UsageError::NoQueues("resume"))
+        );
+        let err = Cli::try_parse_from(["mayflyctl", "pause", "--all", "gpu"]).expect_err("both");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    /// Restart takes ids; clean takes finished states and an age.
+    fn restart_and_clean() {
+        assert_eq!(
+            action(&["restart", "4", "5"]),
+            Ok(Action::Restart(RestartRequest {
+                ids: vec![JobId(4), JobId(5)]
+            }))
+        );
+        assert_eq!(
+            action(&["restart", "x"]),
+            Err(UsageError::BadId("x".into()))
+        );
+        assert_eq!(
+            action(&["clean"]),
+            Ok(Action::Clean(CleanRequest {
+                states: vec![],
+                older_than_ms: None
+            }))
+        );
+        assert_eq!(
+            action(&[
+                "clean",
+                "--state",
+                "succeeded,failed",
+                "--state",
+                "failed",
+                "--older-than",
+                "1h"
+            ]),
+            Ok(Action::Clean(CleanRequest {
+                states: vec![JobState::Succeeded, JobState::Failed],
+                older_than_ms: Some(3_600_000)
+            }))
+        );
+        assert_eq!(
+            action(&["clean", "--state", "running"]),
+            Err(UsageError::NotFinishedState("running".into()))
+        );
+        assert_eq!(
+            action(&["clean", "--state", "finished"]),
+            Err(UsageError::BadState("finished".into()))
+        );
+        assert!(matches!(
+            action(&["clean", "--older-than", "old"]),
+            Err(UsageError::BadDuration {
+                flag: "--older-than",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    /// Edit needs at least one change; labels merge unless cleared.
+    fn edit_changes() {
+        let Ok(Action::Edit(e)) = action(&["edit", "7", "--priority", "5", "--queue", "gpu"])
+        else {
+            panic!("an edit");
+        };
+        assert_eq!(
+            e.request(&[]),
+            EditRequest {
+                id: JobId(7),
+                priority: Some(5),
+                queue: Some("gpu".into()),
+                labels: None
+            }
+        );
+        let Ok(Action::Edit(e)) = action(&["edit", "7", "--label", "a=1", "-l", "b=2"]) else {
+            panic!("an edit");
+        };
+        assert_eq!(
+            e.labels,
+            LabelEdit::Merge(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+        );
+        let Ok(Action::Edit(e)) = action(&["edit", "7", "--clear-labels"]) else {
+            panic!("an edit");
+        };
+        assert_eq!(e.labels, LabelEdit::Replace(vec![]));
+        assert_eq!(action(&["edit", "7"]), Err(UsageError::NothingToEdit));
+        assert_eq!(
+            action(&["edit", "7", "--priority", "0"]),
+            Err(UsageError::PriorityOutOfRange(0))
+        );
+        assert_eq!(
+            action(&["edit", "7", "--queue", ""]),
+            Err(UsageError::EmptyQueue)
+        );
+        assert_eq!(
+            action(&["edit", "x", "--priority", "3"]),
+            Err(UsageError::BadId("x".into()))
+        );
+    }
+
+    #[test]
+    /// Progress reports for --id, else for $MAYFLY_JOB_ID; words are joined.
+    fn progress_ids() {
+        let mut ctx = ctx();
+        assert_eq!(
+            plan_args(&["progress", "half"], &ctx).map(|p| p.action),
+            Err(UsageError::NoJobId)
+        );
+        ctx.job_id_env = Some("12".into());
+        assert_eq!(
+            plan_args(&["progress", "step", "2", "of", "5"], &ctx).map(|p| p.action),
+            Ok(Action::Progress(ProgressRequest {
+                id: JobId(12),
+                text: "step 2 of 5".into()
+            }))
+        );
+        assert_eq!(
+            plan_args(&["progress", "--id", "3", "-50%"], &ctx).map(|p| p.action),
+            Ok(Action::Progress(ProgressRequest {
+                id: JobId(3),
+                text: "-50%".into()
+            }))
+        );
+        ctx.job_id_env = Some("abc".into());
+        assert_eq!(
+            plan_args(&["progress", "x"], &ctx).map(|p| p.action),
+            Err(UsageError::BadJobIdEnv("abc".into()))
+        );
+        let err = Cli::try_parse_from(["mayflyctl", "progress"]).expect_err("no text");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 pub use mayfly_protocol::json::{dump_state_json, job_json, rfc3339};
-use mayfly_protocol::{CancelOutcome, JobId, JobInfo, Timestamp};
+use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timestamp};
 use serde_json::{Value, json};
 
 /// The usual name of a signal number, as in `SIGTERM`; `SIG<n>` otherwise.
@@ -75,12 +75,58 @@ pub fn ended_line(info: &JobInfo) -> String {
 
 /// A compact age: `12s`, `5m`, `3h`, `2d`.
 pub fn age(now: Timestamp, then: Timestamp) -> String {
-    let secs = now.millis_since(then) / 1000;
+    span(now.millis_since(then), false)
+}
+
+/// A compact span of `ms` milliseconds: `12s`, `5m`, `3h`, `2d`, rounded
+/// down, or up with `round_up` (so a start 200 ms away reads `in 1s`).
+fn span(ms: u64, round_up: bool) -> String {
+    let secs = if round_up {
+        ms.div_ceil(1000)
+    } else {
+        ms / 1000
+    };
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
+    }
+}
+
+/// A time relative to `now`: `3s ago`, or `in 5m` for a time to come.
+pub fn relative(now: Timestamp, then: Timestamp) -> String {
+    if then > now {
+        format!("in {}", span(then.millis_since(now), true))
+    } else {
+        format!("{} ago", span(now.millis_since(then), false))
+    }
+}
+
+/// The WHEN column: for a waiting job, when it may start (its retry or
+/// not-before time, if still to come); else when it finished, started or
+/// was submitted, whichever is latest in its life.
+fn when_cell(job: &JobInfo, now: Timestamp) -> String {
+    if job.state == JobState::Waiting
+        && let Some(at) = job.retry_at.or(job.not_before).filter(|t| *t > now)
+    {
+        return relative(now, at);
+    }
+    let at = match job.state {
+        JobState::Waiting | JobState::Queued => job.submitted_at,
+        JobState::Running => job.started_at.unwrap_or(job.submitted_at),
+        _ => job.finished_at.unwrap_or(job.submitted_at),
+    };
+    relative(now, at)
+}
+
+/// The ATTEMPTS column: attempts started, out of the most allowed when the
+/// job may be retried (`2/4`).
+fn attempts_cell(job: &JobInfo) -> String {
+    if job.retries > 0 {
+        format!("{}/{}", job.attempts, job.retries.saturating_add(1))
+    } else {
+        job.attempts.to_string()
     }
 }
 
@@ -122,56 +168,197 @@ fn escape_controls(text: &str) -> String {
 /// The narrowest the COMMAND column gets, however narrow the terminal.
 const MIN_COMMAND_WIDTH: usize = 12;
 
-/// The `status` table, one line per job, columns aligned. With a `width`
-/// (stdout is a terminal) the COMMAND column is cut to fit; without one
-/// (a pipe) nothing is cut. Control characters in commands are shown
-/// escaped so one job cannot garble the table.
-pub fn status_table(jobs: &[JobInfo], now: Timestamp, width: Option<usize>) -> String {
-    const HEADERS: [&str; 8] = [
-        "ID", "STATE", "QUEUE", "PRI", "EXIT", "ATTEMPTS", "AGE", "COMMAND",
-    ];
-    let rows: Vec<[String; 8]> = jobs
-        .iter()
-        .map(|job| {
-            [
-                job.id.to_string(),
-                job.state.to_string(),
-                escape_controls(&job.queue),
-                job.priority.to_string(),
-                exit_cell(job),
-                job.attempts.to_string(),
-                age(now, job.submitted_at),
-                escape_controls(&job.command.to_string()),
-            ]
-        })
-        .collect();
+/// The narrowest the PROGRESS column gets when the terminal is too narrow
+/// for all of it.
+const MIN_PROGRESS_WIDTH: usize = 10;
 
-    // Widths of all columns but the last, which is never padded.
-    let mut widths = [0usize; 7];
-    for (i, w) in widths.iter_mut().enumerate() {
-        *w = std::iter::once(HEADERS[i].len())
-            .chain(rows.iter().map(|r| r[i].chars().count()))
-            .max()
-            .unwrap_or(0);
+/// How a table is drawn: for a terminal (cut to its width, coloured) or
+/// for a pipe (neither).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// The terminal's width; `None` never cuts.
+    pub width: Option<usize>,
+    /// Whether to colour (ANSI SGR sequences).
+    pub color: bool,
+}
+
+/// The ANSI SGR code for a state's colour: green for success, red for
+/// failure, yellow for running, cyan for waiting, magenta for interrupted,
+/// dim for jobs that never ran to an end of their own.
+fn state_sgr(state: JobState) -> Option<&'static str> {
+    match state {
+        JobState::Succeeded => Some("32"),
+        JobState::Failed | JobState::TimedOut => Some("31"),
+        JobState::Running => Some("33"),
+        JobState::Waiting => Some("36"),
+        JobState::Interrupted => Some("35"),
+        JobState::Cancelled | JobState::Skipped => Some("2"),
+        JobState::Queued => None,
     }
-    let used: usize = widths.iter().map(|w| w + 2).sum();
-    let command_width = width.map(|w| w.saturating_sub(used).max(MIN_COMMAND_WIDTH));
+}
 
-    let mut out = String::new();
-    let header = HEADERS.map(str::to_string);
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, w) in widths.iter().enumerate() {
-            let _ = write!(line, "{:<w$}  ", row[i], w = *w);
+/// `text` in SGR `code` when colouring; as is otherwise.
+fn paint(text: &str, code: Option<&str>, color: bool) -> String {
+    match code {
+        Some(code) if color => format!("\x1b[{code}m{text}\x1b[0m"),
+        _ => text.to_string(),
+    }
+}
+
+/// One cell of a table: its text and, when coloured, its SGR code.
+type Cell = (String, Option<&'static str>);
+
+/// Lays out rows of cells: every column but the last padded to its widest
+/// cell (by characters: colour codes are added after measuring), two spaces
+/// apart, the header bold when colouring, trailing blanks trimmed. The last
+/// two columns are cut to `limits` when given.
+fn layout(
+    header: &[&str],
+    rows: &[Vec<Cell>],
+    limits: Option<(usize, usize)>,
+    color: bool,
+) -> String {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, (text, _)) in widths.iter_mut().zip(row) {
+            *w = (*w).max(text.chars().count());
         }
-        match command_width {
-            Some(max) => line.push_str(&truncate(&row[7], max)),
-            None => line.push_str(&row[7]),
+    }
+    if let Some((second_last, _)) = limits {
+        widths[n - 2] = widths[n - 2].min(second_last);
+    }
+    let head: Vec<Cell> = header.iter().map(|h| (h.to_string(), Some("1"))).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&head).chain(rows) {
+        let mut line = String::new();
+        for (i, (text, code)) in row.iter().enumerate() {
+            let text = match (limits, i) {
+                (Some((second_last, _)), i) if i == n - 2 => truncate(text, second_last),
+                (Some((_, last)), i) if i == n - 1 => truncate(text, last),
+                _ => text.clone(),
+            };
+            line.push_str(&paint(&text, *code, color));
+            if i + 1 < n {
+                let pad = widths[i].saturating_sub(text.chars().count()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
         }
         out.push_str(line.trim_end());
         out.push('\n');
     }
     out
+}
+
+/// The `status` table, one line per job, columns aligned: ID, STATE,
+/// QUEUE, PRI, EXIT, ATTEMPTS, WHEN, PROGRESS, COMMAND. With a width (stdout
+/// is a terminal) PROGRESS and COMMAND are cut to fit; without one (a pipe)
+/// nothing is cut. Control characters in commands and progress texts are
+/// shown escaped so one job cannot garble the table.
+pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> String {
+    const HEADERS: [&str; 9] = [
+        "ID", "STATE", "QUEUE", "PRI", "EXIT", "ATTEMPTS", "WHEN", "PROGRESS", "COMMAND",
+    ];
+    let rows: Vec<Vec<Cell>> = jobs
+        .iter()
+        .map(|job| {
+            vec![
+                (job.id.to_string(), None),
+                (job.state.to_string(), state_sgr(job.state)),
+                (escape_controls(&job.queue), None),
+                (job.priority.to_string(), None),
+                (exit_cell(job), None),
+                (attempts_cell(job), None),
+                (when_cell(job, now), None),
+                (escape_controls(job.progress.as_deref().unwrap_or("")), None),
+                (escape_controls(&job.command.to_string()), None),
+            ]
+        })
+        .collect();
+    let limits = style.width.map(|width| {
+        let fixed: usize = (0..7)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].0.chars().count())
+                    .chain([HEADERS[i].len()])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .sum();
+        let natural = |i: usize| {
+            rows.iter()
+                .map(|r| r[i].0.chars().count())
+                .chain([HEADERS[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let (progress, command) = (natural(7), natural(8));
+        let room = width.saturating_sub(fixed);
+        if progress + 2 + command <= room {
+            (progress, command)
+        } else {
+            // Cut the progress text first, to a third of the room at most.
+            let progress = progress.min((room / 3).max(MIN_PROGRESS_WIDTH));
+            let command = room.saturating_sub(progress + 2).max(MIN_COMMAND_WIDTH);
+            (progress, command)
+        }
+    });
+    layout(&HEADERS, &rows, limits, style.color)
+}
+
+/// Jobs that finished, in any way: the DONE column of `queue list`.
+fn done_count(counts: &mayfly_protocol::StateCounts) -> u64 {
+    JobState::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| counts.get(*s))
+        .sum()
+}
+
+/// The `queue list` table: NAME, LIMIT, PAUSED, WAITING, QUEUED, RUNNING, DONE.
+pub fn queue_table(queues: &[QueueInfo], color: bool) -> String {
+    const HEADERS: [&str; 7] = [
+        "NAME", "LIMIT", "PAUSED", "WAITING", "QUEUED", "RUNNING", "DONE",
+    ];
+    let rows: Vec<Vec<Cell>> = queues
+        .iter()
+        .map(|q| {
+            vec![
+                (escape_controls(&q.name), None),
+                (
+                    q.concurrency
+                        .map_or_else(|| "unlimited".to_string(), |c| c.to_string()),
+                    None,
+                ),
+                if q.paused {
+                    ("yes".to_string(), Some("33"))
+                } else {
+                    ("no".to_string(), None)
+                },
+                (q.counts.waiting.to_string(), None),
+                (q.counts.queued.to_string(), None),
+                (q.counts.running.to_string(), None),
+                (done_count(&q.counts).to_string(), None),
+            ]
+        })
+        .collect();
+    layout(&HEADERS, &rows, None, color)
+}
+
+/// One queue as JSON: `name`, `concurrency` (null: unlimited), `paused`,
+/// `counts` (by state) — the shape of `dump-state`'s queues.
+pub fn queue_json(queue: &QueueInfo) -> Value {
+    let counts: serde_json::Map<String, Value> = JobState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), json!(queue.counts.get(*s))))
+        .collect();
+    json!({
+        "name": queue.name,
+        "concurrency": queue.concurrency,
+        "paused": queue.paused,
+        "counts": counts,
+    })
 }
 
 #[cfg(test)]
@@ -367,33 +554,194 @@ pub(crate) mod tests {
     fn table_layout() {
         let mut a = info(1, JobState::Succeeded);
         a.exit_code = Some(0);
+        a.finished_at = Some(Timestamp(1_700_000_005_000));
         let mut b = info(12, JobState::Failed);
         b.signal = Some(9);
         b.command = Command::Shell("x".repeat(200));
+        b.finished_at = Some(Timestamp(1_700_000_005_000));
+        b.retries = 2;
+        b.attempts = 3;
         let now = Timestamp(1_700_000_065_000);
-        let table = status_table(&[a, b], now, None);
+        let plain = TableStyle::default();
+        let table = status_table(&[a, b], now, plain);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "ID  STATE      QUEUE    PRI  EXIT     ATTEMPTS  AGE  COMMAND"
+            "ID  STATE      QUEUE    PRI  EXIT     ATTEMPTS  WHEN    PROGRESS  COMMAND"
         );
         assert_eq!(
             lines[1],
-            "1   succeeded  default  50   0        1         1m   make test"
+            "1   succeeded  default  50   0        1         1m ago            make test"
         );
-        assert!(lines[2].starts_with("12  failed     default  50   SIGKILL  1         1m   xxx"));
+        assert!(
+            lines[2].starts_with(
+                "12  failed     default  50   SIGKILL  3/3       1m ago            xxx"
+            ),
+            "{}",
+            lines[2]
+        );
         assert!(lines[2].ends_with(&"x".repeat(200)));
 
-        let narrow = status_table(&[info(1, JobState::Queued)], now, Some(70));
+        let narrow = status_table(
+            &[info(1, JobState::Queued)],
+            now,
+            TableStyle {
+                width: Some(80),
+                color: false,
+            },
+        );
         for line in narrow.lines() {
-            assert!(line.chars().count() <= 70, "{line:?}");
+            assert!(line.chars().count() <= 80, "{line:?}");
         }
         let mut long = info(1, JobState::Queued);
         long.command = Command::Shell("y".repeat(200));
-        let cut = status_table(&[long], now, Some(80));
+        let cut = status_table(
+            &[long],
+            now,
+            TableStyle {
+                width: Some(100),
+                color: false,
+            },
+        );
         let row = cut.lines().nth(1).expect("a row");
-        assert_eq!(row.chars().count(), 80);
+        assert_eq!(row.chars().count(), 100, "{row}");
         assert!(row.ends_with("y…"));
+    }
+
+    #[test]
+    /// A long progress text is cut before the command is.
+    fn table_cuts_progress_first() {
+        let mut job = info(1, JobState::Running);
+        job.progress = Some("p".repeat(100));
+        let now = Timestamp(1_700_000_001_000);
+        let table = status_table(
+            &[job],
+            now,
+            TableStyle {
+                width: Some(100),
+                color: false,
+            },
+        );
+        let row = table.lines().nth(1).expect("a row");
+        assert!(row.chars().count() <= 100, "{row}");
+        assert!(row.contains("p…"), "{row}");
+        assert!(row.ends_with("make test"), "{row}");
+    }
+
+    #[test]
+    /// WHEN says when a waiting job may start, and how long ago anything else happened.
+    fn when_column() {
+        let now = Timestamp(1_700_000_100_000);
+        let mut waiting = info(1, JobState::Waiting);
+        waiting.not_before = Some(now.plus_millis(300_000));
+        assert_eq!(when_cell(&waiting, now), "in 5m");
+        waiting.retry_at = Some(now.plus_millis(1_200));
+        assert_eq!(when_cell(&waiting, now), "in 2s");
+        waiting.retry_at = None;
+        waiting.not_before = Some(Timestamp(0));
+        assert_eq!(when_cell(&waiting, now), "1m ago");
+        let running = info(2, JobState::Running);
+        assert_eq!(when_cell(&running, now), "1m ago");
+        let mut done = info(3, JobState::Succeeded);
+        done.finished_at = Some(now.plus_millis(0));
+        assert_eq!(when_cell(&done, now), "0s ago");
+        assert_eq!(relative(now, now.plus_millis(3 * 86_400_000)), "in 3d");
+    }
+
+    #[test]
+    /// Colour: states and the header get SGR codes, alignment is by visible width.
+    fn table_colour() {
+        let now = Timestamp(1_700_000_001_000);
+        let jobs = [
+            info(1, JobState::Succeeded),
+            info(2, JobState::Failed),
+            info(3, JobState::Running),
+            info(4, JobState::Cancelled),
+            info(5, JobState::Queued),
+        ];
+        let table = status_table(
+            &jobs,
+            now,
+            TableStyle {
+                width: None,
+                color: true,
+            },
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("\x1b[1mID\x1b[0m  "), "{:?}", lines[0]);
+        assert!(
+            lines[1].contains("\x1b[32msucceeded\x1b[0m  default"),
+            "{:?}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("\x1b[31mfailed\x1b[0m     default"),
+            "{:?}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains("\x1b[33mrunning\x1b[0m"),
+            "{:?}",
+            lines[3]
+        );
+        assert!(
+            lines[4].contains("\x1b[2mcancelled\x1b[0m"),
+            "{:?}",
+            lines[4]
+        );
+        assert!(lines[5].contains("  queued     default"), "{:?}", lines[5]);
+        let plain = status_table(&jobs, now, TableStyle::default());
+        assert!(!plain.contains('\x1b'));
+        // Same layout once the codes are removed.
+        let stripped = table
+            .replace("\x1b[0m", "")
+            .replace("\x1b[1m", "")
+            .replace("\x1b[2m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[33m", "");
+        assert_eq!(stripped, plain);
+    }
+
+    #[test]
+    /// The queue table and its JSON.
+    fn queue_listing() {
+        let queues = [
+            QueueInfo {
+                name: "default".into(),
+                concurrency: None,
+                paused: false,
+                counts: StateCounts {
+                    queued: 2,
+                    succeeded: 3,
+                    failed: 1,
+                    ..StateCounts::default()
+                },
+            },
+            QueueInfo {
+                name: "gpu".into(),
+                concurrency: Some(1),
+                paused: true,
+                counts: StateCounts {
+                    running: 1,
+                    waiting: 4,
+                    ..StateCounts::default()
+                },
+            },
+        ];
+        let table = queue_table(&queues, false);
+        assert_eq!(
+            table,
+            "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE\n\
+             default  unlimited  no      0        2       0        4\n\
+             gpu      1          yes     4        0       1        0\n"
+        );
+        let v = queue_json(&queues[1]);
+        assert_eq!(v["name"], "gpu");
+        assert_eq!(v["concurrency"], 1);
+        assert_eq!(v["paused"], true);
+        assert_eq!(v["counts"]["waiting"], 4);
+        assert_eq!(queue_json(&queues[0])["concurrency"], Value::Null);
     }
 
     #[test]
@@ -401,13 +749,15 @@ pub(crate) mod tests {
     fn table_escapes_control_characters() {
         let mut job = info(1, JobState::Queued);
         job.command = Command::Shell("echo a\nrm -rf /\r\u{1b}[2J".into());
-        let table = status_table(&[job], Timestamp(0), None);
+        job.progress = Some("x\u{1b}[31m".into());
+        let table = status_table(&[job], Timestamp(0), TableStyle::default());
         assert_eq!(table.lines().count(), 2);
         assert!(table.contains("echo a\\nrm -rf /\\r\\u{1b}[2J"), "{table}");
+        assert!(table.contains("x\\u{1b}[31m"), "{table}");
         // Quotes are not control characters: shown as is.
         let mut job = info(2, JobState::Queued);
         job.command = Command::Argv(vec!["sh".into(), "-c".into(), "kill -9 $$".into()]);
-        let table = status_table(&[job], Timestamp(0), None);
+        let table = status_table(&[job], Timestamp(0), TableStyle::default());
         assert!(table.ends_with("sh -c 'kill -9 $$'\n"), "{table}");
     }
 }

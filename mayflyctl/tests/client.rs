@@ -10,10 +10,11 @@ use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::process::{Command as Process, Stdio};
 
-use helper::{FakeDaemon, end, ended, job, run_client};
+use helper::{FakeDaemon, end, ended, job, run_client, run_client_in};
 use mayfly_protocol::{
-    CancelOutcome, Command, ErrorKind, ErrorResponse, Hello, HelloReply, JobId, JobState,
-    LogStream, LogsRequest, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
+    CancelOutcome, CleanRequest, Command, EditRequest, ErrorKind, ErrorResponse, Hello, HelloReply,
+    JobId, JobState, LogStream, LogsRequest, PauseRequest, ProgressRequest, QueueInfo,
+    QueueSetRequest, Request, Response, RestartRequest, SchedulerInfo, ShutdownRequest,
     StateCounts, StateHeader, StatusRequest, SystemTaskInfo, Timestamp, WaitRequest,
 };
 use serde_json::Value;
@@ -96,12 +97,12 @@ fn submit_wait_exits_with_job_code() {
                 ids: vec![JobId(7)]
             })
         );
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             7,
             JobState::Failed,
             Some(3),
             None,
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["submit", "--wait", "--", "false"]);
@@ -118,12 +119,12 @@ fn submit_wait_signal() {
         s.accept_hello();
         s.send(&Response::Submitted { id: JobId(1) });
         s.recv();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             1,
             JobState::Failed,
             None,
             Some(9),
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["submit", "--wait", "--", "sleep", "100"]);
@@ -184,7 +185,11 @@ fn status_table_streams() {
         lines[1]
     );
     assert!(lines[3].starts_with("3   queued "), "{}", lines[3]);
-    assert!(lines[3].ends_with("1m   make test"), "{}", lines[3]);
+    assert!(
+        lines[3].ends_with("1m ago             make test"),
+        "{}",
+        lines[3]
+    );
 }
 
 #[test]
@@ -307,12 +312,12 @@ fn status_unexpected_answer() {
 fn wait_one_job() {
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             5,
             JobState::Failed,
             None,
             Some(9),
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["wait", "5"]);
@@ -332,12 +337,12 @@ fn wait_one_job() {
 fn wait_cancelled() {
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             5,
             JobState::Cancelled,
             None,
             None,
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["wait", "5"]);
@@ -351,18 +356,18 @@ fn wait_cancelled() {
 fn wait_several() {
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             2,
             JobState::Succeeded,
             Some(0),
             None,
-        )));
-        s.send(&Response::JobEnded(ended(
+        ))));
+        s.send(&Response::JobEnded(Box::new(ended(
             1,
             JobState::Failed,
             Some(4),
             None,
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["wait", "1", "2"]);
@@ -372,18 +377,18 @@ fn wait_several() {
 
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             1,
             JobState::Succeeded,
             Some(0),
             None,
-        )));
-        s.send(&Response::JobEnded(ended(
+        ))));
+        s.send(&Response::JobEnded(Box::new(ended(
             2,
             JobState::Succeeded,
             Some(0),
             None,
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["--json", "wait", "1", "2"]);
@@ -404,12 +409,12 @@ fn wait_several() {
 fn wait_quiet() {
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             3,
             JobState::Failed,
             Some(2),
             None,
-        )));
+        ))));
         s.send(&end());
     });
     let out = run_client(&daemon.socket, &["wait", "--quiet", "3"]);
@@ -423,12 +428,12 @@ fn wait_quiet() {
 fn wait_daemon_dies() {
     let daemon = FakeDaemon::start(|s| {
         s.accept_hello();
-        s.send(&Response::JobEnded(ended(
+        s.send(&Response::JobEnded(Box::new(ended(
             1,
             JobState::Succeeded,
             Some(0),
             None,
-        )));
+        ))));
     });
     let out = run_client(&daemon.socket, &["wait", "1", "2"]);
     daemon.finish();
@@ -593,6 +598,304 @@ fn shutdown_request() {
     assert_eq!(out.stdout, "");
 }
 
+// --- batch submits, queues, restart, clean, edit, progress -----------------
+
+#[test]
+/// `submit --stdin` sends one SubmitBatch (with the hello, in one write) and
+/// prints one id per line; `--json` an array of {id, line}.
+fn submit_stdin_sends_one_batch() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::SubmittedBatch {
+            ids: vec![JobId(4), JobId(5)],
+        });
+    });
+    let mut ctx = helper::ctx();
+    ctx.stdin = Some(Ok("echo a\n# skipped\necho b\n".into()));
+    let out = run_client_in(&daemon.socket, &["submit", "--stdin", "-q", "ci"], &ctx);
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert_eq!(out.stdout, "4\n5\n");
+    assert!(got.one_write);
+    assert_eq!(got.requests.len(), 1);
+    let Request::SubmitBatch(batch) = &got.requests[0] else {
+        panic!("sent {:?}", got.requests[0]);
+    };
+    assert_eq!(batch.specs.len(), 2);
+    assert_eq!(batch.specs[1].command, Command::Shell("echo b".into()));
+    assert!(batch.specs.iter().all(|s| s.queue == "ci"));
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::SubmittedBatch {
+            ids: vec![JobId(4), JobId(5)],
+        });
+    });
+    let out = run_client_in(&daemon.socket, &["--json", "submit", "--stdin"], &ctx);
+    daemon.finish();
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!([{"id": 4, "line": 1}, {"id": 5, "line": 3}])
+    );
+}
+
+#[test]
+/// A batch refused by the daemon (a bad line) is exit 1 with its message.
+fn submit_batch_refused() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::BadRequest,
+            "line 2: no job 99 to wait for; `mayflyctl status` lists the jobs",
+        )));
+    });
+    let mut ctx = helper::ctx();
+    ctx.stdin = Some(Ok("true\ntrue\n".into()));
+    let out = run_client_in(&daemon.socket, &["submit", "--stdin"], &ctx);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.error(),
+        "submit failed: line 2: no job 99 to wait for; `mayflyctl status` lists the jobs"
+    );
+}
+
+#[test]
+/// A full disk: the daemon's Storage error is exit 1 with its message.
+fn storage_failure_is_exit_1_with_the_daemons_message() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::Storage,
+            "could not write the journal: No space left on device; free space in the state dir",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["submit", "--", "true"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("No space left on device"),
+        "{}",
+        out.error()
+    );
+    assert_eq!(out.stdout, "");
+}
+
+/// Two queues as the daemon reports them.
+fn two_queues() -> Vec<QueueInfo> {
+    vec![
+        QueueInfo {
+            name: "default".into(),
+            concurrency: None,
+            paused: false,
+            counts: StateCounts {
+                queued: 1,
+                succeeded: 2,
+                ..StateCounts::default()
+            },
+        },
+        QueueInfo {
+            name: "gpu".into(),
+            concurrency: Some(2),
+            paused: true,
+            counts: StateCounts::default(),
+        },
+    ]
+}
+
+#[test]
+/// `queue list` prints a table; `queue add` prints nothing; `--json` the queues.
+fn queue_commands_round_trip() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Queues(two_queues()));
+    });
+    let out = run_client(&daemon.socket, &["queue", "list"]);
+    let got = daemon.finish();
+    assert_eq!(got.requests[0], Request::QueueList);
+    assert_eq!(
+        out.stdout,
+        "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE\n\
+         default  unlimited  no      0        1       0        2\n\
+         gpu      2          yes     0        0       0        0\n"
+    );
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Queues(two_queues()));
+    });
+    let out = run_client(&daemon.socket, &["queue", "add", "gpu", "-c", "2"]);
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0);
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        got.requests[0],
+        Request::QueueSet(QueueSetRequest {
+            name: "gpu".into(),
+            concurrency: Some(2),
+            create: true
+        })
+    );
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Queues(two_queues()));
+    });
+    let out = run_client(&daemon.socket, &["--json", "pause", "gpu"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Pause(PauseRequest {
+            queues: vec!["gpu".into()],
+            paused: true,
+            running: false
+        })
+    );
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v[1]["paused"], true);
+    assert_eq!(v[1]["concurrency"], 2);
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::BadRequest,
+            "queue \"gpu\" still holds 2 unfinished jobs; cancel them or wait for them first",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["queue", "rm", "gpu"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().starts_with("queue rm failed: queue \"gpu\""),
+        "{}",
+        out.error()
+    );
+}
+
+#[test]
+/// `restart` prints the new ids alone; `clean` prints how many went.
+fn restart_and_clean_output() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Restarted(vec![
+            (JobId(3), JobId(10)),
+            (JobId(4), JobId(11)),
+        ]));
+    });
+    let out = run_client(&daemon.socket, &["restart", "3", "4"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Restart(RestartRequest {
+            ids: vec![JobId(3), JobId(4)]
+        })
+    );
+    assert_eq!(out.stdout, "10\n11\n");
+
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Cleaned {
+            ids: vec![JobId(1), JobId(2)],
+        });
+    });
+    let out = run_client(&daemon.socket, &["clean", "--state", "failed"]);
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Clean(CleanRequest {
+            states: vec![JobState::Failed],
+            older_than_ms: None
+        })
+    );
+    assert_eq!(out.stdout, "removed 2 jobs\n");
+}
+
+#[test]
+/// `edit --label` reads the job's labels, then sends the merged list, on one connection.
+fn edit_merges_labels_on_one_connection() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        let mut current = job(7, JobState::Queued);
+        current.labels = vec![("team".into(), "ops".into()), ("ci".into(), "yes".into())];
+        s.send(&Response::Jobs(vec![current.clone()]));
+        s.send(&end());
+        let Request::Edit(edit) = s.recv() else {
+            panic!("expected an edit");
+        };
+        current.labels = edit.labels.clone().unwrap_or_default();
+        s.send(&Response::Jobs(vec![current]));
+    });
+    let out = run_client(&daemon.socket, &["--json", "edit", "7", "--label", "ci=no"]);
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert_eq!(
+        got.requests[0],
+        Request::Status(StatusRequest {
+            ids: vec![JobId(7)]
+        })
+    );
+    assert_eq!(
+        got.requests[1],
+        Request::Edit(EditRequest {
+            id: JobId(7),
+            priority: None,
+            queue: None,
+            labels: Some(vec![
+                ("team".into(), "ops".into()),
+                ("ci".into(), "no".into())
+            ]),
+        })
+    );
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v["labels"], serde_json::json!({"team": "ops", "ci": "no"}));
+}
+
+#[test]
+/// `progress` inside a job: the id comes from MAYFLY_JOB_ID; nothing is printed.
+fn progress_uses_the_jobs_id() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Ok);
+    });
+    let mut ctx = helper::ctx();
+    ctx.job_id_env = Some("12".into());
+    let out = run_client_in(&daemon.socket, &["progress", "3/10", "files"], &ctx);
+    let got = daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        got.requests[0],
+        Request::Progress(ProgressRequest {
+            id: JobId(12),
+            text: "3/10 files".into()
+        })
+    );
+}
+
+#[test]
+/// Status filters are applied by the client to what the daemon streamed.
+fn status_filters_locally() {
+    let daemon = FakeDaemon::start(two_chunks);
+    let out = run_client(
+        &daemon.socket,
+        &["--json", "status", "--state", "succeeded,queued"],
+    );
+    let got = daemon.finish();
+    assert_eq!(
+        got.requests[0],
+        Request::Status(StatusRequest { ids: vec![] })
+    );
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let ids: Vec<u64> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|j| j["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [1, 3]);
+}
+
 // --- connection failures ----------------------------------------------------
 
 #[test]
@@ -708,6 +1011,14 @@ fn binary_usage_errors() {
         &["shutdown", "--timeout", "soon"],
         &["wait", "abc"],
         &["wait"],
+        &["submit", "--delay", "1s", "--at", "10:00", "--", "true"],
+        &["submit", "--at", "tomorrowish", "--", "true"],
+        &["pause"],
+        &["resume"],
+        &["edit", "3"],
+        &["queue", "set", "gpu"],
+        &["clean", "--state", "queued"],
+        &["status", "--state", "nope"],
         &["frobnicate"],
         &[],
     ] {

@@ -1,7 +1,7 @@
 //! The subcommands, one module each.
 //!
 //! Every module owns both halves of its command: `plan`, the pure conversion
-//! of its clap arguments into an [`Action`] (called by [`crate::plan`]), and
+//! of its clap arguments into an [`Action`] (called by [`crate::plan()`]), and
 //! `execute`, which opens the connection, sends the request and renders the
 //! answer. [`execute`] is the one `match` that dispatches.
 //!
@@ -13,14 +13,22 @@
 
 use std::io::Write;
 
+use mayfly_protocol::Request;
+
 use crate::context::ClientContext;
 use crate::error::CtlError;
 use crate::plan::{Action, Plan};
 
 pub mod cancel;
+pub mod clean;
 pub mod dump_state;
+pub mod edit;
 pub mod events;
 pub mod logs;
+pub mod pause;
+pub mod progress;
+pub mod queue;
+pub mod restart;
 pub mod shutdown;
 pub mod status;
 pub mod submit;
@@ -35,13 +43,53 @@ pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u
     } = plan;
     match action {
         Action::Submit { request, wait } => submit::execute(&socket, request, wait, json, out),
-        Action::Status(request) => status::execute(&socket, request, json, ctx, out),
+        Action::SubmitBatch {
+            request,
+            lines,
+            wait,
+        } => submit::execute_batch(&socket, request, &lines, wait, json, out),
+        Action::Status { request, filter } => {
+            status::execute(&socket, request, &filter, json, ctx, out)
+        }
         Action::Cancel(request) => cancel::execute(&socket, request, json, out),
-        Action::Wait { request, quiet } => wait::execute(&socket, request, quiet, json, out),
+        Action::Wait { request, quiet } => {
+            wait::execute(&socket, request, quiet, json, ctx.stderr_tty, out)
+        }
         Action::Logs(request) => logs::execute(&socket, request, out),
         Action::DumpState => dump_state::execute(&socket, out),
         Action::Shutdown(request) => shutdown::execute(&socket, request),
         Action::Events(request) => events::execute(&socket, request, json, out),
+        Action::QueueSet(request) => {
+            let what = if request.create {
+                "queue add"
+            } else {
+                "queue set"
+            };
+            let request = Request::QueueSet(request);
+            queue::execute(&socket, request, what, false, json, ctx, out)
+        }
+        Action::QueueRemove(request) => {
+            let request = Request::QueueRemove(request);
+            queue::execute(&socket, request, "queue rm", false, json, ctx, out)
+        }
+        Action::QueueList => queue::execute(
+            &socket,
+            Request::QueueList,
+            "queue list",
+            true,
+            json,
+            ctx,
+            out,
+        ),
+        Action::Pause(request) => {
+            let what = if request.paused { "pause" } else { "resume" };
+            let request = Request::Pause(request);
+            queue::execute(&socket, request, what, false, json, ctx, out)
+        }
+        Action::Restart(request) => restart::execute(&socket, request, json, out),
+        Action::Clean(request) => clean::execute(&socket, request, json, out),
+        Action::Edit(edit) => edit::execute(&socket, &edit, json, ctx, out),
+        Action::Progress(request) => progress::execute(&socket, request),
     }
 }
 

@@ -1,9 +1,14 @@
-//! `status`: report jobs as an aligned table or as a JSON array of job objects.
+//! `status`: report jobs as an aligned table or as a JSON array of job
+//! objects, narrowed by `--queue`, `--state` and `--label`.
+//!
+//! The filters are applied here, on the client: the daemon streams every
+//! job asked for (all of them, or the given ids) and [`StatusFilter`] keeps
+//! the matching ones, in the daemon's order.
 
 use std::io::Write;
 use std::path::Path;
 
-use mayfly_protocol::{Request, StatusRequest};
+use mayfly_protocol::{JobInfo, JobState, Request, StatusRequest};
 use serde_json::Value;
 
 use super::emit_line;
@@ -11,32 +16,132 @@ use crate::cli::StatusArgs;
 use crate::client::{Connection, read_jobs};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
-use crate::plan::{Action, parse_ids};
-use crate::render::{job_json, status_table};
+use crate::plan::{Action, parse_ids, parse_key_value, parse_state};
+use crate::render::{TableStyle, job_json, status_table};
 
-/// The ids to report; none means every job.
-pub fn plan(args: &StatusArgs) -> Result<Action, UsageError> {
-    Ok(Action::Status(StatusRequest {
-        ids: parse_ids(&args.ids)?,
-    }))
+/// Which jobs `status` shows: a job must pass every non-empty filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusFilter {
+    /// Its queue is one of these.
+    pub queues: Vec<String>,
+    /// Its state is one of these.
+    pub states: Vec<JobState>,
+    /// It has every one of these labels.
+    pub labels: Vec<(String, String)>,
 }
 
-/// Reads the whole `Jobs` stream (the table needs every row to align), then prints.
+impl StatusFilter {
+    /// Whether `job` passes.
+    pub fn matches(&self, job: &JobInfo) -> bool {
+        (self.queues.is_empty() || self.queues.contains(&job.queue))
+            && (self.states.is_empty() || self.states.contains(&job.state))
+            && self.labels.iter().all(|(k, v)| {
+                job.labels
+                    .iter()
+                    .rev()
+                    .find(|(jk, _)| jk == k)
+                    .map(|(_, jv)| jv)
+                    == Some(v)
+            })
+    }
+}
+
+/// The ids to ask for (none means every job) and the filters.
+pub fn plan(args: &StatusArgs) -> Result<Action, UsageError> {
+    let filter = StatusFilter {
+        queues: args
+            .queue
+            .iter()
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty())
+            .collect(),
+        states: args
+            .state
+            .iter()
+            .map(|s| parse_state(s))
+            .collect::<Result<_, _>>()?,
+        labels: args
+            .label
+            .iter()
+            .map(|l| parse_key_value("--label", l))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Action::Status {
+        request: StatusRequest {
+            ids: parse_ids(&args.ids)?,
+        },
+        filter,
+    })
+}
+
+/// Reads the whole `Jobs` stream (the table needs every row to align),
+/// filters, then prints.
 pub fn execute(
     socket: &Path,
     request: StatusRequest,
+    filter: &StatusFilter,
     json: bool,
     ctx: &ClientContext,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
     let mut conn = Connection::open(socket, &Request::Status(request))?;
-    let jobs = read_jobs(&mut conn, "status")?;
+    let mut jobs = read_jobs(&mut conn, "status")?;
+    jobs.retain(|job| filter.matches(job));
     if json {
         let array = Value::Array(jobs.iter().map(job_json).collect());
         emit_line(out, &format!("{array:#}"))?;
     } else {
-        out.write_all(status_table(&jobs, ctx.now, ctx.term_width).as_bytes())
+        let style = TableStyle {
+            width: ctx.term_width,
+            color: ctx.color,
+        };
+        out.write_all(status_table(&jobs, ctx.now, style).as_bytes())
             .map_err(CtlError::Output)?;
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::info;
+
+    #[test]
+    /// Every given filter must pass; repeated values of one filter are alternatives.
+    fn filters() {
+        let mut job = info(1, JobState::Running);
+        job.queue = "gpu".into();
+        job.labels = vec![("team".into(), "ml".into()), ("run".into(), "7".into())];
+        let pass = |f: StatusFilter| f.matches(&job);
+        assert!(pass(StatusFilter::default()));
+        assert!(pass(StatusFilter {
+            queues: vec!["cpu".into(), "gpu".into()],
+            ..StatusFilter::default()
+        }));
+        assert!(!pass(StatusFilter {
+            queues: vec!["cpu".into()],
+            ..StatusFilter::default()
+        }));
+        assert!(pass(StatusFilter {
+            states: vec![JobState::Queued, JobState::Running],
+            ..StatusFilter::default()
+        }));
+        assert!(!pass(StatusFilter {
+            states: vec![JobState::Failed],
+            queues: vec!["gpu".into()],
+            ..StatusFilter::default()
+        }));
+        assert!(pass(StatusFilter {
+            labels: vec![("team".into(), "ml".into()), ("run".into(), "7".into())],
+            ..StatusFilter::default()
+        }));
+        assert!(!pass(StatusFilter {
+            labels: vec![("team".into(), "ml".into()), ("run".into(), "8".into())],
+            ..StatusFilter::default()
+        }));
+        assert!(!pass(StatusFilter {
+            labels: vec![("owner".into(), String::new())],
+            ..StatusFilter::default()
+        }));
+    }
 }

@@ -1,24 +1,174 @@
 //! `submit`: queue a job with the caller's context; print its id; with
 //! `--wait`, wait for it on the same connection and exit with its code.
+//! With `--stdin` or `--json-input`, queue every job read from standard
+//! input ([`crate::batch`]) in one `SubmitBatch` request.
+//!
+//! The flags shared by every job of a submit (queue, priority, directory,
+//! environment, labels, dependencies, start time, timeout, retries) become
+//! one [`JobDefaults`]; a single submit adds the command, a batch adds each
+//! line's command and overrides.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mayfly_protocol::{
-    Command, DEFAULT_PRIORITY, JobSpec, MAX_USER_PRIORITY, MIN_USER_PRIORITY, Request, Response,
-    SubmitRequest, WaitRequest,
+    Command, DEFAULT_PRIORITY, DepRef, Dependency, JobId, JobSpec, Request, Response,
+    SubmitBatchRequest, SubmitRequest, Timestamp, WaitRequest,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{emit_line, flush};
+use crate::batch;
 use crate::cli::SubmitArgs;
 use crate::client::{Connection, daemon_error, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, UsageError};
-use crate::plan::{Action, parse_key_value, upsert, utf8};
+use crate::plan::{
+    Action, parse_at, parse_duration_ms, parse_id, parse_key_value, parse_priority,
+    parse_timeout_ms, upsert, utf8,
+};
 
-/// Builds the job spec from the arguments and the caller's context.
+/// The retry delay when `--retry-delay` is not given (the protocol's default).
+pub const DEFAULT_RETRY_DELAY_MS: u64 = 1_000;
+
+/// Everything a job spec holds except its command: what the flags of one
+/// `submit` give every job it queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefaults {
+    /// The absolute working directory.
+    pub cwd: String,
+    /// The captured environment with `--env` applied.
+    pub env: Vec<(String, String)>,
+    /// The queue.
+    pub queue: String,
+    /// The priority.
+    pub priority: u8,
+    /// The labels, in the order given.
+    pub labels: Vec<(String, String)>,
+    /// `--after` then `--after-any`.
+    pub after: Vec<Dependency>,
+    /// From `--delay` or `--at`.
+    pub not_before: Option<Timestamp>,
+    /// From `--timeout`.
+    pub timeout_ms: Option<u64>,
+    /// From `--retries`.
+    pub retries: u32,
+    /// From `--retry-delay`.
+    pub retry_delay_ms: u64,
+}
+
+impl JobDefaults {
+    /// Validates the shared flags of `submit` against the caller's context.
+    pub fn from_args(args: &SubmitArgs, ctx: &ClientContext) -> Result<Self, UsageError> {
+        let priority = args.priority.map_or(Ok(DEFAULT_PRIORITY), parse_priority)?;
+        if args.queue.is_empty() {
+            return Err(UsageError::EmptyQueue);
+        }
+        let cwd = resolve_cwd(args.cwd.as_deref(), &ctx.cwd)?;
+        let cwd = utf8(
+            cwd.as_os_str(),
+            format!("the working directory {}", cwd.display()),
+        )?;
+
+        let mut env = ctx.env.clone();
+        for text in &args.env {
+            let (key, value) = parse_key_value("--env", text)?;
+            upsert(&mut env, key, value);
+        }
+        let mut labels = Vec::new();
+        for text in &args.label {
+            let (key, value) = parse_key_value("--label", text)?;
+            upsert(&mut labels, key, value);
+        }
+
+        let mut after = Vec::new();
+        for (texts, any_outcome) in [(&args.after, false), (&args.after_any, true)] {
+            for text in texts {
+                after.push(Dependency {
+                    on: DepRef::Job(parse_id(text.trim())?),
+                    any_outcome,
+                });
+            }
+        }
+
+        Ok(Self {
+            cwd,
+            env,
+            queue: args.queue.clone(),
+            priority,
+            labels,
+            after,
+            not_before: not_before(args.delay.as_deref(), args.at.as_deref(), ctx)?,
+            timeout_ms: args
+                .timeout
+                .as_deref()
+                .map(|t| parse_timeout_ms("--timeout", t))
+                .transpose()?,
+            retries: args.retries.unwrap_or(0),
+            retry_delay_ms: args
+                .retry_delay
+                .as_deref()
+                .map(|t| parse_duration_ms("--retry-delay", t))
+                .transpose()?
+                .unwrap_or(DEFAULT_RETRY_DELAY_MS),
+        })
+    }
+
+    /// The spec of a job running `command` with these settings.
+    pub fn spec(&self, command: Command) -> JobSpec {
+        JobSpec {
+            command,
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            queue: self.queue.clone(),
+            priority: self.priority,
+            labels: self.labels.clone(),
+            after: self.after.clone(),
+            not_before: self.not_before,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            retry_delay_ms: self.retry_delay_ms,
+        }
+    }
+}
+
+/// The not-before time of `--delay DUR` (now + DUR) or `--at TIME`; clap
+/// already refused both together.
+pub fn not_before(
+    delay: Option<&str>,
+    at: Option<&str>,
+    ctx: &ClientContext,
+) -> Result<Option<Timestamp>, UsageError> {
+    match (delay, at) {
+        (Some(d), _) => Ok(Some(ctx.now.plus_millis(parse_duration_ms("--delay", d)?))),
+        (None, Some(t)) => parse_at("--at", t, ctx).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Builds the request(s) from the arguments and the caller's context.
 pub fn plan(args: &SubmitArgs, ctx: &ClientContext) -> Result<Action, UsageError> {
+    let defaults = JobDefaults::from_args(args, ctx)?;
+    if args.reads_stdin() {
+        let text = match &ctx.stdin {
+            Some(Ok(text)) => text.as_str(),
+            Some(Err(reason)) => return Err(UsageError::Stdin(reason.clone())),
+            None => return Err(UsageError::Stdin("standard input was not read".into())),
+        };
+        let parsed = if args.json_input {
+            batch::parse_json_lines(text, &defaults, ctx)?
+        } else {
+            batch::parse_shell_lines(text, &defaults)?
+        };
+        return Ok(Action::SubmitBatch {
+            request: SubmitBatchRequest {
+                specs: parsed.specs,
+            },
+            lines: parsed.lines,
+            wait: args.wait,
+        });
+    }
+
     let words = args
         .command
         .iter()
@@ -36,65 +186,23 @@ pub fn plan(args: &SubmitArgs, ctx: &ClientContext) -> Result<Action, UsageError
             _ => return Err(UsageError::NoCommand),
         }
     };
-
-    let priority = match args.priority {
-        None => DEFAULT_PRIORITY,
-        Some(p) => u8::try_from(p)
-            .ok()
-            .filter(|p| (MIN_USER_PRIORITY..=MAX_USER_PRIORITY).contains(p))
-            .ok_or(UsageError::PriorityOutOfRange(p))?,
-    };
-
-    if args.queue.is_empty() {
-        return Err(UsageError::EmptyQueue);
-    }
-
-    let cwd = resolve_cwd(args.cwd.as_deref(), &ctx.cwd)?;
-    let cwd = utf8(
-        cwd.as_os_str(),
-        format!("the working directory {}", cwd.display()),
-    )?;
-
-    let mut env = ctx.env.clone();
-    for text in &args.env {
-        let (key, value) = parse_key_value("--env", text)?;
-        upsert(&mut env, key, value);
-    }
-    let mut labels = Vec::new();
-    for text in &args.label {
-        let (key, value) = parse_key_value("--label", text)?;
-        upsert(&mut labels, key, value);
-    }
-
     Ok(Action::Submit {
         request: SubmitRequest {
-            spec: JobSpec {
-                command,
-                cwd,
-                env,
-                queue: args.queue.clone(),
-                priority,
-                labels,
-                after: Vec::new(),
-                not_before: None,
-                timeout_ms: None,
-                retries: 0,
-                retry_delay_ms: 1_000,
-            },
+            spec: defaults.spec(command),
         },
         wait: args.wait,
     })
 }
 
-/// The job's directory: `--cwd` made absolute against the caller's
+/// The job's directory: `dir` made absolute against the caller's
 /// directory, or the caller's directory. `.` components are dropped; `..`
 /// is kept (resolving it lexically would be wrong across symlinks).
-fn resolve_cwd(
-    flag: Option<&Path>,
+pub fn resolve_cwd(
+    dir: Option<&Path>,
     caller: &Result<PathBuf, String>,
 ) -> Result<PathBuf, UsageError> {
     let base = || caller.clone().map_err(UsageError::NoCwd);
-    let path = match flag {
+    let path = match dir {
         Some(dir) if dir.is_absolute() => dir.to_path_buf(),
         Some(dir) => base()?.join(dir),
         None => base()?,
@@ -126,7 +234,54 @@ pub fn execute(
     if !wait {
         return Ok(crate::error::EXIT_OK);
     }
-    conn.send(&Request::Wait(WaitRequest { ids: vec![id] }))?;
-    let ended = super::wait::read_wait_stream(&mut conn, |_| Ok(()))?;
-    super::wait::exit_code_for(&[id], &ended)
+    wait_for(&mut conn, vec![id])
+}
+
+/// Submits a batch; prints one id per line (`--json`: an array of
+/// `{"id", "line"}`), flushed; with `wait`, then waits for all of them.
+pub fn execute_batch(
+    socket: &Path,
+    request: SubmitBatchRequest,
+    lines: &[usize],
+    wait: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, CtlError> {
+    let mut conn = Connection::open(socket, &Request::SubmitBatch(request))?;
+    let ids = match conn.recv()? {
+        Response::SubmittedBatch { ids } => ids,
+        Response::Error(e) => return Err(daemon_error("submit", e)),
+        other => return Err(unexpected("submit", &other)),
+    };
+    if ids.len() != lines.len() {
+        return Err(CtlError::Protocol(format!(
+            "the daemon queued {} jobs for the {} lines sent",
+            ids.len(),
+            lines.len()
+        )));
+    }
+    if json {
+        let array: Vec<Value> = ids
+            .iter()
+            .zip(lines)
+            .map(|(id, line)| json!({"id": id.0, "line": line}))
+            .collect();
+        emit_line(out, &format!("{:#}", Value::Array(array)))?;
+    } else {
+        for id in &ids {
+            emit_line(out, &id.to_string())?;
+        }
+    }
+    flush(out)?;
+    if !wait {
+        return Ok(crate::error::EXIT_OK);
+    }
+    wait_for(&mut conn, ids)
+}
+
+/// Waits on `conn` for `ids` and returns the exit code of `wait`.
+fn wait_for(conn: &mut Connection, ids: Vec<JobId>) -> Result<u8, CtlError> {
+    conn.send(&Request::Wait(WaitRequest { ids: ids.clone() }))?;
+    let ended = super::wait::read_wait_stream(conn, |_| Ok(()))?;
+    super::wait::exit_code_for(&ids, &ended)
 }

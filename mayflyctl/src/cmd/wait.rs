@@ -9,6 +9,9 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mayfly_protocol::{JobId, JobInfo, JobState, Request, Response, WaitRequest};
 
@@ -29,28 +32,67 @@ pub fn plan(args: &WaitArgs) -> Result<Action, UsageError> {
     })
 }
 
-/// Waits, printing a line (or a JSON object) per job as it ends unless `quiet`.
+/// Waits, printing a line (or a JSON object) per job as it ends unless
+/// `quiet`. With `bar` (stderr is a terminal) a progress bar on stderr
+/// counts the jobs done; lines for stdout are written while it is hidden,
+/// so the two never mix on one screen.
 pub fn execute(
     socket: &Path,
     request: WaitRequest,
     quiet: bool,
     json: bool,
+    bar: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
     let ids = request.ids.clone();
+    let distinct: BTreeSet<JobId> = ids.iter().copied().collect();
     let mut conn = Connection::open(socket, &Request::Wait(request))?;
-    let ended = read_wait_stream(&mut conn, |info| {
-        if quiet {
-            return Ok(());
+    let bar = bar.then(|| progress_bar(distinct.len()));
+    let result = read_wait_stream(&mut conn, |info| {
+        let mut write = || -> Result<(), CtlError> {
+            if quiet {
+                return Ok(());
+            }
+            if json {
+                emit_line(out, &job_json(info).to_string())?;
+            } else {
+                emit_line(out, &ended_line(info))?;
+            }
+            flush(out)
+        };
+        match &bar {
+            Some(bar) => {
+                bar.suspend(write)?;
+                bar.inc(1);
+                bar.set_message(format!("(last: {} {})", info.id, info.state));
+                Ok(())
+            }
+            None => write(),
         }
-        if json {
-            emit_line(out, &job_json(info).to_string())?;
-        } else {
-            emit_line(out, &ended_line(info))?;
+    });
+    if let Some(bar) = &bar {
+        match &result {
+            Ok(_) => bar.finish(),
+            Err(_) => bar.abandon(),
         }
-        flush(out)
-    })?;
-    exit_code_for(&ids, &ended)
+    }
+    exit_code_for(&ids, &result?)
+}
+
+/// The bar of `wait`: `⠋ [00:00:03] ████░░░░ 1/2 jobs done (last: 3 succeeded)`.
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(u64::try_from(total).unwrap_or(u64::MAX)),
+        ProgressDrawTarget::stderr(),
+    );
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} jobs done {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("█▓░");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
 }
 
 /// Reads `JobEnded` frames up to `End`, calling `on_ended` for each as it
@@ -64,7 +106,7 @@ pub fn read_wait_stream(
         match conn.recv()? {
             Response::JobEnded(info) => {
                 on_ended(&info)?;
-                ended.push(info);
+                ended.push(*info);
             }
             Response::End => return Ok(ended),
             Response::Error(e) => return Err(daemon_error("wait", e)),

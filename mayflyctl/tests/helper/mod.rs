@@ -142,9 +142,14 @@ pub fn ctx() -> ClientContext {
         ],
         socket_env: None,
         xdg_runtime_dir: None,
+        job_id_env: None,
         uid: 1000,
         term_width: None,
+        color: false,
+        stderr_tty: false,
         now: Timestamp(1_700_000_060_000),
+        time_zone: jiff::tz::TimeZone::UTC,
+        stdin: None,
     }
 }
 
@@ -178,13 +183,18 @@ impl Outcome {
 /// Runs the client in-process against `socket` with `args` (after the
 /// program name; `--socket` is added).
 pub fn run_client(socket: &Path, args: &[&str]) -> Outcome {
+    run_client_in(socket, args, &ctx())
+}
+
+/// Like [`run_client`], in the given context (e.g. with standard input).
+pub fn run_client_in(socket: &Path, args: &[&str], ctx: &ClientContext) -> Outcome {
     let socket = socket.to_str().expect("temp paths are UTF-8");
     let argv = ["mayflyctl", "--socket", socket]
         .into_iter()
         .chain(args.iter().copied());
     let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("valid command line");
     let mut out = Vec::new();
-    let result = mayflyctl::run(&cli, &ctx(), &mut out);
+    let result = mayflyctl::run(&cli, ctx, &mut out);
     Outcome {
         result,
         stdout: String::from_utf8(out).expect("UTF-8 output"),
