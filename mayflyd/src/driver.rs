@@ -336,7 +336,10 @@ impl Driver {
             recovered_jobs: boot.recovered_jobs,
             replayed_records: boot.replayed_records,
             replay_ms: boot.replay_ms,
-            interrupted_jobs: recovery.len() as u64,
+            interrupted_jobs: recovery
+                .iter()
+                .filter(|e| matches!(e, Event::Interrupted { .. }))
+                .count() as u64,
         });
         for event in recovery {
             self.record(event);
@@ -734,12 +737,12 @@ impl Driver {
         let failed: Vec<Group> = self.groups.drain(..).collect();
         for group in failed {
             // What happened in the world stays true: exits were observed.
-            facts.extend(
-                group
-                    .events
-                    .into_iter()
-                    .filter(|e| matches!(e, Event::Exited { .. } | Event::Interrupted { .. })),
-            );
+            facts.extend(group.events.into_iter().filter(|e| {
+                matches!(
+                    e,
+                    Event::Exited { .. } | Event::Interrupted { .. } | Event::Spawned { .. }
+                )
+            }));
             for held in group.held {
                 let response = if held.acknowledges_change {
                     Response::Error(ErrorResponse::new(ErrorKind::Storage, message.clone()))
@@ -1160,6 +1163,13 @@ impl Driver {
                 match self.executor.spawn(id, spec) {
                     Ok(pid) => {
                         self.core.note_pid(id, pid);
+                        if let Some(start_ticks) = crate::executor::process_start_ticks(pid) {
+                            self.record(Event::Spawned {
+                                id,
+                                pid,
+                                start_ticks,
+                            });
+                        }
                         if let Some(info) = self.core.job_info(id) {
                             let waited_ms = info
                                 .started_at

@@ -140,6 +140,32 @@ impl Executor {
     }
 }
 
+/// The start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), which with the pid identifies one process for good.
+pub fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields we want come after its last ')'. Field 3 is first there.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// SIGKILLs the process group a previous daemon left running for a job, if
+/// its leader is still the very process that was logged (same pid and start
+/// time: a recycled pid is never signalled). Returns whether it did.
+pub fn kill_leftover_group(pid: u32, start_ticks: u64) -> bool {
+    if process_start_ticks(pid) != Some(start_ticks) {
+        return false;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 1 {
+        return false;
+    }
+    killpg(Pid::from_raw(raw), NixSignal::SIGKILL).is_ok()
+}
+
 /// Deletes a forgotten job's output files; missing files are fine.
 pub fn remove_output(logs_dir: &Path, id: JobId) {
     for stream in [LogStream::Stdout, LogStream::Stderr] {

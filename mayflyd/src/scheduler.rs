@@ -121,6 +121,22 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// The highest job id that has an output file in `logs_dir`.
+fn highest_output_id(logs_dir: &Path) -> Option<u64> {
+    std::fs::read_dir(logs_dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            let (id, ext) = name.split_once('.')?;
+            matches!(ext, "out" | "err")
+                .then(|| id.parse::<u64>().ok())
+                .flatten()
+        })
+        .max()
+}
+
 /// The contract's default socket: `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else
 /// `/tmp/mayfly-$UID/mayfly.sock`.
 pub fn default_socket_path() -> PathBuf {
@@ -447,10 +463,28 @@ impl Scheduler {
             replay_ms: stats.elapsed.as_millis() as u64,
         };
         let core = recovered.core;
-        let recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
+        // A crash leaves job processes running: stop exactly those the log
+        // names (same pid and start time), since they are now interrupted.
+        for (id, pid, start_ticks) in core.logged_processes() {
+            if crate::executor::kill_leftover_group(pid, start_ticks) {
+                tracing::warn!(job = %id, pid, "stopped the process group the previous daemon left running");
+            }
+        }
+        let mut recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
+        if settings.repair_wal
+            && let Some(event) =
+                highest_output_id(&logs_dir).and_then(|max| core.reserve_ids_through(max))
+        {
+            // The repair dropped records of jobs whose output files remain;
+            // their ids must not be handed out again.
+            recovery_events.insert(0, event);
+        }
         if !recovery_events.is_empty() {
             tracing::warn!(
-                jobs = recovery_events.len(),
+                jobs = recovery_events
+                    .iter()
+                    .filter(|e| matches!(e, crate::core::Event::Interrupted { .. }))
+                    .count(),
                 "jobs that were running when the daemon stopped are marked interrupted"
             );
         }

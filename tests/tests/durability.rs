@@ -1016,6 +1016,39 @@ fn a_damaged_record_blocks_the_start_until_repair_wal() {
     );
     // The log was cut at its first record: nothing after it is kept.
     assert_eq!(d.status_json(), json!([]), "jobs after the repair");
+    // But the dropped jobs' output files remain, so their ids stay taken: a
+    // new job never appends to an old job's output.
+    let new_id = d.submit(&["--", "echo", "new-output"]);
+    assert_eq!(new_id, 4, "ids 1-3 have output files and are not reused");
+    assert_eq!(wait_for(&d, new_id), 0);
+    assert_eq!(stdout_of(&d.ctl(&["logs", "4"])), "new-output");
+}
+
+/// A crash leaves job processes running; the next daemon stops exactly
+/// those (checked by pid and start time) since it reports them interrupted.
+#[test]
+fn processes_a_crash_left_running_are_stopped_at_restart() {
+    let mut d = Daemon::start(&[]);
+    let pid_file = d.file("leader.pid");
+    let id = d.submit_shell(
+        &[],
+        &format!("echo $$ > {}; exec sleep 300", pid_file.display()),
+    );
+    let pid = read_pid_file(&pid_file);
+    d.wait_state(id, "running");
+    // The process is logged without waiting for an fsync; a submit is
+    // fsynced, and its fsync covers every record logged before it.
+    d.submit(&["--", "true"]);
+    d.kill_hard();
+    assert!(
+        !process_gone(pid),
+        "a SIGKILLed daemon leaves its job running"
+    );
+    d.restart(&[]);
+    helper::wait_until(DEADLINE, "the leftover job process to be stopped", || {
+        process_gone(pid)
+    });
+    assert_eq!(d.state(id), "interrupted");
 }
 
 /// Finds the torn-write warning in the daemon's log and checks it names

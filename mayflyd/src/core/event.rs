@@ -122,6 +122,23 @@ pub enum Event {
         /// The text.
         text: String,
     },
+    /// A started job's process exists: its pid (also its process group) and
+    /// the kernel's start time for it, so that after a crash the next daemon
+    /// can stop exactly that process group and no other.
+    Spawned {
+        /// The job.
+        id: JobId,
+        /// The leader's pid.
+        pid: u32,
+        /// The leader's start time in clock ticks since boot (`/proc/PID/stat`).
+        start_ticks: u64,
+    },
+    /// Ids below `next_id` are taken even though the log does not show them
+    /// (after `--repair-wal` cut records whose jobs left output files).
+    IdsReserved {
+        /// The lowest id still free.
+        next_id: u64,
+    },
 }
 
 impl Event {
@@ -136,11 +153,13 @@ impl Event {
             | Event::Interrupted { id, .. }
             | Event::TimeReached { id, .. }
             | Event::Edited { id, .. }
-            | Event::Progress { id, .. } => Some(*id),
+            | Event::Progress { id, .. }
+            | Event::Spawned { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }
-            | Event::Removed { .. } => None,
+            | Event::Removed { .. }
+            | Event::IdsReserved { .. } => None,
         }
     }
 }

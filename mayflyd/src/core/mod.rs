@@ -133,6 +133,9 @@ struct Job {
     timeout_at: Option<Timestamp>,
     /// Finished attempts.
     history: Vec<Attempt>,
+    /// The running attempt's process as logged: `(pid, start ticks)`.
+    /// Durable, unlike `pid`, so recovery can stop what a crash left running.
+    process: Option<(u32, u64)>,
 }
 
 impl Job {
@@ -602,6 +605,22 @@ impl Core {
             .map(|&(_, id)| Event::Started { id, at: now })
     }
 
+    /// The processes the log says are running, `(job, pid, start ticks)`:
+    /// after a crash, what the previous daemon left behind.
+    pub fn logged_processes(&self) -> Vec<(JobId, u32, u64)> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| j.state == JobState::Running)
+            .filter_map(|(id, j)| j.process.map(|(pid, start)| (*id, pid, start)))
+            .collect()
+    }
+
+    /// The event that keeps ids below `seen + 1` from being handed out, if
+    /// the log does not already.
+    pub fn reserve_ids_through(&self, seen: u64) -> Option<Event> {
+        (seen >= self.next_id).then_some(Event::IdsReserved { next_id: seen + 1 })
+    }
+
     /// Events that close the books after a replay: every job the log still
     /// shows running was interrupted by the crash or stop.
     pub fn recovery_events(&self, now: Timestamp) -> Vec<Event> {
@@ -780,6 +799,23 @@ impl Core {
                     job.progress = Some(text.clone());
                 }
             }
+            Event::Spawned {
+                id,
+                pid,
+                start_ticks,
+            } => {
+                if let Some(job) = self
+                    .jobs
+                    .get_mut(id)
+                    .filter(|j| j.state == JobState::Running)
+                {
+                    job.pid = Some(*pid);
+                    job.process = Some((*pid, *start_ticks));
+                }
+            }
+            Event::IdsReserved { next_id } => {
+                self.next_id = self.next_id.max(*next_id);
+            }
         }
         Ok(())
     }
@@ -849,6 +885,7 @@ impl Core {
                 retry_at: None,
                 timeout_at: None,
                 history: Vec::new(),
+                process: None,
             },
         );
         if let Some((dep_id, state)) = doomed {
@@ -1015,6 +1052,7 @@ impl Core {
             return;
         };
         job.pid = None;
+        job.process = None;
         if let Some(t) = job.timeout_at.take() {
             self.timeout_at.remove(&(t, id));
         }

@@ -65,6 +65,8 @@ pub struct JobSnapshot {
     pub retry_at: Option<Timestamp>,
     /// Its finished attempts.
     pub history: Vec<Attempt>,
+    /// The running attempt's process: `(pid, start ticks)`.
+    pub process: Option<(u32, u64)>,
 }
 
 impl Core {
@@ -100,6 +102,7 @@ impl Core {
                     time_ok: j.time_ok,
                     retry_at: j.retry_at,
                     history: j.history.clone(),
+                    process: j.process,
                 })
                 .collect(),
         }
@@ -159,6 +162,7 @@ impl Core {
                     retry_at: js.retry_at,
                     timeout_at: None,
                     history: js.history,
+                    process: js.process,
                 },
             );
         }

@@ -944,3 +944,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_logged_process_of_a_running_job_survives_replay_and_ends_with_it() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    start_all(&mut c, 1);
+    c.apply(&Event::Spawned {
+        id: a,
+        pid: 4321,
+        start_ticks: 99,
+    })
+    .unwrap();
+    assert_eq!(c.logged_processes(), vec![(a, 4321, 99)]);
+    assert_eq!(c.pid(a), Some(4321));
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    assert_eq!(
+        restored.logged_processes(),
+        vec![(a, 4321, 99)],
+        "kept by snapshots"
+    );
+    exit(&mut c, 2, a, 0);
+    assert!(c.logged_processes().is_empty());
+}
+
+#[test]
+fn reserved_ids_are_never_handed_out() {
+    let mut c = core(1);
+    submit(&mut c, 0, "default", 50);
+    assert_eq!(c.reserve_ids_through(0), None, "already past");
+    let ev = c.reserve_ids_through(7).unwrap();
+    c.apply(&ev).unwrap();
+    assert_eq!(submit(&mut c, 1, "default", 50), JobId(8));
+}
