@@ -23,7 +23,7 @@ _mayflyd() {
 
     case "${cmd}" in
         mayflyd)
-            opts="-v -q -h -V --socket --state-dir --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --repair-wal --http-addr --push-gateway --metrics-interval --dump-state --verbose --quiet --log-format --help --version"
+            opts="-v -q -h -V --socket --state-dir --config --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --repair-wal --http-addr --push-gateway --metrics-interval --dump-state --print-config --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _mayflyd() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,15 +1,20 @@
 //! `mayflyd`'s command line: flags, their environment variables, and the
 //! conversion into [`Settings`].
 //!
-//! Precedence is flag > environment > default (clap reads the environment
-//! variables named on each flag).
+//! Precedence is flag > environment > config file > default, per setting.
+//! clap reads the flags and the environment variables named on them;
+//! [`Args::try_parse_with_sources`] also says where it found each value, so
+//! that [`crate::config_file::merge`] can let the config file fill in the
+//! rest.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use crate::config_file::ArgSources;
 use crate::scheduler::Settings;
 
 /// Mayfly's daemon: a durable local job queue behind a Unix socket.
@@ -22,8 +27,20 @@ use crate::scheduler::Settings;
 priorities, queues and concurrency limits. It listens on a Unix socket (mode 0600) and keeps \
 job output under the state dir.\n\nSIGTERM or SIGINT starts a graceful shutdown: no new jobs \
 start, running jobs get SIGTERM, and whatever still runs after --shutdown-timeout gets SIGKILL. \
-A second signal exits at once.",
-    after_help = "Examples:\n  mayflyd                         # defaults: socket under $XDG_RUNTIME_DIR, one job per CPU\n  mayflyd --concurrency 2 -v\n  RUST_LOG=mayflyd=debug mayflyd --log-format json"
+A second signal exits at once.\n\n\
+Settings come from, per setting and in this order of precedence: flags, environment variables \
+(MAYFLY_SOCKET, MAYFLY_STATE_DIR, MAYFLY_HTTP_ADDR), the config file, and the built-in \
+defaults. The config file is optional TOML at $XDG_CONFIG_HOME/mayfly/mayflyd.toml (else \
+~/.config/mayfly/mayflyd.toml), or the file named by --config. Its keys are the flags' names \
+in snake_case: socket, state_dir, concurrency, quantum, shutdown_timeout, kill_grace, \
+wal_flush_interval, snapshot_bytes, http_addr, push_gateway, metrics_interval and log_format. \
+Durations are strings (quantum = \"10ms\"), paths are absolute or start with ~/, and \
+http_addr = \"off\" serves no HTTP. -v/-q, --repair-wal and --dump-state are for one run and \
+have no key. An unknown key or a bad value is an error naming FILE:LINE:COL. \
+--print-config shows the effective settings and where each came from.\n\n\
+Exit status: 0 after a graceful shutdown or --print-config; 1 when the daemon could not run \
+(socket or port in use, unreadable state); 2 for a bad flag or a bad config file.",
+    after_help = "Examples:\n  mayflyd                         # defaults: socket under $XDG_RUNTIME_DIR, one job per CPU\n  mayflyd --concurrency 2 -v\n  RUST_LOG=mayflyd=debug mayflyd --log-format json\n  mayflyd --print-config          # effective settings, and where each came from\n\nA config file (~/.config/mayfly/mayflyd.toml):\n  concurrency = 4\n  state_dir = \"~/jobs/state\"\n  shutdown_timeout = \"30s\"\n  http_addr = \"off\""
 )]
 pub struct Args {
     /// The Unix socket to listen on
@@ -35,6 +52,15 @@ pub struct Args {
     /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
     #[arg(long, env = "MAYFLY_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Read settings from this TOML file instead of the default
+    /// $XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml).
+    /// Keys are the flags' names in snake_case (concurrency = 4, quantum =
+    /// "10ms"). Flags and environment variables win over the file, the file
+    /// wins over the defaults. The default file may be missing; this one must
+    /// exist.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// How many jobs may run at once, over all queues [default: number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -97,6 +123,11 @@ pub struct Args {
     #[arg(long)]
     pub dump_state: bool,
 
+    /// Print the effective settings, each with where it came from (flag, env,
+    /// config file or default), as TOML, and exit without starting the daemon.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -148,6 +179,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Args {
+    /// Parses `argv` (program name first) and says where clap found each
+    /// value: on the command line, in the environment, or not at all (a
+    /// default), so the config file can fill in what neither gave.
+    pub fn try_parse_with_sources<I, T>(argv: I) -> Result<(Self, ArgSources), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut cmd = Self::command();
+        let matches = cmd.try_get_matches_from_mut(argv)?;
+        let args = Self::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+        Ok((args, ArgSources::from_matches(&cmd, &matches)))
+    }
+
     /// The tracing filter these flags ask for (used when `RUST_LOG` is unset).
     pub fn log_level(&self) -> &'static str {
         match (self.verbose, self.quiet) {
@@ -159,7 +204,8 @@ impl Args {
         }
     }
 
-    /// The daemon settings these flags describe, on top of the defaults.
+    /// The daemon settings these flags describe, on top of the defaults,
+    /// without a config file (see [`crate::config_file::merge`] for that).
     pub fn settings(&self) -> Settings {
         let defaults = Settings::default();
         Settings {

@@ -8,6 +8,7 @@
 //! as messages. [`scheduler`] wires it together and owns shutdown.
 
 pub mod config;
+pub mod config_file;
 pub mod core;
 pub mod driver;
 pub mod executor;
