@@ -43,6 +43,15 @@ pub enum BindError {
     },
 }
 
+/// Fails with [`BindError::InUse`] when a daemon already answers at `path`
+/// (a quick check before the slower start-up work; [`bind`] checks again).
+pub fn refuse_if_live(path: &Path) -> Result<(), BindError> {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(BindError::InUse(path.to_path_buf())),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Binds the daemon's socket at `path` (see the module docs for the rules).
 /// Must be called inside a tokio runtime.
 pub fn bind(path: &Path) -> Result<UnixListener, BindError> {

@@ -137,6 +137,18 @@ fn highest_output_id(logs_dir: &Path) -> Option<u64> {
         .max()
 }
 
+/// Where the Unix socket comes from.
+#[derive(Debug)]
+enum SocketPlan {
+    /// The caller bound it.
+    Bound(UnixListener),
+    /// Bind this path once the state is recovered.
+    #[cfg(feature = "ipc")]
+    Bind(PathBuf),
+    /// Serve no socket.
+    None,
+}
+
 /// The contract's default socket: `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else
 /// `/tmp/mayfly-$UID/mayfly.sock`.
 pub fn default_socket_path() -> PathBuf {
@@ -335,21 +347,18 @@ impl Scheduler {
             .build()
             .map_err(DaemonError::Runtime)?;
         runtime.block_on(async move {
+            // Refuse early when another daemon serves the socket; bind it
+            // only once the state is recovered, so a daemon that accepts
+            // connections is one that answers them (and one that refuses to
+            // start over damaged state leaves no socket behind).
             #[cfg(feature = "ipc")]
-            let listener = Some(listener::bind(&self.settings.socket)?);
+            listener::refuse_if_live(&self.settings.socket)?;
+            #[cfg(feature = "ipc")]
+            let socket = SocketPlan::Bind(self.settings.socket.clone());
             #[cfg(not(feature = "ipc"))]
-            let listener = None;
-            let http = match bind_http(self.settings.http_addr).await {
-                Ok(http) => http,
-                Err(e) => {
-                    // The socket is ours by now; leave no stale file behind.
-                    if listener.is_some() {
-                        let _ = std::fs::remove_file(&self.settings.socket);
-                    }
-                    return Err(e);
-                }
-            };
-            self.run_with_http(listener, http).await
+            let socket = SocketPlan::None;
+            let http = bind_http(self.settings.http_addr).await?;
+            self.run_inner(socket, http).await
         })
     }
 
@@ -366,6 +375,20 @@ impl Scheduler {
     pub async fn run_with_http(
         self,
         listener: Option<UnixListener>,
+        http: Option<TcpListener>,
+    ) -> Result<(), DaemonError> {
+        let socket = match listener {
+            Some(listener) => SocketPlan::Bound(listener),
+            None => SocketPlan::None,
+        };
+        self.run_inner(socket, http).await
+    }
+
+    /// The body of every `run*`: recover, bind the socket if asked to, serve
+    /// until shut down.
+    async fn run_inner(
+        self,
+        socket: SocketPlan,
         http: Option<TcpListener>,
     ) -> Result<(), DaemonError> {
         let Scheduler {
@@ -570,6 +593,19 @@ impl Scheduler {
             });
         }
 
+        let listener = match socket {
+            SocketPlan::Bound(listener) => Some(listener),
+            #[cfg(feature = "ipc")]
+            SocketPlan::Bind(path) => match listener::bind(&path) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    // Nothing was started for clients yet; close the log.
+                    shutdown.cancel();
+                    return Err(e.into());
+                }
+            },
+            SocketPlan::None => None,
+        };
         #[cfg(feature = "ipc")]
         if let Some(listener) = listener {
             let session_ctx = SessionContext {
