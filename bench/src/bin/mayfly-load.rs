@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 use mayfly_bench::{Client, Summary, padded_spec, submit_frame_of};
+use mayfly_protocol::DEFAULT_QUEUE;
 use serde_json::{Value, json};
 
 /// Load generator for mayflyd: fill a queue, measure submit latency and
@@ -36,6 +37,12 @@ struct Cli {
     /// typically 2–5 KB). 0: the job's environment is `PATH` alone.
     #[arg(long, global = true, default_value_t = 0, value_name = "BYTES")]
     env_bytes: usize,
+    /// Spread the submits round-robin over this many queues: `default`,
+    /// then `bench-q1` … `bench-q{N-1}` (the daemon creates a queue the
+    /// first time a job names it). 1: every job goes to `default`.
+    #[arg(long, global = true, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    queues: u64,
     /// What to measure.
     #[command(subcommand)]
     mode: Mode,
@@ -112,15 +119,15 @@ struct ThroughputArgs {
 /// stderr and exit code 1.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = submit_frame_of(padded_spec(cli.env_bytes))
-        .map_err(anyhow::Error::from)
-        .and_then(|frame| match &cli.mode {
-            Mode::Fill(args) => fill(args, &frame),
-            Mode::Latency(args) => latency(args, &frame),
-            Mode::Throughput(args) => throughput(args, &frame),
+    let result = Frames::new(cli.env_bytes, cli.queues)
+        .and_then(|frames| match &cli.mode {
+            Mode::Fill(args) => fill(args, &frames),
+            Mode::Latency(args) => latency(args, &frames),
+            Mode::Throughput(args) => throughput(args, &frames),
         })
         .map(|(human, mut json)| {
             json["env_bytes"] = json!(cli.env_bytes);
+            json["queues"] = json!(cli.queues);
             (human, json)
         });
     match result {
@@ -134,6 +141,33 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The encoded submit frames, one per queue; submit `i` uses frame
+/// `i % len`, so a run spreads its jobs evenly over the queues.
+struct Frames(Vec<Vec<u8>>);
+
+impl Frames {
+    /// One frame per queue, each of the padded trivial job.
+    fn new(env_bytes: usize, queues: u64) -> Result<Self> {
+        (0..queues)
+            .map(|q| {
+                let mut spec = padded_spec(env_bytes);
+                spec.queue = if q == 0 {
+                    DEFAULT_QUEUE.to_owned()
+                } else {
+                    format!("bench-q{q}")
+                };
+                submit_frame_of(spec).map_err(anyhow::Error::from)
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// The frame of submit number `i`.
+    fn get(&self, i: u64) -> &[u8] {
+        &self.0[(i % self.0.len() as u64) as usize]
+    }
+}
+
 /// Submits per second, guarding against a zero elapsed time.
 fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
@@ -142,12 +176,12 @@ fn rate(count: u64, elapsed: Duration) -> f64 {
 /// `fill`: one connection, up to `pipeline` submits in flight. The window is
 /// topped up in one write whenever half of it has been answered, so writes
 /// stay large and the daemon always has requests waiting.
-fn fill(args: &FillArgs, frame: &[u8]) -> Result<(String, Value)> {
+fn fill(args: &FillArgs, frames: &Frames) -> Result<(String, Value)> {
     let socket = &args.socket.socket;
     let mut client = Client::connect(socket)?;
     let pipeline = args.pipeline;
     let refill_at = pipeline / 2;
-    let mut batch = Vec::with_capacity(frame.len() * usize::try_from(pipeline)?);
+    let mut batch = Vec::with_capacity(frames.get(0).len() * usize::try_from(pipeline)?);
     let (mut sent, mut answered, mut in_flight) = (0u64, 0u64, 0u64);
     let (mut first_id, mut last_id, mut out_of_order) = (None, 0u64, 0u64);
 
@@ -156,8 +190,8 @@ fn fill(args: &FillArgs, frame: &[u8]) -> Result<(String, Value)> {
         if in_flight <= refill_at && sent < args.count {
             let n = (pipeline - in_flight).min(args.count - sent);
             batch.clear();
-            for _ in 0..n {
-                batch.extend_from_slice(frame);
+            for i in sent..sent + n {
+                batch.extend_from_slice(frames.get(i));
             }
             client.send(&batch).context("sending submits")?;
             sent += n;
@@ -216,16 +250,22 @@ fn fresh_submit(socket: &Path, frame: &[u8]) -> Result<()> {
 
 /// `latency`: sequential submits, each timed from the write (or the connect)
 /// to the answer.
-fn latency(args: &LatencyArgs, frame: &[u8]) -> Result<(String, Value)> {
+fn latency(args: &LatencyArgs, frames: &Frames) -> Result<(String, Value)> {
     ensure!(args.count > 0, "--count must be at least 1");
     let socket = &args.socket.socket;
     let mut samples = Vec::with_capacity(args.count);
     let wall = Instant::now();
+    let mut n = 0u64;
+    let mut next = || {
+        n += 1;
+        frames.get(n - 1)
+    };
     if args.fresh_connection {
         for _ in 0..args.warmup {
-            fresh_submit(socket, frame).context("warm-up submit")?;
+            fresh_submit(socket, next()).context("warm-up submit")?;
         }
         for i in 0..args.count {
+            let frame = next();
             let t = Instant::now();
             fresh_submit(socket, frame).with_context(|| format!("sample {}", i + 1))?;
             samples.push(t.elapsed());
@@ -233,9 +273,10 @@ fn latency(args: &LatencyArgs, frame: &[u8]) -> Result<(String, Value)> {
     } else {
         let mut client = Client::connect(socket)?;
         for _ in 0..args.warmup {
-            client.submit(frame).context("warm-up submit")?;
+            client.submit(next()).context("warm-up submit")?;
         }
         for i in 0..args.count {
+            let frame = next();
             let t = Instant::now();
             client
                 .submit(frame)
@@ -281,7 +322,7 @@ fn summary_json(s: &Summary) -> Value {
 
 /// `throughput`: every client connects and handshakes first; the clock
 /// starts when all are ready and stops when the last one is done.
-fn throughput(args: &ThroughputArgs, frame: &[u8]) -> Result<(String, Value)> {
+fn throughput(args: &ThroughputArgs, frames: &Frames) -> Result<(String, Value)> {
     ensure!(args.count > 0, "--count must be at least 1");
     let socket = &args.socket.socket;
     let clients = args.clients;
@@ -301,7 +342,8 @@ fn throughput(args: &ThroughputArgs, frame: &[u8]) -> Result<(String, Value)> {
                 scope.spawn(move || -> Result<Vec<Duration>> {
                     let mut samples = Vec::with_capacity(usize::try_from(share)?);
                     ready.wait();
-                    for _ in 0..share {
+                    for k in 0..share {
+                        let frame = frames.get(i + k * clients);
                         let t = Instant::now();
                         client.submit(frame)?;
                         samples.push(t.elapsed());
