@@ -369,6 +369,16 @@ mod tests {
     }
 
     #[test]
+    fn an_all_zero_record_header_never_checks_out() {
+        // Readers take an all-zero header as reserved space; that is only
+        // sound if no real record can have one.
+        let zero = decode_record_header(&[0; RECORD_HEADER_LEN]);
+        assert_ne!(record_crc(0, 0, &[]), 0);
+        assert_ne!(record_crc(0, FORMAT_VERSION, &[]), 0);
+        assert!(check_record(zero, &[], 0).is_err());
+    }
+
+    #[test]
     fn headers_detect_damage() {
         let header = encode_segment_header(3);
         assert_eq!(check_segment_header(&header, 3), Ok(()));

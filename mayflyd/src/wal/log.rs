@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,15 @@ use super::scan::{self, SegmentEnd, SegmentScan};
 /// that deleting covered segments after a snapshot frees space promptly.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Default zero-filled space reserved ahead of the records (see
+/// [`WalOptions::preallocate_bytes`]).
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 1024 * 1024;
+
 /// Buffer capacity kept between syncs; more is released after each sync.
 const PENDING_RETAIN_BYTES: usize = 8 * 1024 * 1024;
+
+/// Zeros written per call while reserving space.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// Tuning knobs. Only affect how new data is written; any options can read
 /// any log.
@@ -32,12 +40,26 @@ pub struct WalOptions {
     /// segments (a sync must succeed or fail as a whole), so a segment can
     /// exceed this by up to one batch.
     pub segment_bytes: u64,
+    /// When a batch reaches the end of the zero-filled space of its segment,
+    /// this many more bytes of zeros are written (and synced with it), capped
+    /// at `segment_bytes`. 0 turns it off.
+    ///
+    /// Why: an fdatasync that makes a file longer must also commit the new
+    /// size and block allocation through the file system's journal, which
+    /// on ext4 costs about 1.7× an fdatasync that only overwrites blocks
+    /// already written. With reserved zeros, nearly every sync is the cheap
+    /// kind, and the size changes once per `preallocate_bytes`. Readers
+    /// treat a zero-filled tail as free space, never as damage. If the
+    /// zeros cannot be written (a full disk), the segment goes on without
+    /// them.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         Self {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
         }
     }
 }
@@ -116,6 +138,13 @@ struct ActiveSegment {
     file: File,
     /// Length known to be on disk: everything before it was fdatasynced.
     synced_len: u64,
+    /// File length: the bytes from `synced_len` up to here are zeros
+    /// reserved ahead (and synced), so writing over them changes no
+    /// file-system metadata.
+    allocated_len: u64,
+    /// False once reserving zeros has failed (a full disk); the segment is
+    /// then only ever extended by its records.
+    may_preallocate: bool,
     /// A write or fsync failed and the bytes after `synced_len` are in an
     /// unknown state; nothing may be appended until they are cut off.
     dirty: bool,
@@ -132,6 +161,7 @@ impl ActiveSegment {
         file.set_len(self.synced_len)?;
         file.sync_all()?;
         self.file = file;
+        self.allocated_len = self.synced_len;
         self.dirty = false;
         Ok(())
     }
@@ -235,7 +265,7 @@ impl Wal {
             let scanned = scan::scan_segment(path, *seq, &mut sink)?;
             let is_last = i + 1 == live.len();
             match &scanned.end {
-                SegmentEnd::Clean => {}
+                SegmentEnd::Clean | SegmentEnd::Preallocated => {}
                 SegmentEnd::BadTail { torn: true, .. } if is_last => {}
                 SegmentEnd::BadTail { damage, .. } => {
                     let why = if is_last {
@@ -299,7 +329,10 @@ impl Wal {
         scanned: &SegmentScan,
     ) -> Result<u64, WalError> {
         self.seq = seq;
-        let torn = scanned.file_len - scanned.valid_len;
+        let torn = match scanned.end {
+            SegmentEnd::Preallocated => 0,
+            _ => scanned.file_len - scanned.valid_len,
+        };
         if torn > 0 {
             tracing::warn!(
                 file = %path.display(),
@@ -336,6 +369,13 @@ impl Wal {
             path: path.to_path_buf(),
             file,
             synced_len: scanned.valid_len,
+            // Reserved zeros stay reserved; a cut tail is gone.
+            allocated_len: if torn > 0 {
+                scanned.valid_len
+            } else {
+                scanned.file_len
+            },
+            may_preallocate: true,
             dirty: false,
         });
         self.roll_if_full();
@@ -416,7 +456,8 @@ impl Wal {
             Some(active) => active,
             None => self.create_segment(self.seq)?,
         };
-        let result = write_batch(&mut active, &self.pending, &self.faults);
+        let reserve = self.opts.preallocate_bytes.min(self.opts.segment_bytes);
+        let result = write_batch(&mut active, &self.pending, reserve, &self.faults);
         self.active = Some(active);
         let fsync = result?;
         let segment = self.seq;
@@ -459,6 +500,8 @@ impl Wal {
             path,
             file,
             synced_len: SEGMENT_HEADER_LEN as u64,
+            allocated_len: SEGMENT_HEADER_LEN as u64,
+            may_preallocate: true,
             dirty: false,
         })
     }
@@ -597,19 +640,29 @@ impl Wal {
 }
 
 /// Appends `batch` at the synced end of `active` and fdatasyncs it,
-/// returning the fsync time. On failure marks the segment dirty and tries
-/// to cut it back at once, so a crash right after leaves no half batch.
+/// returning the fsync time. If the batch runs past the zeros reserved
+/// ahead, `reserve` more bytes of zeros are written after it first, so they
+/// are synced with it. On failure marks the segment dirty and tries to cut
+/// it back at once, so a crash right after leaves no half batch.
 fn write_batch(
     active: &mut ActiveSegment,
     batch: &[u8],
+    reserve: u64,
     faults: &Faults,
 ) -> Result<Duration, WalError> {
+    let end = active.synced_len + batch.len() as u64;
     let step = match faults.write_all_at(&active.file, batch, active.synced_len) {
         Ok(()) => {
+            if end > active.allocated_len {
+                active.allocated_len = end;
+                if reserve > 0 && active.may_preallocate {
+                    preallocate(active, reserve);
+                }
+            }
             let started = Instant::now();
             match faults.sync_data(&active.file) {
                 Ok(()) => {
-                    active.synced_len += batch.len() as u64;
+                    active.synced_len = end;
                     return Ok(started.elapsed());
                 }
                 Err(e) => ("flushing", e),
@@ -635,6 +688,35 @@ fn write_batch(
         ),
         error,
     ))
+}
+
+/// Writes `bytes` zeros at the end of `active` (its `allocated_len`, just
+/// past the records) and moves `allocated_len` past them. Best effort: if
+/// that fails (a full disk), the zeros written are cut off again and the
+/// segment stops reserving space, so a nearly full disk does not pay for a
+/// failed reservation on every sync.
+fn preallocate(active: &mut ActiveSegment, bytes: u64) {
+    let start = active.allocated_len;
+    let mut at = start;
+    while at < start + bytes {
+        let n = (start + bytes - at).min(ZEROS.len() as u64) as usize;
+        if let Err(e) = active.file.write_all_at(&ZEROS[..n], at) {
+            tracing::debug!(
+                file = %active.path.display(),
+                error = %e,
+                "could not reserve space ahead in the WAL segment; appending without"
+            );
+            active.may_preallocate = false;
+            // The records end at `start`; if cutting fails, the zeros stay,
+            // which readers take as reserved space.
+            if active.file.set_len(start).is_err() {
+                active.allocated_len = at;
+            }
+            return;
+        }
+        at += n as u64;
+    }
+    active.allocated_len = at;
 }
 
 /// Creates `tmp`, writes `parts`, fsyncs, and renames it to `path`, so

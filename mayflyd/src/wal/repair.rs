@@ -131,7 +131,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
         }
         let scanned = scan::scan_segment(path, *seq, &mut |_| Ok(()))?;
         let damage = match scanned.end {
-            SegmentEnd::Clean => continue,
+            SegmentEnd::Clean | SegmentEnd::Preallocated => continue,
             SegmentEnd::BadTail { damage, .. } | SegmentEnd::Damaged(damage) => damage,
         };
         report

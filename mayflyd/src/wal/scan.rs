@@ -94,6 +94,11 @@ pub(super) fn load_snapshot(path: &Path, seq: u64) -> Result<Result<Vec<u8>, Dam
 pub(super) enum SegmentEnd {
     /// Every byte belongs to a good record.
     Clean,
+    /// The good records are followed by zero bytes only, up to end of file,
+    /// starting where the next record header would be: space the writer
+    /// filled with zeros ahead of time (see [`super::WalOptions`]), not
+    /// damage. Appending resumes at `valid_len`.
+    Preallocated,
     /// A record that fails its checks (or a header cut short). `torn` is true
     /// when nothing but zero bytes follows where the bad record claims to end
     /// (vacuously so when it claims to run to or past end of file): the
@@ -190,6 +195,12 @@ pub(super) fn scan_segment(
             return Ok(scan);
         }
         if remaining < RECORD_HEADER_LEN as u64 {
+            if only_zeros(&mut reader, offset, file_len)
+                .map_err(io_err("reading the space after the last record"))?
+            {
+                scan.end = SegmentEnd::Preallocated;
+                return Ok(scan);
+            }
             scan.end = SegmentEnd::BadTail {
                 damage: Damage::corrupt(
                     offset,
@@ -205,6 +216,16 @@ pub(super) fn scan_segment(
         reader
             .read_exact(&mut raw)
             .map_err(io_err("reading a record header"))?;
+        // A real header is never all zeros (the checksum covers the length
+        // and version, and the checksum of a zero length and version is not
+        // zero), so zeros here are space reserved ahead — if only zeros follow.
+        if raw == [0; RECORD_HEADER_LEN]
+            && only_zeros(&mut reader, offset, file_len)
+                .map_err(io_err("reading the space after the last record"))?
+        {
+            scan.end = SegmentEnd::Preallocated;
+            return Ok(scan);
+        }
         let record = format::decode_record_header(&raw);
         let len = u64::from(record.len);
         let claimed_end = offset + RECORD_HEADER_LEN as u64 + len;

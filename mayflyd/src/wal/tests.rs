@@ -27,13 +27,26 @@ struct Opened {
     recovery: Recovery,
 }
 
-/// Opens `dir` with `segment_bytes`, collecting everything replayed.
+/// Opens `dir` with `segment_bytes` and no space reserved ahead (so a
+/// segment file ends where its last record does, which the byte-level
+/// damage tests rely on), collecting everything replayed.
 fn open_with(dir: &Path, segment_bytes: u64) -> Result<Opened, WalError> {
+    open_opts(
+        dir,
+        WalOptions {
+            segment_bytes,
+            preallocate_bytes: 0,
+        },
+    )
+}
+
+/// Opens `dir` with `opts`, collecting everything replayed.
+fn open_opts(dir: &Path, opts: WalOptions) -> Result<Opened, WalError> {
     let mut snapshot = None;
     let mut records = Vec::new();
     let (wal, recovery) = Wal::open(
         dir,
-        WalOptions { segment_bytes },
+        opts,
         |s| -> Result<(), std::convert::Infallible> {
             snapshot = Some(s.to_vec());
             Ok(())
@@ -51,7 +64,7 @@ fn open_with(dir: &Path, segment_bytes: u64) -> Result<Opened, WalError> {
     })
 }
 
-/// Opens `dir` with the default options.
+/// Opens `dir` with the default segment size and no space reserved ahead.
 fn open(dir: &Path) -> Result<Opened, WalError> {
     open_with(dir, DEFAULT_SEGMENT_BYTES)
 }
@@ -247,9 +260,130 @@ fn torn_tail_is_cut_and_reported() {
     assert_eq!(opened.recovery.torn_bytes_cut, 0);
 }
 
+/// Options that reserve `preallocate_bytes` ahead in 64 KiB segments.
+fn preallocating(preallocate_bytes: u64) -> WalOptions {
+    WalOptions {
+        segment_bytes: 64 * 1024,
+        preallocate_bytes,
+    }
+}
+
+#[test]
+fn reserved_space_is_zeros_and_replays_as_free_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let written: Vec<Vec<u8>> = (0..20).map(|n| payload(n, 50)).collect();
+    let data_end = SEGMENT_HEADER_LEN as u64 + written.iter().map(|p| framed(p.len())).sum::<u64>();
+    {
+        let mut opened = open_opts(&dir, preallocating(4096)).unwrap();
+        append_synced(&mut opened.wal, &written);
+    }
+    let seg = segments(&dir).pop().unwrap();
+    let bytes = fs::read(&seg).unwrap();
+    // 20 × 59 bytes of records crossed one reservation: the file is longer
+    // than its records, and the rest is zeros.
+    assert!(
+        bytes.len() as u64 > data_end,
+        "{} <= {data_end}",
+        bytes.len()
+    );
+    assert!(bytes[data_end as usize..].iter().all(|&b| b == 0));
+
+    let mut opened = open_opts(&dir, preallocating(4096)).unwrap();
+    assert_eq!(opened.records, written);
+    assert_eq!(opened.recovery.torn_bytes_cut, 0);
+    assert_eq!(
+        opened.wal.bytes_since_snapshot(),
+        data_end - SEGMENT_HEADER_LEN as u64,
+        "reserved zeros are not log bytes"
+    );
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        bytes.len() as u64,
+        "reserved space is kept, not cut"
+    );
+    // Appending resumes right after the last record, over the zeros.
+    append_synced(&mut opened.wal, &[b"after".to_vec()]);
+    drop(opened);
+    let opened = open_opts(&dir, preallocating(4096)).unwrap();
+    assert_eq!(opened.records.len(), 21);
+    assert_eq!(opened.records[20], b"after");
+    // A reader that does not reserve reads the same log.
+    drop(opened);
+    assert_eq!(open(&dir).unwrap().records.len(), 21);
+}
+
+#[test]
+fn earlier_segments_may_end_in_reserved_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let opts = WalOptions {
+        segment_bytes: 1024,
+        preallocate_bytes: 512,
+    };
+    let written: Vec<Vec<u8>> = (0..60).map(|n| payload(n, 40)).collect();
+    append_synced(&mut open_opts(&dir, opts.clone()).unwrap().wal, &written);
+    assert!(segments(&dir).len() > 2, "must roll");
+    let opened = open_opts(&dir, opts).unwrap();
+    assert_eq!(opened.records, written);
+    assert_eq!(opened.recovery.torn_bytes_cut, 0);
+}
+
+#[test]
+fn torn_write_into_reserved_space_is_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let written: Vec<Vec<u8>> = (0..3).map(|n| payload(n, 100)).collect();
+    append_synced(
+        &mut open_opts(&dir, preallocating(4096)).unwrap().wal,
+        &written,
+    );
+    let seg = segments(&dir).pop().unwrap();
+    let data_end = SEGMENT_HEADER_LEN as u64 + 3 * framed(100);
+    // A crash wrote the first 40 bytes of the next record over the zeros.
+    let mut record = Vec::new();
+    format::encode_record(&mut record, FORMAT_VERSION, &payload(9, 100));
+    OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&record[..40], data_end)
+        .unwrap();
+
+    let mut opened = open_opts(&dir, preallocating(4096)).unwrap();
+    assert_eq!(opened.records, written);
+    assert!(opened.recovery.torn_bytes_cut > 0);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), data_end, "cut on disk");
+    append_synced(&mut opened.wal, &[b"after".to_vec()]);
+    drop(opened);
+    let opened = open_opts(&dir, preallocating(4096)).unwrap();
+    assert_eq!(opened.records.len(), 4);
+    assert_eq!(opened.recovery.torn_bytes_cut, 0);
+}
+
+#[test]
+fn data_after_reserved_zeros_is_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let written: Vec<Vec<u8>> = (0..3).map(|n| payload(n, 100)).collect();
+    append_synced(
+        &mut open_opts(&dir, preallocating(4096)).unwrap().wal,
+        &written,
+    );
+    let seg = segments(&dir).pop().unwrap();
+    // Our writer never leaves data behind its reserved zeros.
+    append_raw(&seg, b"stray");
+    let before = tree(&dir);
+    let err = open_opts(&dir, preallocating(4096)).unwrap_err();
+    assert!(err.needs_repair(), "{err:?}");
+    assert_eq!(tree(&dir), before, "a refused open changes nothing");
+}
+
 #[test]
 fn torn_tail_shapes() {
     // Each damage is applied after three good records; each must be cut.
+    // (A tail of zeros alone is not damage but reserved space:
+    // `reserved_space_is_zeros_and_replays_as_free_space`.)
     let garbage_record = {
         let mut r = Vec::new();
         format::encode_record(&mut r, FORMAT_VERSION, b"complete but scrambled");
@@ -263,7 +397,6 @@ fn torn_tail_shapes() {
             "complete record with bad CRC running to EOF",
             garbage_record,
         ),
-        ("zero-filled tail", vec![0; 4096]),
         (
             "huge length field",
             vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 1, 9, 9],
@@ -1005,6 +1138,10 @@ fn records_ending_before(segment: &Path, cut: u64) -> (usize, usize) {
     let mut offset = SEGMENT_HEADER_LEN;
     let (mut total, mut kept) = (0, 0);
     while offset < data.len() {
+        let header = &data[offset..(offset + format::RECORD_HEADER_LEN).min(data.len())];
+        if header.iter().all(|&b| b == 0) {
+            break; // space reserved ahead
+        }
         let len = u32::from_le_bytes(data[offset..offset + 4].try_into().unwrap()) as usize;
         offset += format::RECORD_HEADER_LEN + len;
         total += 1;
@@ -1033,14 +1170,16 @@ proptest! {
     fn recovery_yields_a_prefix_or_a_clear_error(
         ops in prop::collection::vec(op_strategy(), 1..40),
         segment_bytes in 64u64..4096,
+        preallocate_bytes in prop_oneof![Just(0u64), 1u64..600],
         harm in harm_strategy(),
     ) {
+        let opts = WalOptions { segment_bytes, preallocate_bytes };
         let tmp = fast_tempdir();
         let dir = tmp.path().join("wal");
         let mut written: Vec<Vec<u8>> = Vec::new();
         let mut snapshots_written = Vec::new();
         {
-            let mut opened = open_with(&dir, segment_bytes).unwrap();
+            let mut opened = open_opts(&dir, opts.clone()).unwrap();
             for op in &ops {
                 match op {
                     Op::Append(p) => {
@@ -1060,7 +1199,7 @@ proptest! {
         }
         // Undamaged, everything comes back.
         {
-            let opened = open_with(&dir, segment_bytes).unwrap();
+            let opened = open_opts(&dir, opts.clone()).unwrap();
             prop_assert_eq!(check_prefix(&opened, &written, &snapshots_written)?, written.len());
         }
 
@@ -1093,7 +1232,7 @@ proptest! {
         }
 
         let before = tree(&dir);
-        match open_with(&dir, segment_bytes) {
+        match open_opts(&dir, opts.clone()) {
             Ok(mut opened) => {
                 let end = check_prefix(&opened, &written, &snapshots_written)?;
                 if let Some(keep) = must_keep {
@@ -1104,7 +1243,7 @@ proptest! {
                 let new = vec![b"new-1".to_vec(), Vec::new()];
                 append_synced(&mut opened.wal, &new);
                 drop(opened);
-                let reopened = open_with(&dir, segment_bytes).unwrap();
+                let reopened = open_opts(&dir, opts.clone()).unwrap();
                 prop_assert_eq!(reopened.recovery.torn_bytes_cut, 0);
                 let mut expected_tail = written[..end].to_vec();
                 expected_tail.extend(new);
@@ -1131,7 +1270,7 @@ proptest! {
                     let copy = fs::read(backup.join(original.file_name().unwrap())).unwrap();
                     prop_assert!(copy == before[original], "backup differs from original");
                 }
-                let opened = open_with(&dir, segment_bytes).unwrap();
+                let opened = open_opts(&dir, opts.clone()).unwrap();
                 check_prefix(&opened, &written, &snapshots_written)?;
             }
         }
