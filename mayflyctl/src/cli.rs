@@ -81,8 +81,10 @@ first retry and twice as long before each next one.
 Many jobs at once: --stdin reads one shell command per line from standard \
 input (blank lines and lines starting with '#' are skipped); --json-input \
 reads one JSON object per line instead. Every other flag applies to every \
-line. They are queued in one request, all or none, and their ids are printed \
-one per line in input order (--json: an array of {\"id\", \"line\"}).";
+line. They are queued all or none, and their ids are printed one per line in \
+input order (--json: an array of {\"id\", \"line\"}). More than 10,000 lines \
+(or about 4 MiB) go as several requests, each all or none: if the daemon \
+refuses one, the ids already queued are printed and mayflyctl exits 1.";
 
 /// The examples and the JSON line format of `submit`.
 const SUBMIT_AFTER_HELP: &str = "\

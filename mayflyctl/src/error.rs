@@ -226,6 +226,21 @@ pub enum CtlError {
     /// Writing to stdout failed (a broken pipe is not reported: it is a clean exit).
     #[error("could not write the output: {0}")]
     Output(io::Error),
+
+    /// A batch too large for one request went as several, and one of them
+    /// was refused after earlier ones had been queued.
+    #[error(
+        "{error}; the first {queued} of {total} jobs were queued (their ids are printed), \
+         the rest were not"
+    )]
+    Partial {
+        /// Jobs queued (and printed) before the refusal.
+        queued: usize,
+        /// Jobs in the whole batch.
+        total: usize,
+        /// Why the next request was refused.
+        error: Box<CtlError>,
+    },
 }
 
 impl CtlError {
@@ -241,7 +256,8 @@ impl CtlError {
             | CtlError::Connection { .. }
             | CtlError::Protocol(_)
             | CtlError::Encode(_)
-            | CtlError::Output(_) => EXIT_FAILED,
+            | CtlError::Output(_)
+            | CtlError::Partial { .. } => EXIT_FAILED,
         }
     }
 }

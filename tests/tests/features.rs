@@ -590,6 +590,43 @@ fn json_input_jobs_depend_on_earlier_lines() {
     assert_eq!(status_ids(&d, &[]).len(), before, "nothing was queued");
 }
 
+/// A batch larger than one request (over 10,000 lines) still queues every
+/// line in order, and a dependency on a line of an earlier request points
+/// at that line's job.
+#[test]
+fn a_batch_larger_than_one_request_is_queued_whole() {
+    let d = Daemon::start(&[]);
+    let lines = 12_001;
+    let mut input = String::new();
+    for n in 1..=lines {
+        if n == lines {
+            input.push_str("{\"command\": \"true\", \"after_lines\": [1, 10001, 12000]}\n");
+        } else {
+            input.push_str("{\"command\": \"true\"}\n");
+        }
+    }
+    // Not before an hour from now: nothing runs while the test looks.
+    let out = ctl_with_stdin(&d, &["submit", "--json-input", "--delay", "1h"], &input);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let ids: Vec<u64> = stdout_of(&out)
+        .lines()
+        .map(|l| l.parse().expect("one id per line"))
+        .collect();
+    assert_eq!(ids.len(), lines);
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids in input order"
+    );
+    let after: Vec<u64> = d.job(ids[lines - 1])["after"]
+        .as_array()
+        .expect("after")
+        .iter()
+        .map(|dep| dep["id"].as_u64().expect("an id"))
+        .collect();
+    assert_eq!(after, vec![ids[0], ids[10_000], ids[11_999]]);
+    assert_eq!(status_ids(&d, &[]).len(), lines);
+}
+
 // ------------------------------------------------- progress, labels, filters
 
 /// A job reports progress with `mayflyctl progress` (finding its id and the

@@ -237,8 +237,78 @@ pub fn execute(
     wait_for(&mut conn, vec![id])
 }
 
+/// Most jobs sent in one `SubmitBatch` request.
+const CHUNK_JOBS: usize = 10_000;
+
+/// Most (estimated) bytes of job specs sent in one `SubmitBatch` request: a
+/// quarter of the frame limit, so the estimate can be off by 4× and the
+/// frame still fits.
+const CHUNK_BYTES: usize = mayfly_protocol::MAX_FRAME_LEN / 4;
+
+/// An upper bound of a spec's encoded size: every string's bytes plus
+/// room for its length prefix, and room for the fixed fields.
+fn estimated_size(spec: &JobSpec) -> usize {
+    let strings = |pairs: &[(String, String)]| -> usize {
+        pairs.iter().map(|(k, v)| k.len() + v.len() + 20).sum()
+    };
+    let command = match &spec.command {
+        Command::Argv(words) => words.iter().map(|w| w.len() + 10).sum(),
+        Command::Shell(script) => script.len() + 10,
+    };
+    command
+        + spec.cwd.len()
+        + spec.queue.len()
+        + strings(&spec.env)
+        + strings(&spec.labels)
+        + spec.after.len() * 16
+        + 128
+}
+
+/// Splits `specs` into runs that each fit one request: at most
+/// [`CHUNK_JOBS`] jobs and about [`CHUNK_BYTES`] bytes (a single larger
+/// spec gets a run of its own; the daemon judges it).
+fn chunk_bounds(specs: &[JobSpec]) -> Vec<std::ops::Range<usize>> {
+    let mut bounds = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, spec) in specs.iter().enumerate() {
+        let size = estimated_size(spec);
+        if i > start && (i - start == CHUNK_JOBS || bytes + size > CHUNK_BYTES) {
+            bounds.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < specs.len() {
+        bounds.push(start..specs.len());
+    }
+    bounds
+}
+
+/// Rewrites the dependencies of the specs in `range` for a request of
+/// their own: a line before the range becomes the id it was given
+/// (`ids[k - 1]`), a line inside it is renumbered from the range's start.
+fn rebase_chunk(specs: &mut [JobSpec], range: std::ops::Range<usize>, ids: &[JobId]) {
+    for spec in &mut specs[range.clone()] {
+        for dep in &mut spec.after {
+            if let DepRef::BatchLine(k) = dep.on {
+                let line = k as usize;
+                if (1..=range.start).contains(&line) {
+                    dep.on = DepRef::Job(ids[line - 1]);
+                } else if line > range.start {
+                    dep.on = DepRef::BatchLine((line - range.start) as u32);
+                }
+            }
+        }
+    }
+}
+
 /// Submits a batch; prints one id per line (`--json`: an array of
 /// `{"id", "line"}`), flushed; with `wait`, then waits for all of them.
+///
+/// A batch too large for one frame goes as several requests, one after
+/// another on the same connection, each all or none; a dependency on a
+/// line of an earlier request is sent as that line's id. If the daemon
+/// refuses a request, the ids already queued are printed before the error.
 pub fn execute_batch(
     socket: &Path,
     request: SubmitBatchRequest,
@@ -247,18 +317,38 @@ pub fn execute_batch(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::SubmitBatch(request))?;
-    let ids = match conn.recv()? {
-        Response::SubmittedBatch { ids } => ids,
-        Response::Error(e) => return Err(daemon_error("submit", e)),
-        other => return Err(unexpected("submit", &other)),
-    };
-    if ids.len() != lines.len() {
-        return Err(CtlError::Protocol(format!(
-            "the daemon queued {} jobs for the {} lines sent",
-            ids.len(),
-            lines.len()
-        )));
+    let mut specs = request.specs;
+    let bounds = chunk_bounds(&specs);
+    let mut ids: Vec<JobId> = Vec::with_capacity(specs.len());
+    let mut conn: Option<Connection> = None;
+    let mut refused = None;
+    for range in bounds {
+        rebase_chunk(&mut specs, range.clone(), &ids);
+        let chunk = Request::SubmitBatch(SubmitBatchRequest {
+            specs: specs[range.clone()].to_vec(),
+        });
+        let c = match conn.as_mut() {
+            Some(c) => {
+                c.send(&chunk)?;
+                c
+            }
+            None => conn.insert(Connection::open(socket, &chunk)?),
+        };
+        match c.recv()? {
+            Response::SubmittedBatch { ids: got } if got.len() == range.len() => ids.extend(got),
+            Response::SubmittedBatch { ids: got } => {
+                return Err(CtlError::Protocol(format!(
+                    "the daemon queued {} jobs for the {} lines sent",
+                    got.len(),
+                    range.len()
+                )));
+            }
+            Response::Error(e) => {
+                refused = Some(daemon_error("submit", e));
+                break;
+            }
+            other => return Err(unexpected("submit", &other)),
+        }
     }
     if json {
         let array: Vec<Value> = ids
@@ -273,10 +363,20 @@ pub fn execute_batch(
         }
     }
     flush(out)?;
-    if !wait {
-        return Ok(crate::error::EXIT_OK);
+    if let Some(error) = refused {
+        return Err(match ids.len() {
+            0 => error,
+            n => CtlError::Partial {
+                queued: n,
+                total: specs.len(),
+                error: Box::new(error),
+            },
+        });
     }
-    wait_for(&mut conn, ids)
+    match conn {
+        Some(mut conn) if wait => wait_for(&mut conn, ids),
+        _ => Ok(crate::error::EXIT_OK),
+    }
 }
 
 /// Waits on `conn` for `ids` and returns the exit code of `wait`.
@@ -284,4 +384,87 @@ fn wait_for(conn: &mut Connection, ids: Vec<JobId>) -> Result<u8, CtlError> {
     conn.send(&Request::Wait(WaitRequest { ids: ids.clone() }))?;
     let ended = super::wait::read_wait_stream(conn, |_| Ok(()))?;
     super::wait::exit_code_for(&ids, &ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trivial spec with `env_bytes` of environment.
+    fn spec(env_bytes: usize) -> JobSpec {
+        let mut spec = JobSpec::new(Command::Shell("true".into()), "/", "default", 50);
+        spec.env = vec![("X".into(), "x".repeat(env_bytes))];
+        spec
+    }
+
+    /// Runs cover every spec once, in order, within both limits.
+    #[test]
+    fn chunks_respect_the_count_and_size_limits() {
+        let small: Vec<JobSpec> = (0..25_001).map(|_| spec(10)).collect();
+        let bounds = chunk_bounds(&small);
+        assert_eq!(bounds, vec![0..10_000, 10_000..20_000, 20_000..25_001]);
+
+        let big: Vec<JobSpec> = (0..10).map(|_| spec(CHUNK_BYTES / 3)).collect();
+        let bounds = chunk_bounds(&big);
+        assert_eq!(bounds.len(), 5, "{bounds:?}");
+        assert!(bounds.iter().all(|r| r.len() == 2));
+
+        // One spec above the limit still goes, alone.
+        let huge = vec![spec(10), spec(CHUNK_BYTES), spec(10)];
+        assert_eq!(chunk_bounds(&huge), vec![0..1, 1..2, 2..3]);
+        assert!(chunk_bounds(&[]).is_empty());
+    }
+
+    /// Every chunk's encoded frame fits the frame limit.
+    #[test]
+    fn the_size_estimate_is_an_upper_bound() {
+        let mut specs: Vec<JobSpec> = (0..10_000).map(|_| spec(300)).collect();
+        specs[7].labels = vec![("k".into(), "v".repeat(1000))];
+        specs[8].command = Command::Argv(vec!["echo".into(); 500]);
+        for range in chunk_bounds(&specs) {
+            let request = Request::SubmitBatch(SubmitBatchRequest {
+                specs: specs[range.clone()].to_vec(),
+            });
+            let frame = mayfly_protocol::encode_frame(&request).expect("fits a frame");
+            let estimate: usize = specs[range].iter().map(estimated_size).sum();
+            assert!(frame.len() <= estimate, "{} > {estimate}", frame.len());
+        }
+    }
+
+    /// Dependencies on earlier requests become ids; later ones are renumbered.
+    #[test]
+    fn dependencies_across_requests_are_rebased() {
+        let dep = |k| Dependency {
+            on: DepRef::BatchLine(k),
+            any_outcome: false,
+        };
+        let mut specs: Vec<JobSpec> = (0..6).map(|_| spec(1)).collect();
+        specs[4].after = vec![dep(1), dep(3), dep(4)];
+        specs[5].after = vec![
+            dep(5),
+            Dependency {
+                on: DepRef::Job(JobId(99)),
+                any_outcome: true,
+            },
+        ];
+        let ids = [JobId(10), JobId(11), JobId(12)];
+        rebase_chunk(&mut specs, 3..6, &ids);
+        let ons = |s: &JobSpec| s.after.iter().map(|d| d.on).collect::<Vec<_>>();
+        assert_eq!(
+            ons(&specs[4]),
+            vec![
+                DepRef::Job(JobId(10)),
+                DepRef::Job(JobId(12)),
+                DepRef::BatchLine(1)
+            ]
+        );
+        assert_eq!(
+            ons(&specs[5]),
+            vec![DepRef::BatchLine(2), DepRef::Job(JobId(99))]
+        );
+        // The first request is left as it is.
+        let mut first = specs.clone();
+        rebase_chunk(&mut first, 0..3, &[]);
+        assert_eq!(first, specs);
+    }
 }
