@@ -211,6 +211,13 @@ pub struct BootInfo {
     pub replayed_records: u64,
     /// How long recovery took.
     pub replay_ms: u64,
+    /// Payload size of the snapshot recovery started from (0 if none): the
+    /// next snapshot waits for at least this much log, as it would have
+    /// had the daemon not restarted.
+    pub snapshot_bytes: u64,
+    /// Log bytes recovery replayed after that snapshot: they count towards
+    /// the next one.
+    pub log_bytes: u64,
 }
 
 /// The driver task's state.
@@ -341,6 +348,8 @@ impl Driver {
                 .filter(|e| matches!(e, Event::Interrupted { .. }))
                 .count() as u64,
         });
+        self.last_snapshot_bytes = boot.snapshot_bytes;
+        self.bytes_since_snapshot = boot.log_bytes;
         for event in recovery {
             self.record(event);
         }

@@ -484,6 +484,8 @@ impl Scheduler {
             recovered_jobs: recovered.core.job_count() as u64,
             replayed_records: stats.records,
             replay_ms: stats.elapsed.as_millis() as u64,
+            snapshot_bytes: stats.snapshot_bytes.unwrap_or(0),
+            log_bytes: recovered.wal.bytes_since_snapshot(),
         };
         let core = recovered.core;
         // A crash leaves job processes running: stop exactly those the log

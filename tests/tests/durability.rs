@@ -622,10 +622,21 @@ fn a_full_disk_refuses_changes_and_keeps_serving_reads() {
 
     let filler = disk.path().join("filler");
     fill_until_enospc(&filler);
-    // A big record (its environment) cannot hide in the free tail of the
-    // log's last page: it needs fresh pages, and there are none.
+    // The log goes on in the space it reserved ahead (zeros written before
+    // the disk filled up); big records (their environment) use it up.
+    // Bounded: 200 × 16 KiB is more than the whole 2 MiB disk.
     let pad = format!("MAYFLY_PAD={}", "p".repeat(16 * 1024));
-    let out = d.ctl(&["submit", "--env", &pad, "--", "true", "refused-while-full"]);
+    let mut refused = None;
+    for n in 0..200 {
+        let out = d.ctl(&["submit", "--env", &pad, "--", "true", &format!("big-{n}")]);
+        if out.status.success() {
+            acked.push(stdout_of(&out).trim().parse().expect("an id"));
+        } else {
+            refused = Some(out);
+            break;
+        }
+    }
+    let out = refused.expect("no submit was refused on a full disk");
     let err = stderr_of(&out);
     assert_eq!(code_of(&out), 1, "submit on a full disk: {err}");
     assert_eq!(stdout_of(&out), "", "a refused submit printed an id");
@@ -910,7 +921,8 @@ const SEGMENT_HEADER: usize = 24;
 const RECORD_HEADER: usize = 9;
 
 /// The records of a segment as `(offset, length with header)`; asserts the
-/// segment is well formed (magic, whole records to the end).
+/// segment is well formed (magic, whole records, then only the zeros the
+/// daemon reserves ahead, if any).
 fn segment_records(bytes: &[u8]) -> Vec<(usize, usize)> {
     assert!(
         bytes.len() >= SEGMENT_HEADER && bytes.starts_with(b"MAYFLYWL"),
@@ -919,6 +931,9 @@ fn segment_records(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut records = Vec::new();
     let mut offset = SEGMENT_HEADER;
     while offset + RECORD_HEADER <= bytes.len() {
+        if bytes[offset..].iter().all(|&b| b == 0) {
+            return records; // reserved space
+        }
         let len_field: [u8; 4] = bytes[offset..offset + 4].try_into().expect("4 bytes");
         let len = RECORD_HEADER + usize::try_from(u32::from_le_bytes(len_field)).expect("fits");
         if offset + len > bytes.len() {
@@ -1081,7 +1096,9 @@ fn a_record_cut_short_at_the_tail_is_dropped_with_a_warning() {
     let bytes = fs::read(&segment).expect("read the segment");
     let &(offset, len) = segment_records(&bytes).last().expect("a record");
     let cut = 4;
-    fs::write(&segment, &bytes[..bytes.len() - cut]).expect("tear the last record");
+    // The file ends inside the record (the shape a crash leaves when the
+    // write grew the file; reserved zeros after the records are gone too).
+    fs::write(&segment, &bytes[..offset + len - cut]).expect("tear the last record");
 
     d.restart(&[]);
     assert_torn_warning(&d, len - cut);
@@ -1098,8 +1115,9 @@ fn a_record_cut_short_at_the_tail_is_dropped_with_a_warning() {
 }
 
 /// A partial record header after the last record (the first 5 bytes of a
-/// plausible one) is a torn tail: the daemon starts, cuts exactly those 5
-/// bytes with a warning, and the state is as before.
+/// plausible one, written over the zeros the daemon reserves ahead) is a
+/// torn tail: the daemon starts, cuts the torn record with a warning that
+/// names its size, and the state is as before.
 #[test]
 fn a_partial_record_header_at_the_tail_is_dropped_with_a_warning() {
     let (mut d, _) = daemon_with_a_log();
@@ -1109,20 +1127,22 @@ fn a_partial_record_header_at_the_tail_is_dropped_with_a_warning() {
 
     let segment = newest_segment(&d.wal_dir());
     let bytes = fs::read(&segment).expect("read the segment");
-    let &(offset, _) = segment_records(&bytes).last().expect("a record");
+    let &(offset, len) = segment_records(&bytes).last().expect("a record");
+    let end = offset + len;
+    assert!(
+        bytes.len() >= end + len,
+        "the daemon reserved no space after its records"
+    );
     let mut torn = bytes.clone();
-    torn.extend_from_slice(&bytes[offset..offset + 5]);
-    fs::write(&segment, &torn).expect("append a partial record");
+    torn[end..end + 5].copy_from_slice(&bytes[offset..offset + 5]);
+    fs::write(&segment, &torn).expect("write a partial record");
 
     d.restart(&[]);
-    assert_torn_warning(&d, 5);
+    // The torn record claims the length of the one it copies.
+    assert_torn_warning(&d, len);
     assert_eq!(d.status_json(), before, "the state changed");
     let now = fs::read(&segment).expect("read the segment");
-    assert_eq!(
-        now.get(..bytes.len()),
-        Some(&bytes[..]),
-        "the records changed"
-    );
+    assert_eq!(now.get(..end), Some(&bytes[..end]), "the records changed");
 }
 
 /// Jobs that cannot start (their program does not exist) fail at once,
@@ -1143,4 +1163,62 @@ fn snapshots_among_jobs_that_cannot_start_still_replay() {
     assert!(d.stop().success(), "mayflyd did not stop cleanly");
     d.restart(&args);
     assert_eq!(d.status_json(), before, "the state after the restart");
+}
+
+/// Snapshot files (`<20 digits>.snap`) in `wal`, sorted.
+fn snapshot_files(wal: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(wal)
+        .expect("list the WAL folder")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// A restart keeps the snapshot threshold where the state's size put it:
+/// with a state far bigger than `--snapshot-bytes`, a few kilobytes of log
+/// after a restart do not write the whole state again.
+#[test]
+fn a_restart_does_not_lower_the_snapshot_threshold() {
+    let pad = format!("MAYFLY_PAD={}", "p".repeat(2000));
+    // No snapshot while the state grows: the whole log is replayed later.
+    let mut d = Daemon::start(&["--concurrency", "1", "--snapshot-bytes", "100000000"]);
+    for n in 0..60 {
+        let name = format!("held-{n}");
+        d.submit(&["--delay", "1h", "--env", &pad, "--", "true", &name]);
+    }
+    assert!(d.stop().success(), "mayflyd did not stop cleanly");
+    assert!(snapshot_files(&d.wal_dir()).is_empty());
+
+    // ~120 KB of log is past 4 KB: the restarted daemon snapshots.
+    let args = ["--concurrency", "1", "--snapshot-bytes", "4096"];
+    d.restart(&args);
+    let wal = d.wal_dir();
+    wait_until(DEADLINE, "a snapshot after the restart", || {
+        !snapshot_files(&wal).is_empty()
+    });
+    assert!(d.stop().success(), "mayflyd did not stop cleanly");
+    let snapshots = snapshot_files(&wal);
+    let size = fs::metadata(snapshots.last().expect("a snapshot"))
+        .expect("snapshot size")
+        .len();
+    assert!(size > 100_000, "the snapshot is only {size} bytes");
+
+    // Again, with a fresh snapshot: ~10 KB of new log is past 4 KB but far
+    // below the snapshot's size, so no new snapshot is due. (A snapshot due
+    // at a submit is written before the next submit is answered, so the
+    // last submit is the point to look.)
+    d.restart(&args);
+    for n in 0..5 {
+        let name = format!("after-{n}");
+        d.submit(&["--delay", "1h", "--env", &pad, "--", "true", &name]);
+    }
+    assert_eq!(
+        snapshot_files(&wal),
+        snapshots,
+        "a snapshot of the whole state was written again after a little log"
+    );
+    assert_eq!(jobs_by_id(&d.status_json()).len(), 65);
 }

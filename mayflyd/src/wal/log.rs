@@ -77,7 +77,10 @@ pub struct Recovery {
     pub records: u64,
     /// Payload bytes of those records.
     pub bytes: u64,
-    /// Bytes of torn tail cut from the last segment (0 if it ended cleanly).
+    /// Size of the torn write cut from the end of the last segment: from
+    /// the last good record to where the torn record claims to end (or to
+    /// end of file, if sooner). Zeros after it, reserved or left by the
+    /// file system, are cut too but not counted. 0 if it ended cleanly.
     pub torn_bytes_cut: u64,
     /// Wall time of the whole open, replay included.
     pub elapsed: Duration,
@@ -329,16 +332,22 @@ impl Wal {
         scanned: &SegmentScan,
     ) -> Result<u64, WalError> {
         self.seq = seq;
-        let torn = match scanned.end {
-            SegmentEnd::Preallocated => 0,
-            _ => scanned.file_len - scanned.valid_len,
+        // What is cut: everything after the last good record, reserved
+        // zeros included. What is reported: the torn write itself.
+        let (cut, torn) = match scanned.end {
+            SegmentEnd::Clean | SegmentEnd::Preallocated => (0, 0),
+            SegmentEnd::BadTail { end, .. } => (
+                scanned.file_len - scanned.valid_len,
+                end.saturating_sub(scanned.valid_len),
+            ),
+            SegmentEnd::Damaged(_) => (scanned.file_len - scanned.valid_len, 0),
         };
-        if torn > 0 {
+        if cut > 0 {
             tracing::warn!(
                 file = %path.display(),
                 offset = scanned.valid_len,
                 dropped_bytes = torn,
-                "WAL segment {} ends in a torn write: cutting {torn} bytes after offset {}",
+                "WAL segment {} ends in a torn write of {torn} bytes: cutting the file at offset {}",
                 path.display(),
                 scanned.valid_len
             );
@@ -354,7 +363,7 @@ impl Wal {
             .write(true)
             .open(path)
             .map_err(|e| WalError::io(path, "opening the last segment for appending", e))?;
-        if torn > 0 {
+        if cut > 0 {
             file.set_len(scanned.valid_len)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| {
@@ -370,7 +379,7 @@ impl Wal {
             file,
             synced_len: scanned.valid_len,
             // Reserved zeros stay reserved; a cut tail is gone.
-            allocated_len: if torn > 0 {
+            allocated_len: if cut > 0 {
                 scanned.valid_len
             } else {
                 scanned.file_len

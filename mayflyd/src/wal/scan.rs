@@ -109,6 +109,10 @@ pub(super) enum SegmentEnd {
         damage: Damage,
         /// See above.
         torn: bool,
+        /// Where the bad record claims to end, or end of file if sooner:
+        /// `end - valid_len` is the size of the torn write (zeros reserved
+        /// after it are not counted).
+        end: u64,
     },
     /// Damage an interrupted append cannot explain: a bad segment header or a
     /// record with a valid checksum but a foreign format version.
@@ -173,6 +177,7 @@ pub(super) fn scan_segment(
                 ),
             ),
             torn: true,
+            end: file_len,
         };
         return Ok(scan);
     }
@@ -209,6 +214,7 @@ pub(super) fn scan_segment(
                     ),
                 ),
                 torn: true,
+                end: file_len,
             };
             return Ok(scan);
         }
@@ -298,7 +304,11 @@ fn bad_tail(
     let torn = claimed_end >= scan.file_len
         || only_zeros(&mut reader, claimed_end, scan.file_len)
             .map_err(|e| WalError::io(path, "reading the data after a bad record", e))?;
-    scan.end = SegmentEnd::BadTail { damage, torn };
+    scan.end = SegmentEnd::BadTail {
+        damage,
+        torn,
+        end: claimed_end.min(scan.file_len),
+    };
     Ok(scan)
 }
 

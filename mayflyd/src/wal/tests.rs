@@ -391,23 +391,30 @@ fn torn_tail_shapes() {
         r[last] ^= 0xff;
         r
     };
-    let shapes: Vec<(&str, Vec<u8>)> = vec![
-        ("partial header", vec![7, 0, 0]),
+    // (name, tail, size of the torn write the warning reports)
+    let shapes: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("partial header", vec![7, 0, 0], 3),
         (
             "complete record with bad CRC running to EOF",
             garbage_record,
+            framed(22),
         ),
         (
             "huge length field",
             vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 1, 9, 9],
+            11,
         ),
-        ("header then zeros", {
-            let mut v = vec![200, 0, 0, 0, 1, 2, 3, 4, 1];
-            v.extend([0; 500]);
-            v
-        }),
+        (
+            "header then zeros",
+            {
+                let mut v = vec![200, 0, 0, 0, 1, 2, 3, 4, 1];
+                v.extend([0; 500]);
+                v
+            },
+            framed(200),
+        ),
     ];
-    for (name, tail) in shapes {
+    for (name, tail, torn) in shapes {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("wal");
         let written: Vec<Vec<u8>> = (0..3).map(|n| payload(n, 40)).collect();
@@ -416,7 +423,12 @@ fn torn_tail_shapes() {
         append_raw(&seg, &tail);
         let opened = open(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(opened.records, written, "{name}");
-        assert_eq!(opened.recovery.torn_bytes_cut, tail.len() as u64, "{name}");
+        assert_eq!(opened.recovery.torn_bytes_cut, torn, "{name}");
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            SEGMENT_HEADER_LEN as u64 + 3 * framed(40),
+            "{name}: everything after the good records is cut"
+        );
     }
 }
 
