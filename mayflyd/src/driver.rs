@@ -48,6 +48,7 @@ use std::collections::VecDeque;
 use crate::core::{Action, Core, CoreError, Event};
 use crate::executor::{Executor, JobExit};
 use crate::journal::{Journal, WalAck, WalCmd, encode_event};
+use crate::logbuf;
 use crate::pal::Pal;
 
 /// Where a request's response frames go. Unbounded on purpose: the driver
@@ -369,14 +370,15 @@ impl Driver {
                         self.on_ack(ack).await;
                     }
                 }
-                Some(exit) = self.inbox.exits.recv() => {
+                // The activity lines of a batch go out in one write.
+                Some(exit) = self.inbox.exits.recv() => logbuf::batch(|| {
                     self.on_exit(exit);
                     while let Ok(exit) = self.inbox.exits.try_recv() {
                         self.on_exit(exit);
                     }
-                }
+                }),
                 Some(msg) = self.inbox.internal.recv() => self.on_internal(msg),
-                Some(msg) = self.inbox.clients.recv() => {
+                Some(msg) = self.inbox.clients.recv() => logbuf::batch(|| {
                     let started = Instant::now();
                     self.on_client(msg);
                     while started.elapsed() < self.config.quantum {
@@ -385,10 +387,10 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
-                }
+                }),
                 () = sleep_until(wake) => {}
             }
-            self.step();
+            logbuf::batch(|| self.step());
             if self.core.is_shutting_down() {
                 let gave_up = self.give_up_at.is_some_and(|t| Instant::now() >= t);
                 if self.core.running_count() == 0 || gave_up {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod journal;
 #[cfg(feature = "ipc")]
 pub mod listener;
+pub mod logbuf;
 pub mod metrics;
 pub mod notify;
 pub mod pal;

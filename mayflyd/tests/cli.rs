@@ -54,6 +54,9 @@ fn an_unusable_socket_path_fails_with_one_clear_line() {
         blocker.to_str().unwrap(),
         "--state-dir",
         dir.path().join("state").to_str().unwrap(),
+        // Not the default port: another daemon on this machine may hold it.
+        "--http-addr",
+        "off",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -863,6 +863,10 @@ impl Core {
             .or_default()
             .counts
             .waiting += 1;
+        // A new job's first state is told once: if it queues (or is
+        // skipped) at once, it was never seen waiting, and only that
+        // transition is reported (see the end of this function).
+        let first_transition = self.transitions.len();
         self.transitions.push((id, JobState::Waiting));
         self.jobs.insert(
             id,
@@ -896,12 +900,19 @@ impl Core {
                 at,
                 Some(format!("job {dep_id} it depends on ended {state}")),
             );
-            return Ok(());
+        } else {
+            if !time_ok && let Some(t) = spec.not_before {
+                self.wake_at.insert((t, id));
+            }
+            self.maybe_release(id);
         }
-        if !time_ok && let Some(t) = spec.not_before {
-            self.wake_at.insert((t, id));
+        if self
+            .jobs
+            .get(&id)
+            .is_some_and(|j| j.state != JobState::Waiting)
+        {
+            self.transitions.remove(first_transition);
         }
-        self.maybe_release(id);
         Ok(())
     }
 

@@ -977,3 +977,20 @@ fn reserved_ids_are_never_handed_out() {
     c.apply(&ev).unwrap();
     assert_eq!(submit(&mut c, 1, "default", 50), JobId(8));
 }
+
+/// A new job's first state is reported once: `Queued` when it may run at
+/// once, `Waiting` when it must wait, `Skipped` when a prerequisite has
+/// already failed — never a `Waiting` it was not seen in.
+#[test]
+fn a_new_job_reports_only_the_state_it_lands_in() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    assert_eq!(c.take_transitions(), vec![(a, JobState::Queued)]);
+    let b = submit_spec(&mut c, 1, after(&[a.0], false));
+    assert_eq!(c.take_transitions(), vec![(b, JobState::Waiting)]);
+    start_all(&mut c, 2);
+    exit(&mut c, 3, a, 1);
+    c.take_transitions();
+    let d = submit_spec(&mut c, 4, after(&[a.0], false));
+    assert_eq!(c.take_transitions(), vec![(d, JobState::Skipped)]);
+}
