@@ -415,19 +415,31 @@ mod tests {
         assert!(chunk_bounds(&[]).is_empty());
     }
 
-    /// Every chunk's encoded frame fits the frame limit.
+    /// Every chunk's frame fits the frame limit and decodes within the
+    /// decoder's size limit (which counts the memory a decoded value
+    /// claims, more than its encoded bytes for many short strings).
     #[test]
-    fn the_size_estimate_is_an_upper_bound() {
+    fn every_chunk_encodes_and_decodes_within_the_limits() {
         let mut specs: Vec<JobSpec> = (0..10_000).map(|_| spec(300)).collect();
         specs[7].labels = vec![("k".into(), "v".repeat(1000))];
         specs[8].command = Command::Argv(vec!["echo".into(); 500]);
-        for range in chunk_bounds(&specs) {
+        // The worst case for the decoder: many tiny strings.
+        let mut tiny = spec(0);
+        tiny.env = (0..200).map(|_| (String::new(), String::new())).collect();
+        tiny.command = Command::Argv(vec![String::new(); 200]);
+        specs.extend(std::iter::repeat_n(tiny, 5_000));
+        let bounds = chunk_bounds(&specs);
+        assert!(bounds.len() > 3, "{bounds:?}");
+        for range in bounds {
             let request = Request::SubmitBatch(SubmitBatchRequest {
                 specs: specs[range.clone()].to_vec(),
             });
             let frame = mayfly_protocol::encode_frame(&request).expect("fits a frame");
             let estimate: usize = specs[range].iter().map(estimated_size).sum();
             assert!(frame.len() <= estimate, "{} > {estimate}", frame.len());
+            let decoded: Request =
+                mayfly_protocol::decode_payload(&frame[4..]).expect("decodes within the limit");
+            assert_eq!(decoded, request);
         }
     }
 
