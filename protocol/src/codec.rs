@@ -105,8 +105,15 @@ pub fn encode_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes a bare payload, refusing trailing bytes.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
-    let (msg, used) = bincode::serde::decode_from_slice(payload, config())
-        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    let (msg, used) = bincode::serde::decode_from_slice(payload, config()).map_err(|e| {
+        FrameError::Decode(match e {
+            bincode::error::DecodeError::LimitExceeded => format!(
+                "decoded, it would take more than the {MAX_FRAME_LEN}-byte limit \
+                 (send it as several smaller requests)"
+            ),
+            other => other.to_string(),
+        })
+    })?;
     if used != payload.len() {
         return Err(FrameError::TrailingBytes {
             extra: payload.len() - used,

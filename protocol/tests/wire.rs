@@ -1487,3 +1487,19 @@ fn blobs_round_trip_beyond_the_frame_limit() {
     extra.push(0);
     assert!(mayfly_protocol::decode_blob::<u32>(&extra).is_err());
 }
+
+/// A payload under the frame limit whose decoded value would claim more
+/// memory than the limit (millions of empty strings: one byte each on the
+/// wire, 24 in memory) is refused with words that say so and what to do.
+#[test]
+fn a_payload_that_claims_too_much_memory_is_refused_in_words() {
+    let many = vec![String::new(); 4_000_000];
+    let payload = mayfly_protocol::encode_payload(&many).expect("4 MB encodes");
+    assert!(payload.len() < mayfly_protocol::MAX_FRAME_LEN);
+    let err = mayfly_protocol::decode_payload::<Vec<String>>(&payload).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("limit") && text.contains("smaller requests"),
+        "{text}"
+    );
+}
