@@ -5,10 +5,14 @@
 //! be added, never renamed. Times are RFC 3339 with milliseconds, in UTC, or
 //! `null`.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+
 use crate::{
-    Command, JobInfo, JobState, QueueInfo, SchedulerInfo, StateCounts, StateHeader, SystemTaskInfo,
-    Timestamp,
+    Attempt, Command, JobId, JobInfo, JobState, QueueInfo, SchedulerInfo, StateCounts, StateHeader,
+    SystemTaskInfo, Timestamp,
 };
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Map, Value, json};
 
 /// The last millisecond `humantime` can format (end of year 9999); later
@@ -26,54 +30,169 @@ fn rfc3339_or_null(ts: Option<Timestamp>) -> Value {
     ts.map_or(Value::Null, |t| Value::String(rfc3339(t)))
 }
 
-/// `[(k, v)]` as a JSON object; a repeated key keeps its last value.
-fn pairs_object(pairs: &[(String, String)]) -> Value {
-    let map: Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    Value::Object(map)
-}
+/// A job object that serializes itself straight into a JSON writer.
+///
+/// `status --json` prints thousands of these; going through a [`Value`] tree
+/// cost a `BTreeMap` and a `String` per field, and `format!` of the whole
+/// array cost a second copy of the output. Fields are written in sorted
+/// order, which is the order a [`Value`] object prints them in (its map is
+/// sorted), so both paths print the same bytes. [`job_json`] is built from
+/// this, so there is one definition of the job object.
+#[derive(Debug, Clone, Copy)]
+pub struct JobJson<'a>(pub &'a JobInfo);
 
-/// A command as the contract shows it: the argv array, or the shell string.
-fn command_json(command: &Command) -> Value {
-    match command {
-        Command::Argv(argv) => json!(argv),
-        Command::Shell(s) => json!(s),
+/// A list of job objects (the `status --json` array), serialized without an
+/// intermediate [`Value`].
+#[derive(Debug, Clone, Copy)]
+pub struct JobsJson<'a>(pub &'a [JobInfo]);
+
+impl Serialize for JobsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(JobJson))
     }
 }
 
-/// The contract's job object (`status --json`, `wait --json`, `dump-state`).
+impl Serialize for JobJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let info = self.0;
+        // Keep these in byte order of the names: see the type's documentation.
+        let mut obj = serializer.serialize_struct("Job", 22)?;
+        obj.serialize_field("after", &AfterJson(&info.after))?;
+        obj.serialize_field("attempts", &info.attempts)?;
+        obj.serialize_field("command", &CommandJson(&info.command))?;
+        obj.serialize_field("cwd", &info.cwd)?;
+        obj.serialize_field("exit_code", &info.exit_code)?;
+        obj.serialize_field("finished_at", &TimeJson(info.finished_at))?;
+        obj.serialize_field("history", &HistoryJson(&info.history))?;
+        obj.serialize_field("id", &info.id.0)?;
+        obj.serialize_field("labels", &PairsJson(&info.labels))?;
+        obj.serialize_field("not_before", &TimeJson(info.not_before))?;
+        obj.serialize_field("pid", &info.pid)?;
+        obj.serialize_field("priority", &info.priority)?;
+        obj.serialize_field("progress", &info.progress)?;
+        obj.serialize_field("queue", &info.queue)?;
+        obj.serialize_field("reason", &info.reason)?;
+        obj.serialize_field("retries", &info.retries)?;
+        obj.serialize_field("retry_at", &TimeJson(info.retry_at))?;
+        obj.serialize_field("signal", &info.signal)?;
+        obj.serialize_field("started_at", &TimeJson(info.started_at))?;
+        obj.serialize_field("state", info.state.as_str())?;
+        obj.serialize_field("submitted_at", &TimeJson(Some(info.submitted_at)))?;
+        obj.serialize_field("timeout_ms", &info.timeout_ms)?;
+        obj.end()
+    }
+}
+
+/// An optional timestamp as RFC 3339 or `null`, formatted straight into the
+/// writer (no `String` per time).
+struct TimeJson(Option<Timestamp>);
+
+impl Serialize for TimeJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(ts) => {
+                let clamped = Timestamp(ts.0.min(MAX_FORMATTABLE_MS));
+                serializer.collect_str(&humantime::format_rfc3339_millis(clamped.to_system_time()))
+            }
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// `[(k, v)]` as a JSON object with sorted keys; a repeated key keeps its
+/// last value (as inserting into a JSON map would).
+struct PairsJson<'a>(&'a [(String, String)]);
+
+impl Serialize for PairsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let pairs = self.0;
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Already sorted and unique (the usual zero or one label).
+            return serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)));
+        }
+        let map: BTreeMap<&str, &str> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        serializer.collect_map(map)
+    }
+}
+
+/// A command as the contract shows it: the argv array, or the shell string.
+struct CommandJson<'a>(&'a Command);
+
+impl Serialize for CommandJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Command::Argv(argv) => serializer.collect_seq(argv),
+            Command::Shell(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
+/// A job's prerequisites: `[{"any_outcome": …, "id": …}]`.
+struct AfterJson<'a>(&'a [(JobId, bool)]);
+
+impl Serialize for AfterJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|&(id, any)| DepJson(id, any)))
+    }
+}
+
+/// One prerequisite: its id and whether any outcome will do.
+struct DepJson(JobId, bool);
+
+impl Serialize for DepJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut obj = serializer.serialize_struct("Dependency", 2)?;
+        obj.serialize_field("any_outcome", &self.1)?;
+        obj.serialize_field("id", &self.0.0)?;
+        obj.end()
+    }
+}
+
+/// A job's finished attempts, oldest first.
+struct HistoryJson<'a>(&'a [Attempt]);
+
+impl Serialize for HistoryJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(AttemptJson))
+    }
+}
+
+/// One finished attempt.
+struct AttemptJson<'a>(&'a Attempt);
+
+impl Serialize for AttemptJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut obj = serializer.serialize_struct("Attempt", 4)?;
+        obj.serialize_field("exit_code", &a.exit_code)?;
+        obj.serialize_field("finished_at", &TimeJson(Some(a.finished_at)))?;
+        obj.serialize_field("signal", &a.signal)?;
+        obj.serialize_field("started_at", &TimeJson(Some(a.started_at)))?;
+        obj.end()
+    }
+}
+
+/// The contract's job object (`status --json`, `wait --json`, `dump-state`),
+/// as a [`Value`]. Printing many of them is cheaper through [`JobsJson`].
 pub fn job_json(info: &JobInfo) -> Value {
-    json!({
-        "id": info.id.0,
-        "state": info.state.as_str(),
-        "queue": info.queue,
-        "priority": info.priority,
-        "command": command_json(&info.command),
-        "cwd": info.cwd,
-        "labels": pairs_object(&info.labels),
-        "exit_code": info.exit_code,
-        "signal": info.signal,
-        "attempts": info.attempts,
-        "submitted_at": rfc3339(info.submitted_at),
-        "started_at": rfc3339_or_null(info.started_at),
-        "finished_at": rfc3339_or_null(info.finished_at),
-        "progress": info.progress,
-        "reason": info.reason,
-        "pid": info.pid,
-        "after": info.after.iter().map(|(id, any)| json!({"id": id.0, "any_outcome": any})).collect::<Vec<_>>(),
-        "not_before": rfc3339_or_null(info.not_before),
-        "timeout_ms": info.timeout_ms,
-        "retries": info.retries,
-        "retry_at": rfc3339_or_null(info.retry_at),
-        "history": info.history.iter().map(|a| json!({
-            "started_at": rfc3339(a.started_at),
-            "finished_at": rfc3339(a.finished_at),
-            "exit_code": a.exit_code,
-            "signal": a.signal,
-        })).collect::<Vec<_>>(),
-    })
+    // Cannot fail: every map key is a string and every number fits JSON.
+    serde_json::to_value(JobJson(info)).unwrap_or(Value::Null)
+}
+
+/// Writes `jobs` as the pretty-printed JSON array of `status --json`,
+/// followed by a newline: the same bytes as printing the [`Value`] array of
+/// their [`job_json`] objects with `{:#}`.
+pub fn write_jobs_json(out: &mut dyn Write, jobs: &[JobInfo]) -> std::io::Result<()> {
+    // The serializer makes many tiny writes; through `dyn Write` each is a
+    // call that cannot be inlined. A buffer of a concrete type here keeps
+    // them plain copies.
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut buffered, &JobsJson(jobs)).map_err(std::io::Error::from)?;
+    buffered.write_all(b"\n")?;
+    buffered.flush()
 }
 
 /// Per-state counts as an object keyed by the contract's state names.

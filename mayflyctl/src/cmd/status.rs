@@ -8,16 +8,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use mayfly_protocol::{JobInfo, JobState, Request, StatusRequest};
-use serde_json::Value;
-
-use super::emit_line;
 use crate::cli::StatusArgs;
 use crate::client::{Connection, read_jobs};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids, parse_key_value, parse_state};
-use crate::render::{TableStyle, job_json, status_table};
+use crate::render::{TableStyle, status_table, write_jobs_json};
+use mayfly_protocol::{JobInfo, JobState, Request, StatusRequest};
 
 /// Which jobs `status` shows: a job must pass every non-empty filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,8 +85,9 @@ pub fn execute(
     let mut jobs = read_jobs(&mut conn, "status")?;
     jobs.retain(|job| filter.matches(job));
     if json {
-        let array = Value::Array(jobs.iter().map(job_json).collect());
-        emit_line(out, &format!("{array:#}"))?;
+        // Straight into the (buffered) output: no `Value` tree, no `String`
+        // of the whole array. Thousands of jobs print in milliseconds.
+        write_jobs_json(out, &jobs).map_err(CtlError::Output)?;
     } else {
         let style = TableStyle {
             width: ctx.term_width,
