@@ -497,7 +497,9 @@ impl Driver {
     /// Tells the activity log about a job's change of state.
     fn log_transition(&mut self, id: JobId, state: mayfly_protocol::JobState) {
         use mayfly_protocol::JobState as S;
-        let Some(info) = self.core.job_info(id) else {
+        // Borrowed: a submit passes through here twice (waiting, queued),
+        // and copying the whole job each time for a few fields is waste.
+        let Some(info) = self.core.job_view(id) else {
             return;
         };
         let activity = match state {
@@ -517,11 +519,11 @@ impl Driver {
                     .started_at
                     .zip(info.finished_at)
                     .map(|(start, end)| end.millis_since(start)),
-                queue: info.queue,
+                queue: info.queue.to_owned(),
                 state: info.state,
                 exit_code: info.exit_code,
                 signal: info.signal,
-                reason: info.reason,
+                reason: info.reason.map(str::to_owned),
             },
         };
         self.pal.emit(activity);
@@ -1160,7 +1162,7 @@ impl Driver {
                 let Some(spec) = self.core.spec(id) else {
                     return;
                 };
-                match self.executor.spawn(id, spec) {
+                match self.executor.spawn(id, &spec) {
                     Ok(pid) => {
                         self.core.note_pid(id, pid);
                         if let Some(start_ticks) = crate::executor::process_start_ticks(pid) {
@@ -1170,13 +1172,14 @@ impl Driver {
                                 start_ticks,
                             });
                         }
-                        if let Some(info) = self.core.job_info(id) {
+                        if let Some(info) = self.core.job_view(id) {
                             let waited_ms = info
                                 .started_at
                                 .map_or(0, |s| s.millis_since(info.submitted_at));
+                            let queue = info.queue.to_owned();
                             self.pal.emit(Activity::JobStarted {
                                 id,
-                                queue: info.queue,
+                                queue,
                                 attempt,
                                 pid,
                                 waited_ms,

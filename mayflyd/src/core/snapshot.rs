@@ -10,7 +10,8 @@
 use mayfly_protocol::{Attempt, JobId, JobSpec, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Core, CoreConfig, CoreError, Counters, Job, Queue, StopReason};
+use super::job::{Job, Run};
+use super::{Core, CoreConfig, CoreError, Counters, Queue, StopReason};
 
 /// The serialized form of a [`Core`]'s durable state. Fields are only ever
 /// appended; the WAL's format version guards incompatible changes.
@@ -85,24 +86,27 @@ impl Core {
             jobs: self
                 .jobs
                 .iter()
-                .map(|(&id, j)| JobSnapshot {
-                    id,
-                    spec: j.spec.clone(),
-                    state: j.state,
-                    attempts: j.attempts,
-                    exit_code: j.exit_code,
-                    signal: j.signal,
-                    submitted_at: j.submitted_at,
-                    started_at: j.started_at,
-                    finished_at: j.finished_at,
-                    progress: j.progress.clone(),
-                    reason: j.reason.clone(),
-                    stop: j.stop,
-                    deps: j.deps.clone(),
-                    time_ok: j.time_ok,
-                    retry_at: j.retry_at,
-                    history: j.history.clone(),
-                    process: j.process,
+                .map(|(&id, j)| {
+                    let run = j.run();
+                    JobSnapshot {
+                        id,
+                        spec: j.spec(),
+                        state: j.state,
+                        attempts: j.attempts,
+                        exit_code: run.exit_code,
+                        signal: run.signal,
+                        submitted_at: j.submitted_at,
+                        started_at: run.started_at,
+                        finished_at: run.finished_at,
+                        progress: run.progress.clone(),
+                        reason: run.reason.clone(),
+                        stop: run.stop,
+                        deps: j.deps().to_vec(),
+                        time_ok: j.time_ok,
+                        retry_at: run.retry_at,
+                        history: run.history.clone(),
+                        process: run.process,
+                    }
                 })
                 .collect(),
         }
@@ -129,7 +133,7 @@ impl Core {
                     js.id, core.next_id
                 )));
             }
-            let q: &mut Queue = core.queues.entry(js.spec.queue.clone()).or_default();
+            let q: &mut Queue = core.queue_mut(&js.spec.queue);
             *q.counts.get_mut(js.state) += 1;
             match js.state {
                 JobState::Queued => {
@@ -141,30 +145,28 @@ impl Core {
                 }
                 _ => {}
             }
-            core.jobs.insert(
-                js.id,
-                Job {
-                    spec: js.spec,
-                    state: js.state,
-                    attempts: js.attempts,
-                    exit_code: js.exit_code,
-                    signal: js.signal,
-                    submitted_at: js.submitted_at,
-                    started_at: js.started_at,
-                    finished_at: js.finished_at,
-                    progress: js.progress,
-                    reason: js.reason,
-                    pid: None,
-                    stop: js.stop,
-                    deps: js.deps,
-                    pending_deps: 0,
-                    time_ok: js.time_ok,
-                    retry_at: js.retry_at,
-                    timeout_at: None,
-                    history: js.history,
-                    process: js.process,
-                },
-            );
+            let mut job = Job::new(&js.spec, js.deps, js.submitted_at, &mut core.interner);
+            job.state = js.state;
+            job.attempts = js.attempts;
+            job.time_ok = js.time_ok;
+            let run = Run {
+                exit_code: js.exit_code,
+                signal: js.signal,
+                started_at: js.started_at,
+                finished_at: js.finished_at,
+                progress: js.progress,
+                reason: js.reason,
+                pid: None,
+                stop: js.stop,
+                retry_at: js.retry_at,
+                timeout_at: None,
+                history: js.history,
+                process: js.process,
+            };
+            if run != Run::default() {
+                job.run = Some(Box::new(run));
+            }
+            core.jobs.insert(js.id, Box::new(job));
         }
         // Rebuild what is derived from the jobs: who waits for whom, and the
         // clocks of waiting jobs.
@@ -178,7 +180,7 @@ impl Core {
             let deps = core
                 .jobs
                 .get(&id)
-                .map(|j| j.deps.clone())
+                .map(|j| j.deps().to_vec())
                 .unwrap_or_default();
             let mut pending = 0;
             for (dep, _) in deps {

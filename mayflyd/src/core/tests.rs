@@ -977,3 +977,124 @@ fn reserved_ids_are_never_handed_out() {
     c.apply(&ev).unwrap();
     assert_eq!(submit(&mut c, 1, "default", 50), JobId(8));
 }
+
+// ------------------------------------------------------- compact job storage
+
+/// A spec for `queue` with its own cwd and environment.
+fn spec_in(queue: &str, cwd: &str, env: &[(&str, &str)]) -> JobSpec {
+    let mut s = JobSpec::new(Command::Shell("true".into()), cwd, queue, 50);
+    s.env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    s
+}
+
+#[test]
+fn jobs_share_equal_environments_and_keep_their_own() {
+    let home: &[(&str, &str)] = &[("PATH", "/usr/bin:/bin"), ("HOME", "/home/me")];
+    let work: &[(&str, &str)] = &[("PATH", "/opt/bin"), ("LANG", "C.UTF-8")];
+    let mut c = core(1);
+    let specs = [
+        spec_in("default", "/src", home),
+        spec_in("default", "/src", home),
+        spec_in("build", "/tmp", work),
+        spec_in("default", "/src", &[]),
+    ];
+    let ids: Vec<JobId> = specs
+        .iter()
+        .map(|s| submit_spec(&mut c, 0, s.clone()))
+        .collect();
+    for (id, s) in ids.iter().zip(&specs) {
+        assert_eq!(c.spec(*id).as_ref(), Some(s), "job {id} keeps its spec");
+    }
+    // One copy of each distinct value: two cwds and two queue names; three
+    // environments (the empty one too).
+    assert_eq!(c.interner.len(), (4, 3));
+    assert!(std::sync::Arc::ptr_eq(
+        &c.jobs[&ids[0]].env,
+        &c.jobs[&ids[1]].env
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &c.jobs[&ids[0]].cwd,
+        &c.jobs[&ids[1]].cwd
+    ));
+
+    // Through a snapshot and back (the daemon's restart): the same spec per
+    // job, and shared again.
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    for (id, s) in ids.iter().zip(&specs) {
+        assert_eq!(
+            restored.spec(*id).as_ref(),
+            Some(s),
+            "job {id} after restore"
+        );
+    }
+    assert_eq!(restored.interner.len(), (4, 3));
+    assert!(std::sync::Arc::ptr_eq(
+        &restored.jobs[&ids[0]].env,
+        &restored.jobs[&ids[1]].env
+    ));
+
+    // Forgetting the only job with an environment drops that environment.
+    let build = ids[2];
+    c.apply(&Event::Cancelled {
+        id: build,
+        at: Timestamp(1),
+    })
+    .unwrap();
+    let ev = c.decide_clean(Timestamp(2), &[], None).unwrap().unwrap();
+    c.apply(&ev).unwrap();
+    assert_eq!(c.state_of(build), None);
+    assert_eq!(c.interner.len(), (2, 2), "/tmp, build and its env are gone");
+    assert_eq!(c.spec(ids[0]).as_ref(), Some(&specs[0]));
+}
+
+#[test]
+fn a_plain_queued_job_allocates_no_option_or_run_box() {
+    let mut c = core(1);
+    let plain = submit(&mut c, 0, "default", 50);
+    let job = &c.jobs[&plain];
+    assert!(job.options.is_none() && job.run.is_none());
+    // What one queued job costs is mostly this struct (boxed in the map):
+    // keep it small. Growing it is a decision, not an accident.
+    assert!(
+        std::mem::size_of::<super::job::Job>() <= 128,
+        "Job is {} bytes",
+        std::mem::size_of::<super::job::Job>()
+    );
+
+    // Options live in a box only while something differs from the default;
+    // an edit back to no labels drops the box again.
+    let mut labelled = spec("default", 50);
+    labelled.labels = vec![("k".into(), "v".into())];
+    let id = submit_spec(&mut c, 0, labelled.clone());
+    assert!(c.jobs[&id].options.is_some());
+    assert_eq!(c.spec(id), Some(labelled));
+    c.apply(&c.decide_edit(id, None, None, Some(vec![])).unwrap())
+        .unwrap();
+    assert!(c.jobs[&id].options.is_none());
+    assert_eq!(c.job_info(id).unwrap().labels, vec![]);
+
+    // Every seldom-used spec field survives the trip through the box and a
+    // snapshot.
+    let mut rich = after(&[plain.0], true);
+    rich.not_before = Some(Timestamp(9_000));
+    rich.timeout_ms = Some(1_500);
+    rich.retries = 3;
+    rich.retry_delay_ms = 250;
+    rich.labels = vec![("b".into(), "1".into()), ("a".into(), "2".into())];
+    let id = submit_spec(&mut c, 0, rich.clone());
+    assert_eq!(c.spec(id).as_ref(), Some(&rich));
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    assert_eq!(restored.spec(id), Some(rich));
+    // Starting a job gives it a run box; the view and the owned info agree.
+    start_all(&mut c, 1);
+    assert!(c.jobs[&plain].run.is_some());
+    assert_eq!(
+        c.job_view(plain).map(|v| v.to_info()),
+        c.job_info(plain),
+        "job_info is the view, copied"
+    );
+    assert_eq!(c.job_info(plain).unwrap().started_at, Some(Timestamp(1)));
+}
