@@ -35,8 +35,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use mayfly_protocol::{
-    Activity, ActivityRecord, CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, Request,
-    Response, StateHeader, StatusRequest, SubmitRequest, Timestamp, WaitRequest,
+    Activity, ActivityRecord, CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, JobInfoRef,
+    JobsRef, Request, Response, StateHeader, StatusRequest, SubmitRequest, Timestamp, WaitRequest,
+    encode_frame,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -53,7 +54,26 @@ use crate::pal::Pal;
 /// Where a request's response frames go. Unbounded on purpose: the driver
 /// must never wait on a slow client; what it sends is bounded by the request
 /// (one frame, or the listing it asked for).
-pub type Reply = mpsc::UnboundedSender<Response>;
+pub type Reply = mpsc::UnboundedSender<Outgoing>;
+
+/// One frame of an answer on its way to a session.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A response for the session to encode.
+    Response(Response),
+    /// A whole frame, length prefix included, that the driver encoded
+    /// itself: the chunks of a listing, encoded straight from the core's
+    /// jobs (see [`mayfly_protocol::JobsRef`]) rather than copied into
+    /// `JobInfo`s for the session to encode and then drop. It decodes as a
+    /// [`Response::Jobs`].
+    Frame(Vec<u8>),
+}
+
+impl From<Response> for Outgoing {
+    fn from(response: Response) -> Self {
+        Outgoing::Response(response)
+    }
+}
 
 /// How many jobs go in one `Jobs` frame of a listing.
 const JOBS_PER_FRAME: usize = 1000;
@@ -442,10 +462,13 @@ impl Driver {
             }
         }
         for (_, group) in self.wait_groups.drain() {
-            let _ = group.reply.send(Response::Error(ErrorResponse::new(
-                ErrorKind::ShuttingDown,
-                "the daemon shut down before the job ended; wait again once it is back",
-            )));
+            let _ = group.reply.send(
+                Response::Error(ErrorResponse::new(
+                    ErrorKind::ShuttingDown,
+                    "the daemon shut down before the job ended; wait again once it is back",
+                ))
+                .into(),
+            );
         }
         self.pal.emit(Activity::ShutdownComplete {
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -681,7 +704,7 @@ impl Driver {
     fn release(&mut self, group: Group) {
         for held in group.held {
             // A client that hung up does not care.
-            let _ = held.reply.send(held.response);
+            let _ = held.reply.send(held.response.into());
         }
         self.since_durable.extend(group.events);
         for action in group.actions {
@@ -751,7 +774,7 @@ impl Driver {
                 } else {
                     held.response
                 };
-                let _ = held.reply.send(response);
+                let _ = held.reply.send(response.into());
             }
             // Its actions never ran: the rebuilt state does not ask for them.
         }
@@ -995,24 +1018,27 @@ impl Driver {
         }
         // Listings change no state, so they need not wait for the commit.
         if let Some(header) = header {
-            let _ = reply.send(Response::State(header));
+            let _ = reply.send(Response::State(header).into());
         }
-        let infos: Box<dyn Iterator<Item = JobInfo>> = if ids.is_empty() {
-            Box::new(self.core.job_ids().filter_map(|id| self.core.job_info(id)))
+        let views: Box<dyn Iterator<Item = JobInfoRef<'_>>> = if ids.is_empty() {
+            Box::new(self.core.job_views())
         } else {
-            Box::new(ids.iter().filter_map(|id| self.core.job_info(*id)))
+            Box::new(ids.iter().filter_map(|id| self.core.job_view(*id)))
         };
         let mut chunk = Vec::with_capacity(JOBS_PER_FRAME.min(self.core.job_count()));
-        for info in infos {
-            chunk.push(info);
+        for view in views {
+            chunk.push(view);
             if chunk.len() == JOBS_PER_FRAME {
-                let _ = reply.send(Response::Jobs(std::mem::take(&mut chunk)));
+                if !send_jobs(reply, &chunk) {
+                    return;
+                }
+                chunk.clear();
             }
         }
-        if !chunk.is_empty() {
-            let _ = reply.send(Response::Jobs(chunk));
+        if !chunk.is_empty() && !send_jobs(reply, &chunk) {
+            return;
         }
-        let _ = reply.send(Response::End);
+        let _ = reply.send(Response::End.into());
     }
 
     /// Registers a wait; jobs that already ended are reported at once.
@@ -1222,6 +1248,34 @@ pub fn state_json(core: &Core) -> serde_json::Value {
     };
     let jobs: Vec<JobInfo> = core.job_ids().filter_map(|id| core.job_info(id)).collect();
     mayfly_protocol::json::dump_state_json(&header, &jobs)
+}
+
+/// Sends `jobs` as one `Jobs` frame, encoded here from the borrowed jobs.
+/// A chunk too large for one frame goes out in halves; a single job too
+/// large for a frame ends the stream with an error. Returns false when the
+/// stream has ended.
+fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> bool {
+    match encode_frame(&JobsRef(jobs)) {
+        Ok(frame) => {
+            let _ = reply.send(Outgoing::Frame(frame));
+            true
+        }
+        Err(_) if jobs.len() > 1 => {
+            let (first, second) = jobs.split_at(jobs.len() / 2);
+            send_jobs(reply, first) && send_jobs(reply, second)
+        }
+        Err(e) => {
+            let id = jobs.first().map_or(JobId(0), |job| job.id);
+            let _ = reply.send(
+                Response::Error(ErrorResponse::new(
+                    ErrorKind::Internal,
+                    format!("job {id} cannot be listed: {e}"),
+                ))
+                .into(),
+            );
+            false
+        }
+    }
 }
 
 /// Maps a core refusal to a response frame.
