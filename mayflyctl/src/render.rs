@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-pub use mayfly_protocol::json::{dump_state_json, job_json, rfc3339, write_jobs_json};
+pub use mayfly_protocol::json::{
+    JobsJsonWriter, dump_state_json, job_json, rfc3339, write_jobs_json,
+};
 use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timestamp};
 use serde_json::{Value, json};
 

@@ -5,6 +5,9 @@
 //! be added, never renamed. Times are RFC 3339 with milliseconds, in UTC, or
 //! `null`.
 
+mod pretty;
+
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -21,8 +24,13 @@ const MAX_FORMATTABLE_MS: u64 = 253_402_300_800_000 - 1;
 
 /// A timestamp as RFC 3339 with milliseconds, e.g. `2024-05-01T12:00:00.000Z`.
 pub fn rfc3339(ts: Timestamp) -> String {
+    rfc3339_display(ts).to_string()
+}
+
+/// [`rfc3339`] without the `String`: formats straight into a writer.
+fn rfc3339_display(ts: Timestamp) -> humantime::Rfc3339Timestamp {
     let clamped = Timestamp(ts.0.min(MAX_FORMATTABLE_MS));
-    humantime::format_rfc3339_millis(clamped.to_system_time()).to_string()
+    humantime::format_rfc3339_millis(clamped.to_system_time())
 }
 
 /// An optional timestamp as RFC 3339 or `null`.
@@ -30,27 +38,16 @@ fn rfc3339_or_null(ts: Option<Timestamp>) -> Value {
     ts.map_or(Value::Null, |t| Value::String(rfc3339(t)))
 }
 
-/// A job object that serializes itself straight into a JSON writer.
+/// A job object that serializes itself straight into a JSON writer, with
+/// its fields in sorted order: the order a [`Value`] object prints them in
+/// (its map is sorted), so printing either gives the same bytes.
 ///
-/// `status --json` prints thousands of these; going through a [`Value`] tree
-/// cost a `BTreeMap` and a `String` per field, and `format!` of the whole
-/// array cost a second copy of the output. Fields are written in sorted
-/// order, which is the order a [`Value`] object prints them in (its map is
-/// sorted), so both paths print the same bytes. [`job_json`] is built from
-/// this, so there is one definition of the job object.
+/// [`job_json`] is built from this, so there is one serde definition of the
+/// job object. The hand-written [`JobsJsonWriter`] (for the thousands of
+/// jobs of `status --json`) must print the same bytes; property tests in
+/// `mayflyctl` hold them to it.
 #[derive(Debug, Clone, Copy)]
 pub struct JobJson<'a>(pub &'a JobInfo);
-
-/// A list of job objects (the `status --json` array), serialized without an
-/// intermediate [`Value`].
-#[derive(Debug, Clone, Copy)]
-pub struct JobsJson<'a>(pub &'a [JobInfo]);
-
-impl Serialize for JobsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(JobJson))
-    }
-}
 
 impl Serialize for JobJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -90,10 +87,7 @@ struct TimeJson(Option<Timestamp>);
 impl Serialize for TimeJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Some(ts) => {
-                let clamped = Timestamp(ts.0.min(MAX_FORMATTABLE_MS));
-                serializer.collect_str(&humantime::format_rfc3339_millis(clamped.to_system_time()))
-            }
+            Some(ts) => serializer.collect_str(&rfc3339_display(ts)),
             None => serializer.serialize_none(),
         }
     }
@@ -176,23 +170,78 @@ impl Serialize for AttemptJson<'_> {
 }
 
 /// The contract's job object (`status --json`, `wait --json`, `dump-state`),
-/// as a [`Value`]. Printing many of them is cheaper through [`JobsJson`].
+/// as a [`Value`]. Printing many of them is cheaper through [`write_jobs_json`].
 pub fn job_json(info: &JobInfo) -> Value {
     // Cannot fail: every map key is a string and every number fits JSON.
     serde_json::to_value(JobJson(info)).unwrap_or(Value::Null)
 }
 
 /// Writes `jobs` as the pretty-printed JSON array of `status --json`,
-/// followed by a newline: the same bytes as printing the [`Value`] array of
-/// their [`job_json`] objects with `{:#}`.
-pub fn write_jobs_json(out: &mut dyn Write, jobs: &[JobInfo]) -> std::io::Result<()> {
-    // The serializer makes many tiny writes; through `dyn Write` each is a
-    // call that cannot be inlined. A buffer of a concrete type here keeps
-    // them plain copies.
-    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, out);
-    serde_json::to_writer_pretty(&mut buffered, &JobsJson(jobs)).map_err(std::io::Error::from)?;
-    buffered.write_all(b"\n")?;
-    buffered.flush()
+/// followed by a newline: see [`JobsJsonWriter`].
+pub fn write_jobs_json<W, I, J>(out: W, jobs: I) -> std::io::Result<()>
+where
+    W: Write,
+    I: IntoIterator<Item = J>,
+    J: Borrow<JobInfo>,
+{
+    let mut writer = JobsJsonWriter::new(out);
+    for job in jobs {
+        writer.push(job.borrow())?;
+    }
+    writer.finish()
+}
+
+/// Writes the pretty-printed JSON array of `status --json` one job at a
+/// time: the same bytes as printing the [`Value`] array of the jobs'
+/// [`job_json`] objects with `{:#}`, several times faster (see
+/// `json/pretty.rs`), and without holding the whole output: `out` gets
+/// writes of about 64 KiB as jobs are pushed.
+///
+/// Only [`JobsJsonWriter::finish`] closes the array. A caller whose listing
+/// fails part way returns without it, so what reached `out` is not valid
+/// JSON and no reader can take a partial listing for a whole one.
+#[derive(Debug)]
+pub struct JobsJsonWriter<W: Write> {
+    /// Where the text goes.
+    out: W,
+    /// Text not yet handed to `out`.
+    buf: Vec<u8>,
+    /// No job pushed yet.
+    empty: bool,
+}
+
+impl<W: Write> JobsJsonWriter<W> {
+    /// Output is handed to `out` in pieces of about this size.
+    const CHUNK: usize = 1 << 16;
+
+    /// Opens the array.
+    pub fn new(out: W) -> Self {
+        let mut buf = Vec::with_capacity(Self::CHUNK + 4096);
+        pretty::push_jobs_start(&mut buf);
+        Self {
+            out,
+            buf,
+            empty: true,
+        }
+    }
+
+    /// Writes one more job object.
+    pub fn push(&mut self, job: &JobInfo) -> std::io::Result<()> {
+        pretty::push_job_element(&mut self.buf, job, self.empty);
+        self.empty = false;
+        if self.buf.len() >= Self::CHUNK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Closes the array, ends the line and writes what is left.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        pretty::push_jobs_end(&mut self.buf, self.empty);
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)
+    }
 }
 
 /// Per-state counts as an object keyed by the contract's state names.
