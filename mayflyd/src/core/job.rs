@@ -28,6 +28,7 @@ use mayfly_protocol::{
 };
 
 use super::StopReason;
+use super::snapshot::SpecSnapshot;
 
 /// An environment shared by every job submitted with it.
 pub(super) type Env = Arc<[(String, String)]>;
@@ -167,19 +168,69 @@ impl Job {
             retries: spec.retries,
             retry_delay_ms: spec.retry_delay_ms,
         };
+        Job::assemble(
+            spec.command.clone(),
+            interner.str(&spec.cwd),
+            interner.env(&spec.env),
+            interner.str(&spec.queue),
+            spec.priority,
+            options,
+            submitted_at,
+        )
+    }
+
+    /// A job from a snapshot's spec, in state `waiting` (the caller sets
+    /// the rest), its shared strings taken from `interner`.
+    pub(super) fn from_snapshot(
+        spec: SpecSnapshot,
+        deps: Vec<(JobId, bool)>,
+        submitted_at: Timestamp,
+        interner: &mut Interner,
+    ) -> Self {
+        let options = Options {
+            labels: spec.labels,
+            deps,
+            not_before: spec.not_before,
+            timeout_ms: spec.timeout_ms,
+            retries: spec.retries,
+            retry_delay_ms: spec.retry_delay_ms,
+        };
+        Job::assemble(
+            spec.command,
+            interner.str(&spec.cwd),
+            interner.env(&spec.env),
+            interner.str(&spec.queue),
+            spec.priority,
+            options,
+            submitted_at,
+        )
+    }
+
+    /// A waiting job of these parts (the common end of [`Job::new`] and
+    /// [`Job::from_snapshot`]).
+    fn assemble(
+        command: Command,
+        cwd: Arc<str>,
+        env: Env,
+        queue: Arc<str>,
+        priority: u8,
+        options: Options,
+        submitted_at: Timestamp,
+    ) -> Self {
+        let time_ok = options.not_before.is_none_or(|t| t <= submitted_at);
         Job {
-            command: spec.command.clone(),
-            cwd: interner.str(&spec.cwd),
-            env: interner.env(&spec.env),
-            queue: interner.str(&spec.queue),
+            command,
+            cwd,
+            env,
+            queue,
             submitted_at,
             options: (!options.is_default()).then(|| Box::new(options)),
             run: None,
             attempts: 0,
             pending_deps: 0,
-            priority: spec.priority,
+            priority,
             state: JobState::Waiting,
-            time_ok: spec.not_before.is_none_or(|t| t <= submitted_at),
+            time_ok,
         }
     }
 
@@ -240,14 +291,26 @@ impl Job {
             queue: self.queue.to_string(),
             priority: self.priority,
             labels: options.labels.clone(),
-            after: options
-                .deps
-                .iter()
-                .map(|&(id, any_outcome)| Dependency {
-                    on: DepRef::Job(id),
-                    any_outcome,
-                })
-                .collect(),
+            after: dependencies(&options.deps),
+            not_before: options.not_before,
+            timeout_ms: options.timeout_ms,
+            retries: options.retries,
+            retry_delay_ms: options.retry_delay_ms,
+        }
+    }
+
+    /// Its spec for a snapshot: like [`Job::spec`], but sharing the
+    /// interned strings instead of copying them.
+    pub(super) fn spec_snapshot(&self) -> SpecSnapshot {
+        let options = self.options();
+        SpecSnapshot {
+            command: self.command.clone(),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            queue: self.queue.clone(),
+            priority: self.priority,
+            labels: options.labels.clone(),
+            after: dependencies(&options.deps),
             not_before: options.not_before,
             timeout_ms: options.timeout_ms,
             retries: options.retries,
@@ -284,6 +347,16 @@ impl Job {
             history: &run.history,
         }
     }
+}
+
+/// Resolved prerequisites as a spec's `after` list.
+fn dependencies(deps: &[(JobId, bool)]) -> Vec<Dependency> {
+    deps.iter()
+        .map(|&(id, any_outcome)| Dependency {
+            on: DepRef::Job(id),
+            any_outcome,
+        })
+        .collect()
 }
 
 /// One copy of each distinct working directory, queue name and environment

@@ -6,8 +6,15 @@
 //! Derived structures (ready sets, per-queue counts, running totals) are
 //! recomputed on restore, so they cannot disagree with the jobs. Non-durable
 //! things (pids, pending actions, system tasks) are not in it.
+//!
+//! Taking a snapshot copies the state (the journal thread encodes it while
+//! the driver goes on), so the copy must be cheap in memory as well: a job's
+//! spec is copied as a [`SpecSnapshot`], which shares the core's working
+//! directories, queue names and environments instead of copying each job's.
 
-use mayfly_protocol::{Attempt, JobId, JobSpec, JobState, Timestamp};
+use std::sync::Arc;
+
+use mayfly_protocol::{Attempt, Command, Dependency, JobId, JobSpec, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::job::{Job, Run};
@@ -37,7 +44,7 @@ pub struct JobSnapshot {
     /// Its id.
     pub id: JobId,
     /// What it runs.
-    pub spec: JobSpec,
+    pub spec: SpecSnapshot,
     /// Its state.
     pub state: JobState,
     /// Times started.
@@ -70,6 +77,56 @@ pub struct JobSnapshot {
     pub process: Option<(u32, u64)>,
 }
 
+/// A job's spec in a snapshot: [`JobSpec`]'s fields, in [`JobSpec`]'s order
+/// and with types that encode like [`JobSpec`]'s (an `Arc<T>` encodes as its
+/// `T`), so the bytes on disk are those of a [`JobSpec`]; but the strings the
+/// core shares between jobs are shared here too, so a snapshot of 100,000
+/// jobs does not hold 100,000 copies of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecSnapshot {
+    /// What to run.
+    pub command: Command,
+    /// The working directory.
+    pub cwd: Arc<str>,
+    /// The environment.
+    pub env: Arc<[(String, String)]>,
+    /// The queue.
+    pub queue: Arc<str>,
+    /// Lower runs first.
+    pub priority: u8,
+    /// Labels, in the order given.
+    pub labels: Vec<(String, String)>,
+    /// Prerequisites (always resolved to job ids).
+    pub after: Vec<Dependency>,
+    /// Not before this time.
+    pub not_before: Option<Timestamp>,
+    /// The timeout of an attempt.
+    pub timeout_ms: Option<u64>,
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// The wait before the first retry.
+    pub retry_delay_ms: u64,
+}
+
+impl SpecSnapshot {
+    /// The spec as the protocol's [`JobSpec`].
+    pub fn to_spec(&self) -> JobSpec {
+        JobSpec {
+            command: self.command.clone(),
+            cwd: self.cwd.to_string(),
+            env: self.env.to_vec(),
+            queue: self.queue.to_string(),
+            priority: self.priority,
+            labels: self.labels.clone(),
+            after: self.after.clone(),
+            not_before: self.not_before,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            retry_delay_ms: self.retry_delay_ms,
+        }
+    }
+}
+
 impl Core {
     /// The durable state as a snapshot.
     pub fn snapshot(&self) -> CoreSnapshot {
@@ -90,7 +147,7 @@ impl Core {
                     let run = j.run();
                     JobSnapshot {
                         id,
-                        spec: j.spec(),
+                        spec: j.spec_snapshot(),
                         state: j.state,
                         attempts: j.attempts,
                         exit_code: run.exit_code,
@@ -145,7 +202,7 @@ impl Core {
                 }
                 _ => {}
             }
-            let mut job = Job::new(&js.spec, js.deps, js.submitted_at, &mut core.interner);
+            let mut job = Job::from_snapshot(js.spec, js.deps, js.submitted_at, &mut core.interner);
             job.state = js.state;
             job.attempts = js.attempts;
             job.time_ok = js.time_ok;

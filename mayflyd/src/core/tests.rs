@@ -1098,3 +1098,43 @@ fn a_plain_queued_job_allocates_no_option_or_run_box() {
     );
     assert_eq!(c.job_info(plain).unwrap().started_at, Some(Timestamp(1)));
 }
+
+#[test]
+fn snapshots_share_environments_and_keep_the_on_disk_format() {
+    let env: &[(&str, &str)] = &[("PATH", "/usr/bin"), ("LANG", "C.UTF-8")];
+    let mut c = core(1);
+    let mut rich = spec_in("build", "/src", env);
+    rich.labels = vec![("k".into(), "v".into())];
+    rich.timeout_ms = Some(5_000);
+    let a = submit_spec(&mut c, 0, spec_in("default", "/src", env));
+    let b = submit_spec(&mut c, 0, after(&[a.0], false));
+    let d = submit_spec(&mut c, 0, rich);
+    let snap = c.snapshot();
+    let spec_of = |id: JobId| &snap.jobs.iter().find(|j| j.id == id).unwrap().spec;
+    // Taking a snapshot copies pointers, not every job's environment.
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &spec_of(d).env));
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &c.jobs[&a].env));
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).cwd, &spec_of(d).cwd));
+
+    // On disk a snapshot's spec is exactly a protocol JobSpec, both ways,
+    // so snapshots written before and after this layout read the same.
+    for id in [a, b, d] {
+        let shared = spec_of(id);
+        let plain = shared.to_spec();
+        assert_eq!(Some(&plain), c.spec(id).as_ref());
+        let bytes = mayfly_protocol::encode_blob(shared).unwrap();
+        assert_eq!(bytes, mayfly_protocol::encode_blob(&plain).unwrap());
+        let back: JobSpec = mayfly_protocol::decode_blob(&bytes).unwrap();
+        assert_eq!(back, plain);
+        let back: super::snapshot::SpecSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+        assert_eq!(&back, shared);
+    }
+    // And the whole snapshot round-trips through its encoding.
+    let bytes = mayfly_protocol::encode_blob(&snap).unwrap();
+    let back: super::CoreSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+    assert_eq!(back, snap);
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    for id in [a, b, d] {
+        assert_eq!(restored.spec(id), c.spec(id));
+    }
+}
