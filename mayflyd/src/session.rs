@@ -7,6 +7,12 @@
 //! a later request is answered first. A streaming response simply keeps its
 //! channel open until its `End` frame.
 //!
+//! Responses come from the driver typed ([`Outgoing::Response`]), except the
+//! chunks of a listing: the driver encodes those itself, straight from the
+//! core's jobs through the protocol crate's `JobsRef`, and the session writes
+//! the finished frame ([`Outgoing::Frame`]) as it is. Copying every job into
+//! a typed response first was most of the cost of `status` with many jobs.
+//!
 //! Bad input ends the session with an error frame (after the responses to
 //! earlier requests) — never a panic, and never a stall of other sessions.
 
