@@ -1301,3 +1301,81 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mayfly_protocol::{Command, JobState, MAX_FRAME_LEN, decode_payload};
+
+    use super::*;
+
+    /// A queued job with one label of `label_bytes` bytes.
+    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
+        JobInfo {
+            id: JobId(id),
+            state: JobState::Queued,
+            command: Command::Shell("true".into()),
+            cwd: "/".into(),
+            queue: "default".into(),
+            priority: 50,
+            labels: vec![("pad".into(), "x".repeat(label_bytes))],
+            exit_code: None,
+            signal: None,
+            attempts: 0,
+            submitted_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            reason: None,
+            pid: None,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    /// A chunk too large for one frame goes out in smaller frames, in
+    /// order; a single job too large for any frame ends the stream with an
+    /// error instead of a frame the client would refuse.
+    fn listing_chunks_split_to_fit_the_frame_limit() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let jobs = [
+            job_with_label(1, 9 << 20),
+            job_with_label(2, 9 << 20),
+            job_with_label(3, 10),
+        ];
+        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+        assert!(send_jobs(&tx, &views));
+        let mut ids = Vec::new();
+        let mut frames = 0;
+        while let Ok(out) = rx.try_recv() {
+            let Outgoing::Frame(frame) = out else {
+                panic!("expected a frame, got {out:?}");
+            };
+            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
+            let Ok(Response::Jobs(chunk)) = decode_payload::<Response>(&frame[4..]) else {
+                panic!("a frame that is not Response::Jobs");
+            };
+            ids.extend(chunk.iter().map(|job| job.id.0));
+            frames += 1;
+        }
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(frames, 2, "the chunk of three went out as [1] and [2, 3]");
+
+        let huge = [job_with_label(4, MAX_FRAME_LEN)];
+        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
+        assert!(!send_jobs(&tx, &views), "the stream has ended");
+        match rx.try_recv() {
+            Ok(Outgoing::Response(Response::Error(e))) => {
+                assert_eq!(e.kind, ErrorKind::Internal);
+                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
+            }
+            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "nothing after the error");
+    }
+}
