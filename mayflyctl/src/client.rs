@@ -151,13 +151,75 @@ pub fn response_name(response: &Response) -> &'static str {
 /// Reads a stream of `Jobs` chunks up to `End` (the body of `status`, and of
 /// `dump-state` after its header).
 pub fn read_jobs(conn: &mut Connection, request: &'static str) -> Result<Vec<JobInfo>, CtlError> {
-    let mut jobs = Vec::new();
-    loop {
-        match conn.recv()? {
-            Response::Jobs(chunk) => jobs.extend(chunk),
-            Response::End => return Ok(jobs),
-            Response::Error(e) => return Err(daemon_error(request, e)),
-            other => return Err(unexpected(request, &other)),
+    let mut stream = JobStream::new(conn, request);
+    let jobs = stream.by_ref().collect();
+    stream.finish().map(|()| jobs)
+}
+
+/// The jobs of a `Jobs` stream, read one frame at a time as they are
+/// consumed: a caller that prints as it goes works while the daemon still
+/// sends, and each frame's jobs are freed before the next is read.
+///
+/// The iteration ends at `End` or at the first failure; [`JobStream::finish`]
+/// says which. A caller must not treat what it got as complete before that.
+#[derive(Debug)]
+pub struct JobStream<'c> {
+    /// Where the frames come from.
+    conn: &'c mut Connection,
+    /// The request, for error messages.
+    request: &'static str,
+    /// The rest of the current frame's jobs.
+    chunk: std::vec::IntoIter<JobInfo>,
+    /// The stream has ended (`End`, an error, or a broken connection).
+    done: bool,
+    /// Why it ended early, if it did.
+    error: Option<CtlError>,
+}
+
+impl<'c> JobStream<'c> {
+    /// The stream of answers to `request` (already sent) on `conn`.
+    pub fn new(conn: &'c mut Connection, request: &'static str) -> Self {
+        Self {
+            conn,
+            request,
+            chunk: Vec::new().into_iter(),
+            done: false,
+            error: None,
+        }
+    }
+
+    /// `Ok` if the stream ended with `End` (every job was read), else why not.
+    pub fn finish(mut self) -> Result<(), CtlError> {
+        // Drain, so that "complete" is never claimed for a stream that
+        // was only partly consumed.
+        for _ in self.by_ref() {}
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl Iterator for JobStream<'_> {
+    type Item = JobInfo;
+
+    fn next(&mut self) -> Option<JobInfo> {
+        loop {
+            if let Some(job) = self.chunk.next() {
+                return Some(job);
+            }
+            if self.done {
+                return None;
+            }
+            let failure = match self.conn.recv() {
+                Ok(Response::Jobs(chunk)) => {
+                    self.chunk = chunk.into_iter();
+                    continue;
+                }
+                Ok(Response::End) => None,
+                Ok(Response::Error(e)) => Some(daemon_error(self.request, e)),
+                Ok(other) => Some(unexpected(self.request, &other)),
+                Err(e) => Some(e),
+            };
+            self.done = true;
+            self.error = failure;
         }
     }
 }

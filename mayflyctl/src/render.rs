@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-pub use mayfly_protocol::json::{dump_state_json, job_json, rfc3339};
+pub use mayfly_protocol::json::{
+    JobsJsonWriter, dump_state_json, job_json, rfc3339, write_jobs_json,
+};
 use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timestamp};
 use serde_json::{Value, json};
 
@@ -759,5 +761,180 @@ pub(crate) mod tests {
         job.command = Command::Argv(vec!["sh".into(), "-c".into(), "kill -9 $$".into()]);
         let table = status_table(&[job], Timestamp(0), TableStyle::default());
         assert!(table.ends_with("sh -c 'kill -9 $$'\n"), "{table}");
+    }
+
+    /// The job object as `status --json` built it before it was written
+    /// straight to the output: a `Value` tree. The reference the direct
+    /// path must match byte for byte.
+    fn value_tree_job(info: &JobInfo) -> Value {
+        let time = |t: Option<Timestamp>| t.map_or(Value::Null, |t| json!(rfc3339(t)));
+        let labels: serde_json::Map<String, Value> = info
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        json!({
+            "id": info.id.0,
+            "state": info.state.as_str(),
+            "queue": info.queue,
+            "priority": info.priority,
+            "command": match &info.command {
+                Command::Argv(argv) => json!(argv),
+                Command::Shell(s) => json!(s),
+            },
+            "cwd": info.cwd,
+            "labels": labels,
+            "exit_code": info.exit_code,
+            "signal": info.signal,
+            "attempts": info.attempts,
+            "submitted_at": rfc3339(info.submitted_at),
+            "started_at": time(info.started_at),
+            "finished_at": time(info.finished_at),
+            "progress": info.progress,
+            "reason": info.reason,
+            "pid": info.pid,
+            "after": info.after.iter().map(|(id, any)| json!({"id": id.0, "any_outcome": any})).collect::<Vec<_>>(),
+            "not_before": time(info.not_before),
+            "timeout_ms": info.timeout_ms,
+            "retries": info.retries,
+            "retry_at": time(info.retry_at),
+            "history": info.history.iter().map(|a| json!({
+                "started_at": rfc3339(a.started_at),
+                "finished_at": rfc3339(a.finished_at),
+                "exit_code": a.exit_code,
+                "signal": a.signal,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Strings with what JSON must escape (quotes, backslashes, control
+    /// characters) and what it must not (non-ASCII, `/`, DEL).
+    fn tricky_text() -> impl Strategy<Value = String> {
+        "[a-c\"\\\\/\n\t\u{1}\u{1f}\u{7f}é😀 ]{0,6}"
+    }
+
+    /// Any job report, with the optional parts present or not.
+    fn any_job() -> impl Strategy<Value = JobInfo> {
+        let strings = (
+            prop_oneof![
+                prop::collection::vec(tricky_text(), 0..3).prop_map(Command::Argv),
+                tricky_text().prop_map(Command::Shell),
+            ],
+            tricky_text(),
+            tricky_text(),
+            // Few distinct keys, so that repeated keys occur.
+            prop::collection::vec(("[ab]{1,2}", tricky_text()), 0..4),
+            prop::option::of(tricky_text()),
+            prop::option::of(tricky_text()),
+        );
+        let numbers = (
+            any::<u64>(),
+            prop::sample::select(JobState::ALL.to_vec()),
+            any::<u8>(),
+            any::<Option<i32>>(),
+            any::<Option<i32>>(),
+            any::<u32>(),
+            any::<Option<u32>>(),
+            any::<Option<u64>>(),
+        );
+        let times = prop::collection::vec(prop::option::of(any::<u64>().prop_map(Timestamp)), 5);
+        let lists = (
+            prop::collection::vec((any::<u64>().prop_map(JobId), any::<bool>()), 0..3),
+            prop::collection::vec(
+                (
+                    any::<u64>(),
+                    any::<u64>(),
+                    any::<Option<i32>>(),
+                    any::<Option<i32>>(),
+                ),
+                0..3,
+            ),
+        );
+        (strings, numbers, times, lists).prop_map(
+            |(
+                (command, cwd, queue, labels, progress, reason),
+                (id, state, priority, exit_code, signal, attempts, pid, timeout_ms),
+                t,
+                (after, history),
+            )| JobInfo {
+                id: JobId(id),
+                state,
+                command,
+                cwd,
+                queue,
+                priority,
+                labels,
+                exit_code,
+                signal,
+                attempts,
+                submitted_at: t[0].unwrap_or_default(),
+                started_at: t[1],
+                finished_at: t[2],
+                progress,
+                reason,
+                pid,
+                after,
+                not_before: t[3],
+                timeout_ms,
+                retries: attempts / 2,
+                retry_at: t[4],
+                history: history
+                    .into_iter()
+                    .map(|(start, end, exit_code, signal)| mayfly_protocol::Attempt {
+                        started_at: Timestamp(start),
+                        finished_at: Timestamp(end),
+                        exit_code,
+                        signal,
+                    })
+                    .collect(),
+            },
+        )
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// `status --json` prints exactly what printing the `Value` tree
+        /// with `{:#}` printed before it was written directly; `job_json`
+        /// (for `wait --json`, `edit --json`, `dump-state`) is that tree.
+        #[test]
+        fn status_json_is_byte_for_byte_the_value_tree(jobs in prop::collection::vec(any_job(), 0..4)) {
+            let mut out = Vec::new();
+            write_jobs_json(&mut out, &jobs).expect("writes to memory");
+            let tree = Value::Array(jobs.iter().map(value_tree_job).collect());
+            prop_assert_eq!(String::from_utf8(out).expect("UTF-8"), format!("{tree:#}\n"));
+            for job in &jobs {
+                prop_assert_eq!(job_json(job), value_tree_job(job));
+            }
+        }
+    }
+
+    #[test]
+    /// The array is pretty-printed one field a line, keys sorted, and a
+    /// repeated label keeps its last value.
+    fn status_json_layout() {
+        let mut out = Vec::new();
+        write_jobs_json(&mut out, &[]).expect("writes to memory");
+        assert_eq!(out, b"[]\n");
+        let mut job = info(7, JobState::Queued);
+        job.labels = vec![
+            ("team".into(), "ml".into()),
+            ("run".into(), "7".into()),
+            ("team".into(), "ops".into()),
+        ];
+        let mut out = Vec::new();
+        write_jobs_json(&mut out, &[job]).expect("writes to memory");
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(text.starts_with("[\n  {\n    \"after\": [],\n    \"attempts\": 1,\n    \"command\": [\n      \"make\",\n      \"test\"\n    ],\n"), "{text}");
+        assert!(
+            text.contains("\"labels\": {\n      \"run\": \"7\",\n      \"team\": \"ops\"\n    },"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("    \"timeout_ms\": null\n  }\n]\n"),
+            "{text}"
+        );
     }
 }

@@ -276,6 +276,49 @@ fn status_dropped_mid_stream() {
 }
 
 #[test]
+/// `status --json` prints jobs as they arrive; a connection dropped part way
+/// is exit 1 and leaves the array unclosed, so the output is not valid JSON
+/// and cannot pass for a whole listing.
+fn status_json_dropped_mid_stream_is_not_valid_json() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Jobs(vec![job(1, JobState::Queued)]));
+        let frame = mayfly_protocol::encode_frame(&Response::Jobs(vec![job(2, JobState::Queued)]))
+            .expect("encodes");
+        s.send_raw(&frame[..frame.len() / 2]);
+    });
+    let out = run_client(&daemon.socket, &["status", "--json"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.error().contains("closed the connection"),
+        "{}",
+        out.error()
+    );
+    assert!(
+        serde_json::from_str::<Value>(&out.stdout).is_err(),
+        "a cut listing must not parse: {:?}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("\n]"), "{:?}", out.stdout);
+
+    // An error frame after some jobs: the same.
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.send(&Response::Jobs(vec![job(1, JobState::Queued)]));
+        s.send(&Response::Error(ErrorResponse::new(
+            ErrorKind::Internal,
+            "job 2 cannot be listed",
+        )));
+    });
+    let out = run_client(&daemon.socket, &["status", "--json"]);
+    daemon.finish();
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.error(), "status failed: job 2 cannot be listed");
+    assert!(serde_json::from_str::<Value>(&out.stdout).is_err());
+}
+
+#[test]
 /// A frame this client cannot read (here: a hostile length) is exit 1, not a hang or a crash.
 fn status_garbage_reply() {
     let daemon = FakeDaemon::start(|s| {

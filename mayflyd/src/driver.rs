@@ -35,8 +35,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use mayfly_protocol::{
-    Activity, ActivityRecord, CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, Request,
-    Response, StateHeader, StatusRequest, SubmitRequest, Timestamp, WaitRequest,
+    Activity, ActivityRecord, CancelRequest, ErrorKind, ErrorResponse, JobId, JobInfo, JobInfoRef,
+    JobsRef, Request, Response, StateHeader, StatusRequest, SubmitRequest, Timestamp, WaitRequest,
+    encode_frame,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,7 +55,26 @@ use crate::pal::Pal;
 /// Where a request's response frames go. Unbounded on purpose: the driver
 /// must never wait on a slow client; what it sends is bounded by the request
 /// (one frame, or the listing it asked for).
-pub type Reply = mpsc::UnboundedSender<Response>;
+pub type Reply = mpsc::UnboundedSender<Outgoing>;
+
+/// One frame of an answer on its way to a session.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A response for the session to encode.
+    Response(Response),
+    /// A whole frame, length prefix included, that the driver encoded
+    /// itself: the chunks of a listing, encoded straight from the core's
+    /// jobs (see [`mayfly_protocol::JobsRef`]) rather than copied into
+    /// `JobInfo`s for the session to encode and then drop. It decodes as a
+    /// [`Response::Jobs`].
+    Frame(Vec<u8>),
+}
+
+impl From<Response> for Outgoing {
+    fn from(response: Response) -> Self {
+        Outgoing::Response(response)
+    }
+}
 
 /// How many jobs go in one `Jobs` frame of a listing.
 const JOBS_PER_FRAME: usize = 1000;
@@ -453,10 +473,13 @@ impl Driver {
             }
         }
         for (_, group) in self.wait_groups.drain() {
-            let _ = group.reply.send(Response::Error(ErrorResponse::new(
-                ErrorKind::ShuttingDown,
-                "the daemon shut down before the job ended; wait again once it is back",
-            )));
+            let _ = group.reply.send(
+                Response::Error(ErrorResponse::new(
+                    ErrorKind::ShuttingDown,
+                    "the daemon shut down before the job ended; wait again once it is back",
+                ))
+                .into(),
+            );
         }
         self.pal.emit(Activity::ShutdownComplete {
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -508,7 +531,9 @@ impl Driver {
     /// Tells the activity log about a job's change of state.
     fn log_transition(&mut self, id: JobId, state: mayfly_protocol::JobState) {
         use mayfly_protocol::JobState as S;
-        let Some(info) = self.core.job_info(id) else {
+        // Borrowed: a submit passes through here twice (waiting, queued),
+        // and copying the whole job each time for a few fields is waste.
+        let Some(info) = self.core.job_view(id) else {
             return;
         };
         let activity = match state {
@@ -528,11 +553,11 @@ impl Driver {
                     .started_at
                     .zip(info.finished_at)
                     .map(|(start, end)| end.millis_since(start)),
-                queue: info.queue,
+                queue: info.queue.to_owned(),
                 state: info.state,
                 exit_code: info.exit_code,
                 signal: info.signal,
-                reason: info.reason,
+                reason: info.reason.map(str::to_owned),
             },
         };
         self.pal.emit(activity);
@@ -690,7 +715,7 @@ impl Driver {
     fn release(&mut self, group: Group) {
         for held in group.held {
             // A client that hung up does not care.
-            let _ = held.reply.send(held.response);
+            let _ = held.reply.send(held.response.into());
         }
         self.since_durable.extend(group.events);
         for action in group.actions {
@@ -760,7 +785,7 @@ impl Driver {
                 } else {
                     held.response
                 };
-                let _ = held.reply.send(response);
+                let _ = held.reply.send(response.into());
             }
             // Its actions never ran: the rebuilt state does not ask for them.
         }
@@ -1004,24 +1029,27 @@ impl Driver {
         }
         // Listings change no state, so they need not wait for the commit.
         if let Some(header) = header {
-            let _ = reply.send(Response::State(header));
+            let _ = reply.send(Response::State(header).into());
         }
-        let infos: Box<dyn Iterator<Item = JobInfo>> = if ids.is_empty() {
-            Box::new(self.core.job_ids().filter_map(|id| self.core.job_info(id)))
+        let views: Box<dyn Iterator<Item = JobInfoRef<'_>>> = if ids.is_empty() {
+            Box::new(self.core.job_views())
         } else {
-            Box::new(ids.iter().filter_map(|id| self.core.job_info(*id)))
+            Box::new(ids.iter().filter_map(|id| self.core.job_view(*id)))
         };
         let mut chunk = Vec::with_capacity(JOBS_PER_FRAME.min(self.core.job_count()));
-        for info in infos {
-            chunk.push(info);
+        for view in views {
+            chunk.push(view);
             if chunk.len() == JOBS_PER_FRAME {
-                let _ = reply.send(Response::Jobs(std::mem::take(&mut chunk)));
+                if !send_jobs(reply, &chunk) {
+                    return;
+                }
+                chunk.clear();
             }
         }
-        if !chunk.is_empty() {
-            let _ = reply.send(Response::Jobs(chunk));
+        if !chunk.is_empty() && !send_jobs(reply, &chunk) {
+            return;
         }
-        let _ = reply.send(Response::End);
+        let _ = reply.send(Response::End.into());
     }
 
     /// Registers a wait; jobs that already ended are reported at once.
@@ -1171,7 +1199,7 @@ impl Driver {
                 let Some(spec) = self.core.spec(id) else {
                     return;
                 };
-                match self.executor.spawn(id, spec) {
+                match self.executor.spawn(id, &spec) {
                     Ok(pid) => {
                         self.core.note_pid(id, pid);
                         if let Some(start_ticks) = crate::executor::process_start_ticks(pid) {
@@ -1181,13 +1209,14 @@ impl Driver {
                                 start_ticks,
                             });
                         }
-                        if let Some(info) = self.core.job_info(id) {
+                        if let Some(info) = self.core.job_view(id) {
                             let waited_ms = info
                                 .started_at
                                 .map_or(0, |s| s.millis_since(info.submitted_at));
+                            let queue = info.queue.to_owned();
                             self.pal.emit(Activity::JobStarted {
                                 id,
-                                queue: info.queue,
+                                queue,
                                 attempt,
                                 pid,
                                 waited_ms,
@@ -1232,6 +1261,34 @@ pub fn state_json(core: &Core) -> serde_json::Value {
     mayfly_protocol::json::dump_state_json(&header, &jobs)
 }
 
+/// Sends `jobs` as one `Jobs` frame, encoded here from the borrowed jobs.
+/// A chunk too large for one frame goes out in halves; a single job too
+/// large for a frame ends the stream with an error. Returns false when the
+/// stream has ended.
+fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> bool {
+    match encode_frame(&JobsRef(jobs)) {
+        Ok(frame) => {
+            let _ = reply.send(Outgoing::Frame(frame));
+            true
+        }
+        Err(_) if jobs.len() > 1 => {
+            let (first, second) = jobs.split_at(jobs.len() / 2);
+            send_jobs(reply, first) && send_jobs(reply, second)
+        }
+        Err(e) => {
+            let id = jobs.first().map_or(JobId(0), |job| job.id);
+            let _ = reply.send(
+                Response::Error(ErrorResponse::new(
+                    ErrorKind::Internal,
+                    format!("job {id} cannot be listed: {e}"),
+                ))
+                .into(),
+            );
+            false
+        }
+    }
+}
+
 /// Maps a core refusal to a response frame.
 fn error_response(e: &CoreError) -> Response {
     let kind = match e {
@@ -1253,5 +1310,83 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_protocol::{Command, JobState, MAX_FRAME_LEN, decode_payload};
+
+    use super::*;
+
+    /// A queued job with one label of `label_bytes` bytes.
+    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
+        JobInfo {
+            id: JobId(id),
+            state: JobState::Queued,
+            command: Command::Shell("true".into()),
+            cwd: "/".into(),
+            queue: "default".into(),
+            priority: 50,
+            labels: vec![("pad".into(), "x".repeat(label_bytes))],
+            exit_code: None,
+            signal: None,
+            attempts: 0,
+            submitted_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            reason: None,
+            pid: None,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    /// A chunk too large for one frame goes out in smaller frames, in
+    /// order; a single job too large for any frame ends the stream with an
+    /// error instead of a frame the client would refuse.
+    fn listing_chunks_split_to_fit_the_frame_limit() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let jobs = [
+            job_with_label(1, 9 << 20),
+            job_with_label(2, 9 << 20),
+            job_with_label(3, 10),
+        ];
+        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+        assert!(send_jobs(&tx, &views));
+        let mut ids = Vec::new();
+        let mut frames = 0;
+        while let Ok(out) = rx.try_recv() {
+            let Outgoing::Frame(frame) = out else {
+                panic!("expected a frame, got {out:?}");
+            };
+            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
+            let Ok(Response::Jobs(chunk)) = decode_payload::<Response>(&frame[4..]) else {
+                panic!("a frame that is not Response::Jobs");
+            };
+            ids.extend(chunk.iter().map(|job| job.id.0));
+            frames += 1;
+        }
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(frames, 2, "the chunk of three went out as [1] and [2, 3]");
+
+        let huge = [job_with_label(4, MAX_FRAME_LEN)];
+        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
+        assert!(!send_jobs(&tx, &views), "the stream has ended");
+        match rx.try_recv() {
+            Ok(Outgoing::Response(Response::Error(e))) => {
+                assert_eq!(e.kind, ErrorKind::Internal);
+                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
+            }
+            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "nothing after the error");
     }
 }

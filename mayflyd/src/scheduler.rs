@@ -700,7 +700,10 @@ fn queue_gauge_refresh(driver: mpsc::Sender<ClientMsg>, metrics: Arc<Metrics>) -
             if driver.send(msg).await.is_err() {
                 return; // the driver has stopped
             }
-            if let Some(mayfly_protocol::Response::Queues(queues)) = answer.recv().await {
+            if let Some(crate::driver::Outgoing::Response(mayfly_protocol::Response::Queues(
+                queues,
+            ))) = answer.recv().await
+            {
                 metrics.set_queue_gauges(&queues);
             }
         })

@@ -7,6 +7,12 @@
 //! a later request is answered first. A streaming response simply keeps its
 //! channel open until its `End` frame.
 //!
+//! Responses come from the driver typed ([`Outgoing::Response`]), except the
+//! chunks of a listing: the driver encodes those itself, straight from the
+//! core's jobs through the protocol crate's `JobsRef`, and the session writes
+//! the finished frame ([`Outgoing::Frame`]) as it is. Copying every job into
+//! a typed response first was most of the cost of `status` with many jobs.
+//!
 //! Bad input ends the session with an error frame (after the responses to
 //! earlier requests) — never a panic, and never a stall of other sessions.
 
@@ -14,19 +20,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use mayfly_protocol::{
-    ErrorKind, ErrorResponse, EventsRequest, FrameCodec, Hello, HelloReply, LogsRequest, Request,
-    Response, StatusRequest, WaitRequest,
+    ErrorKind, ErrorResponse, EventsRequest, FrameCodec, FrameError, Hello, HelloReply,
+    LogsRequest, Request, Response, StatusRequest, WaitRequest,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{ClientMsg, InternalMsg};
+use crate::driver::{ClientMsg, InternalMsg, Outgoing};
 use crate::executor::log_path;
 use crate::metrics::Metrics;
 
@@ -49,7 +56,7 @@ const STREAM_BACKLOG: usize = 16;
 #[derive(Debug)]
 enum Responses {
     /// Answered by the driver, which never waits (see [`crate::driver::Reply`]).
-    Unbounded(mpsc::UnboundedReceiver<Response>),
+    Unbounded(mpsc::UnboundedReceiver<Outgoing>),
     /// Answered by a session task that waits for the socket.
     Bounded(mpsc::Receiver<Response>),
 }
@@ -69,10 +76,10 @@ struct Pending {
 
 impl Responses {
     /// The next frame, or `None` when the request is fully answered.
-    async fn recv(&mut self) -> Option<Response> {
+    async fn recv(&mut self) -> Option<Outgoing> {
         match self {
             Responses::Unbounded(rx) => rx.recv().await,
-            Responses::Bounded(rx) => rx.recv().await,
+            Responses::Bounded(rx) => rx.recv().await.map(Outgoing::Response),
         }
     }
 }
@@ -118,7 +125,7 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
         return;
     }
 
-    let framed = hello_framed.map_codec(|_| FrameCodec::<Request, Response>::new());
+    let framed = hello_framed.map_codec(|_| SessionCodec(FrameCodec::new()));
     let (mut sink, mut frames) = framed.split();
     let (order_tx, mut order_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
 
@@ -135,7 +142,7 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
             let mut ok = true;
             let mut written = true;
             while let Some(response) = responses.recv().await {
-                ok &= !matches!(response, Response::Error(_));
+                ok &= !matches!(response, Outgoing::Response(Response::Error(_)));
                 if sink.send(response).await.is_err() {
                     written = false;
                     break;
@@ -183,10 +190,13 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                 None => break,
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "bad frame; closing the connection");
-                    let _ = tx.send(Response::Error(ErrorResponse::new(
-                        ErrorKind::Protocol,
-                        format!("{e}; closing the connection"),
-                    )));
+                    let _ = tx.send(
+                        Response::Error(ErrorResponse::new(
+                            ErrorKind::Protocol,
+                            format!("{e}; closing the connection"),
+                        ))
+                        .into(),
+                    );
                     break;
                 }
                 Some(Ok(Request::Logs(req))) => {
@@ -212,8 +222,40 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
     tokio::join!(reader, writer);
 }
 
+/// The session's codec: requests in; responses out, and frames the driver
+/// encoded itself ([`Outgoing::Frame`]) out as they are.
+#[derive(Debug)]
+struct SessionCodec(FrameCodec<Request, Response>);
+
+impl Decoder for SessionCodec {
+    type Item = Request;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, FrameError> {
+        self.0.decode(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Request>, FrameError> {
+        self.0.decode_eof(src)
+    }
+}
+
+impl Encoder<Outgoing> for SessionCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), FrameError> {
+        match item {
+            Outgoing::Response(response) => self.0.encode(response, dst),
+            Outgoing::Frame(frame) => {
+                dst.extend_from_slice(&frame);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Asks the driver one question and returns its response stream.
-async fn ask(ctx: &SessionContext, request: Request) -> Option<mpsc::UnboundedReceiver<Response>> {
+async fn ask(ctx: &SessionContext, request: Request) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
     let (tx, rx) = mpsc::unbounded_channel();
     ctx.driver
         .send(ClientMsg { request, reply: tx })
@@ -240,7 +282,7 @@ async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: mpsc::Sender<Res
         return;
     };
     match status.recv().await {
-        Some(Response::Error(e)) => {
+        Some(Outgoing::Response(Response::Error(e))) => {
             let _ = out.send(Response::Error(e)).await;
             return;
         }
@@ -274,8 +316,8 @@ async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: mpsc::Sender<Res
         let Some(rx) = ended.as_mut() else { break };
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Response::JobEnded(_)) => {}
-                Some(Response::Error(e)) => { let _ = out.send(Response::Error(e)).await; return; }
+                Some(Outgoing::Response(Response::JobEnded(_))) => {}
+                Some(Outgoing::Response(Response::Error(e))) => { let _ = out.send(Response::Error(e)).await; return; }
                 // End (or the driver went away): one last read, then stop.
                 _ => ended = None,
             },

@@ -139,7 +139,7 @@ impl JobSpec {
             not_before: None,
             timeout_ms: None,
             retries: 0,
-            retry_delay_ms: 1_000,
+            retry_delay_ms: crate::DEFAULT_RETRY_DELAY_MS,
         }
     }
 }
@@ -305,6 +305,149 @@ pub struct JobInfo {
     pub retry_at: Option<Timestamp>,
     /// Every finished attempt, oldest first.
     pub history: Vec<Attempt>,
+}
+
+/// [`JobInfo`] borrowed from wherever the job is held: the daemon lists its
+/// jobs through this, so a listing encodes straight from its state instead
+/// of copying every job's strings into a [`JobInfo`] first.
+///
+/// It encodes to exactly the bytes of the [`JobInfo`] it mirrors (the same
+/// fields in the same order, borrowed types encode like owned ones), so the
+/// receiver decodes a [`JobInfo`]. [`JobInfo::view`] and
+/// [`JobInfoRef::to_info`] name every field of both, so the two types
+/// cannot drift apart unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JobInfoRef<'a> {
+    /// The job's id.
+    pub id: JobId,
+    /// Its current state.
+    pub state: JobState,
+    /// What it runs.
+    pub command: &'a Command,
+    /// Where it runs.
+    pub cwd: &'a str,
+    /// The queue it belongs to.
+    pub queue: &'a str,
+    /// Its priority (lower runs first).
+    pub priority: u8,
+    /// Its labels.
+    pub labels: &'a [(String, String)],
+    /// The exit code of the last attempt, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the last attempt, if one did.
+    pub signal: Option<i32>,
+    /// How many times it has been started.
+    pub attempts: u32,
+    /// When the daemon accepted it.
+    pub submitted_at: Timestamp,
+    /// When its last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached its terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// The latest progress text the job reported.
+    pub progress: Option<&'a str>,
+    /// Why it ended the way it did.
+    pub reason: Option<&'a str>,
+    /// The process id (and process group id) of the running attempt.
+    pub pid: Option<u32>,
+    /// Jobs it waits for: `(id, any_outcome)`.
+    pub after: &'a [(JobId, bool)],
+    /// Not before this time.
+    pub not_before: Option<Timestamp>,
+    /// Its timeout.
+    pub timeout_ms: Option<u64>,
+    /// Retries allowed after a failed attempt.
+    pub retries: u32,
+    /// When the next attempt may start, while it waits to be retried.
+    pub retry_at: Option<Timestamp>,
+    /// Every finished attempt, oldest first.
+    pub history: &'a [Attempt],
+}
+
+impl JobInfo {
+    /// This job as a [`JobInfoRef`].
+    pub fn view(&self) -> JobInfoRef<'_> {
+        // Destructured, so that a field added to `JobInfo` fails to compile
+        // here until `JobInfoRef` has it too.
+        let JobInfo {
+            id,
+            state,
+            command,
+            cwd,
+            queue,
+            priority,
+            labels,
+            exit_code,
+            signal,
+            attempts,
+            submitted_at,
+            started_at,
+            finished_at,
+            progress,
+            reason,
+            pid,
+            after,
+            not_before,
+            timeout_ms,
+            retries,
+            retry_at,
+            history,
+        } = self;
+        JobInfoRef {
+            id: *id,
+            state: *state,
+            command,
+            cwd,
+            queue,
+            priority: *priority,
+            labels,
+            exit_code: *exit_code,
+            signal: *signal,
+            attempts: *attempts,
+            submitted_at: *submitted_at,
+            started_at: *started_at,
+            finished_at: *finished_at,
+            progress: progress.as_deref(),
+            reason: reason.as_deref(),
+            pid: *pid,
+            after,
+            not_before: *not_before,
+            timeout_ms: *timeout_ms,
+            retries: *retries,
+            retry_at: *retry_at,
+            history,
+        }
+    }
+}
+
+impl JobInfoRef<'_> {
+    /// An owned copy.
+    pub fn to_info(&self) -> JobInfo {
+        JobInfo {
+            id: self.id,
+            state: self.state,
+            command: self.command.clone(),
+            cwd: self.cwd.to_owned(),
+            queue: self.queue.to_owned(),
+            priority: self.priority,
+            labels: self.labels.to_vec(),
+            exit_code: self.exit_code,
+            signal: self.signal,
+            attempts: self.attempts,
+            submitted_at: self.submitted_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            progress: self.progress.map(str::to_owned),
+            reason: self.reason.map(str::to_owned),
+            pid: self.pid,
+            after: self.after.to_vec(),
+            not_before: self.not_before,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            retry_at: self.retry_at,
+            history: self.history.to_vec(),
+        }
+    }
 }
 
 /// How many jobs are in each state.

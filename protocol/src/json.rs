@@ -5,10 +5,17 @@
 //! be added, never renamed. Times are RFC 3339 with milliseconds, in UTC, or
 //! `null`.
 
+mod pretty;
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::io::Write;
+
 use crate::{
-    Command, JobInfo, JobState, QueueInfo, SchedulerInfo, StateCounts, StateHeader, SystemTaskInfo,
-    Timestamp,
+    Attempt, Command, JobId, JobInfo, JobState, QueueInfo, SchedulerInfo, StateCounts, StateHeader,
+    SystemTaskInfo, Timestamp,
 };
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Map, Value, json};
 
 /// The last millisecond `humantime` can format (end of year 9999); later
@@ -17,8 +24,13 @@ const MAX_FORMATTABLE_MS: u64 = 253_402_300_800_000 - 1;
 
 /// A timestamp as RFC 3339 with milliseconds, e.g. `2024-05-01T12:00:00.000Z`.
 pub fn rfc3339(ts: Timestamp) -> String {
+    rfc3339_display(ts).to_string()
+}
+
+/// [`rfc3339`] without the `String`: formats straight into a writer.
+fn rfc3339_display(ts: Timestamp) -> humantime::Rfc3339Timestamp {
     let clamped = Timestamp(ts.0.min(MAX_FORMATTABLE_MS));
-    humantime::format_rfc3339_millis(clamped.to_system_time()).to_string()
+    humantime::format_rfc3339_millis(clamped.to_system_time())
 }
 
 /// An optional timestamp as RFC 3339 or `null`.
@@ -26,54 +38,210 @@ fn rfc3339_or_null(ts: Option<Timestamp>) -> Value {
     ts.map_or(Value::Null, |t| Value::String(rfc3339(t)))
 }
 
-/// `[(k, v)]` as a JSON object; a repeated key keeps its last value.
-fn pairs_object(pairs: &[(String, String)]) -> Value {
-    let map: Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    Value::Object(map)
-}
+/// A job object that serializes itself straight into a JSON writer, with
+/// its fields in sorted order: the order a [`Value`] object prints them in
+/// (its map is sorted), so printing either gives the same bytes.
+///
+/// [`job_json`] is built from this, so there is one serde definition of the
+/// job object. The hand-written [`JobsJsonWriter`] (for the thousands of
+/// jobs of `status --json`) must print the same bytes; property tests in
+/// `mayflyctl` hold them to it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobJson<'a>(pub &'a JobInfo);
 
-/// A command as the contract shows it: the argv array, or the shell string.
-fn command_json(command: &Command) -> Value {
-    match command {
-        Command::Argv(argv) => json!(argv),
-        Command::Shell(s) => json!(s),
+impl Serialize for JobJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let info = self.0;
+        // Keep these in byte order of the names: see the type's documentation.
+        let mut obj = serializer.serialize_struct("Job", 22)?;
+        obj.serialize_field("after", &AfterJson(&info.after))?;
+        obj.serialize_field("attempts", &info.attempts)?;
+        obj.serialize_field("command", &CommandJson(&info.command))?;
+        obj.serialize_field("cwd", &info.cwd)?;
+        obj.serialize_field("exit_code", &info.exit_code)?;
+        obj.serialize_field("finished_at", &TimeJson(info.finished_at))?;
+        obj.serialize_field("history", &HistoryJson(&info.history))?;
+        obj.serialize_field("id", &info.id.0)?;
+        obj.serialize_field("labels", &PairsJson(&info.labels))?;
+        obj.serialize_field("not_before", &TimeJson(info.not_before))?;
+        obj.serialize_field("pid", &info.pid)?;
+        obj.serialize_field("priority", &info.priority)?;
+        obj.serialize_field("progress", &info.progress)?;
+        obj.serialize_field("queue", &info.queue)?;
+        obj.serialize_field("reason", &info.reason)?;
+        obj.serialize_field("retries", &info.retries)?;
+        obj.serialize_field("retry_at", &TimeJson(info.retry_at))?;
+        obj.serialize_field("signal", &info.signal)?;
+        obj.serialize_field("started_at", &TimeJson(info.started_at))?;
+        obj.serialize_field("state", info.state.as_str())?;
+        obj.serialize_field("submitted_at", &TimeJson(Some(info.submitted_at)))?;
+        obj.serialize_field("timeout_ms", &info.timeout_ms)?;
+        obj.end()
     }
 }
 
-/// The contract's job object (`status --json`, `wait --json`, `dump-state`).
+/// An optional timestamp as RFC 3339 or `null`, formatted straight into the
+/// writer (no `String` per time).
+struct TimeJson(Option<Timestamp>);
+
+impl Serialize for TimeJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(ts) => serializer.collect_str(&rfc3339_display(ts)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// `[(k, v)]` as a JSON object with sorted keys; a repeated key keeps its
+/// last value (as inserting into a JSON map would).
+struct PairsJson<'a>(&'a [(String, String)]);
+
+impl Serialize for PairsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let pairs = self.0;
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Already sorted and unique (the usual zero or one label).
+            return serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)));
+        }
+        let map: BTreeMap<&str, &str> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        serializer.collect_map(map)
+    }
+}
+
+/// A command as the contract shows it: the argv array, or the shell string.
+struct CommandJson<'a>(&'a Command);
+
+impl Serialize for CommandJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Command::Argv(argv) => serializer.collect_seq(argv),
+            Command::Shell(s) => serializer.serialize_str(s),
+        }
+    }
+}
+
+/// A job's prerequisites: `[{"any_outcome": …, "id": …}]`.
+struct AfterJson<'a>(&'a [(JobId, bool)]);
+
+impl Serialize for AfterJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|&(id, any)| DepJson(id, any)))
+    }
+}
+
+/// One prerequisite: its id and whether any outcome will do.
+struct DepJson(JobId, bool);
+
+impl Serialize for DepJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut obj = serializer.serialize_struct("Dependency", 2)?;
+        obj.serialize_field("any_outcome", &self.1)?;
+        obj.serialize_field("id", &self.0.0)?;
+        obj.end()
+    }
+}
+
+/// A job's finished attempts, oldest first.
+struct HistoryJson<'a>(&'a [Attempt]);
+
+impl Serialize for HistoryJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(AttemptJson))
+    }
+}
+
+/// One finished attempt.
+struct AttemptJson<'a>(&'a Attempt);
+
+impl Serialize for AttemptJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut obj = serializer.serialize_struct("Attempt", 4)?;
+        obj.serialize_field("exit_code", &a.exit_code)?;
+        obj.serialize_field("finished_at", &TimeJson(Some(a.finished_at)))?;
+        obj.serialize_field("signal", &a.signal)?;
+        obj.serialize_field("started_at", &TimeJson(Some(a.started_at)))?;
+        obj.end()
+    }
+}
+
+/// The contract's job object (`status --json`, `wait --json`, `dump-state`),
+/// as a [`Value`]. Printing many of them is cheaper through [`write_jobs_json`].
 pub fn job_json(info: &JobInfo) -> Value {
-    json!({
-        "id": info.id.0,
-        "state": info.state.as_str(),
-        "queue": info.queue,
-        "priority": info.priority,
-        "command": command_json(&info.command),
-        "cwd": info.cwd,
-        "labels": pairs_object(&info.labels),
-        "exit_code": info.exit_code,
-        "signal": info.signal,
-        "attempts": info.attempts,
-        "submitted_at": rfc3339(info.submitted_at),
-        "started_at": rfc3339_or_null(info.started_at),
-        "finished_at": rfc3339_or_null(info.finished_at),
-        "progress": info.progress,
-        "reason": info.reason,
-        "pid": info.pid,
-        "after": info.after.iter().map(|(id, any)| json!({"id": id.0, "any_outcome": any})).collect::<Vec<_>>(),
-        "not_before": rfc3339_or_null(info.not_before),
-        "timeout_ms": info.timeout_ms,
-        "retries": info.retries,
-        "retry_at": rfc3339_or_null(info.retry_at),
-        "history": info.history.iter().map(|a| json!({
-            "started_at": rfc3339(a.started_at),
-            "finished_at": rfc3339(a.finished_at),
-            "exit_code": a.exit_code,
-            "signal": a.signal,
-        })).collect::<Vec<_>>(),
-    })
+    // Cannot fail: every map key is a string and every number fits JSON.
+    serde_json::to_value(JobJson(info)).unwrap_or(Value::Null)
+}
+
+/// Writes `jobs` as the pretty-printed JSON array of `status --json`,
+/// followed by a newline: see [`JobsJsonWriter`].
+pub fn write_jobs_json<W, I, J>(out: W, jobs: I) -> std::io::Result<()>
+where
+    W: Write,
+    I: IntoIterator<Item = J>,
+    J: Borrow<JobInfo>,
+{
+    let mut writer = JobsJsonWriter::new(out);
+    for job in jobs {
+        writer.push(job.borrow())?;
+    }
+    writer.finish()
+}
+
+/// Writes the pretty-printed JSON array of `status --json` one job at a
+/// time: the same bytes as printing the [`Value`] array of the jobs'
+/// [`job_json`] objects with `{:#}`, several times faster (see
+/// `json/pretty.rs`), and without holding the whole output: `out` gets
+/// writes of about 64 KiB as jobs are pushed.
+///
+/// Only [`JobsJsonWriter::finish`] closes the array. A caller whose listing
+/// fails part way returns without it, so what reached `out` is not valid
+/// JSON and no reader can take a partial listing for a whole one.
+#[derive(Debug)]
+pub struct JobsJsonWriter<W: Write> {
+    /// Where the text goes.
+    out: W,
+    /// Text not yet handed to `out`.
+    buf: Vec<u8>,
+    /// No job pushed yet.
+    empty: bool,
+}
+
+impl<W: Write> JobsJsonWriter<W> {
+    /// Output is handed to `out` in pieces of about this size.
+    const CHUNK: usize = 1 << 16;
+
+    /// Opens the array.
+    pub fn new(out: W) -> Self {
+        let mut buf = Vec::with_capacity(Self::CHUNK + 4096);
+        pretty::push_jobs_start(&mut buf);
+        Self {
+            out,
+            buf,
+            empty: true,
+        }
+    }
+
+    /// Writes one more job object.
+    pub fn push(&mut self, job: &JobInfo) -> std::io::Result<()> {
+        pretty::push_job_element(&mut self.buf, job, self.empty);
+        self.empty = false;
+        if self.buf.len() >= Self::CHUNK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Closes the array, ends the line and writes what is left.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        pretty::push_jobs_end(&mut self.buf, self.empty);
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)
+    }
 }
 
 /// Per-state counts as an object keyed by the contract's state names.

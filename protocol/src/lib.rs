@@ -37,15 +37,15 @@ pub use codec::{
 };
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
-    Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobSpec, JobState, LogStream, QueueInfo,
-    SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobInfoRef, JobSpec, JobState, LogStream,
+    QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,
     ProgressRequest, QueueRemoveRequest, QueueSetRequest, Request, RestartRequest, ShutdownRequest,
     StatusRequest, SubmitBatchRequest, SubmitRequest, WaitRequest,
 };
-pub use response::{CancelOutcome, ErrorKind, ErrorResponse, Response, StateHeader};
+pub use response::{CancelOutcome, ErrorKind, ErrorResponse, JobsRef, Response, StateHeader};
 
 /// The largest frame either side accepts: 16 MiB. Larger length prefixes are
 /// refused before any allocation.
@@ -60,6 +60,10 @@ pub const MIN_USER_PRIORITY: u8 = 1;
 
 /// The highest priority number (lowest precedence) a user job may have.
 pub const MAX_USER_PRIORITY: u8 = 99;
+
+/// The wait before the first retry of a failed job when the submit does not
+/// say (`--retry-delay`); it doubles for each later retry.
+pub const DEFAULT_RETRY_DELAY_MS: u64 = 1_000;
 
 /// The queue every daemon has and every job goes to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";

@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::activity::ActivityRecord;
-use crate::job::{JobId, JobInfo, JobState, QueueInfo, SchedulerInfo, SystemTaskInfo};
+use crate::job::{JobId, JobInfo, JobInfoRef, JobState, QueueInfo, SchedulerInfo, SystemTaskInfo};
 
 /// A response frame. Variants are only ever appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,26 @@ pub enum Response {
     },
     /// Done; nothing to report.
     Ok,
+}
+
+/// A [`Response::Jobs`] frame over borrowed jobs ([`JobInfoRef`]).
+///
+/// It encodes to the very bytes of the `Response::Jobs` it stands for, so the
+/// receiver decodes an ordinary [`Response::Jobs`]; the daemon lists its jobs
+/// through it without copying each one into a [`JobInfo`] first.
+#[derive(Debug, Clone, Copy)]
+pub struct JobsRef<'a>(pub &'a [JobInfoRef<'a>]);
+
+impl JobsRef<'_> {
+    /// The position of [`Response::Jobs`] in [`Response`] (bincode numbers
+    /// variants by position; a wire test pins that the two agree).
+    const VARIANT: u32 = 1;
+}
+
+impl Serialize for JobsRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant("Response", Self::VARIANT, "Jobs", self.0)
+    }
 }
 
 /// What a cancel did to one job.

@@ -16,9 +16,9 @@ use std::io::{Cursor, Read};
 
 use mayfly_protocol::{
     CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello, HelloReply,
-    JobId, JobInfo, JobSpec, JobState, LogStream, LogsRequest, MAGIC, MAX_FRAME_LEN,
-    PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest, StateCounts,
-    StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest,
+    JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest, MAGIC,
+    MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
+    StateCounts, StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest,
     decode_payload, encode_frame, encode_payload, read_frame,
 };
 use proptest::prelude::*;
@@ -746,6 +746,20 @@ proptest! {
         prop_assert_eq!(blocking_round_trip(&resp), resp);
     }
 
+    /// Borrowed jobs encode like the owned ones they mirror, and convert
+    /// back to them.
+    #[test]
+    fn borrowed_jobs_encode_like_owned_ones(jobs in prop::collection::vec(job_info(), 0..4)) {
+        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+        prop_assert_eq!(
+            encode_frame(&JobsRef(&views)).expect("encodes"),
+            encode_frame(&Response::Jobs(jobs.clone())).expect("encodes")
+        );
+        for (view, job) in views.iter().zip(&jobs) {
+            prop_assert_eq!(&view.to_info(), job);
+        }
+    }
+
     /// Any hello and hello reply survive the blocking framing.
     #[test]
     fn any_handshake_round_trips(h in hello(), r in hello_reply()) {
@@ -825,6 +839,43 @@ fn pinned_status() {
     assert_eq!(
         encode_frame(&req).expect("encodes"),
         [0, 0, 0, 6, 1, 2, 1, 251, 44, 1]
+    );
+}
+
+/// A `Jobs` frame encoded from borrowed jobs (how the daemon lists them) is
+/// byte for byte the `Response::Jobs` of the same jobs, so clients decode it
+/// as one; pinned, so neither can change alone.
+#[test]
+fn pinned_jobs_from_borrowed_jobs() {
+    let mut job = sample_info();
+    job.after = vec![(JobId(2), true)];
+    job.history = vec![mayfly_protocol::Attempt {
+        started_at: Timestamp(1),
+        finished_at: Timestamp(2),
+        exit_code: Some(1),
+        signal: None,
+    }];
+    let jobs = vec![job.clone(), sample_info()];
+    let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+    let borrowed = encode_frame(&JobsRef(&views)).expect("encodes");
+    assert_eq!(
+        borrowed,
+        encode_frame(&Response::Jobs(jobs.clone())).expect("encodes")
+    );
+    assert_eq!(
+        &borrowed[..12],
+        [0, 0, 0, 245, 1, 2, 3, 4, 1, 19, 109, 97],
+        "length, Response::Jobs (1), two jobs, id 3, Failed (4), Shell (1), 19 bytes \"ma…"
+    );
+    let back: Option<Response> = read_frame(&mut Cursor::new(borrowed)).expect("decodes");
+    assert_eq!(
+        back,
+        Some(Response::Jobs(jobs)),
+        "decodes as Response::Jobs"
+    );
+    assert_eq!(
+        encode_frame(&JobsRef(&[])).expect("encodes"),
+        [0, 0, 0, 2, 1, 0]
     );
 }
 

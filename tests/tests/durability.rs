@@ -896,6 +896,68 @@ fn snapshot_and_replay_rebuild_the_live_state() {
     drop(blockers);
 }
 
+/// The daemon keeps one copy of each distinct environment and working
+/// directory that jobs share; every job must still run with its own, also
+/// after the state was rebuilt from a snapshot plus the log.
+#[test]
+fn each_job_keeps_its_own_environment_through_a_snapshot_and_a_restart() {
+    let args = ["--concurrency", "1", "--snapshot-bytes", "256"];
+    let mut d = Daemon::start(&args);
+    d.ctl_ok(&["pause", "--all"]);
+    let script = "echo \"$WHO${EXTRA:-} $(pwd)\" > \"$OUT/out-$MAYFLY_JOB_ID.txt\"";
+    let out = d.work().display().to_string();
+    let sub = d.work().join("sub");
+    fs::create_dir_all(&sub).expect("create a second working folder");
+    let sub = sub.canonicalize().expect("canonical path");
+    let jobs: Vec<(u64, String)> = [
+        (vec!["--env", "WHO=alice"], "alice", None),
+        (vec!["--env", "WHO=bob"], "bob", None),
+        (vec!["--env", "WHO=alice"], "alice", None),
+        (
+            vec!["--env", "WHO=alice", "--env", "EXTRA=+x"],
+            "alice+x",
+            None,
+        ),
+        (vec!["--env", "WHO=bob"], "bob", Some(&sub)),
+    ]
+    .into_iter()
+    .map(|(env, who, cwd)| {
+        let mut options: Vec<&str> = env;
+        let out_env = format!("OUT={out}");
+        options.extend(["--env", &out_env]);
+        let cwd_text;
+        if let Some(cwd) = cwd {
+            cwd_text = cwd.display().to_string();
+            options.extend(["--cwd", &cwd_text]);
+        }
+        let id = d.submit_shell(&options, script);
+        let dir = cwd.map_or_else(
+            || d.work().canonicalize().expect("canonical path"),
+            Clone::clone,
+        );
+        (id, format!("{who} {}\n", dir.display()))
+    })
+    .collect();
+
+    let wal = d.wal_dir();
+    wait_until(DEADLINE, "a snapshot file in STATE_DIR/wal", || {
+        fs::read_dir(&wal).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        })
+    });
+    d.stop();
+    d.restart(&args);
+    d.ctl_ok(&["resume", "--all"]);
+    for (id, expected) in &jobs {
+        assert_eq!(wait_for(&d, *id), 0, "job {id}: {}", d.job(*id));
+        let written = fs::read_to_string(d.work().join(format!("out-{id}.txt")))
+            .unwrap_or_else(|e| panic!("job {id} wrote no output file: {e}"));
+        assert_eq!(&written, expected, "job {id}");
+    }
+}
+
 // ------------------------------------------------------------------- damage
 
 /// The newest segment file (`<20 digits>.wal`) in `wal`.

@@ -503,6 +503,53 @@ fn edit_changes_priority_queue_and_labels_of_a_queued_job() {
     assert!(unknown.contains("no job 999"), "{unknown}");
 }
 
+// ---------------------------------------------------------------- listings
+
+/// A listing longer than one `Jobs` frame (the daemon sends at most 1,000
+/// jobs a frame) comes back whole and in id order, as JSON and as a table;
+/// chosen ids come back in the order they were asked for.
+#[test]
+fn status_of_thousands_of_jobs_comes_back_whole_and_in_order() {
+    let d = Daemon::start(&[]);
+    d.ctl_ok(&["pause", "--all"]);
+    let out = ctl_with_stdin(&d, &["submit", "--stdin"], &"true\n".repeat(2_500));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let ids: Vec<u64> = stdout_of(&out)
+        .lines()
+        .map(|l| l.parse().expect("one id per line"))
+        .collect();
+    assert_eq!(ids.len(), 2_500);
+
+    let all = d.status_json();
+    let jobs = all.as_array().expect("an array");
+    let listed: Vec<u64> = jobs.iter().filter_map(|j| j["id"].as_u64()).collect();
+    assert_eq!(listed, ids);
+    assert!(
+        jobs.iter()
+            .all(|j| j["state"] == "queued" && j["command"] == "true")
+    );
+
+    let picked = [ids[2_400], ids[3], ids[1_500]];
+    let mut args = vec!["--json".to_string(), "status".to_string()];
+    args.extend(picked.iter().map(u64::to_string));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let some: Value = serde_json::from_str(&d.ctl_ok(&args)).expect("JSON");
+    let some: Vec<u64> = some
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|j| j["id"].as_u64())
+        .collect();
+    assert_eq!(some, picked);
+
+    let table = d.ctl_ok(&["status"]);
+    assert_eq!(
+        table.lines().count(),
+        1 + 2_500,
+        "a header and one line a job"
+    );
+}
+
 // ----------------------------------------------------------- batch submits
 
 /// `submit --stdin` queues one shell job per line (comments and blanks

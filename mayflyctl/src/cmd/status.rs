@@ -8,16 +8,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use mayfly_protocol::{JobInfo, JobState, Request, StatusRequest};
-use serde_json::Value;
-
-use super::emit_line;
 use crate::cli::StatusArgs;
-use crate::client::{Connection, read_jobs};
+use crate::client::{Connection, JobStream, read_jobs};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids, parse_key_value, parse_state};
-use crate::render::{TableStyle, job_json, status_table};
+use crate::render::{JobsJsonWriter, TableStyle, status_table};
+use mayfly_protocol::{JobInfo, JobState, Request, StatusRequest};
 
 /// Which jobs `status` shows: a job must pass every non-empty filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,8 +71,13 @@ pub fn plan(args: &StatusArgs) -> Result<Action, UsageError> {
     })
 }
 
-/// Reads the whole `Jobs` stream (the table needs every row to align),
-/// filters, then prints.
+/// Reads the `Jobs` stream, filters, then prints.
+///
+/// The table needs every row to align, so it is printed once the stream has
+/// ended; a failure prints none of it. JSON is printed as the frames arrive
+/// (working while the daemon still sends, and holding one frame's jobs at a
+/// time): a failure part way leaves the array unclosed, so what was printed
+/// is not valid JSON and cannot pass for the whole listing.
 pub fn execute(
     socket: &Path,
     request: StatusRequest,
@@ -85,12 +87,17 @@ pub fn execute(
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
     let mut conn = Connection::open(socket, &Request::Status(request))?;
-    let mut jobs = read_jobs(&mut conn, "status")?;
-    jobs.retain(|job| filter.matches(job));
     if json {
-        let array = Value::Array(jobs.iter().map(job_json).collect());
-        emit_line(out, &format!("{array:#}"))?;
+        let mut writer = JobsJsonWriter::new(&mut *out);
+        let mut stream = JobStream::new(&mut conn, "status");
+        for job in stream.by_ref().filter(|job| filter.matches(job)) {
+            writer.push(&job).map_err(CtlError::Output)?;
+        }
+        stream.finish()?;
+        writer.finish().map_err(CtlError::Output)?;
     } else {
+        let mut jobs = read_jobs(&mut conn, "status")?;
+        jobs.retain(|job| filter.matches(job));
         let style = TableStyle {
             width: ctx.term_width,
             color: ctx.color,

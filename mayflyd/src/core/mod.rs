@@ -27,6 +27,7 @@
 //! scans all jobs.
 
 mod event;
+mod job;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -34,8 +35,9 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use mayfly_protocol::{
-    Attempt, CancelOutcome, DepRef, JobId, JobInfo, JobSpec, JobState, MAX_USER_PRIORITY,
-    MIN_USER_PRIORITY, QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    Attempt, CancelOutcome, DepRef, JobId, JobInfo, JobInfoRef, JobSpec, JobState,
+    MAX_USER_PRIORITY, MIN_USER_PRIORITY, QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo,
+    Timestamp,
 };
 
 /// The longest wait between two attempts of a retried job: the backoff
@@ -43,6 +45,7 @@ use mayfly_protocol::{
 pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
+use self::job::{Interner, Job};
 pub use self::snapshot::{CoreSnapshot, JobSnapshot};
 
 /// Settings of the core. The defaults are what `mayflyd` uses without flags,
@@ -77,6 +80,13 @@ fn validate_queue_name(name: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// The refusal of a priority outside the user range.
+fn priority_error(priority: u8) -> CoreError {
+    CoreError::BadRequest(format!(
+        "priority {priority} is out of range: user jobs take {MIN_USER_PRIORITY}-{MAX_USER_PRIORITY} (lower runs first; 0 is reserved for system tasks)"
+    ))
+}
+
 /// Why the core refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreError {
@@ -92,65 +102,6 @@ pub enum CoreError {
     /// An event does not fit the state (only from a damaged or foreign log).
     #[error("event does not fit the state: {0}")]
     Inconsistent(String),
-}
-
-/// One job as the core holds it.
-#[derive(Debug, Clone)]
-struct Job {
-    /// What the client submitted.
-    spec: JobSpec,
-    /// Current state.
-    state: JobState,
-    /// Times started.
-    attempts: u32,
-    /// Exit code of the last attempt.
-    exit_code: Option<i32>,
-    /// Signal that killed the last attempt.
-    signal: Option<i32>,
-    /// When accepted.
-    submitted_at: Timestamp,
-    /// When the last attempt started.
-    started_at: Option<Timestamp>,
-    /// When it reached its terminal state.
-    finished_at: Option<Timestamp>,
-    /// Latest progress text.
-    progress: Option<String>,
-    /// Why it ended as it did, when the exit status does not say.
-    reason: Option<String>,
-    /// The running attempt's pid (= process group id). Not durable.
-    pid: Option<u32>,
-    /// Set while a running job has been asked to stop.
-    stop: Option<StopReason>,
-    /// Its prerequisites: `(id, any_outcome)`.
-    deps: Vec<(JobId, bool)>,
-    /// How many prerequisites have not ended yet.
-    pending_deps: usize,
-    /// False until its not-before time has passed.
-    time_ok: bool,
-    /// While it waits to be retried: when the next attempt may start.
-    retry_at: Option<Timestamp>,
-    /// When the running attempt times out.
-    timeout_at: Option<Timestamp>,
-    /// Finished attempts.
-    history: Vec<Attempt>,
-    /// The running attempt's process as logged: `(pid, start ticks)`.
-    /// Durable, unlike `pid`, so recovery can stop what a crash left running.
-    process: Option<(u32, u64)>,
-}
-
-impl Job {
-    /// When a waiting job's clock next matters (its not-before time or the
-    /// end of its backoff), if it is waiting on the clock.
-    fn wake_time(&self) -> Option<Timestamp> {
-        if self.state != JobState::Waiting {
-            return None;
-        }
-        self.retry_at.or(if self.time_ok {
-            None
-        } else {
-            self.spec.not_before
-        })
-    }
 }
 
 /// One queue.
@@ -205,7 +156,12 @@ pub struct Core {
     /// Settings.
     config: CoreConfig,
     /// Every job, by id (ordered, so listings come out in submission order).
-    jobs: BTreeMap<JobId, Job>,
+    /// Boxed: filled in id order, the map's nodes stay about half full, and
+    /// an empty slot should cost a pointer, not a job (see `job.rs`).
+    jobs: BTreeMap<JobId, Box<Job>>,
+    /// The one copy of each working directory, queue name and environment
+    /// that jobs share.
+    interner: Interner,
     /// Every queue, by name. `default` always exists.
     queues: BTreeMap<String, Queue>,
     /// The id the next submitted job gets.
@@ -245,6 +201,7 @@ impl Core {
                 ..config
             },
             jobs: BTreeMap::new(),
+            interner: Interner::default(),
             queues,
             next_id: 1,
             running: 0,
@@ -342,10 +299,7 @@ impl Core {
     /// Checks the fields of one spec.
     fn validate_spec(&self, spec: &JobSpec) -> Result<(), CoreError> {
         if !(MIN_USER_PRIORITY..=MAX_USER_PRIORITY).contains(&spec.priority) {
-            return Err(CoreError::BadRequest(format!(
-                "priority {} is out of range: user jobs take {MIN_USER_PRIORITY}-{MAX_USER_PRIORITY} (lower runs first; 0 is reserved for system tasks)",
-                spec.priority
-            )));
+            return Err(priority_error(spec.priority));
         }
         match &spec.command {
             mayfly_protocol::Command::Argv(argv) if argv.is_empty() || argv[0].is_empty() => {
@@ -386,7 +340,7 @@ impl Core {
                 CancelOutcome::Cancelled,
                 Some(Event::Cancelled { id, at: now }),
             ),
-            JobState::Running if job.stop.is_some() => (CancelOutcome::Signalled, None),
+            JobState::Running if job.run().stop.is_some() => (CancelOutcome::Signalled, None),
             JobState::Running => (
                 CancelOutcome::Signalled,
                 Some(Event::StopRequested {
@@ -490,7 +444,7 @@ impl Core {
                     job.state
                 )));
             }
-            let mut spec = job.spec.clone();
+            let mut spec = job.spec();
             spec.after.clear();
             spec.not_before = None;
             specs.push(spec);
@@ -517,8 +471,11 @@ impl Core {
             .filter(|(_, j)| j.state.is_terminal())
             .filter(|(_, j)| states.is_empty() || states.contains(&j.state))
             .filter(|(_, j)| {
-                older_than_ms
-                    .is_none_or(|age| j.finished_at.is_some_and(|t| now.millis_since(t) >= age))
+                older_than_ms.is_none_or(|age| {
+                    j.run()
+                        .finished_at
+                        .is_some_and(|t| now.millis_since(t) >= age)
+                })
             })
             .map(|(id, _)| *id)
             .collect();
@@ -540,19 +497,17 @@ impl Core {
                 job.state
             )));
         }
-        let mut spec = job.spec.clone();
-        if let Some(p) = priority {
-            spec.priority = p;
+        let priority = priority.unwrap_or(job.priority);
+        let queue = queue.unwrap_or_else(|| job.queue.to_string());
+        if !(MIN_USER_PRIORITY..=MAX_USER_PRIORITY).contains(&priority) {
+            return Err(priority_error(priority));
         }
-        if let Some(q) = queue {
-            spec.queue = q;
-        }
-        self.validate_spec(&spec)?;
+        validate_queue_name(&queue)?;
         Ok(Event::Edited {
             id,
-            priority: spec.priority,
-            queue: spec.queue,
-            labels: labels.unwrap_or(spec.labels),
+            priority,
+            queue,
+            labels: labels.unwrap_or_else(|| job.options().labels.clone()),
         })
     }
 
@@ -577,7 +532,7 @@ impl Core {
         self.jobs
             .iter()
             .filter(|(_, job)| {
-                job.state == JobState::Running && job.stop != Some(StopReason::Shutdown)
+                job.state == JobState::Running && job.run().stop != Some(StopReason::Shutdown)
             })
             .map(|(&id, _)| Event::StopRequested {
                 id,
@@ -611,7 +566,7 @@ impl Core {
         self.jobs
             .iter()
             .filter(|(_, j)| j.state == JobState::Running)
-            .filter_map(|(id, j)| j.process.map(|(pid, start)| (*id, pid, start)))
+            .filter_map(|(id, j)| j.run().process.map(|(pid, start)| (*id, pid, start)))
             .collect()
     }
 
@@ -653,12 +608,12 @@ impl Core {
                 reason,
                 grace_ms,
             } => {
-                let job = self.job_in_mut(*id, &[JobState::Running])?;
-                job.stop = Some(*reason);
-                self.kill_at.insert((at.plus_millis(*grace_ms), *id));
-                if let Some(t) = self.jobs.get_mut(id).and_then(|j| j.timeout_at.take()) {
+                let run = self.job_in_mut(*id, &[JobState::Running])?.run_mut();
+                run.stop = Some(*reason);
+                if let Some(t) = run.timeout_at.take() {
                     self.timeout_at.remove(&(t, *id));
                 }
+                self.kill_at.insert((at.plus_millis(*grace_ms), *id));
                 self.actions.push_back(Action::Signal {
                     id: *id,
                     signal: Signal::Term,
@@ -673,18 +628,20 @@ impl Core {
             Event::Started { id, at } => {
                 let job = self.job_in_mut(*id, &[JobState::Queued])?;
                 job.attempts += 1;
-                job.started_at = Some(*at);
-                job.exit_code = None;
-                job.signal = None;
-                job.timeout_at = job.spec.timeout_ms.map(|ms| at.plus_millis(ms));
                 let attempt = job.attempts;
-                let key = (job.spec.priority, *id);
-                let queue_name = job.spec.queue.clone();
-                if let Some(t) = job.timeout_at {
+                let key = (job.priority, *id);
+                let queue_name = job.queue.clone();
+                let timeout_at = job.options().timeout_ms.map(|ms| at.plus_millis(ms));
+                let run = job.run_mut();
+                run.started_at = Some(*at);
+                run.exit_code = None;
+                run.signal = None;
+                run.timeout_at = timeout_at;
+                if let Some(t) = timeout_at {
                     self.timeout_at.insert((t, *id));
                 }
                 self.set_state(*id, JobState::Running);
-                if let Some(q) = self.queues.get_mut(&queue_name) {
+                if let Some(q) = self.queues.get_mut(&*queue_name) {
                     q.ready.remove(&key);
                     q.running += 1;
                 }
@@ -712,7 +669,7 @@ impl Core {
             Event::TimeReached { id, .. } => {
                 let job = self.job_in_mut(*id, &[JobState::Waiting])?;
                 let wake = job.wake_time();
-                if job.retry_at.take().is_none() {
+                if job.run.as_mut().and_then(|r| r.retry_at.take()).is_none() {
                     job.time_ok = true;
                 }
                 if let Some(t) = wake {
@@ -732,7 +689,7 @@ impl Core {
                     let running: Vec<JobId> = self
                         .jobs
                         .iter()
-                        .filter(|(_, j)| j.state == JobState::Running && j.spec.queue == *name)
+                        .filter(|(_, j)| j.state == JobState::Running && *j.queue == **name)
                         .map(|(id, _)| *id)
                         .collect();
                     for id in running {
@@ -760,13 +717,15 @@ impl Core {
                         )));
                     }
                     if let Some(job) = self.jobs.remove(id)
-                        && let Some(q) = self.queues.get_mut(&job.spec.queue)
+                        && let Some(q) = self.queues.get_mut(&*job.queue)
                     {
                         let c = q.counts.get_mut(job.state);
                         *c = c.saturating_sub(1);
                     }
                     self.actions.push_back(Action::RemoveOutput { id: *id });
                 }
+                // Directories and environments only forgotten jobs used.
+                self.interner.purge();
             }
             Event::Edited {
                 id,
@@ -776,27 +735,29 @@ impl Core {
             } => {
                 let job = self.job_in(*id, &[JobState::Waiting, JobState::Queued])?;
                 let state = job.state;
-                let old_key = (job.spec.priority, *id);
-                let old_queue = job.spec.queue.clone();
-                if let Some(q) = self.queues.get_mut(&old_queue) {
+                let old_key = (job.priority, *id);
+                let old_queue = job.queue.clone();
+                if let Some(q) = self.queues.get_mut(&*old_queue) {
                     q.ready.remove(&old_key);
                     let c = q.counts.get_mut(state);
                     *c = c.saturating_sub(1);
                 }
-                let q = self.queues.entry(queue.clone()).or_default();
+                let q = self.queue_mut(queue);
                 *q.counts.get_mut(state) += 1;
                 if state == JobState::Queued {
                     q.ready.insert((*priority, *id));
                 }
+                let queue = self.interner.str(queue);
                 if let Some(job) = self.jobs.get_mut(id) {
-                    job.spec.priority = *priority;
-                    job.spec.queue = queue.clone();
-                    job.spec.labels = labels.clone();
+                    job.priority = *priority;
+                    job.queue = queue;
+                    job.options_mut().labels.clone_from(labels);
+                    job.compact_options();
                 }
             }
             Event::Progress { id, text } => {
                 if let Some(job) = self.jobs.get_mut(id) {
-                    job.progress = Some(text.clone());
+                    job.run_mut().progress = Some(text.clone());
                 }
             }
             Event::Spawned {
@@ -809,8 +770,9 @@ impl Core {
                     .get_mut(id)
                     .filter(|j| j.state == JobState::Running)
                 {
-                    job.pid = Some(*pid);
-                    job.process = Some((*pid, *start_ticks));
+                    let run = job.run_mut();
+                    run.pid = Some(*pid);
+                    run.process = Some((*pid, *start_ticks));
                 }
             }
             Event::IdsReserved { next_id } => {
@@ -844,7 +806,7 @@ impl Core {
                 }
             }
         }
-        let mut pending = 0;
+        let mut pending = 0u32;
         let mut doomed = None;
         for &(dep_id, any) in &deps {
             match self.jobs.get(&dep_id).map(|j| j.state) {
@@ -857,41 +819,16 @@ impl Core {
                 _ => {}
             }
         }
-        let time_ok = spec.not_before.is_none_or(|t| t <= at);
-        self.queues
-            .entry(spec.queue.clone())
-            .or_default()
-            .counts
-            .waiting += 1;
+        let mut job = Job::new(spec, deps, at, &mut self.interner);
+        job.pending_deps = pending;
+        let time_ok = job.time_ok;
+        self.queue_mut(&spec.queue).counts.waiting += 1;
         // A new job's first state is told once: if it queues (or is
         // skipped) at once, it was never seen waiting, and only that
         // transition is reported (see the end of this function).
         let first_transition = self.transitions.len();
         self.transitions.push((id, JobState::Waiting));
-        self.jobs.insert(
-            id,
-            Job {
-                spec: spec.clone(),
-                state: JobState::Waiting,
-                attempts: 0,
-                exit_code: None,
-                signal: None,
-                submitted_at: at,
-                started_at: None,
-                finished_at: None,
-                progress: None,
-                reason: None,
-                pid: None,
-                stop: None,
-                deps,
-                pending_deps: pending,
-                time_ok,
-                retry_at: None,
-                timeout_at: None,
-                history: Vec::new(),
-                process: None,
-            },
-        );
+        self.jobs.insert(id, Box::new(job));
         if let Some((dep_id, state)) = doomed {
             self.leave_waiting(id);
             self.finish(
@@ -924,14 +861,16 @@ impl Core {
         outcome: &ExitOutcome,
     ) -> Result<(), CoreError> {
         let job = self.job_in_mut(id, &[JobState::Running])?;
-        let stop = job.stop.take();
-        if let (Some(_), Some(pgid)) = (stop, job.pid) {
+        let timeout_ms = job.options().timeout_ms;
+        let run = job.run_mut();
+        let stop = run.stop.take();
+        if let (Some(_), Some(pgid)) = (stop, run.pid) {
             self.actions.push_back(Action::SweepGroup { pgid });
         }
-        let job = self.job_in_mut(id, &[JobState::Running])?;
+        let run = self.job_in_mut(id, &[JobState::Running])?.run_mut();
         let (state, reason) = match outcome {
             ExitOutcome::Code(code) => {
-                job.exit_code = Some(*code);
+                run.exit_code = Some(*code);
                 let state = if *code == 0 {
                     JobState::Succeeded
                 } else {
@@ -940,7 +879,7 @@ impl Core {
                 (state, None)
             }
             ExitOutcome::Signal(sig) => {
-                job.signal = Some(*sig);
+                run.signal = Some(*sig);
                 (JobState::Failed, None)
             }
             ExitOutcome::SpawnFailed(msg) => {
@@ -957,7 +896,7 @@ impl Core {
                 Some("the daemon shut down while it ran".to_string()),
             ),
             Some(StopReason::Timeout) => {
-                let ms = job.spec.timeout_ms.unwrap_or_default();
+                let ms = timeout_ms.unwrap_or_default();
                 (
                     JobState::TimedOut,
                     Some(format!(
@@ -973,7 +912,7 @@ impl Core {
         let retryable = matches!(state, JobState::Failed | JobState::TimedOut);
         if retryable && self.retry(id, at, self.backoff_ms(id)) {
             if let Some(job) = self.jobs.get_mut(&id) {
-                job.reason = reason;
+                job.run_mut().reason = reason;
             }
             return Ok(());
         }
@@ -988,7 +927,7 @@ impl Core {
             return 0;
         };
         let doublings = job.attempts.saturating_sub(1).min(40);
-        job.spec
+        job.options()
             .retry_delay_ms
             .saturating_mul(1u64 << doublings)
             .min(RETRY_DELAY_CAP_MS)
@@ -1000,11 +939,11 @@ impl Core {
         let Some(job) = self.jobs.get_mut(&id) else {
             return false;
         };
-        if job.attempts > job.spec.retries || self.shutting_down {
+        if job.attempts > job.options().retries || self.shutting_down {
             return false;
         }
-        job.retry_at = (delay_ms > 0).then(|| at.plus_millis(delay_ms));
-        let wake = job.retry_at;
+        let wake = (delay_ms > 0).then(|| at.plus_millis(delay_ms));
+        job.run_mut().retry_at = wake;
         self.set_state(id, JobState::Waiting);
         if let Some(t) = wake {
             self.wake_at.insert((t, id));
@@ -1016,11 +955,12 @@ impl Core {
     /// Records the end of a job's running attempt in its history.
     fn end_attempt(&mut self, id: JobId, at: Timestamp) {
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.history.push(Attempt {
-                started_at: job.started_at.unwrap_or(at),
+            let run = job.run_mut();
+            run.history.push(Attempt {
+                started_at: run.started_at.unwrap_or(at),
                 finished_at: at,
-                exit_code: job.exit_code,
-                signal: job.signal,
+                exit_code: run.exit_code,
+                signal: run.signal,
             });
         }
     }
@@ -1033,14 +973,14 @@ impl Core {
         if job.state != JobState::Waiting
             || job.pending_deps > 0
             || !job.time_ok
-            || job.retry_at.is_some()
+            || job.run().retry_at.is_some()
         {
             return;
         }
-        let key = (job.spec.priority, id);
-        let queue = job.spec.queue.clone();
+        let key = (job.priority, id);
+        let queue = job.queue.clone();
         self.set_state(id, JobState::Queued);
-        self.queues.entry(queue).or_default().ready.insert(key);
+        self.queue_mut(&queue).ready.insert(key);
     }
 
     /// Takes a job that has not started out of the ready set and the timers.
@@ -1048,11 +988,11 @@ impl Core {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        let key = (job.spec.priority, id);
+        let key = (job.priority, id);
         if let Some(t) = job.wake_time() {
             self.wake_at.remove(&(t, id));
         }
-        if let Some(q) = self.queues.get_mut(&job.spec.queue) {
+        if let Some(q) = self.queues.get_mut(&*job.queue) {
             q.ready.remove(&key);
         }
     }
@@ -1062,12 +1002,14 @@ impl Core {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        job.pid = None;
-        job.process = None;
-        if let Some(t) = job.timeout_at.take() {
-            self.timeout_at.remove(&(t, id));
+        if let Some(run) = job.run.as_mut() {
+            run.pid = None;
+            run.process = None;
+            if let Some(t) = run.timeout_at.take() {
+                self.timeout_at.remove(&(t, id));
+            }
         }
-        if let Some(q) = self.queues.get_mut(&job.spec.queue) {
+        if let Some(q) = self.queues.get_mut(&*job.queue) {
             q.running = q.running.saturating_sub(1);
         }
         self.running = self.running.saturating_sub(1);
@@ -1081,10 +1023,11 @@ impl Core {
         while let Some((id, state, reason)) = work.pop() {
             self.set_state(id, state);
             if let Some(job) = self.jobs.get_mut(&id) {
-                job.finished_at = Some(at);
-                job.retry_at = None;
+                let run = job.run_mut();
+                run.finished_at = Some(at);
+                run.retry_at = None;
                 if reason.is_some() {
-                    job.reason = reason;
+                    run.reason = reason;
                 }
             }
             self.counters.finished += 1;
@@ -1096,7 +1039,7 @@ impl Core {
                     continue;
                 }
                 job.pending_deps = job.pending_deps.saturating_sub(1);
-                let any = job.deps.iter().any(|&(d, any)| d == id && any);
+                let any = job.deps().iter().any(|&(d, any)| d == id && any);
                 if !any && state != JobState::Succeeded {
                     self.leave_waiting(dependent);
                     work.push((
@@ -1111,6 +1054,12 @@ impl Core {
         }
     }
 
+    /// The queue `name`, created (with default settings) if it does not
+    /// exist: a job may name a queue nobody configured.
+    fn queue_mut(&mut self, name: &str) -> &mut Queue {
+        self.queues.entry(name.to_owned()).or_default()
+    }
+
     /// Changes a job's state, keeping its queue's counts right.
     fn set_state(&mut self, id: JobId, state: JobState) {
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -1118,7 +1067,7 @@ impl Core {
         };
         let old = std::mem::replace(&mut job.state, state);
         self.transitions.push((id, state));
-        if let Some(q) = self.queues.get_mut(&job.spec.queue) {
+        if let Some(q) = self.queues.get_mut(&*job.queue) {
             let c = q.counts.get_mut(old);
             *c = c.saturating_sub(1);
             *q.counts.get_mut(state) += 1;
@@ -1142,6 +1091,7 @@ impl Core {
         self.job_in(id, states)?;
         self.jobs
             .get_mut(&id)
+            .map(|job| &mut **job)
             .ok_or_else(|| CoreError::Inconsistent(format!("job {id} does not exist")))
     }
 
@@ -1160,7 +1110,7 @@ impl Core {
             .timeout_at
             .iter()
             .take_while(|&&(at, _)| at <= now)
-            .filter(|&&(_, id)| self.jobs.get(&id).is_some_and(|j| j.stop.is_none()))
+            .filter(|&&(_, id)| self.jobs.get(&id).is_some_and(|j| j.run().stop.is_none()))
             .map(|&(_, id)| Event::StopRequested {
                 id,
                 at: now,
@@ -1209,18 +1159,20 @@ impl Core {
             .get_mut(&id)
             .filter(|j| j.state == JobState::Running)
         {
-            job.pid = Some(pid);
+            job.run_mut().pid = Some(pid);
         }
     }
 
     /// The pid (= process group id) of a running job.
     pub fn pid(&self, id: JobId) -> Option<u32> {
-        self.jobs.get(&id).and_then(|j| j.pid)
+        self.jobs.get(&id).and_then(|j| j.run().pid)
     }
 
-    /// The spec a job was submitted with.
-    pub fn spec(&self, id: JobId) -> Option<&JobSpec> {
-        self.jobs.get(&id).map(|j| &j.spec)
+    /// The spec a job was submitted with (as edited since; its
+    /// dependencies as job ids). A copy: the core keeps jobs in a compact
+    /// form of their own.
+    pub fn spec(&self, id: JobId) -> Option<JobSpec> {
+        self.jobs.get(&id).map(|j| j.spec())
     }
 
     // ---------------------------------------------------------- system tasks
@@ -1251,8 +1203,10 @@ impl Core {
         self.system = old.system.clone();
         self.shutting_down = old.shutting_down;
         for (id, job) in &mut self.jobs {
-            if job.state == JobState::Running {
-                job.pid = old.pid(*id);
+            if job.state == JobState::Running
+                && let Some(pid) = old.pid(*id)
+            {
+                job.run_mut().pid = Some(pid);
             }
         }
     }
@@ -1281,30 +1235,18 @@ impl Core {
 
     /// What clients see of job `id`.
     pub fn job_info(&self, id: JobId) -> Option<JobInfo> {
-        self.jobs.get(&id).map(|job| JobInfo {
-            id,
-            state: job.state,
-            command: job.spec.command.clone(),
-            cwd: job.spec.cwd.clone(),
-            queue: job.spec.queue.clone(),
-            priority: job.spec.priority,
-            labels: job.spec.labels.clone(),
-            exit_code: job.exit_code,
-            signal: job.signal,
-            attempts: job.attempts,
-            submitted_at: job.submitted_at,
-            started_at: job.started_at,
-            finished_at: job.finished_at,
-            progress: job.progress.clone(),
-            reason: job.reason.clone(),
-            pid: job.pid,
-            after: job.deps.clone(),
-            not_before: job.spec.not_before,
-            timeout_ms: job.spec.timeout_ms,
-            retries: job.spec.retries,
-            retry_at: job.retry_at,
-            history: job.history.clone(),
-        })
+        self.job_view(id).map(|view| view.to_info())
+    }
+
+    /// What clients see of job `id`, borrowed: listings encode this
+    /// straight into frames, without copying the job.
+    pub fn job_view(&self, id: JobId) -> Option<JobInfoRef<'_>> {
+        self.jobs.get(&id).map(|job| job.view(id))
+    }
+
+    /// What clients see of every job, borrowed, in submission order.
+    pub fn job_views(&self) -> impl Iterator<Item = JobInfoRef<'_>> + '_ {
+        self.jobs.iter().map(|(&id, job)| job.view(id))
     }
 
     /// Every job id, in submission order.

@@ -6,11 +6,19 @@
 //! Derived structures (ready sets, per-queue counts, running totals) are
 //! recomputed on restore, so they cannot disagree with the jobs. Non-durable
 //! things (pids, pending actions, system tasks) are not in it.
+//!
+//! Taking a snapshot copies the state (the journal thread encodes it while
+//! the driver goes on), so the copy must be cheap in memory as well: a job's
+//! spec is copied as a [`SpecSnapshot`], which shares the core's working
+//! directories, queue names and environments instead of copying each job's.
 
-use mayfly_protocol::{Attempt, JobId, JobSpec, JobState, Timestamp};
+use std::sync::Arc;
+
+use mayfly_protocol::{Attempt, Command, Dependency, JobId, JobSpec, JobState, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Core, CoreConfig, CoreError, Counters, Job, Queue, StopReason};
+use super::job::{Job, Run};
+use super::{Core, CoreConfig, CoreError, Counters, Queue, StopReason};
 
 /// The serialized form of a [`Core`]'s durable state. Fields are only ever
 /// appended; the WAL's format version guards incompatible changes.
@@ -36,7 +44,7 @@ pub struct JobSnapshot {
     /// Its id.
     pub id: JobId,
     /// What it runs.
-    pub spec: JobSpec,
+    pub spec: SpecSnapshot,
     /// Its state.
     pub state: JobState,
     /// Times started.
@@ -69,6 +77,56 @@ pub struct JobSnapshot {
     pub process: Option<(u32, u64)>,
 }
 
+/// A job's spec in a snapshot: [`JobSpec`]'s fields, in [`JobSpec`]'s order
+/// and with types that encode like [`JobSpec`]'s (an `Arc<T>` encodes as its
+/// `T`), so the bytes on disk are those of a [`JobSpec`]; but the strings the
+/// core shares between jobs are shared here too, so a snapshot of 100,000
+/// jobs does not hold 100,000 copies of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecSnapshot {
+    /// What to run.
+    pub command: Command,
+    /// The working directory.
+    pub cwd: Arc<str>,
+    /// The environment.
+    pub env: Arc<[(String, String)]>,
+    /// The queue.
+    pub queue: Arc<str>,
+    /// Lower runs first.
+    pub priority: u8,
+    /// Labels, in the order given.
+    pub labels: Vec<(String, String)>,
+    /// Prerequisites (always resolved to job ids).
+    pub after: Vec<Dependency>,
+    /// Not before this time.
+    pub not_before: Option<Timestamp>,
+    /// The timeout of an attempt.
+    pub timeout_ms: Option<u64>,
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// The wait before the first retry.
+    pub retry_delay_ms: u64,
+}
+
+impl SpecSnapshot {
+    /// The spec as the protocol's [`JobSpec`].
+    pub fn to_spec(&self) -> JobSpec {
+        JobSpec {
+            command: self.command.clone(),
+            cwd: self.cwd.to_string(),
+            env: self.env.to_vec(),
+            queue: self.queue.to_string(),
+            priority: self.priority,
+            labels: self.labels.clone(),
+            after: self.after.clone(),
+            not_before: self.not_before,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            retry_delay_ms: self.retry_delay_ms,
+        }
+    }
+}
+
 impl Core {
     /// The durable state as a snapshot.
     pub fn snapshot(&self) -> CoreSnapshot {
@@ -85,24 +143,27 @@ impl Core {
             jobs: self
                 .jobs
                 .iter()
-                .map(|(&id, j)| JobSnapshot {
-                    id,
-                    spec: j.spec.clone(),
-                    state: j.state,
-                    attempts: j.attempts,
-                    exit_code: j.exit_code,
-                    signal: j.signal,
-                    submitted_at: j.submitted_at,
-                    started_at: j.started_at,
-                    finished_at: j.finished_at,
-                    progress: j.progress.clone(),
-                    reason: j.reason.clone(),
-                    stop: j.stop,
-                    deps: j.deps.clone(),
-                    time_ok: j.time_ok,
-                    retry_at: j.retry_at,
-                    history: j.history.clone(),
-                    process: j.process,
+                .map(|(&id, j)| {
+                    let run = j.run();
+                    JobSnapshot {
+                        id,
+                        spec: j.spec_snapshot(),
+                        state: j.state,
+                        attempts: j.attempts,
+                        exit_code: run.exit_code,
+                        signal: run.signal,
+                        submitted_at: j.submitted_at,
+                        started_at: run.started_at,
+                        finished_at: run.finished_at,
+                        progress: run.progress.clone(),
+                        reason: run.reason.clone(),
+                        stop: run.stop,
+                        deps: j.deps().to_vec(),
+                        time_ok: j.time_ok,
+                        retry_at: run.retry_at,
+                        history: run.history.clone(),
+                        process: run.process,
+                    }
                 })
                 .collect(),
         }
@@ -129,7 +190,7 @@ impl Core {
                     js.id, core.next_id
                 )));
             }
-            let q: &mut Queue = core.queues.entry(js.spec.queue.clone()).or_default();
+            let q: &mut Queue = core.queue_mut(&js.spec.queue);
             *q.counts.get_mut(js.state) += 1;
             match js.state {
                 JobState::Queued => {
@@ -141,30 +202,28 @@ impl Core {
                 }
                 _ => {}
             }
-            core.jobs.insert(
-                js.id,
-                Job {
-                    spec: js.spec,
-                    state: js.state,
-                    attempts: js.attempts,
-                    exit_code: js.exit_code,
-                    signal: js.signal,
-                    submitted_at: js.submitted_at,
-                    started_at: js.started_at,
-                    finished_at: js.finished_at,
-                    progress: js.progress,
-                    reason: js.reason,
-                    pid: None,
-                    stop: js.stop,
-                    deps: js.deps,
-                    pending_deps: 0,
-                    time_ok: js.time_ok,
-                    retry_at: js.retry_at,
-                    timeout_at: None,
-                    history: js.history,
-                    process: js.process,
-                },
-            );
+            let mut job = Job::from_snapshot(js.spec, js.deps, js.submitted_at, &mut core.interner);
+            job.state = js.state;
+            job.attempts = js.attempts;
+            job.time_ok = js.time_ok;
+            let run = Run {
+                exit_code: js.exit_code,
+                signal: js.signal,
+                started_at: js.started_at,
+                finished_at: js.finished_at,
+                progress: js.progress,
+                reason: js.reason,
+                pid: None,
+                stop: js.stop,
+                retry_at: js.retry_at,
+                timeout_at: None,
+                history: js.history,
+                process: js.process,
+            };
+            if run != Run::default() {
+                job.run = Some(Box::new(run));
+            }
+            core.jobs.insert(js.id, Box::new(job));
         }
         // Rebuild what is derived from the jobs: who waits for whom, and the
         // clocks of waiting jobs.
@@ -178,7 +237,7 @@ impl Core {
             let deps = core
                 .jobs
                 .get(&id)
-                .map(|j| j.deps.clone())
+                .map(|j| j.deps().to_vec())
                 .unwrap_or_default();
             let mut pending = 0;
             for (dep, _) in deps {

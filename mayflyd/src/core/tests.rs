@@ -994,3 +994,164 @@ fn a_new_job_reports_only_the_state_it_lands_in() {
     let d = submit_spec(&mut c, 4, after(&[a.0], false));
     assert_eq!(c.take_transitions(), vec![(d, JobState::Skipped)]);
 }
+
+// ------------------------------------------------------- compact job storage
+
+/// A spec for `queue` with its own cwd and environment.
+fn spec_in(queue: &str, cwd: &str, env: &[(&str, &str)]) -> JobSpec {
+    let mut s = JobSpec::new(Command::Shell("true".into()), cwd, queue, 50);
+    s.env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    s
+}
+
+#[test]
+fn jobs_share_equal_environments_and_keep_their_own() {
+    let home: &[(&str, &str)] = &[("PATH", "/usr/bin:/bin"), ("HOME", "/home/me")];
+    let work: &[(&str, &str)] = &[("PATH", "/opt/bin"), ("LANG", "C.UTF-8")];
+    let mut c = core(1);
+    let specs = [
+        spec_in("default", "/src", home),
+        spec_in("default", "/src", home),
+        spec_in("build", "/tmp", work),
+        spec_in("default", "/src", &[]),
+    ];
+    let ids: Vec<JobId> = specs
+        .iter()
+        .map(|s| submit_spec(&mut c, 0, s.clone()))
+        .collect();
+    for (id, s) in ids.iter().zip(&specs) {
+        assert_eq!(c.spec(*id).as_ref(), Some(s), "job {id} keeps its spec");
+    }
+    // One copy of each distinct value: two cwds and two queue names; three
+    // environments (the empty one too).
+    assert_eq!(c.interner.len(), (4, 3));
+    assert!(std::sync::Arc::ptr_eq(
+        &c.jobs[&ids[0]].env,
+        &c.jobs[&ids[1]].env
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &c.jobs[&ids[0]].cwd,
+        &c.jobs[&ids[1]].cwd
+    ));
+
+    // Through a snapshot and back (the daemon's restart): the same spec per
+    // job, and shared again.
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    for (id, s) in ids.iter().zip(&specs) {
+        assert_eq!(
+            restored.spec(*id).as_ref(),
+            Some(s),
+            "job {id} after restore"
+        );
+    }
+    assert_eq!(restored.interner.len(), (4, 3));
+    assert!(std::sync::Arc::ptr_eq(
+        &restored.jobs[&ids[0]].env,
+        &restored.jobs[&ids[1]].env
+    ));
+
+    // Forgetting the only job with an environment drops that environment.
+    let build = ids[2];
+    c.apply(&Event::Cancelled {
+        id: build,
+        at: Timestamp(1),
+    })
+    .unwrap();
+    let ev = c.decide_clean(Timestamp(2), &[], None).unwrap().unwrap();
+    c.apply(&ev).unwrap();
+    assert_eq!(c.state_of(build), None);
+    assert_eq!(c.interner.len(), (2, 2), "/tmp, build and its env are gone");
+    assert_eq!(c.spec(ids[0]).as_ref(), Some(&specs[0]));
+}
+
+#[test]
+fn a_plain_queued_job_allocates_no_option_or_run_box() {
+    let mut c = core(1);
+    let plain = submit(&mut c, 0, "default", 50);
+    let job = &c.jobs[&plain];
+    assert!(job.options.is_none() && job.run.is_none());
+    // What one queued job costs is mostly this struct (boxed in the map):
+    // keep it small. Growing it is a decision, not an accident.
+    assert!(
+        std::mem::size_of::<super::job::Job>() <= 128,
+        "Job is {} bytes",
+        std::mem::size_of::<super::job::Job>()
+    );
+
+    // Options live in a box only while something differs from the default;
+    // an edit back to no labels drops the box again.
+    let mut labelled = spec("default", 50);
+    labelled.labels = vec![("k".into(), "v".into())];
+    let id = submit_spec(&mut c, 0, labelled.clone());
+    assert!(c.jobs[&id].options.is_some());
+    assert_eq!(c.spec(id), Some(labelled));
+    c.apply(&c.decide_edit(id, None, None, Some(vec![])).unwrap())
+        .unwrap();
+    assert!(c.jobs[&id].options.is_none());
+    assert_eq!(c.job_info(id).unwrap().labels, vec![]);
+
+    // Every seldom-used spec field survives the trip through the box and a
+    // snapshot.
+    let mut rich = after(&[plain.0], true);
+    rich.not_before = Some(Timestamp(9_000));
+    rich.timeout_ms = Some(1_500);
+    rich.retries = 3;
+    rich.retry_delay_ms = 250;
+    rich.labels = vec![("b".into(), "1".into()), ("a".into(), "2".into())];
+    let id = submit_spec(&mut c, 0, rich.clone());
+    assert_eq!(c.spec(id).as_ref(), Some(&rich));
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    assert_eq!(restored.spec(id), Some(rich));
+    // Starting a job gives it a run box; the view and the owned info agree.
+    start_all(&mut c, 1);
+    assert!(c.jobs[&plain].run.is_some());
+    assert_eq!(
+        c.job_view(plain).map(|v| v.to_info()),
+        c.job_info(plain),
+        "job_info is the view, copied"
+    );
+    assert_eq!(c.job_info(plain).unwrap().started_at, Some(Timestamp(1)));
+}
+
+#[test]
+fn snapshots_share_environments_and_keep_the_on_disk_format() {
+    let env: &[(&str, &str)] = &[("PATH", "/usr/bin"), ("LANG", "C.UTF-8")];
+    let mut c = core(1);
+    let mut rich = spec_in("build", "/src", env);
+    rich.labels = vec![("k".into(), "v".into())];
+    rich.timeout_ms = Some(5_000);
+    let a = submit_spec(&mut c, 0, spec_in("default", "/src", env));
+    let b = submit_spec(&mut c, 0, after(&[a.0], false));
+    let d = submit_spec(&mut c, 0, rich);
+    let snap = c.snapshot();
+    let spec_of = |id: JobId| &snap.jobs.iter().find(|j| j.id == id).unwrap().spec;
+    // Taking a snapshot copies pointers, not every job's environment.
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &spec_of(d).env));
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &c.jobs[&a].env));
+    assert!(std::sync::Arc::ptr_eq(&spec_of(a).cwd, &spec_of(d).cwd));
+
+    // On disk a snapshot's spec is exactly a protocol JobSpec, both ways,
+    // so snapshots written before and after this layout read the same.
+    for id in [a, b, d] {
+        let shared = spec_of(id);
+        let plain = shared.to_spec();
+        assert_eq!(Some(&plain), c.spec(id).as_ref());
+        let bytes = mayfly_protocol::encode_blob(shared).unwrap();
+        assert_eq!(bytes, mayfly_protocol::encode_blob(&plain).unwrap());
+        let back: JobSpec = mayfly_protocol::decode_blob(&bytes).unwrap();
+        assert_eq!(back, plain);
+        let back: super::snapshot::SpecSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+        assert_eq!(&back, shared);
+    }
+    // And the whole snapshot round-trips through its encoding.
+    let bytes = mayfly_protocol::encode_blob(&snap).unwrap();
+    let back: super::CoreSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+    assert_eq!(back, snap);
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    for id in [a, b, d] {
+        assert_eq!(restored.spec(id), c.spec(id));
+    }
+}
