@@ -16,17 +16,25 @@
 //!    among all groups waiting), together with the group's held replies and
 //!    the core's actions (spawns, signals).
 //!
-//! A group's replies and actions leave the driver only when the journal
-//! acknowledges it, and groups are released strictly in order — so no client
-//! hears of a change, and no process is started or signalled, before the
-//! records it depends on are written. The driver does not wait for the
-//! fsync: it goes on collecting the next batch (pipelined group commit).
+//! Groups are released (replies sent, actions carried out) strictly in
+//! order, and never before their records are handed to the journal — so no
+//! process is started or signalled before the records it depends on are in
+//! the log, in order. A group that must be fsynced (a client's change) is
+//! released only when the journal acknowledges the fsync, so no client hears
+//! of a change before it is durable; the driver does not wait for it: it
+//! goes on collecting the next batch (pipelined group commit). A group of
+//! the daemon's own facts (a job started, a job exited) is not fsynced — the
+//! WAL flusher syncs those every `--wal-flush-interval` — so waiting for its
+//! acknowledgement would only add a round trip to the journal thread to
+//! every job start: once the groups before it are released, it is released
+//! as soon as it is handed over (*eager* release).
 //!
 //! If a write fails (disk full, I/O error), the journal drops everything
 //! since its last sync. The driver then fails the unreleased groups (their
 //! clients get a storage error), rebuilds its state from the log on disk,
 //! re-applies the facts it had already acted on (jobs it started, exits it
-//! saw), and logs them again. Reads keep being served throughout.
+//! saw: the events of every group released since the last sync), and logs
+//! them again. Reads keep being served throughout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -185,6 +193,10 @@ struct Group {
     /// The journal ticket, or `None` when the group wrote nothing (it is
     /// released as soon as the groups before it are).
     ticket: Option<u64>,
+    /// True while the group waits for the journal to acknowledge its fsync
+    /// (it holds a client's change). A group that is not fsynced never
+    /// waits: it is released once the groups before it are.
+    awaits_ack: bool,
     /// The events it logged (to re-apply the facts among them after a failure).
     events: Vec<Event>,
     /// Replies to release.
@@ -243,11 +255,17 @@ pub struct Driver {
     groups: VecDeque<Group>,
     /// Next journal ticket.
     next_ticket: u64,
-    /// Events already acted on that the journal has not yet synced: what a
-    /// rebuild after a storage failure must re-apply and log again.
-    since_durable: Vec<Event>,
-    /// True when something was written without an fsync since the last one.
-    unsynced: bool,
+    /// Events already acted on that the journal has not yet synced, by the
+    /// ticket they were written under (ascending): what a rebuild after a
+    /// storage failure must re-apply and log again. An acknowledged fsync of
+    /// ticket `t` makes every ticket up to `t` durable.
+    since_durable: VecDeque<(u64, Vec<Event>)>,
+    /// The ticket of the latest write sent without an fsync, until an fsync
+    /// covers it: what the WAL flusher's tick has to make durable.
+    last_unsynced: Option<u64>,
+    /// Acknowledgements of tickets below this one are stale: they belong to
+    /// writes that a storage failure already accounted for.
+    failed_before: u64,
     /// The ticket of the snapshot being written, if one is.
     snapshot_ticket: Option<u64>,
     /// Log bytes since the last snapshot, as the journal last reported.
@@ -301,8 +319,9 @@ impl Driver {
             held: Vec::new(),
             groups: VecDeque::new(),
             next_ticket: 0,
-            since_durable: Vec::new(),
-            unsynced: false,
+            since_durable: VecDeque::new(),
+            last_unsynced: None,
+            failed_before: 0,
             snapshot_ticket: None,
             bytes_since_snapshot: 0,
             last_snapshot_bytes: 0,
@@ -601,6 +620,7 @@ impl Driver {
         };
         self.groups.push_back(Group {
             ticket,
+            awaits_ack: sync,
             events,
             held: std::mem::take(&mut self.held),
             actions,
@@ -614,7 +634,7 @@ impl Driver {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         if !sync {
-            self.unsynced = true;
+            self.last_unsynced = Some(ticket);
         }
         let sent = self.journal.as_ref().is_some_and(|j| {
             j.send(WalCmd::Write {
@@ -666,9 +686,9 @@ impl Driver {
         }
     }
 
-    /// Releases the groups at the front that need no acknowledgement.
+    /// Releases the groups at the front that wait for no acknowledgement.
     fn release_ready(&mut self) {
-        while self.groups.front().is_some_and(|g| g.ticket.is_none()) {
+        while self.groups.front().is_some_and(|g| !g.awaits_ack) {
             if let Some(group) = self.groups.pop_front() {
                 self.release(group);
             }
@@ -681,20 +701,44 @@ impl Driver {
             // A client that hung up does not care.
             let _ = held.reply.send(held.response);
         }
-        self.since_durable.extend(group.events);
+        if let Some(ticket) = group.ticket
+            && !group.events.is_empty()
+        {
+            self.since_durable.push_back((ticket, group.events));
+        }
         for action in group.actions {
             self.run_action(action);
         }
     }
 
+    /// Forgets the acted-on events that tickets up to `ticket` wrote: they
+    /// are durable now.
+    fn durable_through(&mut self, ticket: u64) {
+        while self
+            .since_durable
+            .front()
+            .is_some_and(|(t, _)| *t <= ticket)
+        {
+            self.since_durable.pop_front();
+        }
+        if self.last_unsynced.is_some_and(|t| t <= ticket) {
+            self.last_unsynced = None;
+        }
+    }
+
     /// Handles the journal's acknowledgement of a write or snapshot.
     async fn on_ack(&mut self, ack: WalAck) {
+        if ack.ticket < self.failed_before {
+            return; // a write the last storage failure already accounted for
+        }
         if self.snapshot_ticket == Some(ack.ticket) {
             self.snapshot_ticket = None;
             match ack.result {
                 Ok(info) => {
                     // Everything sent before the snapshot is covered by it.
-                    self.since_durable.clear();
+                    if let Some(before) = ack.ticket.checked_sub(1) {
+                        self.durable_through(before);
+                    }
                     self.bytes_since_snapshot = info.bytes_since_snapshot;
                     self.last_snapshot_bytes = info.snapshot_bytes;
                 }
@@ -704,23 +748,23 @@ impl Driver {
             }
             return;
         }
-        let Some(front) = self.groups.front() else {
-            return; // an ack for a group already failed
-        };
-        if front.ticket != Some(ack.ticket) {
-            return; // likewise
-        }
         match ack.result {
             Ok(info) => {
-                if let Some(group) = self.groups.pop_front() {
-                    self.release(group);
+                // Acks come in ticket order, and every group before the one
+                // acknowledged was released or acknowledged already: so it is
+                // at the front, if it is still held at all.
+                if let Some(group) = self
+                    .groups
+                    .iter_mut()
+                    .find(|g| g.ticket == Some(ack.ticket))
+                {
+                    group.awaits_ack = false;
                 }
+                self.release_ready();
                 if info.synced {
-                    self.since_durable.clear();
-                    self.unsynced = false;
+                    self.durable_through(ack.ticket);
                 }
                 self.bytes_since_snapshot = info.bytes_since_snapshot;
-                self.release_ready();
                 self.maybe_snapshot();
             }
             Err(e) => self.storage_failed(e).await,
@@ -733,7 +777,13 @@ impl Driver {
         let message = format!(
             "the daemon could not save the change: {error}; nothing was changed — free disk space under the state dir and retry"
         );
-        let mut facts = std::mem::take(&mut self.since_durable);
+        // Every write sent so far was dropped or is accounted for here; the
+        // journal's answers to them are stale.
+        self.failed_before = self.next_ticket;
+        let mut facts: Vec<Event> = std::mem::take(&mut self.since_durable)
+            .into_iter()
+            .flat_map(|(_, events)| events)
+            .collect();
         let failed: Vec<Group> = self.groups.drain(..).collect();
         for group in failed {
             // What happened in the world stays true: exits were observed.
@@ -766,7 +816,9 @@ impl Driver {
             Ok(Ok(core)) => core,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot re-read the write-ahead log; changes stay refused");
-                self.since_durable = facts;
+                // Kept under the next ticket, so that only a later fsync
+                // (which the journal refuses until a rebuild works) clears them.
+                self.since_durable.push_back((self.next_ticket, facts));
                 return;
             }
             Err(_) => return,
@@ -793,16 +845,11 @@ impl Driver {
             jobs = self.core.job_count(),
             "state rebuilt from the log after a storage failure"
         );
-        let records = facts.iter().map(encode_event).collect::<Vec<_>>();
-        self.since_durable = facts;
-        if !records.is_empty() {
-            let ticket = self.send_write(records, false);
-            self.groups.push_back(Group {
-                ticket,
-                events: Vec::new(),
-                held: Vec::new(),
-                actions: Vec::new(),
-            });
+        if !facts.is_empty() {
+            let records = facts.iter().map(encode_event).collect::<Vec<_>>();
+            if let Some(ticket) = self.send_write(records, false) {
+                self.since_durable.push_back((ticket, facts));
+            }
         }
     }
 
@@ -820,14 +867,10 @@ impl Driver {
 
     /// The WAL flusher's tick: make logged-but-unsynced records durable.
     fn flush_wal(&mut self) {
-        if self.unsynced {
-            let ticket = self.send_write(Vec::new(), true);
-            self.groups.push_back(Group {
-                ticket,
-                events: Vec::new(),
-                held: Vec::new(),
-                actions: Vec::new(),
-            });
+        // Nothing waits on it: its acknowledgement only tells which acted-on
+        // events became durable (or that the disk failed).
+        if self.last_unsynced.is_some() {
+            self.send_write(Vec::new(), true);
         }
     }
 
@@ -1244,3 +1287,6 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

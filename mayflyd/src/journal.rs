@@ -168,6 +168,14 @@ impl Journal {
         })
     }
 
+    /// A handle whose commands go to `tx` rather than to a thread, so that a
+    /// test can play the journal: see what the driver hands over, and
+    /// acknowledge it (or not) when it likes.
+    #[cfg(test)]
+    pub(crate) fn detached(tx: std_mpsc::Sender<WalCmd>) -> Self {
+        Self { tx, thread: None }
+    }
+
     /// Sends a command. Returns false if the thread has stopped.
     pub fn send(&self, cmd: WalCmd) -> bool {
         self.tx.send(cmd).is_ok()

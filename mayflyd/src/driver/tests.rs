@@ -1,0 +1,387 @@
+//! The driver's commit pipeline against a stand-in journal: the test sees
+//! every command the driver hands to the log, in order, and decides when and
+//! how each is acknowledged. Jobs are real (tiny `sh -c` scripts), so a
+//! spawn is a spawn.
+//!
+//! Nothing here sleeps: every wait is on a channel, bounded by [`DEADLINE`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use mayfly_protocol::{
+    Command, JobSpec, JobState, Request, Response, StatusRequest, SubmitBatchRequest,
+    SubmitRequest, decode_payload,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg};
+use crate::core::{Core, CoreConfig, Event};
+use crate::executor::Executor;
+use crate::journal::{AckInfo, Journal, WalAck, WalCmd};
+
+/// The longest any single step of a test may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One `Write` the driver handed to the journal.
+#[derive(Debug)]
+struct Write {
+    /// Its ticket, for the acknowledgement.
+    ticket: u64,
+    /// Its records, decoded.
+    events: Vec<Event>,
+    /// Whether the driver asked for an fsync.
+    sync: bool,
+}
+
+/// A driver on its own runtime, with the test standing in for the journal.
+struct Rig {
+    /// Runs the driver and the job waiters.
+    rt: tokio::runtime::Runtime,
+    /// Client commands into the driver.
+    clients: mpsc::Sender<ClientMsg>,
+    /// What the driver hands to the journal.
+    journal: std_mpsc::Receiver<WalCmd>,
+    /// The journal's answers, as the test gives them.
+    acks: mpsc::UnboundedSender<WalAck>,
+    /// Keeps the driver's internal channel open.
+    _internal: mpsc::UnboundedSender<InternalMsg>,
+    /// The driver task, aborted at drop.
+    driver: tokio::task::JoinHandle<Core>,
+    /// Job output files.
+    logs: PathBuf,
+    /// Where the jobs run; holds `logs`.
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A driver over an empty core that runs at most `concurrency` jobs.
+    fn start(concurrency: u32) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("the logs dir");
+        let (clients_tx, clients_rx) = mpsc::channel(64);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let (wal_tx, wal_rx) = std_mpsc::channel();
+        let executor = Executor::new(
+            logs.clone(),
+            dir.path().join("mayfly.sock"),
+            exits_tx,
+            TaskTracker::new(),
+        );
+        let core = Core::new(CoreConfig {
+            concurrency,
+            ..CoreConfig::default()
+        });
+        let driver = Driver::new(
+            core,
+            Journal::detached(wal_tx),
+            executor,
+            DriverConfig {
+                quantum: Duration::from_millis(10),
+                shutdown_timeout: Duration::from_secs(1),
+                logs_dir: logs.clone(),
+                snapshot_bytes: u64::MAX,
+            },
+            DriverInbox {
+                clients: clients_rx,
+                internal: internal_rx,
+                internal_tx: internal_tx.clone(),
+                exits: exits_rx,
+                acks: acks_rx,
+            },
+            CancellationToken::new(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        let driver = rt.spawn(driver.run(BootInfo::default(), Vec::new()));
+        Self {
+            rt,
+            clients: clients_tx,
+            journal: wal_rx,
+            acks: acks_tx,
+            _internal: internal_tx,
+            driver,
+            logs,
+            dir,
+        }
+    }
+
+    /// A shell job running `script` in the rig's folder.
+    fn shell(&self, script: &str) -> JobSpec {
+        JobSpec::new(
+            Command::Shell(script.to_string()),
+            self.dir.path().to_string_lossy(),
+            "default",
+            50,
+        )
+    }
+
+    /// Runs `fut` on the rig's runtime; panics after [`DEADLINE`].
+    fn within<F: Future>(&self, what: &str, fut: F) -> F::Output {
+        self.rt
+            .block_on(async { tokio::time::timeout(DEADLINE, fut).await })
+            .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
+    }
+
+    /// Sends a request; its response frames arrive on the returned receiver.
+    fn request(&self, request: Request) -> mpsc::UnboundedReceiver<Response> {
+        let (reply, responses) = mpsc::unbounded_channel();
+        self.within("handing a request to the driver", async {
+            self.clients
+                .send(ClientMsg { request, reply })
+                .await
+                .expect("the driver is running")
+        });
+        responses
+    }
+
+    /// The next response frame on `rx`.
+    fn response(&self, rx: &mut mpsc::UnboundedReceiver<Response>) -> Response {
+        self.within("a response", rx.recv())
+            .expect("the driver dropped the reply channel")
+    }
+
+    /// The next command the driver hands to the journal.
+    fn next_cmd(&self) -> WalCmd {
+        self.journal
+            .recv_timeout(DEADLINE)
+            .expect("the driver handed nothing to the journal")
+    }
+
+    /// The next command, which must be a `Write`.
+    fn next_write(&self) -> Write {
+        match self.next_cmd() {
+            WalCmd::Write {
+                ticket,
+                records,
+                sync,
+            } => Write {
+                ticket,
+                events: records
+                    .iter()
+                    .map(|r| decode_payload(r).expect("a record decodes as an event"))
+                    .collect(),
+                sync,
+            },
+            WalCmd::Snapshot { .. } => panic!("expected a write, got a snapshot"),
+            WalCmd::Reopen { .. } => panic!("expected a write, got a reopen"),
+            WalCmd::Stop { .. } => panic!("expected a write, got a stop"),
+        }
+    }
+
+    /// The writes handed over until one holds an event matching `last`,
+    /// acknowledging none of them.
+    fn writes_until(&self, last: impl Fn(&Event) -> bool) -> Vec<Write> {
+        let mut writes = Vec::new();
+        loop {
+            let write = self.next_write();
+            let done = write.events.iter().any(&last);
+            writes.push(write);
+            if done {
+                return writes;
+            }
+        }
+    }
+
+    /// Acknowledges ticket `ticket` as written (and fsynced, with `synced`).
+    fn ack(&self, ticket: u64, synced: bool) {
+        let info = AckInfo {
+            synced,
+            bytes_since_snapshot: 0,
+            fsync: synced.then_some(Duration::ZERO),
+            snapshot_bytes: 0,
+        };
+        self.acks
+            .send(WalAck {
+                ticket,
+                result: Ok(info),
+            })
+            .expect("the driver is running");
+    }
+
+    /// Reports that the write of ticket `ticket` failed.
+    fn fail(&self, ticket: u64, error: &str) {
+        self.acks
+            .send(WalAck {
+                ticket,
+                result: Err(error.to_string()),
+            })
+            .expect("the driver is running");
+    }
+
+    /// The state of job `id`, asked through a status request (which the
+    /// driver answers without waiting for the journal).
+    fn state(&self, id: u64) -> JobState {
+        let mut rx = self.request(Request::Status(StatusRequest {
+            ids: vec![mayfly_protocol::JobId(id)],
+        }));
+        match self.response(&mut rx) {
+            Response::Jobs(jobs) if jobs.len() == 1 => jobs[0].state,
+            other => panic!("status of job {id}: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Whether `event` is `Started` for job `id`.
+fn started(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Started { id: j, .. } if j.0 == id)
+}
+
+/// Whether `event` is `Exited` for job `id`.
+fn exited(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Exited { id: j, .. } if j.0 == id)
+}
+
+/// Whether `event` is `Spawned` for job `id`.
+fn spawned(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Spawned { id: j, .. } if j.0 == id)
+}
+
+/// The position (write, record) of the first event matching `pred`.
+fn position(writes: &[Write], pred: impl Fn(&Event) -> bool) -> Option<(usize, usize)> {
+    writes.iter().enumerate().find_map(|(w, write)| {
+        write
+            .events
+            .iter()
+            .position(&pred)
+            .map(|record| (w, record))
+    })
+}
+
+/// Submits `specs` as one batch, acknowledges its fsync, and checks the
+/// answer and the write: the submits are fsynced and the first job's start
+/// rides in the same group.
+fn submit_acknowledged(rig: &Rig, specs: Vec<JobSpec>) -> Write {
+    let n = specs.len();
+    let mut reply = rig.request(Request::SubmitBatch(SubmitBatchRequest { specs }));
+    let write = rig.next_write();
+    assert!(write.sync, "a client's submit is fsynced: {write:?}");
+    let submitted = write
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Submitted { .. }))
+        .count();
+    assert_eq!(submitted, n, "{write:?}");
+    rig.ack(write.ticket, true);
+    match rig.response(&mut reply) {
+        Response::SubmittedBatch { ids } => assert_eq!(ids.len(), n),
+        other => panic!("submit answered {other:?}"),
+    }
+    write
+}
+
+#[test]
+fn a_job_the_daemon_starts_does_not_wait_for_the_journal_but_its_start_is_logged_first() {
+    let rig = Rig::start(1);
+    let first = submit_acknowledged(&rig, vec![rig.shell("exit 0"), rig.shell("echo ran")]);
+    assert!(first.events.iter().any(|e| started(e, 1)), "{first:?}");
+
+    // From here on nothing is acknowledged: job 2 starts on job 1's exit,
+    // a group of the daemon's own records, and must not wait for the log.
+    let writes = rig.writes_until(|e| exited(e, 2));
+    assert!(
+        writes.iter().all(|w| !w.sync),
+        "the daemon's own records are not fsynced: {writes:?}"
+    );
+    let start = position(&writes, |e| started(e, 2)).expect("job 2's Started record");
+    let spawn = position(&writes, |e| spawned(e, 2)).expect("job 2's Spawned record");
+    let exit = position(&writes, |e| exited(e, 2)).expect("job 2's Exited record");
+    assert!(
+        start < spawn && spawn < exit,
+        "records out of order: Started {start:?}, Spawned {spawn:?}, Exited {exit:?}"
+    );
+    let out = std::fs::read_to_string(rig.logs.join("2.out")).expect("job 2's output");
+    assert_eq!(out, "ran\n");
+    assert_eq!(rig.state(2), JobState::Succeeded);
+}
+
+#[test]
+fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
+    let rig = Rig::start(1);
+    let mut reply = rig.request(Request::Submit(SubmitRequest {
+        spec: rig.shell("echo ran"),
+    }));
+    let write = rig.next_write();
+    assert!(write.sync, "{write:?}");
+    assert!(write.events.iter().any(|e| started(e, 1)), "{write:?}");
+
+    // A status round trip: the driver has committed the submit's group by
+    // the time it answers, yet holds the answer and the spawn.
+    assert_eq!(rig.state(1), JobState::Running);
+    assert!(
+        matches!(reply.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        "the submit was answered before its fsync"
+    );
+    assert!(
+        matches!(rig.journal.try_recv(), Err(std_mpsc::TryRecvError::Empty)),
+        "something was logged (a spawn?) before the fsync"
+    );
+
+    rig.ack(write.ticket, true);
+    match rig.response(&mut reply) {
+        Response::Submitted { id } => assert_eq!(id.0, 1),
+        other => panic!("submit answered {other:?}"),
+    }
+    rig.writes_until(|e| exited(e, 1));
+    let out = std::fs::read_to_string(rig.logs.join("1.out")).expect("job 1's output");
+    assert_eq!(out, "ran\n");
+}
+
+#[test]
+fn after_a_storage_failure_acted_on_facts_are_logged_again_and_stale_answers_ignored() {
+    let rig = Rig::start(1);
+    let durable = submit_acknowledged(&rig, vec![rig.shell("exit 0")]);
+    let writes = rig.writes_until(|e| exited(e, 1));
+    let failed = writes.first().expect("a write after the submit");
+
+    // The disk fails under the daemon's own records, which were acted on
+    // already: job 1 ran and exited.
+    rig.fail(failed.ticket, "disk full");
+    let (config, reply) = match rig.next_cmd() {
+        WalCmd::Reopen { config, reply } => (config, reply),
+        _ => panic!("a failed write must make the driver rebuild from the log"),
+    };
+    // What is on disk: only the fsynced submit group.
+    let mut on_disk = Core::new(config);
+    for event in &durable.events {
+        on_disk.apply(event).expect("the durable events apply");
+    }
+    reply
+        .send(Ok(on_disk))
+        .expect("the driver waits for the rebuild");
+
+    let relogged = rig.next_write();
+    assert!(
+        relogged.events.iter().any(|e| spawned(e, 1))
+            && relogged.events.iter().any(|e| exited(e, 1)),
+        "the facts acted on are logged again: {relogged:?}"
+    );
+
+    // The journal's answers to writes the failure already covered are
+    // stale: they must not start a second rebuild (the driver would then
+    // wait for a reopen, and not answer the status below).
+    let stale = writes.last().expect("the exit's write").ticket;
+    rig.fail(stale, "disk full");
+    assert_eq!(rig.state(1), JobState::Succeeded);
+    assert!(
+        matches!(rig.journal.try_recv(), Err(std_mpsc::TryRecvError::Empty)),
+        "a stale failure was acted on again"
+    );
+}
