@@ -53,8 +53,8 @@ use tokio_util::task::TaskTracker;
 
 use std::collections::VecDeque;
 
-use crate::core::{Action, Core, CoreError, Event};
-use crate::executor::{Executor, JobExit};
+use crate::core::{Action, Core, CoreError, Event, Signal};
+use crate::executor::{Executor, JobExit, ProcessReport};
 use crate::journal::{Journal, WalAck, WalCmd, encode_event};
 use crate::pal::Pal;
 
@@ -169,8 +169,8 @@ pub struct DriverInbox {
     pub internal: mpsc::UnboundedReceiver<InternalMsg>,
     /// A sender onto `internal`, so system tasks can report their exit.
     pub internal_tx: mpsc::UnboundedSender<InternalMsg>,
-    /// Job exits from the executor.
-    pub exits: mpsc::UnboundedReceiver<JobExit>,
+    /// Job starts and exits from the executor.
+    pub processes: mpsc::UnboundedReceiver<ProcessReport>,
     /// Acknowledgements from the journal thread.
     pub acks: mpsc::UnboundedReceiver<WalAck>,
 }
@@ -203,6 +203,16 @@ struct Group {
     held: Vec<Held>,
     /// Effects to carry out.
     actions: Vec<Action>,
+}
+
+/// A job whose process the executor is starting.
+#[derive(Debug)]
+struct Starting {
+    /// Which attempt it is, for the activity log.
+    attempt: u32,
+    /// Signals the core asked for before the pid was known, in order; they
+    /// go out as soon as it is.
+    signals: Vec<Signal>,
 }
 
 /// A pending `wait`: the jobs it still waits for and where to report.
@@ -276,6 +286,8 @@ pub struct Driver {
     wait_groups: HashMap<u64, WaitGroup>,
     /// Which waits each job has.
     waiters: HashMap<JobId, Vec<u64>>,
+    /// Jobs whose start the executor has not reported yet.
+    starting: HashMap<JobId, Starting>,
     /// Next wait-group id.
     next_wait: u64,
     /// Cancelled when shutdown begins: listeners stop accepting.
@@ -327,6 +339,7 @@ impl Driver {
             last_snapshot_bytes: 0,
             wait_groups: HashMap::new(),
             waiters: HashMap::new(),
+            starting: HashMap::new(),
             next_wait: 0,
             stop_accepting,
             system_stop: shutdown.child_token(),
@@ -379,10 +392,10 @@ impl Driver {
                         self.on_ack(ack).await;
                     }
                 }
-                Some(exit) = self.inbox.exits.recv() => {
-                    self.on_exit(exit);
-                    while let Ok(exit) = self.inbox.exits.try_recv() {
-                        self.on_exit(exit);
+                Some(report) = self.inbox.processes.recv() => {
+                    self.on_process(report);
+                    while let Ok(report) = self.inbox.processes.try_recv() {
+                        self.on_process(report);
                     }
                 }
                 Some(msg) = self.inbox.internal.recv() => self.on_internal(msg),
@@ -1178,6 +1191,61 @@ impl Driver {
         self.give_up_at = Some(Instant::now() + timeout + Duration::from_secs(5));
     }
 
+    /// Handles what the executor reports: a job's process started, could
+    /// not start, or ended.
+    fn on_process(&mut self, report: ProcessReport) {
+        match report {
+            ProcessReport::Started {
+                id,
+                pid,
+                start_ticks,
+            } => self.on_started(id, pid, start_ticks),
+            ProcessReport::StartFailed { id, reason } => {
+                self.starting.remove(&id);
+                tracing::warn!(job = %id, %reason, "job could not start");
+                self.record(Event::Exited {
+                    id,
+                    at: Timestamp::now(),
+                    outcome: crate::core::ExitOutcome::SpawnFailed(reason),
+                });
+            }
+            ProcessReport::Exited(exit) => self.on_exit(exit),
+        }
+    }
+
+    /// A job's process is running: note and log its pid, and send the
+    /// signals that were asked for while it was starting.
+    fn on_started(&mut self, id: JobId, pid: u32, start_ticks: Option<u64>) {
+        let Starting { attempt, signals } = self.starting.remove(&id).unwrap_or(Starting {
+            attempt: 0,
+            signals: Vec::new(),
+        });
+        self.core.note_pid(id, pid);
+        if let Some(start_ticks) = start_ticks {
+            self.record(Event::Spawned {
+                id,
+                pid,
+                start_ticks,
+            });
+        }
+        if let Some(info) = self.core.job_info(id) {
+            let waited_ms = info
+                .started_at
+                .map_or(0, |s| s.millis_since(info.submitted_at));
+            self.pal.emit(Activity::JobStarted {
+                id,
+                queue: info.queue,
+                attempt,
+                pid,
+                waited_ms,
+            });
+        }
+        for signal in signals {
+            tracing::info!(job = %id, pid, ?signal, "signalling job (asked while it started)");
+            self.executor.signal_group(pid, signal);
+        }
+    }
+
     /// Handles a job's exit.
     fn on_exit(&mut self, exit: JobExit) {
         let event = Event::Exited {
@@ -1203,43 +1271,24 @@ impl Driver {
                 let Some(spec) = self.core.spec(id) else {
                     return;
                 };
-                match self.executor.spawn(id, spec) {
-                    Ok(pid) => {
-                        self.core.note_pid(id, pid);
-                        if let Some(start_ticks) = crate::executor::process_start_ticks(pid) {
-                            self.record(Event::Spawned {
-                                id,
-                                pid,
-                                start_ticks,
-                            });
-                        }
-                        if let Some(info) = self.core.job_info(id) {
-                            let waited_ms = info
-                                .started_at
-                                .map_or(0, |s| s.millis_since(info.submitted_at));
-                            self.pal.emit(Activity::JobStarted {
-                                id,
-                                queue: info.queue,
-                                attempt,
-                                pid,
-                                waited_ms,
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        tracing::warn!(job = %id, %reason, "job could not start");
-                        self.record(Event::Exited {
-                            id,
-                            at: Timestamp::now(),
-                            outcome: crate::core::ExitOutcome::SpawnFailed(reason),
-                        });
-                    }
-                }
+                // Reported back through `on_process`; the group that holds
+                // the job's Started record is already with the journal.
+                let spec = spec.clone();
+                self.starting.insert(
+                    id,
+                    Starting {
+                        attempt,
+                        signals: Vec::new(),
+                    },
+                );
+                self.executor.start(id, spec);
             }
             Action::Signal { id, signal } => {
                 if let Some(pid) = self.core.pid(id) {
                     tracing::info!(job = %id, pid, ?signal, "signalling job");
                     self.executor.signal_group(pid, signal);
+                } else if let Some(starting) = self.starting.get_mut(&id) {
+                    starting.signals.push(signal);
                 }
             }
             Action::RemoveOutput { id } => {

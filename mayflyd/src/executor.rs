@@ -6,11 +6,19 @@
 //! sees, buffers or copies job output. Every attempt appends to the same
 //! files, so a retried job's earlier output is kept.
 //!
-//! The executor owns no state: it reports each exit to the driver as a
-//! message and forgets the child.
+//! Starting a process is slow next to everything else the driver does:
+//! creating two output files (on some file systems far slower than a plain
+//! open) and `posix_spawn`, which keeps the calling thread until the child
+//! has exec'd. So [`Executor::start`] does it on the blocking pool, off the
+//! driver's thread, and several starts can be under way at once; the driver
+//! goes on handling exits and requests meanwhile.
+//!
+//! The executor owns no state: it reports each start and each exit to the
+//! driver as a [`ProcessReport`] and forgets the child.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use mayfly_protocol::{Command, JobId, JobSpec, LogStream};
 use nix::sys::signal::{Signal as NixSignal, killpg};
@@ -29,16 +37,51 @@ pub struct JobExit {
     pub outcome: ExitOutcome,
 }
 
+/// What the executor tells the driver about one attempt of a job: first
+/// `Started` or `StartFailed`, then, after `Started`, `Exited`. They share one
+/// channel and each is sent only after the one before it, so the driver
+/// receives them in that order.
+#[derive(Debug)]
+pub enum ProcessReport {
+    /// The process is running.
+    Started {
+        /// The job.
+        id: JobId,
+        /// Its pid, which is also its process group id.
+        pid: u32,
+        /// Its start time in clock ticks since boot (with the pid, what
+        /// recovery needs to find exactly this process again), if readable.
+        start_ticks: Option<u64>,
+    },
+    /// The process could not be started.
+    StartFailed {
+        /// The job.
+        id: JobId,
+        /// Why, in one line naming what was missing.
+        reason: String,
+    },
+    /// The process ended.
+    Exited(JobExit),
+}
+
 /// Starts and signals job processes.
 #[derive(Debug, Clone)]
 pub struct Executor {
+    /// What every start needs, shared with the threads that do the starts.
+    shared: Arc<Shared>,
+}
+
+/// The executor's settings and channels.
+#[derive(Debug)]
+struct Shared {
     /// Where job output files live.
     logs_dir: PathBuf,
     /// Given to jobs as `MAYFLY_SOCKET`, so they can talk back.
     socket: PathBuf,
-    /// Where exits are reported.
-    exits: mpsc::UnboundedSender<JobExit>,
-    /// Tracks the tasks that wait on children, for shutdown.
+    /// Where starts and exits are reported.
+    reports: mpsc::UnboundedSender<ProcessReport>,
+    /// Tracks the starts under way and the tasks that wait on children, for
+    /// shutdown.
     tracker: TaskTracker,
 }
 
@@ -52,25 +95,93 @@ pub fn log_path(logs_dir: &Path, id: JobId, stream: LogStream) -> PathBuf {
 }
 
 impl Executor {
-    /// An executor writing output under `logs_dir` and reporting exits on `exits`.
+    /// An executor writing output under `logs_dir` and reporting starts and
+    /// exits on `reports`.
     pub fn new(
         logs_dir: PathBuf,
         socket: PathBuf,
-        exits: mpsc::UnboundedSender<JobExit>,
+        reports: mpsc::UnboundedSender<ProcessReport>,
         tracker: TaskTracker,
     ) -> Self {
         Self {
-            logs_dir,
-            socket,
-            exits,
-            tracker,
+            shared: Arc::new(Shared {
+                logs_dir,
+                socket,
+                reports,
+                tracker,
+            }),
         }
     }
 
-    /// Starts attempt `attempt` of job `id`. On success returns the pid (also
-    /// the process group id) and reports the exit later; on failure returns
-    /// why, and the caller records the job as failed to start.
-    pub fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<u32, String> {
+    /// Starts job `id` from `spec` on the blocking pool and returns at once.
+    /// The outcome comes back as [`ProcessReport::Started`] (then, when the
+    /// process ends, [`ProcessReport::Exited`]) or
+    /// [`ProcessReport::StartFailed`]. Must be called inside the runtime.
+    pub fn start(&self, id: JobId, spec: JobSpec) {
+        let shared = self.shared.clone();
+        self.shared
+            .tracker
+            .spawn_blocking(move || shared.start(id, &spec));
+    }
+
+    /// Sends `signal` to process group `pgid`. A group that is already gone
+    /// is not an error.
+    pub fn signal_group(&self, pgid: u32, signal: Signal) {
+        let sig = match signal {
+            Signal::Term => NixSignal::SIGTERM,
+            Signal::Kill => NixSignal::SIGKILL,
+            Signal::Stop => NixSignal::SIGSTOP,
+            Signal::Cont => NixSignal::SIGCONT,
+        };
+        let Ok(raw) = i32::try_from(pgid) else { return };
+        if raw <= 1 {
+            return; // never signal "every process" or init
+        }
+        match killpg(Pid::from_raw(raw), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(pgid, ?sig, error = %e, "could not signal job process group"),
+        }
+    }
+}
+
+impl Shared {
+    /// The body of [`Executor::start`], on a blocking-pool thread: spawns,
+    /// reports, and hands the child to a task that reports its exit.
+    fn start(&self, id: JobId, spec: &JobSpec) {
+        let mut child = match self.spawn(id, spec) {
+            Ok(child) => child,
+            Err(reason) => {
+                let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+                return;
+            }
+        };
+        let Some(pid) = child.id() else {
+            let reason = "the process exited before its pid was known".to_string();
+            let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+            return;
+        };
+        let start_ticks = process_start_ticks(pid);
+        // Sent before the waiting task exists, so it reaches the driver
+        // before the exit does. The driver is gone only when the daemon is
+        // exiting.
+        let _ = self.reports.send(ProcessReport::Started {
+            id,
+            pid,
+            start_ticks,
+        });
+        let reports = self.reports.clone();
+        self.tracker.spawn(async move {
+            let outcome = match child.wait().await {
+                Ok(status) => exit_outcome(status),
+                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+            };
+            let _ = reports.send(ProcessReport::Exited(JobExit { id, outcome }));
+        });
+    }
+
+    /// Opens the job's output files and spawns its process in its own
+    /// process group; on failure says why.
+    fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<tokio::process::Child, String> {
         let open = |stream| {
             let path = log_path(&self.logs_dir, id, stream);
             std::fs::OpenOptions::new()
@@ -104,39 +215,7 @@ impl Executor {
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|e| spawn_error(spec, &e))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| "the process exited before its pid was known".to_string())?;
-        let exits = self.exits.clone();
-        self.tracker.spawn(async move {
-            let outcome = match child.wait().await {
-                Ok(status) => exit_outcome(status),
-                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
-            };
-            // The driver is gone only when the daemon is exiting.
-            let _ = exits.send(JobExit { id, outcome });
-        });
-        Ok(pid)
-    }
-
-    /// Sends `signal` to process group `pgid`. A group that is already gone
-    /// is not an error.
-    pub fn signal_group(&self, pgid: u32, signal: Signal) {
-        let sig = match signal {
-            Signal::Term => NixSignal::SIGTERM,
-            Signal::Kill => NixSignal::SIGKILL,
-            Signal::Stop => NixSignal::SIGSTOP,
-            Signal::Cont => NixSignal::SIGCONT,
-        };
-        let Ok(raw) = i32::try_from(pgid) else { return };
-        if raw <= 1 {
-            return; // never signal "every process" or init
-        }
-        match killpg(Pid::from_raw(raw), sig) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => tracing::warn!(pgid, ?sig, error = %e, "could not signal job process group"),
-        }
+        cmd.spawn().map_err(|e| spawn_error(spec, &e))
     }
 }
 

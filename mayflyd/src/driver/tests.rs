@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg};
-use crate::core::{Core, CoreConfig, Event};
-use crate::executor::Executor;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+use crate::core::{Action, Core, CoreConfig, Event, Signal};
+use crate::executor::{Executor, ProcessReport};
 use crate::journal::{AckInfo, Journal, WalAck, WalCmd};
 
 /// The longest any single step of a test may take.
@@ -35,6 +37,79 @@ struct Write {
     events: Vec<Event>,
     /// Whether the driver asked for an fsync.
     sync: bool,
+}
+
+/// A driver that is not running yet, and the other ends of its channels.
+struct Parts {
+    /// The driver.
+    driver: Driver,
+    /// Client commands into the driver.
+    clients: mpsc::Sender<ClientMsg>,
+    /// What the driver hands to the journal.
+    journal: std_mpsc::Receiver<WalCmd>,
+    /// The journal's answers, as the test gives them.
+    acks: mpsc::UnboundedSender<WalAck>,
+    /// Keeps the driver's internal channel open.
+    internal: mpsc::UnboundedSender<InternalMsg>,
+    /// Job output files.
+    logs: PathBuf,
+    /// Where the jobs run; holds `logs`.
+    dir: tempfile::TempDir,
+}
+
+impl Parts {
+    /// A driver over an empty core that runs at most `concurrency` jobs,
+    /// with a stand-in journal.
+    fn new(concurrency: u32) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("the logs dir");
+        let (clients_tx, clients_rx) = mpsc::channel(64);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (processes_tx, processes_rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let (wal_tx, wal_rx) = std_mpsc::channel();
+        let executor = Executor::new(
+            logs.clone(),
+            dir.path().join("mayfly.sock"),
+            processes_tx,
+            TaskTracker::new(),
+        );
+        let core = Core::new(CoreConfig {
+            concurrency,
+            ..CoreConfig::default()
+        });
+        let driver = Driver::new(
+            core,
+            Journal::detached(wal_tx),
+            executor,
+            DriverConfig {
+                quantum: Duration::from_millis(10),
+                shutdown_timeout: Duration::from_secs(1),
+                logs_dir: logs.clone(),
+                snapshot_bytes: u64::MAX,
+            },
+            DriverInbox {
+                clients: clients_rx,
+                internal: internal_rx,
+                internal_tx: internal_tx.clone(),
+                processes: processes_rx,
+                acks: acks_rx,
+            },
+            CancellationToken::new(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        Self {
+            driver,
+            clients: clients_tx,
+            journal: wal_rx,
+            acks: acks_tx,
+            internal: internal_tx,
+            logs,
+            dir,
+        }
+    }
 }
 
 /// A driver on its own runtime, with the test standing in for the journal.
@@ -65,55 +140,17 @@ impl Rig {
             .enable_all()
             .build()
             .expect("a runtime");
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let logs = dir.path().join("logs");
-        std::fs::create_dir(&logs).expect("the logs dir");
-        let (clients_tx, clients_rx) = mpsc::channel(64);
-        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
-        let (wal_tx, wal_rx) = std_mpsc::channel();
-        let executor = Executor::new(
-            logs.clone(),
-            dir.path().join("mayfly.sock"),
-            exits_tx,
-            TaskTracker::new(),
-        );
-        let core = Core::new(CoreConfig {
-            concurrency,
-            ..CoreConfig::default()
-        });
-        let driver = Driver::new(
-            core,
-            Journal::detached(wal_tx),
-            executor,
-            DriverConfig {
-                quantum: Duration::from_millis(10),
-                shutdown_timeout: Duration::from_secs(1),
-                logs_dir: logs.clone(),
-                snapshot_bytes: u64::MAX,
-            },
-            DriverInbox {
-                clients: clients_rx,
-                internal: internal_rx,
-                internal_tx: internal_tx.clone(),
-                exits: exits_rx,
-                acks: acks_rx,
-            },
-            CancellationToken::new(),
-            CancellationToken::new(),
-            TaskTracker::new(),
-        );
-        let driver = rt.spawn(driver.run(BootInfo::default(), Vec::new()));
+        let parts = Parts::new(concurrency);
+        let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
         Self {
             rt,
-            clients: clients_tx,
-            journal: wal_rx,
-            acks: acks_tx,
-            _internal: internal_tx,
+            clients: parts.clients,
+            journal: parts.journal,
+            acks: parts.acks,
+            _internal: parts.internal,
             driver,
-            logs,
-            dir,
+            logs: parts.logs,
+            dir: parts.dir,
         }
     }
 
@@ -384,4 +421,65 @@ fn after_a_storage_failure_acted_on_facts_are_logged_again_and_stale_answers_ign
         matches!(rig.journal.try_recv(), Err(std_mpsc::TryRecvError::Empty)),
         "a stale failure was acted on again"
     );
+}
+
+#[test]
+fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
+    let Parts {
+        mut driver, dir, ..
+    } = Parts::new(1);
+    let spec = JobSpec::new(
+        Command::Argv(vec!["sleep".into(), "30".into()]),
+        dir.path().to_string_lossy(),
+        "default",
+        50,
+    );
+    let now = mayfly_protocol::Timestamp::now();
+    let submitted = driver.core.decide_submit(now, spec).expect("a valid job");
+    let id = submitted.job_id().expect("the new job's id");
+    driver.core.apply(&submitted).expect("the submit applies");
+    let start = driver.core.next_start(now).expect("the job may start");
+    driver.core.apply(&start).expect("the start applies");
+    while driver.core.poll_action().is_some() {}
+
+    // The executor has been asked to start it; its pid is not known yet.
+    driver.starting.insert(
+        id,
+        super::Starting {
+            attempt: 1,
+            signals: Vec::new(),
+        },
+    );
+    driver.run_action(Action::Signal {
+        id,
+        signal: Signal::Term,
+    });
+
+    // Stand in for the executor: the process it started.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .expect("sleep starts");
+    driver.on_process(ProcessReport::Started {
+        id,
+        pid: child.id(),
+        start_ticks: None,
+    });
+    assert_eq!(driver.core.pid(id), Some(child.id()));
+    assert!(driver.starting.is_empty());
+
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for sleep") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SIGTERM asked for while the job was starting never arrived"
+        );
+        // A poll bounded by the deadline: std has no wait with a timeout.
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(status.signal(), Some(15), "{status:?}");
 }
