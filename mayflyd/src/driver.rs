@@ -36,7 +36,7 @@
 //! saw: the events of every group released since the last sync), and logs
 //! them again. Reads keep being served throughout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -288,6 +288,9 @@ pub struct Driver {
     waiters: HashMap<JobId, Vec<u64>>,
     /// Jobs whose start the executor has not reported yet.
     starting: HashMap<JobId, Starting>,
+    /// Queued jobs whose output files the executor was asked to create
+    /// ahead of their start.
+    prepared: HashSet<JobId>,
     /// Next wait-group id.
     next_wait: u64,
     /// Cancelled when shutdown begins: listeners stop accepting.
@@ -340,6 +343,7 @@ impl Driver {
             wait_groups: HashMap::new(),
             waiters: HashMap::new(),
             starting: HashMap::new(),
+            prepared: HashSet::new(),
             next_wait: 0,
             stop_accepting,
             system_stop: shutdown.child_token(),
@@ -445,6 +449,20 @@ impl Driver {
                 break;
             }
         }
+        self.prepare_upcoming();
+    }
+
+    /// Asks the executor to create the output files of the jobs likely to
+    /// start next, so that creating them is not on the path from one job's
+    /// exit to the next one's start.
+    fn prepare_upcoming(&mut self) {
+        let concurrency = usize::try_from(self.core.config().concurrency).unwrap_or(usize::MAX);
+        let window = concurrency.saturating_mul(2).clamp(4, 64);
+        for id in self.core.upcoming(window) {
+            if self.prepared.insert(id) {
+                self.executor.prepare_output(id);
+            }
+        }
     }
 
     /// Final flush at shutdown: waits (bounded) for the groups in flight,
@@ -465,6 +483,7 @@ impl Driver {
             }
         }
         self.stop_system_tasks().await;
+        self.executor.drain_outputs(Duration::from_secs(5)).await;
         if let Some(journal) = self.journal.take() {
             match journal.stop().await {
                 Ok(()) => tracing::info!("write-ahead log flushed and closed"),
@@ -521,6 +540,7 @@ impl Driver {
         for (id, state) in self.core.take_transitions() {
             self.log_transition(id, state);
             if state.is_terminal() {
+                self.prepared.remove(&id);
                 self.job_ended(id);
             }
         }
@@ -1274,6 +1294,7 @@ impl Driver {
                 // Reported back through `on_process`; the group that holds
                 // the job's Started record is already with the journal.
                 let spec = spec.clone();
+                self.prepared.remove(&id);
                 self.starting.insert(
                     id,
                     Starting {
@@ -1291,9 +1312,7 @@ impl Driver {
                     starting.signals.push(signal);
                 }
             }
-            Action::RemoveOutput { id } => {
-                crate::executor::remove_output(&self.config.logs_dir, id);
-            }
+            Action::RemoveOutput { id } => self.executor.remove_output(id),
             Action::SweepGroup { pgid } => {
                 self.executor.signal_group(pgid, crate::core::Signal::Kill);
             }

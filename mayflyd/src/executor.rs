@@ -13,12 +13,22 @@
 //! driver's thread, and several starts can be under way at once; the driver
 //! goes on handling exits and requests meanwhile.
 //!
+//! Creating a file can be slow too — on ext4 without a journal, a new inode
+//! is found only after skipping every inode deleted in the last minutes,
+//! which after a large `rm -r` costs ~0.3 ms a file. So the executor's
+//! output thread creates the files of the jobs the core expects to start
+//! next ([`Executor::prepare_output`]) ahead of time; a start then merely
+//! opens them (and still creates them if the guess was wrong or late).
+//! Deleting a forgotten job's files goes through the same thread, so it
+//! never races with their creation.
+//!
 //! The executor owns no state: it reports each start and each exit to the
 //! driver as a [`ProcessReport`] and forgets the child.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 
 use mayfly_protocol::{Command, JobId, JobSpec, LogStream};
 use nix::sys::signal::{Signal as NixSignal, killpg};
@@ -69,6 +79,19 @@ pub enum ProcessReport {
 pub struct Executor {
     /// What every start needs, shared with the threads that do the starts.
     shared: Arc<Shared>,
+    /// Work for the output thread, done in the order it was asked for.
+    outputs: std_mpsc::Sender<OutputWork>,
+}
+
+/// Work on job output files, for the output thread.
+#[derive(Debug)]
+enum OutputWork {
+    /// Create a job's output files (empty) ahead of its start.
+    Prepare(JobId),
+    /// Delete a forgotten job's output files.
+    Remove(JobId),
+    /// Say when everything asked for before is done.
+    Drain(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The executor's settings and channels.
@@ -96,20 +119,51 @@ pub fn log_path(logs_dir: &Path, id: JobId, stream: LogStream) -> PathBuf {
 
 impl Executor {
     /// An executor writing output under `logs_dir` and reporting starts and
-    /// exits on `reports`.
+    /// exits on `reports`. Starts its output thread, which stops once every
+    /// clone of the executor is dropped.
     pub fn new(
         logs_dir: PathBuf,
         socket: PathBuf,
         reports: mpsc::UnboundedSender<ProcessReport>,
         tracker: TaskTracker,
-    ) -> Self {
-        Self {
+    ) -> std::io::Result<Self> {
+        let (outputs, work) = std_mpsc::channel();
+        let dir = logs_dir.clone();
+        std::thread::Builder::new()
+            .name("mayfly-outputs".into())
+            .spawn(move || run_outputs(&dir, &work))?;
+        Ok(Self {
             shared: Arc::new(Shared {
                 logs_dir,
                 socket,
                 reports,
                 tracker,
             }),
+            outputs,
+        })
+    }
+
+    /// Creates job `id`'s output files in the background, ahead of its
+    /// start. Harmless if the job never starts (its output reads as empty,
+    /// as it would without the files) or starts first.
+    pub fn prepare_output(&self, id: JobId) {
+        let _ = self.outputs.send(OutputWork::Prepare(id));
+    }
+
+    /// Deletes a forgotten job's output files in the background, after any
+    /// preparation asked for earlier.
+    pub fn remove_output(&self, id: JobId) {
+        let _ = self.outputs.send(OutputWork::Remove(id));
+    }
+
+    /// Waits (up to `limit`) until the output thread has done everything
+    /// asked of it so far: at shutdown, so that no deletion is lost.
+    pub async fn drain_outputs(&self, limit: std::time::Duration) {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        if self.outputs.send(OutputWork::Drain(done)).is_ok()
+            && tokio::time::timeout(limit, drained).await.is_err()
+        {
+            tracing::warn!("job output files were still being created or deleted at shutdown");
         }
     }
 
@@ -184,10 +238,7 @@ impl Shared {
     fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<tokio::process::Child, String> {
         let open = |stream| {
             let path = log_path(&self.logs_dir, id, stream);
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
+            open_output(&path)
                 .map_err(|e| format!("cannot open output file {}: {e}", path.display()))
         };
         let stdout = open(LogStream::Stdout)?;
@@ -216,6 +267,35 @@ impl Shared {
             .process_group(0)
             .kill_on_drop(false);
         cmd.spawn().map_err(|e| spawn_error(spec, &e))
+    }
+}
+
+/// Opens an output file for appending, creating it if need be: every
+/// attempt of a job appends to the same files.
+fn open_output(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// The output thread: carries out [`OutputWork`] in order until every
+/// sender is gone.
+fn run_outputs(logs_dir: &Path, work: &std_mpsc::Receiver<OutputWork>) {
+    for item in work {
+        match item {
+            OutputWork::Prepare(id) => {
+                for stream in [LogStream::Stdout, LogStream::Stderr] {
+                    // A failure shows again, with its reason, when the job
+                    // starts and opens the file itself.
+                    let _ = open_output(&log_path(logs_dir, id, stream));
+                }
+            }
+            OutputWork::Remove(id) => remove_output(logs_dir, id),
+            OutputWork::Drain(done) => {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
@@ -279,5 +359,93 @@ fn exit_outcome(status: std::process::ExitStatus) -> ExitOutcome {
         (Some(code), _) => ExitOutcome::Code(code),
         (None, Some(sig)) => ExitOutcome::Signal(sig),
         (None, None) => ExitOutcome::SpawnFailed(format!("unexpected wait status {status:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An executor over a temporary logs folder, on a small runtime (the
+    /// drain waits on a timer), with the receiving end of its reports.
+    fn executor() -> (
+        Executor,
+        tempfile::TempDir,
+        tokio::runtime::Runtime,
+        mpsc::UnboundedReceiver<ProcessReport>,
+    ) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (reports, rx) = mpsc::unbounded_channel();
+        let executor = Executor::new(
+            dir.path().to_path_buf(),
+            dir.path().join("mayfly.sock"),
+            reports,
+            TaskTracker::new(),
+        )
+        .expect("the output thread starts");
+        (executor, dir, rt, rx)
+    }
+
+    #[test]
+    fn prepared_output_files_exist_empty_and_a_later_removal_deletes_them() {
+        let (executor, dir, rt, _rx) = executor();
+        let (kept, removed) = (JobId(7), JobId(8));
+        executor.prepare_output(kept);
+        executor.prepare_output(removed);
+        executor.remove_output(removed);
+        rt.block_on(executor.drain_outputs(Duration::from_secs(20)));
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let path = log_path(dir.path(), kept, stream);
+            let meta = std::fs::metadata(&path).expect("a prepared output file");
+            assert_eq!(meta.len(), 0, "{}", path.display());
+            let gone = log_path(dir.path(), removed, stream);
+            assert!(!gone.exists(), "{} survived its removal", gone.display());
+        }
+    }
+
+    #[test]
+    fn a_start_appends_to_prepared_files_and_reports_start_then_exit() {
+        let (executor, dir, rt, mut rx) = executor();
+        let id = JobId(3);
+        let out = log_path(dir.path(), id, LogStream::Stdout);
+        std::fs::write(&out, "earlier attempt\n").expect("an earlier attempt's output");
+        executor.prepare_output(id);
+        let spec = JobSpec::new(
+            Command::Shell("echo again".into()),
+            dir.path().to_string_lossy(),
+            "default",
+            50,
+        );
+        let reports = rt.block_on(async {
+            executor.start(id, spec);
+            let mut reports = Vec::new();
+            while reports.len() < 2 {
+                let next = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+                reports.push(
+                    next.expect("a report in time")
+                        .expect("the channel is open"),
+                );
+            }
+            reports
+        });
+        assert!(
+            matches!(reports[0], ProcessReport::Started { id: j, .. } if j == id),
+            "{reports:?}"
+        );
+        assert!(
+            matches!(
+                &reports[1],
+                ProcessReport::Exited(JobExit { id: j, outcome: ExitOutcome::Code(0) }) if *j == id
+            ),
+            "{reports:?}"
+        );
+        let text = std::fs::read_to_string(&out).expect("the output file");
+        assert_eq!(text, "earlier attempt\nagain\n");
     }
 }

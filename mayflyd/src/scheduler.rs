@@ -453,7 +453,8 @@ impl Scheduler {
             settings.socket.clone(),
             processes_tx,
             TaskTracker::new(),
-        );
+        )
+        .map_err(DaemonError::Runtime)?;
         let config = CoreConfig {
             concurrency: settings.concurrency,
             kill_grace_ms: u64::try_from(settings.kill_grace.as_millis()).unwrap_or(u64::MAX),

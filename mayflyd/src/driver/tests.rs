@@ -74,7 +74,8 @@ impl Parts {
             dir.path().join("mayfly.sock"),
             processes_tx,
             TaskTracker::new(),
-        );
+        )
+        .expect("the executor's output thread starts");
         let core = Core::new(CoreConfig {
             concurrency,
             ..CoreConfig::default()
@@ -482,4 +483,51 @@ fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
         std::thread::sleep(Duration::from_millis(2));
     };
     assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+/// Polls `done` until it holds; panics after [`DEADLINE`] naming `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_output_files_of_the_jobs_next_in_line_exist_before_they_start() {
+    let rig = Rig::start(1);
+    // Job 1 holds the only slot until the test creates `release`.
+    let hold = "i=0; while [ ! -e release ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done";
+    submit_acknowledged(
+        &rig,
+        vec![
+            rig.shell(hold),
+            rig.shell("echo two"),
+            rig.shell("echo three"),
+        ],
+    );
+    let queued = [2, 3].map(|id| rig.logs.join(format!("{id}.out")));
+    wait_until("the queued jobs' output files", || {
+        queued.iter().all(|path| path.exists())
+    });
+    assert_eq!(rig.state(2), JobState::Queued, "job 2 started early");
+    assert_eq!(rig.state(3), JobState::Queued, "job 3 started early");
+    for path in &queued {
+        let text = std::fs::read_to_string(path).expect("a prepared file");
+        assert_eq!(
+            text,
+            "",
+            "{} was written before its job ran",
+            path.display()
+        );
+    }
+
+    std::fs::write(rig.dir.path().join("release"), "").expect("release job 1");
+    rig.writes_until(|e| exited(e, 3));
+    let out = std::fs::read_to_string(&queued[1]).expect("job 3's output");
+    assert_eq!(out, "three\n");
 }
