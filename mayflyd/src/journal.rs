@@ -2,14 +2,18 @@
 //!
 //! The [`Wal`] itself is blocking file I/O, so it lives on a dedicated thread
 //! (never on the async runtime). The driver sends it [`WalCmd`]s and gets
-//! [`WalAck`]s back, in order. This module owns:
+//! [`WalAck`]s back, in order: for every write that asked for an fsync, for
+//! every snapshot, and for every write that failed. A write without an fsync
+//! only lands in the log's memory buffer, so nothing waits for it and its
+//! success is not acknowledged (the next fsync's acknowledgement covers it;
+//! a failure is reported at once). This module owns:
 //!
 //! - **recovery** ([`recover`]): open the log, load the snapshot into a
 //!   [`Core`], replay every later record through the same `Core::apply` the
 //!   live daemon uses;
 //! - **group commit**: the thread takes every command that is waiting,
 //!   appends all their records, and fsyncs *once* if any of them asked for
-//!   durability, then acknowledges each;
+//!   durability, then acknowledges those that asked;
 //! - **failure mode**: after a failed write or fsync the log has dropped
 //!   everything since its last sync, so the thread refuses further writes
 //!   until the driver has rebuilt its state from disk ([`WalCmd::Reopen`]) —
@@ -86,7 +90,7 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 /// A command for the journal thread.
 pub enum WalCmd {
     /// Append `records`; with `sync`, make them (and everything before)
-    /// durable before acknowledging.
+    /// durable and acknowledge. Without `sync` only a failure is answered.
     Write {
         /// Echoed in the ack.
         ticket: u64,
@@ -299,7 +303,8 @@ fn run_thread(
     }
 }
 
-/// Syncs (if any write asked for it) and acknowledges the collected writes.
+/// Syncs (if any write asked for it) and answers the collected writes:
+/// those that asked for an fsync, and every one when the log has failed.
 fn flush_writes(
     wal: &mut Option<Wal>,
     failure: &mut Option<String>,
@@ -338,10 +343,11 @@ fn flush_writes(
             }
         }
     }
-    for (ticket, _) in writes.drain(..) {
+    for (ticket, sync) in writes.drain(..) {
         let result = match failure {
             Some(f) => Err(f.clone()),
-            None => Ok(info),
+            None if sync => Ok(info),
+            None => continue,
         };
         let _ = acks.send(WalAck { ticket, result });
     }
@@ -356,5 +362,92 @@ fn count_sync(metrics: Option<&Metrics>, stats: &SyncStats) {
     {
         m.wal_appended(stats.records, stats.bytes);
         m.wal_fsynced(stats.fsync);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::MAX_RECORD_BYTES;
+
+    /// The longest a test waits for an answer.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// A journal thread over a fresh log in a temp dir, and its answers.
+    fn journal() -> (
+        Journal,
+        mpsc::UnboundedReceiver<WalAck>,
+        tempfile::TempDir,
+        tokio::runtime::Runtime,
+    ) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let recovered = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("an empty log opens");
+        let (acks, rx) = mpsc::unbounded_channel();
+        let journal = Journal::start(recovered.wal, acks, None).expect("the thread starts");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        (journal, rx, dir, rt)
+    }
+
+    /// The next answer from the journal thread.
+    fn next_ack(rt: &tokio::runtime::Runtime, rx: &mut mpsc::UnboundedReceiver<WalAck>) -> WalAck {
+        rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
+            .expect("an answer in time")
+            .expect("the thread is running")
+    }
+
+    /// A write of `records` under `ticket`.
+    fn write(ticket: u64, records: Vec<Vec<u8>>, sync: bool) -> WalCmd {
+        WalCmd::Write {
+            ticket,
+            records,
+            sync,
+        }
+    }
+
+    /// An encoded record (any event will do).
+    fn record() -> Vec<u8> {
+        encode_event(&Event::IdsReserved { next_id: 7 })
+    }
+
+    #[test]
+    fn only_fsynced_writes_are_acknowledged_and_an_fsync_covers_the_writes_before_it() {
+        let (journal, mut rx, dir, rt) = journal();
+        assert!(journal.send(write(0, vec![record()], false)));
+        assert!(journal.send(write(1, vec![record()], false)));
+        assert!(journal.send(write(2, Vec::new(), true)));
+        let ack = next_ack(&rt, &mut rx);
+        assert_eq!(ack.ticket, 2, "the unsynced writes were answered: {ack:?}");
+        assert!(ack.result.expect("the fsync worked").synced);
+        assert!(rx.try_recv().is_err(), "more answers than fsynced writes");
+        rt.block_on(journal.stop()).expect("the log closes");
+
+        let reopened = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("the log reopens");
+        assert_eq!(
+            reopened.stats.records, 2,
+            "both unsynced records are durable"
+        );
+    }
+
+    #[test]
+    fn a_failed_unsynced_write_is_answered_at_once_and_so_is_every_later_one() {
+        let (journal, mut rx, _dir, rt) = journal();
+        let too_large = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert!(journal.send(write(0, vec![too_large], false)));
+        let ack = next_ack(&rt, &mut rx);
+        assert_eq!(ack.ticket, 0);
+        assert!(ack.result.is_err(), "{ack:?}");
+
+        assert!(journal.send(write(1, vec![record()], false)));
+        let ack = next_ack(&rt, &mut rx);
+        assert_eq!(ack.ticket, 1);
+        assert!(
+            ack.result.is_err(),
+            "a write after a failure must fail: {ack:?}"
+        );
     }
 }
