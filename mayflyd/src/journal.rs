@@ -4,9 +4,12 @@
 //! (never on the async runtime). The driver sends it [`WalCmd`]s and gets
 //! [`WalAck`]s back, in order: for every write that asked for an fsync, for
 //! every snapshot, and for every write that failed. A write without an fsync
-//! only lands in the log's memory buffer, so nothing waits for it and its
-//! success is not acknowledged (the next fsync's acknowledgement covers it;
-//! a failure is reported at once). This module owns:
+//! only lands in the log's memory buffer, so nothing waits for it: it is
+//! queued, in order, without waking the thread (a wakeup per job start and
+//! exit showed up as preempted workers), its success is not acknowledged,
+//! and the next command that needs the thread — an fsync (the WAL flusher's
+//! tick at the latest), a snapshot, a stop — or a long enough queue carries
+//! it along. This module owns:
 //!
 //! - **recovery** ([`recover`]): open the log, load the snapshot into a
 //!   [`Core`], replay every later record through the same `Core::apply` the
@@ -21,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(test)]
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -143,13 +147,119 @@ pub struct AckInfo {
     pub snapshot_bytes: u64,
 }
 
+/// How many commands may wait without waking the journal thread.
+const LAZY_QUEUE: usize = 256;
+
+/// The journal thread's queue of commands.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// The commands, oldest first, and whether the thread has stopped.
+    state: std::sync::Mutex<InboxState>,
+    /// Wakes the thread.
+    ready: std::sync::Condvar,
+}
+
+/// What [`Inbox`] guards.
+#[derive(Default)]
+struct InboxState {
+    /// Commands not yet taken by the thread.
+    cmds: Vec<WalCmd>,
+    /// Set when the thread has stopped (nothing is taken any more) or the
+    /// handle is gone (the thread should stop).
+    closed: bool,
+}
+
+impl std::fmt::Debug for InboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxState")
+            .field("cmds", &self.cmds.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+/// Whether `cmd` can wait until something else wakes the thread.
+fn can_wait(cmd: &WalCmd) -> bool {
+    matches!(cmd, WalCmd::Write { sync: false, .. })
+}
+
+impl Inbox {
+    /// Queues `cmd`, waking the thread if it must act now. False when the
+    /// thread has stopped.
+    fn push(&self, cmd: WalCmd) -> bool {
+        let wait = can_wait(&cmd);
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        if state.closed {
+            return false;
+        }
+        state.cmds.push(cmd);
+        let wake = !wait || state.cmds.len() >= LAZY_QUEUE;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Waits for work: every command queued, oldest first, once one of them
+    /// needs the thread (or the queue is long, or closing); `None` when the
+    /// queue is closed and empty.
+    fn take(&self) -> Option<Vec<WalCmd>> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            let due = state.cmds.len() >= LAZY_QUEUE
+                || state.cmds.iter().any(|c| !can_wait(c))
+                || (state.closed && !state.cmds.is_empty());
+            if due {
+                return Some(std::mem::take(&mut state.cmds));
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).ok()?;
+        }
+    }
+
+    /// Marks the queue closed and wakes the thread.
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+        }
+        self.ready.notify_one();
+    }
+}
+
+/// Where the driver's commands go.
+#[derive(Debug)]
+enum Outbox {
+    /// To the journal thread.
+    Thread(Arc<Inbox>),
+    /// To a test standing in for the thread.
+    #[cfg(test)]
+    Test(std_mpsc::Sender<WalCmd>),
+}
+
 /// The handle the driver holds.
 #[derive(Debug)]
 pub struct Journal {
     /// Commands to the thread.
-    tx: std_mpsc::Sender<WalCmd>,
+    tx: Outbox,
     /// The thread, joined at stop.
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Nothing more can come: the thread ends once it has done what is
+        // queued.
+        match &self.tx {
+            Outbox::Thread(inbox) => inbox.close(),
+            #[cfg(test)]
+            Outbox::Test(_) => {}
+        }
+    }
 }
 
 impl Journal {
@@ -161,13 +271,18 @@ impl Journal {
         acks: mpsc::UnboundedSender<WalAck>,
         metrics: Option<Arc<Metrics>>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = std_mpsc::channel();
+        let inbox = Arc::new(Inbox::default());
+        let rx = inbox.clone();
         let dir = wal.dir().to_path_buf();
         let thread = std::thread::Builder::new()
             .name("mayfly-wal".into())
-            .spawn(move || run_thread(wal, dir, rx, acks, metrics.as_deref()))?;
+            .spawn(move || {
+                run_thread(wal, dir, &rx, acks, metrics.as_deref());
+                // However the thread ended, later sends must fail.
+                rx.close();
+            })?;
         Ok(Self {
-            tx,
+            tx: Outbox::Thread(inbox),
             thread: Some(thread),
         })
     }
@@ -177,12 +292,19 @@ impl Journal {
     /// acknowledge it (or not) when it likes.
     #[cfg(test)]
     pub(crate) fn detached(tx: std_mpsc::Sender<WalCmd>) -> Self {
-        Self { tx, thread: None }
+        Self {
+            tx: Outbox::Test(tx),
+            thread: None,
+        }
     }
 
     /// Sends a command. Returns false if the thread has stopped.
     pub fn send(&self, cmd: WalCmd) -> bool {
-        self.tx.send(cmd).is_ok()
+        match &self.tx {
+            Outbox::Thread(inbox) => inbox.push(cmd),
+            #[cfg(test)]
+            Outbox::Test(tx) => tx.send(cmd).is_ok(),
+        }
     }
 
     /// Syncs, stops the thread and waits for it.
@@ -205,7 +327,7 @@ impl Journal {
 fn run_thread(
     wal: Wal,
     dir: PathBuf,
-    rx: std_mpsc::Receiver<WalCmd>,
+    rx: &Inbox,
     acks: mpsc::UnboundedSender<WalAck>,
     metrics: Option<&Metrics>,
 ) {
@@ -213,9 +335,7 @@ fn run_thread(
     // Set after a failed write or sync: the log dropped its unsynced
     // records, so nothing may be appended until the driver has rebuilt.
     let mut failure: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        let mut cmds = vec![first];
-        cmds.extend(rx.try_iter());
+    while let Some(cmds) = rx.take() {
         let mut writes: Vec<(u64, bool)> = Vec::new();
         for cmd in cmds {
             match cmd {
@@ -434,20 +554,44 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_unsynced_write_is_answered_at_once_and_so_is_every_later_one() {
+    fn a_failed_unsynced_write_is_answered_by_the_next_fsync_at_the_latest() {
         let (journal, mut rx, _dir, rt) = journal();
         let too_large = vec![0u8; MAX_RECORD_BYTES + 1];
         assert!(journal.send(write(0, vec![too_large], false)));
+        assert!(journal.send(write(1, vec![record()], false)));
+        assert!(journal.send(write(2, Vec::new(), true)));
+        for ticket in 0..3 {
+            let ack = next_ack(&rt, &mut rx);
+            assert_eq!(ack.ticket, ticket, "answers out of order: {ack:?}");
+            assert!(
+                ack.result.is_err(),
+                "a write at or after a failure must fail: {ack:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsynced_writes_wait_for_the_thread_only_up_to_a_bound() {
+        let (journal, mut rx, _dir, rt) = journal();
+        let too_large = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert!(journal.send(write(0, vec![too_large], false)));
+        // Nothing needs the thread yet; a long enough queue wakes it, and
+        // it answers the failure without any fsync being asked for.
+        for ticket in 1..LAZY_QUEUE as u64 {
+            assert!(journal.send(write(ticket, Vec::new(), false)));
+        }
         let ack = next_ack(&rt, &mut rx);
         assert_eq!(ack.ticket, 0);
         assert!(ack.result.is_err(), "{ack:?}");
+    }
 
-        assert!(journal.send(write(1, vec![record()], false)));
-        let ack = next_ack(&rt, &mut rx);
-        assert_eq!(ack.ticket, 1);
-        assert!(
-            ack.result.is_err(),
-            "a write after a failure must fail: {ack:?}"
-        );
+    #[test]
+    fn a_stop_writes_what_was_queued_without_waking_the_thread() {
+        let (journal, _rx, dir, rt) = journal();
+        assert!(journal.send(write(0, vec![record(), record()], false)));
+        rt.block_on(journal.stop()).expect("the log closes");
+        let reopened = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("the log reopens");
+        assert_eq!(reopened.stats.records, 2);
     }
 }
