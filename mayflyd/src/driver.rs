@@ -454,15 +454,22 @@ impl Driver {
 
     /// Asks the executor to create the output files of the jobs likely to
     /// start next, so that creating them is not on the path from one job's
-    /// exit to the next one's start.
+    /// exit to the next one's start. Tops the prepared jobs up to a window
+    /// of twice the concurrency (8 to 64) once half of it has started, so
+    /// the output thread wakes once every few starts, not at each.
     fn prepare_upcoming(&mut self) {
         let concurrency = usize::try_from(self.core.config().concurrency).unwrap_or(usize::MAX);
-        let window = concurrency.saturating_mul(2).clamp(4, 64);
-        for id in self.core.upcoming(window) {
-            if self.prepared.insert(id) {
-                self.executor.prepare_output(id);
-            }
+        let window = concurrency.saturating_mul(2).clamp(8, 64);
+        if self.prepared.len() > window / 2 {
+            return;
         }
+        let fresh: Vec<JobId> = self
+            .core
+            .upcoming(window)
+            .into_iter()
+            .filter(|id| self.prepared.insert(*id))
+            .collect();
+        self.executor.prepare_output(fresh);
     }
 
     /// Final flush at shutdown: waits (bounded) for the groups in flight,

@@ -86,8 +86,8 @@ pub struct Executor {
 /// Work on job output files, for the output thread.
 #[derive(Debug)]
 enum OutputWork {
-    /// Create a job's output files (empty) ahead of its start.
-    Prepare(JobId),
+    /// Create these jobs' output files (empty) ahead of their start.
+    Prepare(Vec<JobId>),
     /// Delete a forgotten job's output files.
     Remove(JobId),
     /// Say when everything asked for before is done.
@@ -143,11 +143,13 @@ impl Executor {
         })
     }
 
-    /// Creates job `id`'s output files in the background, ahead of its
-    /// start. Harmless if the job never starts (its output reads as empty,
-    /// as it would without the files) or starts first.
-    pub fn prepare_output(&self, id: JobId) {
-        let _ = self.outputs.send(OutputWork::Prepare(id));
+    /// Creates the output files of jobs `ids` in the background, ahead of
+    /// their start. Harmless if a job never starts (its output reads as
+    /// empty, as it would without the files) or starts first.
+    pub fn prepare_output(&self, ids: Vec<JobId>) {
+        if !ids.is_empty() {
+            let _ = self.outputs.send(OutputWork::Prepare(ids));
+        }
     }
 
     /// Deletes a forgotten job's output files in the background, after any
@@ -284,11 +286,13 @@ fn open_output(path: &Path) -> std::io::Result<std::fs::File> {
 fn run_outputs(logs_dir: &Path, work: &std_mpsc::Receiver<OutputWork>) {
     for item in work {
         match item {
-            OutputWork::Prepare(id) => {
-                for stream in [LogStream::Stdout, LogStream::Stderr] {
-                    // A failure shows again, with its reason, when the job
-                    // starts and opens the file itself.
-                    let _ = open_output(&log_path(logs_dir, id, stream));
+            OutputWork::Prepare(ids) => {
+                for id in ids {
+                    for stream in [LogStream::Stdout, LogStream::Stderr] {
+                        // A failure shows again, with its reason, when the
+                        // job starts and opens the file itself.
+                        let _ = open_output(&log_path(logs_dir, id, stream));
+                    }
                 }
             }
             OutputWork::Remove(id) => remove_output(logs_dir, id),
@@ -396,8 +400,7 @@ mod tests {
     fn prepared_output_files_exist_empty_and_a_later_removal_deletes_them() {
         let (executor, dir, rt, _rx) = executor();
         let (kept, removed) = (JobId(7), JobId(8));
-        executor.prepare_output(kept);
-        executor.prepare_output(removed);
+        executor.prepare_output(vec![kept, removed]);
         executor.remove_output(removed);
         rt.block_on(executor.drain_outputs(Duration::from_secs(20)));
         for stream in [LogStream::Stdout, LogStream::Stderr] {
@@ -415,7 +418,7 @@ mod tests {
         let id = JobId(3);
         let out = log_path(dir.path(), id, LogStream::Stdout);
         std::fs::write(&out, "earlier attempt\n").expect("an earlier attempt's output");
-        executor.prepare_output(id);
+        executor.prepare_output(vec![id]);
         let spec = JobSpec::new(
             Command::Shell("echo again".into()),
             dir.path().to_string_lossy(),
