@@ -556,32 +556,38 @@ impl Driver {
     /// Tells the activity log about a job's change of state.
     fn log_transition(&mut self, id: JobId, state: mayfly_protocol::JobState) {
         use mayfly_protocol::JobState as S;
-        let Some(info) = self.core.job_info(id) else {
-            return;
-        };
+        // Most transitions of a job's life need nothing but its id: build
+        // the client's view of the job (a dozen clones) only for the others.
         let activity = match state {
             S::Running => return, // told at spawn, with the pid
-            S::Waiting if info.attempts > 0 => Activity::JobRetrying {
-                id,
-                attempt: info.attempts,
-                retry_at: info.retry_at,
-                exit_code: info.exit_code,
-                signal: info.signal,
-            },
-            S::Waiting => Activity::JobWaiting { id },
             S::Queued => Activity::JobQueued { id },
-            _ => Activity::JobFinished {
-                id,
-                ran_ms: info
-                    .started_at
-                    .zip(info.finished_at)
-                    .map(|(start, end)| end.millis_since(start)),
-                queue: info.queue,
-                state: info.state,
-                exit_code: info.exit_code,
-                signal: info.signal,
-                reason: info.reason,
-            },
+            _ => {
+                let Some(info) = self.core.job_info(id) else {
+                    return;
+                };
+                match state {
+                    S::Waiting if info.attempts > 0 => Activity::JobRetrying {
+                        id,
+                        attempt: info.attempts,
+                        retry_at: info.retry_at,
+                        exit_code: info.exit_code,
+                        signal: info.signal,
+                    },
+                    S::Waiting => Activity::JobWaiting { id },
+                    _ => Activity::JobFinished {
+                        id,
+                        ran_ms: info
+                            .started_at
+                            .zip(info.finished_at)
+                            .map(|(start, end)| end.millis_since(start)),
+                        queue: info.queue,
+                        state: info.state,
+                        exit_code: info.exit_code,
+                        signal: info.signal,
+                        reason: info.reason,
+                    },
+                }
+            }
         };
         self.pal.emit(activity);
     }

@@ -11,7 +11,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use mayfly_protocol::{
-    Command, JobSpec, JobState, Request, Response, StatusRequest, SubmitBatchRequest,
+    Activity, Command, JobSpec, JobState, Request, Response, StatusRequest, SubmitBatchRequest,
     SubmitRequest, decode_payload,
 };
 use tokio::sync::mpsc;
@@ -530,4 +530,88 @@ fn the_output_files_of_the_jobs_next_in_line_exist_before_they_start() {
     rig.writes_until(|e| exited(e, 3));
     let out = std::fs::read_to_string(&queued[1]).expect("job 3's output");
     assert_eq!(out, "three\n");
+}
+
+/// The activity of job `id` in `records`, by event name, with the finish
+/// (if any) for its fields.
+fn job_activity(
+    records: &[mayfly_protocol::ActivityRecord],
+    id: u64,
+) -> (Vec<&'static str>, Option<&Activity>) {
+    use mayfly_protocol::JobId as J;
+    let mut names = Vec::new();
+    let mut finished = None;
+    for record in records {
+        let of_job = match &record.event {
+            Activity::JobSubmitted { id: j, .. }
+            | Activity::JobQueued { id: j }
+            | Activity::JobWaiting { id: j }
+            | Activity::JobStarted { id: j, .. }
+            | Activity::JobRetrying { id: j, .. }
+            | Activity::JobStopRequested { id: j, .. } => *j == J(id),
+            Activity::JobFinished { id: j, .. } => {
+                if *j == J(id) {
+                    finished = Some(&record.event);
+                }
+                *j == J(id)
+            }
+            _ => false,
+        };
+        if of_job {
+            names.push(record.event.name());
+        }
+    }
+    (names, finished)
+}
+
+#[test]
+fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
+    let rig = Rig::start(1);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rig._internal
+        .send(InternalMsg::SubscribeEvents(tx))
+        .expect("the driver is running");
+    let (_, mut events) = rig.within("a subscription", rx).expect("subscribed");
+    let mut spec = rig.shell("exit 3");
+    spec.retries = 1;
+    spec.retry_delay_ms = 0;
+    submit_acknowledged(&rig, vec![spec]);
+    rig.writes_until(|e| matches!(e, Event::Exited { .. }));
+    rig.writes_until(|e| matches!(e, Event::Exited { .. }));
+    assert_eq!(rig.state(1), JobState::Failed);
+
+    let mut records = Vec::new();
+    while let Ok(record) = events.try_recv() {
+        records.push(record);
+    }
+    let (names, finished) = job_activity(&records, 1);
+    assert_eq!(
+        names,
+        [
+            "JobSubmitted",
+            "JobWaiting",
+            "JobQueued",
+            "JobStarted",
+            "JobRetrying",
+            "JobQueued",
+            "JobStarted",
+            "JobFinished"
+        ],
+        "{records:#?}"
+    );
+    match finished {
+        Some(Activity::JobFinished {
+            state,
+            exit_code,
+            queue,
+            ran_ms,
+            ..
+        }) => {
+            assert_eq!(*state, JobState::Failed);
+            assert_eq!(*exit_code, Some(3));
+            assert_eq!(queue, "default");
+            assert!(ran_ms.is_some(), "{finished:?}");
+        }
+        other => panic!("no JobFinished: {other:?}"),
+    }
 }
