@@ -16,19 +16,27 @@
 //!    among all groups waiting), together with the group's held replies and
 //!    the core's actions (spawns, signals).
 //!
-//! A group's replies and actions leave the driver only when the journal
-//! acknowledges it, and groups are released strictly in order — so no client
-//! hears of a change, and no process is started or signalled, before the
-//! records it depends on are written. The driver does not wait for the
-//! fsync: it goes on collecting the next batch (pipelined group commit).
+//! Groups are released (replies sent, actions carried out) strictly in
+//! order, and never before their records are handed to the journal — so no
+//! process is started or signalled before the records it depends on are in
+//! the log, in order. A group that must be fsynced (a client's change) is
+//! released only when the journal acknowledges the fsync, so no client hears
+//! of a change before it is durable; the driver does not wait for it: it
+//! goes on collecting the next batch (pipelined group commit). A group of
+//! the daemon's own facts (a job started, a job exited) is not fsynced — the
+//! WAL flusher syncs those every `--wal-flush-interval` — so waiting for its
+//! acknowledgement would only add a round trip to the journal thread to
+//! every job start: once the groups before it are released, it is released
+//! as soon as it is handed over (*eager* release).
 //!
 //! If a write fails (disk full, I/O error), the journal drops everything
 //! since its last sync. The driver then fails the unreleased groups (their
 //! clients get a storage error), rebuilds its state from the log on disk,
 //! re-applies the facts it had already acted on (jobs it started, exits it
-//! saw), and logs them again. Reads keep being served throughout.
+//! saw: the events of every group released since the last sync), and logs
+//! them again. Reads keep being served throughout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -46,8 +54,8 @@ use tokio_util::task::TaskTracker;
 
 use std::collections::VecDeque;
 
-use crate::core::{Action, Core, CoreError, Event};
-use crate::executor::{Executor, JobExit};
+use crate::core::{Action, Core, CoreError, Event, Signal};
+use crate::executor::{Executor, JobExit, ProcessReport};
 use crate::journal::{Journal, WalAck, WalCmd, encode_event};
 use crate::logbuf;
 use crate::pal::Pal;
@@ -182,8 +190,8 @@ pub struct DriverInbox {
     pub internal: mpsc::UnboundedReceiver<InternalMsg>,
     /// A sender onto `internal`, so system tasks can report their exit.
     pub internal_tx: mpsc::UnboundedSender<InternalMsg>,
-    /// Job exits from the executor.
-    pub exits: mpsc::UnboundedReceiver<JobExit>,
+    /// Job starts and exits from the executor.
+    pub processes: mpsc::UnboundedReceiver<ProcessReport>,
     /// Acknowledgements from the journal thread.
     pub acks: mpsc::UnboundedReceiver<WalAck>,
 }
@@ -206,12 +214,26 @@ struct Group {
     /// The journal ticket, or `None` when the group wrote nothing (it is
     /// released as soon as the groups before it are).
     ticket: Option<u64>,
+    /// True while the group waits for the journal to acknowledge its fsync
+    /// (it holds a client's change). A group that is not fsynced never
+    /// waits: it is released once the groups before it are.
+    awaits_ack: bool,
     /// The events it logged (to re-apply the facts among them after a failure).
     events: Vec<Event>,
     /// Replies to release.
     held: Vec<Held>,
     /// Effects to carry out.
     actions: Vec<Action>,
+}
+
+/// A job whose process the executor is starting.
+#[derive(Debug)]
+struct Starting {
+    /// Which attempt it is, for the activity log.
+    attempt: u32,
+    /// Signals the core asked for before the pid was known, in order; they
+    /// go out as soon as it is.
+    signals: Vec<Signal>,
 }
 
 /// A pending `wait`: the jobs it still waits for and where to report.
@@ -271,11 +293,17 @@ pub struct Driver {
     groups: VecDeque<Group>,
     /// Next journal ticket.
     next_ticket: u64,
-    /// Events already acted on that the journal has not yet synced: what a
-    /// rebuild after a storage failure must re-apply and log again.
-    since_durable: Vec<Event>,
-    /// True when something was written without an fsync since the last one.
-    unsynced: bool,
+    /// Events already acted on that the journal has not yet synced, by the
+    /// ticket they were written under (ascending): what a rebuild after a
+    /// storage failure must re-apply and log again. An acknowledged fsync of
+    /// ticket `t` makes every ticket up to `t` durable.
+    since_durable: VecDeque<(u64, Vec<Event>)>,
+    /// The ticket of the latest write sent without an fsync, until an fsync
+    /// covers it: what the WAL flusher's tick has to make durable.
+    last_unsynced: Option<u64>,
+    /// Acknowledgements of tickets below this one are stale: they belong to
+    /// writes that a storage failure already accounted for.
+    failed_before: u64,
     /// The ticket of the snapshot being written, if one is.
     snapshot_ticket: Option<u64>,
     /// Log bytes since the last snapshot, as the journal last reported.
@@ -286,6 +314,11 @@ pub struct Driver {
     wait_groups: HashMap<u64, WaitGroup>,
     /// Which waits each job has.
     waiters: HashMap<JobId, Vec<u64>>,
+    /// Jobs whose start the executor has not reported yet.
+    starting: HashMap<JobId, Starting>,
+    /// Queued jobs whose output files the executor was asked to create
+    /// ahead of their start.
+    prepared: HashSet<JobId>,
     /// Next wait-group id.
     next_wait: u64,
     /// Cancelled when shutdown begins: listeners stop accepting.
@@ -329,13 +362,16 @@ impl Driver {
             held: Vec::new(),
             groups: VecDeque::new(),
             next_ticket: 0,
-            since_durable: Vec::new(),
-            unsynced: false,
+            since_durable: VecDeque::new(),
+            last_unsynced: None,
+            failed_before: 0,
             snapshot_ticket: None,
             bytes_since_snapshot: 0,
             last_snapshot_bytes: 0,
             wait_groups: HashMap::new(),
             waiters: HashMap::new(),
+            starting: HashMap::new(),
+            prepared: HashSet::new(),
             next_wait: 0,
             stop_accepting,
             system_stop: shutdown.child_token(),
@@ -391,10 +427,10 @@ impl Driver {
                     }
                 }
                 // The activity lines of a batch go out in one write.
-                Some(exit) = self.inbox.exits.recv() => logbuf::batch(|| {
-                    self.on_exit(exit);
-                    while let Ok(exit) = self.inbox.exits.try_recv() {
-                        self.on_exit(exit);
+                Some(report) = self.inbox.processes.recv() => logbuf::batch(|| {
+                    self.on_process(report);
+                    while let Ok(report) = self.inbox.processes.try_recv() {
+                        self.on_process(report);
                     }
                 }),
                 Some(msg) = self.inbox.internal.recv() => self.on_internal(msg),
@@ -444,6 +480,27 @@ impl Driver {
                 break;
             }
         }
+        self.prepare_upcoming();
+    }
+
+    /// Asks the executor to create the output files of the jobs likely to
+    /// start next, so that creating them is not on the path from one job's
+    /// exit to the next one's start. Tops the prepared jobs up to a window
+    /// of twice the concurrency (8 to 64) once half of it has started, so
+    /// the output thread wakes once every few starts, not at each.
+    fn prepare_upcoming(&mut self) {
+        let concurrency = usize::try_from(self.core.config().concurrency).unwrap_or(usize::MAX);
+        let window = concurrency.saturating_mul(2).clamp(8, 64);
+        if self.prepared.len() > window / 2 {
+            return;
+        }
+        let fresh: Vec<JobId> = self
+            .core
+            .upcoming(window)
+            .into_iter()
+            .filter(|id| self.prepared.insert(*id))
+            .collect();
+        self.executor.prepare_output(fresh);
     }
 
     /// Final flush at shutdown: waits (bounded) for the groups in flight,
@@ -464,6 +521,7 @@ impl Driver {
             }
         }
         self.stop_system_tasks().await;
+        self.executor.drain_outputs(Duration::from_secs(5)).await;
         if let Some(journal) = self.journal.take() {
             match journal.stop().await {
                 Ok(()) => tracing::info!("write-ahead log flushed and closed"),
@@ -523,6 +581,7 @@ impl Driver {
         for (id, state) in self.core.take_transitions() {
             self.log_transition(id, state);
             if state.is_terminal() {
+                self.prepared.remove(&id);
                 self.job_ended(id);
             }
         }
@@ -637,6 +696,7 @@ impl Driver {
         };
         self.groups.push_back(Group {
             ticket,
+            awaits_ack: sync,
             events,
             held: std::mem::take(&mut self.held),
             actions,
@@ -650,7 +710,7 @@ impl Driver {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         if !sync {
-            self.unsynced = true;
+            self.last_unsynced = Some(ticket);
         }
         let sent = self.journal.as_ref().is_some_and(|j| {
             j.send(WalCmd::Write {
@@ -702,9 +762,9 @@ impl Driver {
         }
     }
 
-    /// Releases the groups at the front that need no acknowledgement.
+    /// Releases the groups at the front that wait for no acknowledgement.
     fn release_ready(&mut self) {
-        while self.groups.front().is_some_and(|g| g.ticket.is_none()) {
+        while self.groups.front().is_some_and(|g| !g.awaits_ack) {
             if let Some(group) = self.groups.pop_front() {
                 self.release(group);
             }
@@ -717,20 +777,44 @@ impl Driver {
             // A client that hung up does not care.
             let _ = held.reply.send(held.response.into());
         }
-        self.since_durable.extend(group.events);
+        if let Some(ticket) = group.ticket
+            && !group.events.is_empty()
+        {
+            self.since_durable.push_back((ticket, group.events));
+        }
         for action in group.actions {
             self.run_action(action);
         }
     }
 
+    /// Forgets the acted-on events that tickets up to `ticket` wrote: they
+    /// are durable now.
+    fn durable_through(&mut self, ticket: u64) {
+        while self
+            .since_durable
+            .front()
+            .is_some_and(|(t, _)| *t <= ticket)
+        {
+            self.since_durable.pop_front();
+        }
+        if self.last_unsynced.is_some_and(|t| t <= ticket) {
+            self.last_unsynced = None;
+        }
+    }
+
     /// Handles the journal's acknowledgement of a write or snapshot.
     async fn on_ack(&mut self, ack: WalAck) {
+        if ack.ticket < self.failed_before {
+            return; // a write the last storage failure already accounted for
+        }
         if self.snapshot_ticket == Some(ack.ticket) {
             self.snapshot_ticket = None;
             match ack.result {
                 Ok(info) => {
                     // Everything sent before the snapshot is covered by it.
-                    self.since_durable.clear();
+                    if let Some(before) = ack.ticket.checked_sub(1) {
+                        self.durable_through(before);
+                    }
                     self.bytes_since_snapshot = info.bytes_since_snapshot;
                     self.last_snapshot_bytes = info.snapshot_bytes;
                 }
@@ -740,23 +824,23 @@ impl Driver {
             }
             return;
         }
-        let Some(front) = self.groups.front() else {
-            return; // an ack for a group already failed
-        };
-        if front.ticket != Some(ack.ticket) {
-            return; // likewise
-        }
         match ack.result {
             Ok(info) => {
-                if let Some(group) = self.groups.pop_front() {
-                    self.release(group);
+                // Acks come in ticket order, and every group before the one
+                // acknowledged was released or acknowledged already: so it is
+                // at the front, if it is still held at all.
+                if let Some(group) = self
+                    .groups
+                    .iter_mut()
+                    .find(|g| g.ticket == Some(ack.ticket))
+                {
+                    group.awaits_ack = false;
                 }
+                self.release_ready();
                 if info.synced {
-                    self.since_durable.clear();
-                    self.unsynced = false;
+                    self.durable_through(ack.ticket);
                 }
                 self.bytes_since_snapshot = info.bytes_since_snapshot;
-                self.release_ready();
                 self.maybe_snapshot();
             }
             Err(e) => self.storage_failed(e).await,
@@ -769,7 +853,13 @@ impl Driver {
         let message = format!(
             "the daemon could not save the change: {error}; nothing was changed — free disk space under the state dir and retry"
         );
-        let mut facts = std::mem::take(&mut self.since_durable);
+        // Every write sent so far was dropped or is accounted for here; the
+        // journal's answers to them are stale.
+        self.failed_before = self.next_ticket;
+        let mut facts: Vec<Event> = std::mem::take(&mut self.since_durable)
+            .into_iter()
+            .flat_map(|(_, events)| events)
+            .collect();
         let failed: Vec<Group> = self.groups.drain(..).collect();
         for group in failed {
             // What happened in the world stays true: exits were observed.
@@ -802,7 +892,9 @@ impl Driver {
             Ok(Ok(core)) => core,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot re-read the write-ahead log; changes stay refused");
-                self.since_durable = facts;
+                // Kept under the next ticket, so that only a later fsync
+                // (which the journal refuses until a rebuild works) clears them.
+                self.since_durable.push_back((self.next_ticket, facts));
                 return;
             }
             Err(_) => return,
@@ -829,16 +921,11 @@ impl Driver {
             jobs = self.core.job_count(),
             "state rebuilt from the log after a storage failure"
         );
-        let records = facts.iter().map(encode_event).collect::<Vec<_>>();
-        self.since_durable = facts;
-        if !records.is_empty() {
-            let ticket = self.send_write(records, false);
-            self.groups.push_back(Group {
-                ticket,
-                events: Vec::new(),
-                held: Vec::new(),
-                actions: Vec::new(),
-            });
+        if !facts.is_empty() {
+            let records = facts.iter().map(encode_event).collect::<Vec<_>>();
+            if let Some(ticket) = self.send_write(records, false) {
+                self.since_durable.push_back((ticket, facts));
+            }
         }
     }
 
@@ -856,14 +943,10 @@ impl Driver {
 
     /// The WAL flusher's tick: make logged-but-unsynced records durable.
     fn flush_wal(&mut self) {
-        if self.unsynced {
-            let ticket = self.send_write(Vec::new(), true);
-            self.groups.push_back(Group {
-                ticket,
-                events: Vec::new(),
-                held: Vec::new(),
-                actions: Vec::new(),
-            });
+        // Nothing waits on it: its acknowledgement only tells which acted-on
+        // events became durable (or that the disk failed).
+        if self.last_unsynced.is_some() {
+            self.send_write(Vec::new(), true);
         }
     }
 
@@ -1174,6 +1257,62 @@ impl Driver {
         self.give_up_at = Some(Instant::now() + timeout + Duration::from_secs(5));
     }
 
+    /// Handles what the executor reports: a job's process started, could
+    /// not start, or ended.
+    fn on_process(&mut self, report: ProcessReport) {
+        match report {
+            ProcessReport::Started {
+                id,
+                pid,
+                start_ticks,
+            } => self.on_started(id, pid, start_ticks),
+            ProcessReport::StartFailed { id, reason } => {
+                self.starting.remove(&id);
+                tracing::warn!(job = %id, %reason, "job could not start");
+                self.record(Event::Exited {
+                    id,
+                    at: Timestamp::now(),
+                    outcome: crate::core::ExitOutcome::SpawnFailed(reason),
+                });
+            }
+            ProcessReport::Exited(exit) => self.on_exit(exit),
+        }
+    }
+
+    /// A job's process is running: note and log its pid, and send the
+    /// signals that were asked for while it was starting.
+    fn on_started(&mut self, id: JobId, pid: u32, start_ticks: Option<u64>) {
+        let Starting { attempt, signals } = self.starting.remove(&id).unwrap_or(Starting {
+            attempt: 0,
+            signals: Vec::new(),
+        });
+        self.core.note_pid(id, pid);
+        if let Some(start_ticks) = start_ticks {
+            self.record(Event::Spawned {
+                id,
+                pid,
+                start_ticks,
+            });
+        }
+        if let Some(info) = self.core.job_view(id) {
+            let waited_ms = info
+                .started_at
+                .map_or(0, |s| s.millis_since(info.submitted_at));
+            let queue = info.queue.to_owned();
+            self.pal.emit(Activity::JobStarted {
+                id,
+                queue,
+                attempt,
+                pid,
+                waited_ms,
+            });
+        }
+        for signal in signals {
+            tracing::info!(job = %id, pid, ?signal, "signalling job (asked while it started)");
+            self.executor.signal_group(pid, signal);
+        }
+    }
+
     /// Handles a job's exit.
     fn on_exit(&mut self, exit: JobExit) {
         let event = Event::Exited {
@@ -1199,49 +1338,28 @@ impl Driver {
                 let Some(spec) = self.core.spec(id) else {
                     return;
                 };
-                match self.executor.spawn(id, &spec) {
-                    Ok(pid) => {
-                        self.core.note_pid(id, pid);
-                        if let Some(start_ticks) = crate::executor::process_start_ticks(pid) {
-                            self.record(Event::Spawned {
-                                id,
-                                pid,
-                                start_ticks,
-                            });
-                        }
-                        if let Some(info) = self.core.job_view(id) {
-                            let waited_ms = info
-                                .started_at
-                                .map_or(0, |s| s.millis_since(info.submitted_at));
-                            let queue = info.queue.to_owned();
-                            self.pal.emit(Activity::JobStarted {
-                                id,
-                                queue,
-                                attempt,
-                                pid,
-                                waited_ms,
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        tracing::warn!(job = %id, %reason, "job could not start");
-                        self.record(Event::Exited {
-                            id,
-                            at: Timestamp::now(),
-                            outcome: crate::core::ExitOutcome::SpawnFailed(reason),
-                        });
-                    }
-                }
+                // Reported back through `on_process`; the group that holds
+                // the job's Started record is already with the journal.
+                let spec = spec.clone();
+                self.prepared.remove(&id);
+                self.starting.insert(
+                    id,
+                    Starting {
+                        attempt,
+                        signals: Vec::new(),
+                    },
+                );
+                self.executor.start(id, spec);
             }
             Action::Signal { id, signal } => {
                 if let Some(pid) = self.core.pid(id) {
                     tracing::info!(job = %id, pid, ?signal, "signalling job");
                     self.executor.signal_group(pid, signal);
+                } else if let Some(starting) = self.starting.get_mut(&id) {
+                    starting.signals.push(signal);
                 }
             }
-            Action::RemoveOutput { id } => {
-                crate::executor::remove_output(&self.config.logs_dir, id);
-            }
+            Action::RemoveOutput { id } => self.executor.remove_output(id),
             Action::SweepGroup { pgid } => {
                 self.executor.signal_group(pgid, crate::core::Signal::Kill);
             }
@@ -1314,79 +1432,4 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use mayfly_protocol::{Command, JobState, MAX_FRAME_LEN, decode_payload};
-
-    use super::*;
-
-    /// A queued job with one label of `label_bytes` bytes.
-    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
-        JobInfo {
-            id: JobId(id),
-            state: JobState::Queued,
-            command: Command::Shell("true".into()),
-            cwd: "/".into(),
-            queue: "default".into(),
-            priority: 50,
-            labels: vec![("pad".into(), "x".repeat(label_bytes))],
-            exit_code: None,
-            signal: None,
-            attempts: 0,
-            submitted_at: Timestamp(0),
-            started_at: None,
-            finished_at: None,
-            progress: None,
-            reason: None,
-            pid: None,
-            after: Vec::new(),
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: Vec::new(),
-        }
-    }
-
-    #[test]
-    /// A chunk too large for one frame goes out in smaller frames, in
-    /// order; a single job too large for any frame ends the stream with an
-    /// error instead of a frame the client would refuse.
-    fn listing_chunks_split_to_fit_the_frame_limit() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let jobs = [
-            job_with_label(1, 9 << 20),
-            job_with_label(2, 9 << 20),
-            job_with_label(3, 10),
-        ];
-        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
-        assert!(send_jobs(&tx, &views));
-        let mut ids = Vec::new();
-        let mut frames = 0;
-        while let Ok(out) = rx.try_recv() {
-            let Outgoing::Frame(frame) = out else {
-                panic!("expected a frame, got {out:?}");
-            };
-            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
-            let Ok(Response::Jobs(chunk)) = decode_payload::<Response>(&frame[4..]) else {
-                panic!("a frame that is not Response::Jobs");
-            };
-            ids.extend(chunk.iter().map(|job| job.id.0));
-            frames += 1;
-        }
-        assert_eq!(ids, vec![1, 2, 3]);
-        assert_eq!(frames, 2, "the chunk of three went out as [1] and [2, 3]");
-
-        let huge = [job_with_label(4, MAX_FRAME_LEN)];
-        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
-        assert!(!send_jobs(&tx, &views), "the stream has ended");
-        match rx.try_recv() {
-            Ok(Outgoing::Response(Response::Error(e))) => {
-                assert_eq!(e.kind, ErrorKind::Internal);
-                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
-            }
-            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
-            other => panic!("expected an error response, got {other:?}"),
-        }
-        assert!(rx.try_recv().is_err(), "nothing after the error");
-    }
-}
+mod tests;

@@ -6,11 +6,29 @@
 //! sees, buffers or copies job output. Every attempt appends to the same
 //! files, so a retried job's earlier output is kept.
 //!
-//! The executor owns no state: it reports each exit to the driver as a
-//! message and forgets the child.
+//! Starting a process is slow next to everything else the driver does:
+//! creating two output files (on some file systems far slower than a plain
+//! open) and `posix_spawn`, which keeps the calling thread until the child
+//! has exec'd. So [`Executor::start`] does it on the blocking pool, off the
+//! driver's thread, and several starts can be under way at once; the driver
+//! goes on handling exits and requests meanwhile.
+//!
+//! Creating a file can be slow too — on ext4 without a journal, a new inode
+//! is found only after skipping every inode deleted in the last minutes,
+//! which after a large `rm -r` costs ~0.3 ms a file. So the executor's
+//! output thread creates the files of the jobs the core expects to start
+//! next ([`Executor::prepare_output`]) ahead of time; a start then merely
+//! opens them (and still creates them if the guess was wrong or late).
+//! Deleting a forgotten job's files goes through the same thread, so it
+//! never races with their creation.
+//!
+//! The executor owns no state: it reports each start and each exit to the
+//! driver as a [`ProcessReport`] and forgets the child.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 
 use mayfly_protocol::{Command, JobId, JobSpec, LogStream};
 use nix::sys::signal::{Signal as NixSignal, killpg};
@@ -29,16 +47,64 @@ pub struct JobExit {
     pub outcome: ExitOutcome,
 }
 
+/// What the executor tells the driver about one attempt of a job: first
+/// `Started` or `StartFailed`, then, after `Started`, `Exited`. They share one
+/// channel and each is sent only after the one before it, so the driver
+/// receives them in that order.
+#[derive(Debug)]
+pub enum ProcessReport {
+    /// The process is running.
+    Started {
+        /// The job.
+        id: JobId,
+        /// Its pid, which is also its process group id.
+        pid: u32,
+        /// Its start time in clock ticks since boot (with the pid, what
+        /// recovery needs to find exactly this process again), if readable.
+        start_ticks: Option<u64>,
+    },
+    /// The process could not be started.
+    StartFailed {
+        /// The job.
+        id: JobId,
+        /// Why, in one line naming what was missing.
+        reason: String,
+    },
+    /// The process ended.
+    Exited(JobExit),
+}
+
 /// Starts and signals job processes.
 #[derive(Debug, Clone)]
 pub struct Executor {
+    /// What every start needs, shared with the threads that do the starts.
+    shared: Arc<Shared>,
+    /// Work for the output thread, done in the order it was asked for.
+    outputs: std_mpsc::Sender<OutputWork>,
+}
+
+/// Work on job output files, for the output thread.
+#[derive(Debug)]
+enum OutputWork {
+    /// Create these jobs' output files (empty) ahead of their start.
+    Prepare(Vec<JobId>),
+    /// Delete a forgotten job's output files.
+    Remove(JobId),
+    /// Say when everything asked for before is done.
+    Drain(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The executor's settings and channels.
+#[derive(Debug)]
+struct Shared {
     /// Where job output files live.
     logs_dir: PathBuf,
     /// Given to jobs as `MAYFLY_SOCKET`, so they can talk back.
     socket: PathBuf,
-    /// Where exits are reported.
-    exits: mpsc::UnboundedSender<JobExit>,
-    /// Tracks the tasks that wait on children, for shutdown.
+    /// Where starts and exits are reported.
+    reports: mpsc::UnboundedSender<ProcessReport>,
+    /// Tracks the starts under way and the tasks that wait on children, for
+    /// shutdown.
     tracker: TaskTracker,
 }
 
@@ -52,31 +118,129 @@ pub fn log_path(logs_dir: &Path, id: JobId, stream: LogStream) -> PathBuf {
 }
 
 impl Executor {
-    /// An executor writing output under `logs_dir` and reporting exits on `exits`.
+    /// An executor writing output under `logs_dir` and reporting starts and
+    /// exits on `reports`. Starts its output thread, which stops once every
+    /// clone of the executor is dropped.
     pub fn new(
         logs_dir: PathBuf,
         socket: PathBuf,
-        exits: mpsc::UnboundedSender<JobExit>,
+        reports: mpsc::UnboundedSender<ProcessReport>,
         tracker: TaskTracker,
-    ) -> Self {
-        Self {
-            logs_dir,
-            socket,
-            exits,
-            tracker,
+    ) -> std::io::Result<Self> {
+        let (outputs, work) = std_mpsc::channel();
+        let dir = logs_dir.clone();
+        std::thread::Builder::new()
+            .name("mayfly-outputs".into())
+            .spawn(move || run_outputs(&dir, &work))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                logs_dir,
+                socket,
+                reports,
+                tracker,
+            }),
+            outputs,
+        })
+    }
+
+    /// Creates the output files of jobs `ids` in the background, ahead of
+    /// their start. Harmless if a job never starts (its output reads as
+    /// empty, as it would without the files) or starts first.
+    pub fn prepare_output(&self, ids: Vec<JobId>) {
+        if !ids.is_empty() {
+            let _ = self.outputs.send(OutputWork::Prepare(ids));
         }
     }
 
-    /// Starts attempt `attempt` of job `id`. On success returns the pid (also
-    /// the process group id) and reports the exit later; on failure returns
-    /// why, and the caller records the job as failed to start.
-    pub fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<u32, String> {
+    /// Deletes a forgotten job's output files in the background, after any
+    /// preparation asked for earlier.
+    pub fn remove_output(&self, id: JobId) {
+        let _ = self.outputs.send(OutputWork::Remove(id));
+    }
+
+    /// Waits (up to `limit`) until the output thread has done everything
+    /// asked of it so far: at shutdown, so that no deletion is lost.
+    pub async fn drain_outputs(&self, limit: std::time::Duration) {
+        let (done, drained) = tokio::sync::oneshot::channel();
+        if self.outputs.send(OutputWork::Drain(done)).is_ok()
+            && tokio::time::timeout(limit, drained).await.is_err()
+        {
+            tracing::warn!("job output files were still being created or deleted at shutdown");
+        }
+    }
+
+    /// Starts job `id` from `spec` on the blocking pool and returns at once.
+    /// The outcome comes back as [`ProcessReport::Started`] (then, when the
+    /// process ends, [`ProcessReport::Exited`]) or
+    /// [`ProcessReport::StartFailed`]. Must be called inside the runtime.
+    pub fn start(&self, id: JobId, spec: JobSpec) {
+        let shared = self.shared.clone();
+        self.shared
+            .tracker
+            .spawn_blocking(move || shared.start(id, &spec));
+    }
+
+    /// Sends `signal` to process group `pgid`. A group that is already gone
+    /// is not an error.
+    pub fn signal_group(&self, pgid: u32, signal: Signal) {
+        let sig = match signal {
+            Signal::Term => NixSignal::SIGTERM,
+            Signal::Kill => NixSignal::SIGKILL,
+            Signal::Stop => NixSignal::SIGSTOP,
+            Signal::Cont => NixSignal::SIGCONT,
+        };
+        let Ok(raw) = i32::try_from(pgid) else { return };
+        if raw <= 1 {
+            return; // never signal "every process" or init
+        }
+        match killpg(Pid::from_raw(raw), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(pgid, ?sig, error = %e, "could not signal job process group"),
+        }
+    }
+}
+
+impl Shared {
+    /// The body of [`Executor::start`], on a blocking-pool thread: spawns,
+    /// reports, and hands the child to a task that reports its exit.
+    fn start(&self, id: JobId, spec: &JobSpec) {
+        let mut child = match self.spawn(id, spec) {
+            Ok(child) => child,
+            Err(reason) => {
+                let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+                return;
+            }
+        };
+        let Some(pid) = child.id() else {
+            let reason = "the process exited before its pid was known".to_string();
+            let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+            return;
+        };
+        let start_ticks = process_start_ticks(pid);
+        // Sent before the waiting task exists, so it reaches the driver
+        // before the exit does. The driver is gone only when the daemon is
+        // exiting.
+        let _ = self.reports.send(ProcessReport::Started {
+            id,
+            pid,
+            start_ticks,
+        });
+        let reports = self.reports.clone();
+        self.tracker.spawn(async move {
+            let outcome = match child.wait().await {
+                Ok(status) => exit_outcome(status),
+                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+            };
+            let _ = reports.send(ProcessReport::Exited(JobExit { id, outcome }));
+        });
+    }
+
+    /// Opens the job's output files and spawns its process in its own
+    /// process group; on failure says why.
+    fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<tokio::process::Child, String> {
         let open = |stream| {
             let path = log_path(&self.logs_dir, id, stream);
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
+            open_output(&path)
                 .map_err(|e| format!("cannot open output file {}: {e}", path.display()))
         };
         let stdout = open(LogStream::Stdout)?;
@@ -104,38 +268,37 @@ impl Executor {
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = cmd.spawn().map_err(|e| spawn_error(spec, &e))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| "the process exited before its pid was known".to_string())?;
-        let exits = self.exits.clone();
-        self.tracker.spawn(async move {
-            let outcome = match child.wait().await {
-                Ok(status) => exit_outcome(status),
-                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
-            };
-            // The driver is gone only when the daemon is exiting.
-            let _ = exits.send(JobExit { id, outcome });
-        });
-        Ok(pid)
+        cmd.spawn().map_err(|e| spawn_error(spec, &e))
     }
+}
 
-    /// Sends `signal` to process group `pgid`. A group that is already gone
-    /// is not an error.
-    pub fn signal_group(&self, pgid: u32, signal: Signal) {
-        let sig = match signal {
-            Signal::Term => NixSignal::SIGTERM,
-            Signal::Kill => NixSignal::SIGKILL,
-            Signal::Stop => NixSignal::SIGSTOP,
-            Signal::Cont => NixSignal::SIGCONT,
-        };
-        let Ok(raw) = i32::try_from(pgid) else { return };
-        if raw <= 1 {
-            return; // never signal "every process" or init
-        }
-        match killpg(Pid::from_raw(raw), sig) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => tracing::warn!(pgid, ?sig, error = %e, "could not signal job process group"),
+/// Opens an output file for appending, creating it if need be: every
+/// attempt of a job appends to the same files.
+fn open_output(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// The output thread: carries out [`OutputWork`] in order until every
+/// sender is gone.
+fn run_outputs(logs_dir: &Path, work: &std_mpsc::Receiver<OutputWork>) {
+    for item in work {
+        match item {
+            OutputWork::Prepare(ids) => {
+                for id in ids {
+                    for stream in [LogStream::Stdout, LogStream::Stderr] {
+                        // A failure shows again, with its reason, when the
+                        // job starts and opens the file itself.
+                        let _ = open_output(&log_path(logs_dir, id, stream));
+                    }
+                }
+            }
+            OutputWork::Remove(id) => remove_output(logs_dir, id),
+            OutputWork::Drain(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -200,5 +363,92 @@ fn exit_outcome(status: std::process::ExitStatus) -> ExitOutcome {
         (Some(code), _) => ExitOutcome::Code(code),
         (None, Some(sig)) => ExitOutcome::Signal(sig),
         (None, None) => ExitOutcome::SpawnFailed(format!("unexpected wait status {status:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An executor over a temporary logs folder, on a small runtime (the
+    /// drain waits on a timer), with the receiving end of its reports.
+    fn executor() -> (
+        Executor,
+        tempfile::TempDir,
+        tokio::runtime::Runtime,
+        mpsc::UnboundedReceiver<ProcessReport>,
+    ) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (reports, rx) = mpsc::unbounded_channel();
+        let executor = Executor::new(
+            dir.path().to_path_buf(),
+            dir.path().join("mayfly.sock"),
+            reports,
+            TaskTracker::new(),
+        )
+        .expect("the output thread starts");
+        (executor, dir, rt, rx)
+    }
+
+    #[test]
+    fn prepared_output_files_exist_empty_and_a_later_removal_deletes_them() {
+        let (executor, dir, rt, _rx) = executor();
+        let (kept, removed) = (JobId(7), JobId(8));
+        executor.prepare_output(vec![kept, removed]);
+        executor.remove_output(removed);
+        rt.block_on(executor.drain_outputs(Duration::from_secs(20)));
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let path = log_path(dir.path(), kept, stream);
+            let meta = std::fs::metadata(&path).expect("a prepared output file");
+            assert_eq!(meta.len(), 0, "{}", path.display());
+            let gone = log_path(dir.path(), removed, stream);
+            assert!(!gone.exists(), "{} survived its removal", gone.display());
+        }
+    }
+
+    #[test]
+    fn a_start_appends_to_prepared_files_and_reports_start_then_exit() {
+        let (executor, dir, rt, mut rx) = executor();
+        let id = JobId(3);
+        let out = log_path(dir.path(), id, LogStream::Stdout);
+        std::fs::write(&out, "earlier attempt\n").expect("an earlier attempt's output");
+        executor.prepare_output(vec![id]);
+        let spec = JobSpec::new(
+            Command::Shell("echo again".into()),
+            dir.path().to_string_lossy(),
+            "default",
+            50,
+        );
+        let reports = rt.block_on(async {
+            executor.start(id, spec);
+            let mut reports = Vec::new();
+            while reports.len() < 2 {
+                let next = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
+                reports.push(
+                    next.expect("a report in time")
+                        .expect("the channel is open"),
+                );
+            }
+            reports
+        });
+        assert!(
+            matches!(reports[0], ProcessReport::Started { id: j, .. } if j == id),
+            "{reports:?}"
+        );
+        assert!(
+            matches!(
+                &reports[1],
+                ProcessReport::Exited(JobExit { id: j, outcome: ExitOutcome::Code(0) }) if *j == id
+            ),
+            "{reports:?}"
+        );
+        let text = std::fs::read_to_string(&out).expect("the output file");
+        assert_eq!(text, "earlier attempt\nagain\n");
     }
 }

@@ -2,14 +2,21 @@
 //!
 //! The [`Wal`] itself is blocking file I/O, so it lives on a dedicated thread
 //! (never on the async runtime). The driver sends it [`WalCmd`]s and gets
-//! [`WalAck`]s back, in order. This module owns:
+//! [`WalAck`]s back, in order: for every write that asked for an fsync, for
+//! every snapshot, and for every write that failed. A write without an fsync
+//! only lands in the log's memory buffer, so nothing waits for it: it is
+//! queued, in order, without waking the thread (a wakeup per job start and
+//! exit showed up as preempted workers), its success is not acknowledged,
+//! and the next command that needs the thread — an fsync (the WAL flusher's
+//! tick at the latest), a snapshot, a stop — or a long enough queue carries
+//! it along. This module owns:
 //!
 //! - **recovery** ([`recover`]): open the log, load the snapshot into a
 //!   [`Core`], replay every later record through the same `Core::apply` the
 //!   live daemon uses;
 //! - **group commit**: the thread takes every command that is waiting,
 //!   appends all their records, and fsyncs *once* if any of them asked for
-//!   durability, then acknowledges each;
+//!   durability, then acknowledges those that asked;
 //! - **failure mode**: after a failed write or fsync the log has dropped
 //!   everything since its last sync, so the thread refuses further writes
 //!   until the driver has rebuilt its state from disk ([`WalCmd::Reopen`]) —
@@ -17,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(test)]
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -86,7 +94,7 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 /// A command for the journal thread.
 pub enum WalCmd {
     /// Append `records`; with `sync`, make them (and everything before)
-    /// durable before acknowledging.
+    /// durable and acknowledge. Without `sync` only a failure is answered.
     Write {
         /// Echoed in the ack.
         ticket: u64,
@@ -139,13 +147,119 @@ pub struct AckInfo {
     pub snapshot_bytes: u64,
 }
 
+/// How many commands may wait without waking the journal thread.
+const LAZY_QUEUE: usize = 256;
+
+/// The journal thread's queue of commands.
+#[derive(Debug, Default)]
+struct Inbox {
+    /// The commands, oldest first, and whether the thread has stopped.
+    state: std::sync::Mutex<InboxState>,
+    /// Wakes the thread.
+    ready: std::sync::Condvar,
+}
+
+/// What [`Inbox`] guards.
+#[derive(Default)]
+struct InboxState {
+    /// Commands not yet taken by the thread.
+    cmds: Vec<WalCmd>,
+    /// Set when the thread has stopped (nothing is taken any more) or the
+    /// handle is gone (the thread should stop).
+    closed: bool,
+}
+
+impl std::fmt::Debug for InboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxState")
+            .field("cmds", &self.cmds.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+/// Whether `cmd` can wait until something else wakes the thread.
+fn can_wait(cmd: &WalCmd) -> bool {
+    matches!(cmd, WalCmd::Write { sync: false, .. })
+}
+
+impl Inbox {
+    /// Queues `cmd`, waking the thread if it must act now. False when the
+    /// thread has stopped.
+    fn push(&self, cmd: WalCmd) -> bool {
+        let wait = can_wait(&cmd);
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        if state.closed {
+            return false;
+        }
+        state.cmds.push(cmd);
+        let wake = !wait || state.cmds.len() >= LAZY_QUEUE;
+        drop(state);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Waits for work: every command queued, oldest first, once one of them
+    /// needs the thread (or the queue is long, or closing); `None` when the
+    /// queue is closed and empty.
+    fn take(&self) -> Option<Vec<WalCmd>> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            let due = state.cmds.len() >= LAZY_QUEUE
+                || state.cmds.iter().any(|c| !can_wait(c))
+                || (state.closed && !state.cmds.is_empty());
+            if due {
+                return Some(std::mem::take(&mut state.cmds));
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).ok()?;
+        }
+    }
+
+    /// Marks the queue closed and wakes the thread.
+    fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = true;
+        }
+        self.ready.notify_one();
+    }
+}
+
+/// Where the driver's commands go.
+#[derive(Debug)]
+enum Outbox {
+    /// To the journal thread.
+    Thread(Arc<Inbox>),
+    /// To a test standing in for the thread.
+    #[cfg(test)]
+    Test(std_mpsc::Sender<WalCmd>),
+}
+
 /// The handle the driver holds.
 #[derive(Debug)]
 pub struct Journal {
     /// Commands to the thread.
-    tx: std_mpsc::Sender<WalCmd>,
+    tx: Outbox,
     /// The thread, joined at stop.
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Nothing more can come: the thread ends once it has done what is
+        // queued.
+        match &self.tx {
+            Outbox::Thread(inbox) => inbox.close(),
+            #[cfg(test)]
+            Outbox::Test(_) => {}
+        }
+    }
 }
 
 impl Journal {
@@ -157,20 +271,40 @@ impl Journal {
         acks: mpsc::UnboundedSender<WalAck>,
         metrics: Option<Arc<Metrics>>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = std_mpsc::channel();
+        let inbox = Arc::new(Inbox::default());
+        let rx = inbox.clone();
         let dir = wal.dir().to_path_buf();
         let thread = std::thread::Builder::new()
             .name("mayfly-wal".into())
-            .spawn(move || run_thread(wal, dir, rx, acks, metrics.as_deref()))?;
+            .spawn(move || {
+                run_thread(wal, dir, &rx, acks, metrics.as_deref());
+                // However the thread ended, later sends must fail.
+                rx.close();
+            })?;
         Ok(Self {
-            tx,
+            tx: Outbox::Thread(inbox),
             thread: Some(thread),
         })
     }
 
+    /// A handle whose commands go to `tx` rather than to a thread, so that a
+    /// test can play the journal: see what the driver hands over, and
+    /// acknowledge it (or not) when it likes.
+    #[cfg(test)]
+    pub(crate) fn detached(tx: std_mpsc::Sender<WalCmd>) -> Self {
+        Self {
+            tx: Outbox::Test(tx),
+            thread: None,
+        }
+    }
+
     /// Sends a command. Returns false if the thread has stopped.
     pub fn send(&self, cmd: WalCmd) -> bool {
-        self.tx.send(cmd).is_ok()
+        match &self.tx {
+            Outbox::Thread(inbox) => inbox.push(cmd),
+            #[cfg(test)]
+            Outbox::Test(tx) => tx.send(cmd).is_ok(),
+        }
     }
 
     /// Syncs, stops the thread and waits for it.
@@ -193,7 +327,7 @@ impl Journal {
 fn run_thread(
     wal: Wal,
     dir: PathBuf,
-    rx: std_mpsc::Receiver<WalCmd>,
+    rx: &Inbox,
     acks: mpsc::UnboundedSender<WalAck>,
     metrics: Option<&Metrics>,
 ) {
@@ -201,9 +335,7 @@ fn run_thread(
     // Set after a failed write or sync: the log dropped its unsynced
     // records, so nothing may be appended until the driver has rebuilt.
     let mut failure: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        let mut cmds = vec![first];
-        cmds.extend(rx.try_iter());
+    while let Some(cmds) = rx.take() {
         let mut writes: Vec<(u64, bool)> = Vec::new();
         for cmd in cmds {
             match cmd {
@@ -291,7 +423,8 @@ fn run_thread(
     }
 }
 
-/// Syncs (if any write asked for it) and acknowledges the collected writes.
+/// Syncs (if any write asked for it) and answers the collected writes:
+/// those that asked for an fsync, and every one when the log has failed.
 fn flush_writes(
     wal: &mut Option<Wal>,
     failure: &mut Option<String>,
@@ -330,10 +463,11 @@ fn flush_writes(
             }
         }
     }
-    for (ticket, _) in writes.drain(..) {
+    for (ticket, sync) in writes.drain(..) {
         let result = match failure {
             Some(f) => Err(f.clone()),
-            None => Ok(info),
+            None if sync => Ok(info),
+            None => continue,
         };
         let _ = acks.send(WalAck { ticket, result });
     }
@@ -348,5 +482,116 @@ fn count_sync(metrics: Option<&Metrics>, stats: &SyncStats) {
     {
         m.wal_appended(stats.records, stats.bytes);
         m.wal_fsynced(stats.fsync);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::MAX_RECORD_BYTES;
+
+    /// The longest a test waits for an answer.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// A journal thread over a fresh log in a temp dir, and its answers.
+    fn journal() -> (
+        Journal,
+        mpsc::UnboundedReceiver<WalAck>,
+        tempfile::TempDir,
+        tokio::runtime::Runtime,
+    ) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let recovered = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("an empty log opens");
+        let (acks, rx) = mpsc::unbounded_channel();
+        let journal = Journal::start(recovered.wal, acks, None).expect("the thread starts");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        (journal, rx, dir, rt)
+    }
+
+    /// The next answer from the journal thread.
+    fn next_ack(rt: &tokio::runtime::Runtime, rx: &mut mpsc::UnboundedReceiver<WalAck>) -> WalAck {
+        rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
+            .expect("an answer in time")
+            .expect("the thread is running")
+    }
+
+    /// A write of `records` under `ticket`.
+    fn write(ticket: u64, records: Vec<Vec<u8>>, sync: bool) -> WalCmd {
+        WalCmd::Write {
+            ticket,
+            records,
+            sync,
+        }
+    }
+
+    /// An encoded record (any event will do).
+    fn record() -> Vec<u8> {
+        encode_event(&Event::IdsReserved { next_id: 7 })
+    }
+
+    #[test]
+    fn only_fsynced_writes_are_acknowledged_and_an_fsync_covers_the_writes_before_it() {
+        let (journal, mut rx, dir, rt) = journal();
+        assert!(journal.send(write(0, vec![record()], false)));
+        assert!(journal.send(write(1, vec![record()], false)));
+        assert!(journal.send(write(2, Vec::new(), true)));
+        let ack = next_ack(&rt, &mut rx);
+        assert_eq!(ack.ticket, 2, "the unsynced writes were answered: {ack:?}");
+        assert!(ack.result.expect("the fsync worked").synced);
+        assert!(rx.try_recv().is_err(), "more answers than fsynced writes");
+        rt.block_on(journal.stop()).expect("the log closes");
+
+        let reopened = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("the log reopens");
+        assert_eq!(
+            reopened.stats.records, 2,
+            "both unsynced records are durable"
+        );
+    }
+
+    #[test]
+    fn a_failed_unsynced_write_is_answered_by_the_next_fsync_at_the_latest() {
+        let (journal, mut rx, _dir, rt) = journal();
+        let too_large = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert!(journal.send(write(0, vec![too_large], false)));
+        assert!(journal.send(write(1, vec![record()], false)));
+        assert!(journal.send(write(2, Vec::new(), true)));
+        for ticket in 0..3 {
+            let ack = next_ack(&rt, &mut rx);
+            assert_eq!(ack.ticket, ticket, "answers out of order: {ack:?}");
+            assert!(
+                ack.result.is_err(),
+                "a write at or after a failure must fail: {ack:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsynced_writes_wait_for_the_thread_only_up_to_a_bound() {
+        let (journal, mut rx, _dir, rt) = journal();
+        let too_large = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert!(journal.send(write(0, vec![too_large], false)));
+        // Nothing needs the thread yet; a long enough queue wakes it, and
+        // it answers the failure without any fsync being asked for.
+        for ticket in 1..LAZY_QUEUE as u64 {
+            assert!(journal.send(write(ticket, Vec::new(), false)));
+        }
+        let ack = next_ack(&rt, &mut rx);
+        assert_eq!(ack.ticket, 0);
+        assert!(ack.result.is_err(), "{ack:?}");
+    }
+
+    #[test]
+    fn a_stop_writes_what_was_queued_without_waking_the_thread() {
+        let (journal, _rx, dir, rt) = journal();
+        assert!(journal.send(write(0, vec![record(), record()], false)));
+        rt.block_on(journal.stop()).expect("the log closes");
+        let reopened = recover(dir.path(), WalOptions::default(), CoreConfig::default())
+            .expect("the log reopens");
+        assert_eq!(reopened.stats.records, 2);
     }
 }

@@ -447,13 +447,14 @@ impl Scheduler {
         }
 
         let (clients_tx, clients_rx) = mpsc::channel(4096);
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (processes_tx, processes_rx) = mpsc::unbounded_channel();
         let executor = Executor::new(
             logs_dir.clone(),
             settings.socket.clone(),
-            exits_tx,
+            processes_tx,
             TaskTracker::new(),
-        );
+        )
+        .map_err(DaemonError::Runtime)?;
         let config = CoreConfig {
             concurrency: settings.concurrency,
             kill_grace_ms: u64::try_from(settings.kill_grace.as_millis()).unwrap_or(u64::MAX),
@@ -562,7 +563,7 @@ impl Scheduler {
                 clients: clients_rx,
                 internal: internal_rx,
                 internal_tx: handle.internal.clone(),
-                exits: exits_rx,
+                processes: processes_rx,
                 acks: acks_rx,
             },
             shutdown_begun.clone(),

@@ -82,6 +82,14 @@ impl Responses {
             Responses::Bounded(rx) => rx.recv().await.map(Outgoing::Response),
         }
     }
+
+    /// The next frame if one is waiting already.
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        match self {
+            Responses::Unbounded(rx) => rx.try_recv().ok(),
+            Responses::Bounded(rx) => rx.try_recv().ok().map(Outgoing::Response),
+        }
+    }
 }
 
 /// What every session needs from the daemon.
@@ -130,7 +138,10 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
     let (order_tx, mut order_rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
 
     // Each request is counted once its last frame is written (or the client
-    // has gone): `error` when any of its frames was an error.
+    // has gone): `error` when any of its frames was an error. Frames that
+    // are already waiting when one is written (several jobs of a `wait`
+    // ending together) go out in the same write: one system call, and one
+    // wakeup of the client, for all of them.
     let metrics = ctx.metrics.clone();
     let writer = async move {
         while let Some(pending) = order_rx.recv().await {
@@ -141,9 +152,17 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
             } = pending;
             let mut ok = true;
             let mut written = true;
-            while let Some(response) = responses.recv().await {
-                ok &= !matches!(response, Outgoing::Response(Response::Error(_)));
-                if sink.send(response).await.is_err() {
+            'frames: while let Some(first) = responses.recv().await {
+                let mut next = Some(first);
+                while let Some(response) = next {
+                    ok &= !matches!(response, Outgoing::Response(Response::Error(_)));
+                    if sink.feed(response).await.is_err() {
+                        written = false;
+                        break 'frames;
+                    }
+                    next = responses.try_recv();
+                }
+                if sink.flush().await.is_err() {
                     written = false;
                     break;
                 }
@@ -393,4 +412,114 @@ async fn serve_events(req: EventsRequest, ctx: SessionContext, out: mpsc::Sender
         }
     }
     let _ = out.send(Response::End).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use mayfly_protocol::{Command, Hello, HelloReply, JobId, JobSpec, Timestamp};
+
+    use super::*;
+    use crate::core::{Core, CoreConfig};
+
+    /// The longest any step may take.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// What a job looks like to a client, with id `id`.
+    fn job(id: u64) -> mayfly_protocol::JobInfo {
+        let mut core = Core::new(CoreConfig::default());
+        let spec = JobSpec::new(Command::Shell("true".into()), "/", "default", 50);
+        let event = core.decide_submit(Timestamp(0), spec).expect("a valid job");
+        core.apply(&event).expect("the submit applies");
+        let info = core.job_info(JobId(1)).expect("the job");
+        mayfly_protocol::JobInfo {
+            id: JobId(id),
+            ..info
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_queued_together_go_out_complete_in_order_and_before_the_next_request() {
+        let (client, server) = UnixStream::pair().expect("a socket pair");
+        let (driver, mut requests) = mpsc::channel(8);
+        let (internal, _internal) = mpsc::unbounded_channel();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ctx = SessionContext {
+            driver,
+            internal,
+            logs_dir: dir.path().to_path_buf(),
+            handshake_timeout: DEADLINE,
+            metrics: Metrics::new().expect("metrics"),
+        };
+        let session = tokio::spawn(serve(server, ctx, CancellationToken::new()));
+
+        let mut hello = Framed::new(client, FrameCodec::<HelloReply, Hello>::new());
+        hello.send(Hello::current()).await.expect("send hello");
+        let reply = tokio::time::timeout(DEADLINE, hello.next()).await;
+        assert!(
+            matches!(reply, Ok(Some(Ok(HelloReply::Accepted { .. })))),
+            "{reply:?}"
+        );
+        let mut client = hello.map_codec(|_| FrameCodec::<Response, Request>::new());
+        let ids: Vec<JobId> = (1..=100).map(JobId).collect();
+        client
+            .feed(Request::Wait(WaitRequest { ids: ids.clone() }))
+            .await
+            .expect("send wait");
+        client
+            .feed(Request::Status(StatusRequest { ids: Vec::new() }))
+            .await
+            .expect("send status");
+        client.flush().await.expect("flush the pipeline");
+
+        // Play the driver: answer the status first, then every job of the
+        // wait at once, with no await in between.
+        let mut next = async || {
+            tokio::time::timeout(DEADLINE, requests.recv())
+                .await
+                .expect("a request in time")
+                .expect("the session is running")
+        };
+        let wait = next().await;
+        let status = next().await;
+        assert!(matches!(wait.request, Request::Wait(_)));
+        assert!(matches!(status.request, Request::Status(_)));
+        status
+            .reply
+            .send(Response::Jobs(Vec::new()).into())
+            .expect("status");
+        status.reply.send(Response::End.into()).expect("status end");
+        // The driver lets go of a reply once it is complete.
+        drop(status);
+        for id in &ids {
+            let ended = Response::JobEnded(Box::new(job(id.0)));
+            wait.reply.send(ended.into()).expect("job ended");
+        }
+        wait.reply.send(Response::End.into()).expect("wait end");
+        drop(wait);
+
+        let mut frames = Vec::new();
+        while frames.len() < ids.len() + 3 {
+            let frame = tokio::time::timeout(DEADLINE, client.next())
+                .await
+                .expect("a frame in time")
+                .expect("the session is open")
+                .expect("a well-formed frame");
+            frames.push(frame);
+        }
+        for (frame, id) in frames.iter().zip(&ids) {
+            assert!(
+                matches!(frame, Response::JobEnded(info) if info.id == *id),
+                "expected job {id} to end, got {frame:?}"
+            );
+        }
+        assert!(matches!(frames[ids.len()], Response::End));
+        assert!(matches!(&frames[ids.len() + 1], Response::Jobs(jobs) if jobs.is_empty()));
+        assert!(matches!(frames[ids.len() + 2], Response::End));
+
+        drop(client);
+        tokio::time::timeout(DEADLINE, session)
+            .await
+            .expect("the session ends when the client hangs up")
+            .expect("the session did not panic");
+    }
 }

@@ -789,7 +789,8 @@ fn snapshot_and_replay_rebuild_the_live_state() {
     d.kill_hard();
 
     // Replay in process, before a restart changes anything: exactly the
-    // live state (pids are not durable).
+    // live state (pids are not durable: a snapshot leaves them out, while a
+    // job's Spawned record, which may come after the snapshot, sets one).
     let config = CoreConfig {
         concurrency: 1,
         ..CoreConfig::default()
@@ -804,6 +805,7 @@ fn snapshot_and_replay_rebuild_the_live_state() {
         .core
         .job_ids()
         .filter_map(|id| recovered.core.job_info(id))
+        .map(|job| JobInfo { pid: None, ..job })
         .collect();
     let live: Vec<JobInfo> = live_jobs
         .into_iter()

@@ -560,6 +560,25 @@ impl Core {
             .map(|&(_, id)| Event::Started { id, at: now })
     }
 
+    /// Up to `n` queued jobs, in the order they would start if every queue
+    /// had room (paused queues left out, nothing while shutting down): the
+    /// jobs worth getting ready ahead of their start. A guess, not a
+    /// promise: limits, new submits and cancels may change the order.
+    pub fn upcoming(&self, n: usize) -> Vec<JobId> {
+        if self.shutting_down {
+            return Vec::new();
+        }
+        let mut next: Vec<(u8, JobId)> = self
+            .queues
+            .values()
+            .filter(|q| !q.paused)
+            .flat_map(|q| q.ready.iter().take(n).copied())
+            .collect();
+        next.sort_unstable();
+        next.truncate(n);
+        next.into_iter().map(|(_, id)| id).collect()
+    }
+
     /// The processes the log says are running, `(job, pid, start ticks)`:
     /// after a crash, what the previous daemon left behind.
     pub fn logged_processes(&self) -> Vec<(JobId, u32, u64)> {

@@ -75,6 +75,41 @@ fn lower_priority_number_runs_first_fifo_among_equals() {
 }
 
 #[test]
+fn upcoming_lists_queued_jobs_in_start_order_across_queues_without_paused_ones() {
+    let mut c = core(1);
+    let running = submit(&mut c, 0, "default", 50);
+    assert_eq!(start_all(&mut c, 0), vec![running]);
+    for q in ["build", "paused"] {
+        let ev = c.decide_queue_set(q, None, true).unwrap();
+        c.apply(&ev).unwrap();
+    }
+    let late = submit(&mut c, 1, "default", 50);
+    let urgent = submit(&mut c, 1, "build", 10);
+    let held = submit(&mut c, 1, "paused", 1);
+    let early = submit(&mut c, 1, "default", 20);
+    let pause = c
+        .decide_pause(&["paused".to_string()], true, false)
+        .unwrap();
+    for ev in pause {
+        c.apply(&ev).unwrap();
+    }
+    // The running job is not upcoming; the paused queue's job is not either,
+    // though its priority is the best.
+    assert_eq!(c.upcoming(10), vec![urgent, early, late]);
+    assert_eq!(c.upcoming(2), vec![urgent, early]);
+    assert!(c.upcoming(0).is_empty());
+    assert_ne!(held, urgent);
+
+    for ev in c.begin_shutdown(Timestamp(2), 1000) {
+        c.apply(&ev).unwrap();
+    }
+    assert!(
+        c.upcoming(10).is_empty(),
+        "nothing starts during a shutdown"
+    );
+}
+
+#[test]
 fn priority_bounds_are_enforced() {
     let c = core(1);
     for p in [0, 100, 255] {

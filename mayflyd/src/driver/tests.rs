@@ -1,0 +1,701 @@
+//! The driver's commit pipeline against a stand-in journal: the test sees
+//! every command the driver hands to the log, in order, and decides when and
+//! how each is acknowledged. Jobs are real (tiny `sh -c` scripts), so a
+//! spawn is a spawn.
+//!
+//! Nothing here sleeps: every wait is on a channel, bounded by [`DEADLINE`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use mayfly_protocol::{
+    Activity, Command, JobSpec, JobState, Request, Response, StatusRequest, SubmitBatchRequest,
+    SubmitRequest, decode_payload,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg, Outgoing};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+use crate::core::{Action, Core, CoreConfig, Event, Signal};
+use crate::executor::{Executor, ProcessReport};
+use crate::journal::{AckInfo, Journal, WalAck, WalCmd};
+
+/// The longest any single step of a test may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// One `Write` the driver handed to the journal.
+#[derive(Debug)]
+struct Write {
+    /// Its ticket, for the acknowledgement.
+    ticket: u64,
+    /// Its records, decoded.
+    events: Vec<Event>,
+    /// Whether the driver asked for an fsync.
+    sync: bool,
+}
+
+/// A driver that is not running yet, and the other ends of its channels.
+struct Parts {
+    /// The driver.
+    driver: Driver,
+    /// Client commands into the driver.
+    clients: mpsc::Sender<ClientMsg>,
+    /// What the driver hands to the journal.
+    journal: std_mpsc::Receiver<WalCmd>,
+    /// The journal's answers, as the test gives them.
+    acks: mpsc::UnboundedSender<WalAck>,
+    /// Keeps the driver's internal channel open.
+    internal: mpsc::UnboundedSender<InternalMsg>,
+    /// Job output files.
+    logs: PathBuf,
+    /// Where the jobs run; holds `logs`.
+    dir: tempfile::TempDir,
+}
+
+impl Parts {
+    /// A driver over an empty core that runs at most `concurrency` jobs,
+    /// with a stand-in journal.
+    fn new(concurrency: u32) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("the logs dir");
+        let (clients_tx, clients_rx) = mpsc::channel(64);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let (processes_tx, processes_rx) = mpsc::unbounded_channel();
+        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let (wal_tx, wal_rx) = std_mpsc::channel();
+        let executor = Executor::new(
+            logs.clone(),
+            dir.path().join("mayfly.sock"),
+            processes_tx,
+            TaskTracker::new(),
+        )
+        .expect("the executor's output thread starts");
+        let core = Core::new(CoreConfig {
+            concurrency,
+            ..CoreConfig::default()
+        });
+        let driver = Driver::new(
+            core,
+            Journal::detached(wal_tx),
+            executor,
+            DriverConfig {
+                quantum: Duration::from_millis(10),
+                shutdown_timeout: Duration::from_secs(1),
+                logs_dir: logs.clone(),
+                snapshot_bytes: u64::MAX,
+            },
+            DriverInbox {
+                clients: clients_rx,
+                internal: internal_rx,
+                internal_tx: internal_tx.clone(),
+                processes: processes_rx,
+                acks: acks_rx,
+            },
+            CancellationToken::new(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        );
+        Self {
+            driver,
+            clients: clients_tx,
+            journal: wal_rx,
+            acks: acks_tx,
+            internal: internal_tx,
+            logs,
+            dir,
+        }
+    }
+}
+
+/// A driver on its own runtime, with the test standing in for the journal.
+struct Rig {
+    /// Runs the driver and the job waiters.
+    rt: tokio::runtime::Runtime,
+    /// Client commands into the driver.
+    clients: mpsc::Sender<ClientMsg>,
+    /// What the driver hands to the journal.
+    journal: std_mpsc::Receiver<WalCmd>,
+    /// The journal's answers, as the test gives them.
+    acks: mpsc::UnboundedSender<WalAck>,
+    /// Keeps the driver's internal channel open.
+    _internal: mpsc::UnboundedSender<InternalMsg>,
+    /// The driver task, aborted at drop.
+    driver: tokio::task::JoinHandle<Core>,
+    /// Job output files.
+    logs: PathBuf,
+    /// Where the jobs run; holds `logs`.
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A driver over an empty core that runs at most `concurrency` jobs.
+    fn start(concurrency: u32) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let parts = Parts::new(concurrency);
+        let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
+        Self {
+            rt,
+            clients: parts.clients,
+            journal: parts.journal,
+            acks: parts.acks,
+            _internal: parts.internal,
+            driver,
+            logs: parts.logs,
+            dir: parts.dir,
+        }
+    }
+
+    /// A shell job running `script` in the rig's folder.
+    fn shell(&self, script: &str) -> JobSpec {
+        JobSpec::new(
+            Command::Shell(script.to_string()),
+            self.dir.path().to_string_lossy(),
+            "default",
+            50,
+        )
+    }
+
+    /// Runs `fut` on the rig's runtime; panics after [`DEADLINE`].
+    fn within<F: Future>(&self, what: &str, fut: F) -> F::Output {
+        self.rt
+            .block_on(async { tokio::time::timeout(DEADLINE, fut).await })
+            .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
+    }
+
+    /// Sends a request; its response frames arrive on the returned receiver.
+    fn request(&self, request: Request) -> mpsc::UnboundedReceiver<Outgoing> {
+        let (reply, responses) = mpsc::unbounded_channel();
+        self.within("handing a request to the driver", async {
+            self.clients
+                .send(ClientMsg { request, reply })
+                .await
+                .expect("the driver is running")
+        });
+        responses
+    }
+
+    /// The next response frame on `rx`.
+    fn response(&self, rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Response {
+        match self
+            .within("a response", rx.recv())
+            .expect("the driver dropped the reply channel")
+        {
+            Outgoing::Response(response) => response,
+            Outgoing::Frame(frame) => {
+                decode_payload(&frame[4..]).expect("a frame the driver encoded")
+            }
+        }
+    }
+
+    /// The next command the driver hands to the journal.
+    fn next_cmd(&self) -> WalCmd {
+        self.journal
+            .recv_timeout(DEADLINE)
+            .expect("the driver handed nothing to the journal")
+    }
+
+    /// The next command, which must be a `Write`.
+    fn next_write(&self) -> Write {
+        match self.next_cmd() {
+            WalCmd::Write {
+                ticket,
+                records,
+                sync,
+            } => Write {
+                ticket,
+                events: records
+                    .iter()
+                    .map(|r| decode_payload(r).expect("a record decodes as an event"))
+                    .collect(),
+                sync,
+            },
+            WalCmd::Snapshot { .. } => panic!("expected a write, got a snapshot"),
+            WalCmd::Reopen { .. } => panic!("expected a write, got a reopen"),
+            WalCmd::Stop { .. } => panic!("expected a write, got a stop"),
+        }
+    }
+
+    /// The writes handed over until one holds an event matching `last`,
+    /// acknowledging none of them.
+    fn writes_until(&self, last: impl Fn(&Event) -> bool) -> Vec<Write> {
+        let mut writes = Vec::new();
+        loop {
+            let write = self.next_write();
+            let done = write.events.iter().any(&last);
+            writes.push(write);
+            if done {
+                return writes;
+            }
+        }
+    }
+
+    /// Acknowledges ticket `ticket` as written (and fsynced, with `synced`).
+    fn ack(&self, ticket: u64, synced: bool) {
+        let info = AckInfo {
+            synced,
+            bytes_since_snapshot: 0,
+            fsync: synced.then_some(Duration::ZERO),
+            snapshot_bytes: 0,
+        };
+        self.acks
+            .send(WalAck {
+                ticket,
+                result: Ok(info),
+            })
+            .expect("the driver is running");
+    }
+
+    /// Reports that the write of ticket `ticket` failed.
+    fn fail(&self, ticket: u64, error: &str) {
+        self.acks
+            .send(WalAck {
+                ticket,
+                result: Err(error.to_string()),
+            })
+            .expect("the driver is running");
+    }
+
+    /// The state of job `id`, asked through a status request (which the
+    /// driver answers without waiting for the journal).
+    fn state(&self, id: u64) -> JobState {
+        let mut rx = self.request(Request::Status(StatusRequest {
+            ids: vec![mayfly_protocol::JobId(id)],
+        }));
+        match self.response(&mut rx) {
+            Response::Jobs(jobs) if jobs.len() == 1 => jobs[0].state,
+            other => panic!("status of job {id}: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Whether `event` is `Started` for job `id`.
+fn started(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Started { id: j, .. } if j.0 == id)
+}
+
+/// Whether `event` is `Exited` for job `id`.
+fn exited(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Exited { id: j, .. } if j.0 == id)
+}
+
+/// Whether `event` is `Spawned` for job `id`.
+fn spawned(event: &Event, id: u64) -> bool {
+    matches!(event, Event::Spawned { id: j, .. } if j.0 == id)
+}
+
+/// The position (write, record) of the first event matching `pred`.
+fn position(writes: &[Write], pred: impl Fn(&Event) -> bool) -> Option<(usize, usize)> {
+    writes.iter().enumerate().find_map(|(w, write)| {
+        write
+            .events
+            .iter()
+            .position(&pred)
+            .map(|record| (w, record))
+    })
+}
+
+/// Submits `specs` as one batch, acknowledges its fsync, and checks the
+/// answer and the write: the submits are fsynced and the first job's start
+/// rides in the same group.
+fn submit_acknowledged(rig: &Rig, specs: Vec<JobSpec>) -> Write {
+    let n = specs.len();
+    let mut reply = rig.request(Request::SubmitBatch(SubmitBatchRequest { specs }));
+    let write = rig.next_write();
+    assert!(write.sync, "a client's submit is fsynced: {write:?}");
+    let submitted = write
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Submitted { .. }))
+        .count();
+    assert_eq!(submitted, n, "{write:?}");
+    rig.ack(write.ticket, true);
+    match rig.response(&mut reply) {
+        Response::SubmittedBatch { ids } => assert_eq!(ids.len(), n),
+        other => panic!("submit answered {other:?}"),
+    }
+    write
+}
+
+#[test]
+fn a_job_the_daemon_starts_does_not_wait_for_the_journal_but_its_start_is_logged_first() {
+    let rig = Rig::start(1);
+    let first = submit_acknowledged(&rig, vec![rig.shell("exit 0"), rig.shell("echo ran")]);
+    assert!(first.events.iter().any(|e| started(e, 1)), "{first:?}");
+
+    // From here on nothing is acknowledged: job 2 starts on job 1's exit,
+    // a group of the daemon's own records, and must not wait for the log.
+    let writes = rig.writes_until(|e| exited(e, 2));
+    assert!(
+        writes.iter().all(|w| !w.sync),
+        "the daemon's own records are not fsynced: {writes:?}"
+    );
+    let start = position(&writes, |e| started(e, 2)).expect("job 2's Started record");
+    let spawn = position(&writes, |e| spawned(e, 2)).expect("job 2's Spawned record");
+    let exit = position(&writes, |e| exited(e, 2)).expect("job 2's Exited record");
+    assert!(
+        start < spawn && spawn < exit,
+        "records out of order: Started {start:?}, Spawned {spawn:?}, Exited {exit:?}"
+    );
+    let out = std::fs::read_to_string(rig.logs.join("2.out")).expect("job 2's output");
+    assert_eq!(out, "ran\n");
+    assert_eq!(rig.state(2), JobState::Succeeded);
+}
+
+#[test]
+fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
+    let rig = Rig::start(1);
+    let mut reply = rig.request(Request::Submit(SubmitRequest {
+        spec: rig.shell("echo ran"),
+    }));
+    let write = rig.next_write();
+    assert!(write.sync, "{write:?}");
+    assert!(write.events.iter().any(|e| started(e, 1)), "{write:?}");
+
+    // A status round trip: the driver has committed the submit's group by
+    // the time it answers, yet holds the answer and the spawn.
+    assert_eq!(rig.state(1), JobState::Running);
+    assert!(
+        matches!(reply.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        "the submit was answered before its fsync"
+    );
+    assert!(
+        matches!(rig.journal.try_recv(), Err(std_mpsc::TryRecvError::Empty)),
+        "something was logged (a spawn?) before the fsync"
+    );
+
+    rig.ack(write.ticket, true);
+    match rig.response(&mut reply) {
+        Response::Submitted { id } => assert_eq!(id.0, 1),
+        other => panic!("submit answered {other:?}"),
+    }
+    rig.writes_until(|e| exited(e, 1));
+    let out = std::fs::read_to_string(rig.logs.join("1.out")).expect("job 1's output");
+    assert_eq!(out, "ran\n");
+}
+
+#[test]
+fn after_a_storage_failure_acted_on_facts_are_logged_again_and_stale_answers_ignored() {
+    let rig = Rig::start(1);
+    let durable = submit_acknowledged(&rig, vec![rig.shell("exit 0")]);
+    let writes = rig.writes_until(|e| exited(e, 1));
+    let failed = writes.first().expect("a write after the submit");
+
+    // The disk fails under the daemon's own records, which were acted on
+    // already: job 1 ran and exited.
+    rig.fail(failed.ticket, "disk full");
+    let (config, reply) = match rig.next_cmd() {
+        WalCmd::Reopen { config, reply } => (config, reply),
+        _ => panic!("a failed write must make the driver rebuild from the log"),
+    };
+    // What is on disk: only the fsynced submit group.
+    let mut on_disk = Core::new(config);
+    for event in &durable.events {
+        on_disk.apply(event).expect("the durable events apply");
+    }
+    reply
+        .send(Ok(on_disk))
+        .expect("the driver waits for the rebuild");
+
+    let relogged = rig.next_write();
+    assert!(
+        relogged.events.iter().any(|e| spawned(e, 1))
+            && relogged.events.iter().any(|e| exited(e, 1)),
+        "the facts acted on are logged again: {relogged:?}"
+    );
+
+    // The journal's answers to writes the failure already covered are
+    // stale: they must not start a second rebuild (the driver would then
+    // wait for a reopen, and not answer the status below).
+    let stale = writes.last().expect("the exit's write").ticket;
+    rig.fail(stale, "disk full");
+    assert_eq!(rig.state(1), JobState::Succeeded);
+    assert!(
+        matches!(rig.journal.try_recv(), Err(std_mpsc::TryRecvError::Empty)),
+        "a stale failure was acted on again"
+    );
+}
+
+#[test]
+fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
+    let Parts {
+        mut driver, dir, ..
+    } = Parts::new(1);
+    let spec = JobSpec::new(
+        Command::Argv(vec!["sleep".into(), "30".into()]),
+        dir.path().to_string_lossy(),
+        "default",
+        50,
+    );
+    let now = mayfly_protocol::Timestamp::now();
+    let submitted = driver.core.decide_submit(now, spec).expect("a valid job");
+    let id = submitted.job_id().expect("the new job's id");
+    driver.core.apply(&submitted).expect("the submit applies");
+    let start = driver.core.next_start(now).expect("the job may start");
+    driver.core.apply(&start).expect("the start applies");
+    while driver.core.poll_action().is_some() {}
+
+    // The executor has been asked to start it; its pid is not known yet.
+    driver.starting.insert(
+        id,
+        super::Starting {
+            attempt: 1,
+            signals: Vec::new(),
+        },
+    );
+    driver.run_action(Action::Signal {
+        id,
+        signal: Signal::Term,
+    });
+
+    // Stand in for the executor: the process it started.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .expect("sleep starts");
+    driver.on_process(ProcessReport::Started {
+        id,
+        pid: child.id(),
+        start_ticks: None,
+    });
+    assert_eq!(driver.core.pid(id), Some(child.id()));
+    assert!(driver.starting.is_empty());
+
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for sleep") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SIGTERM asked for while the job was starting never arrived"
+        );
+        // A poll bounded by the deadline: std has no wait with a timeout.
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+/// Polls `done` until it holds; panics after [`DEADLINE`] naming `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_output_files_of_the_jobs_next_in_line_exist_before_they_start() {
+    let rig = Rig::start(1);
+    // Job 1 holds the only slot until the test creates `release`.
+    let hold = "i=0; while [ ! -e release ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done";
+    submit_acknowledged(
+        &rig,
+        vec![
+            rig.shell(hold),
+            rig.shell("echo two"),
+            rig.shell("echo three"),
+        ],
+    );
+    let queued = [2, 3].map(|id| rig.logs.join(format!("{id}.out")));
+    wait_until("the queued jobs' output files", || {
+        queued.iter().all(|path| path.exists())
+    });
+    assert_eq!(rig.state(2), JobState::Queued, "job 2 started early");
+    assert_eq!(rig.state(3), JobState::Queued, "job 3 started early");
+    for path in &queued {
+        let text = std::fs::read_to_string(path).expect("a prepared file");
+        assert_eq!(
+            text,
+            "",
+            "{} was written before its job ran",
+            path.display()
+        );
+    }
+
+    std::fs::write(rig.dir.path().join("release"), "").expect("release job 1");
+    rig.writes_until(|e| exited(e, 3));
+    let out = std::fs::read_to_string(&queued[1]).expect("job 3's output");
+    assert_eq!(out, "three\n");
+}
+
+/// The activity of job `id` in `records`, by event name, with the finish
+/// (if any) for its fields.
+fn job_activity(
+    records: &[mayfly_protocol::ActivityRecord],
+    id: u64,
+) -> (Vec<&'static str>, Option<&Activity>) {
+    use mayfly_protocol::JobId as J;
+    let mut names = Vec::new();
+    let mut finished = None;
+    for record in records {
+        let of_job = match &record.event {
+            Activity::JobSubmitted { id: j, .. }
+            | Activity::JobQueued { id: j }
+            | Activity::JobWaiting { id: j }
+            | Activity::JobStarted { id: j, .. }
+            | Activity::JobRetrying { id: j, .. }
+            | Activity::JobStopRequested { id: j, .. } => *j == J(id),
+            Activity::JobFinished { id: j, .. } => {
+                if *j == J(id) {
+                    finished = Some(&record.event);
+                }
+                *j == J(id)
+            }
+            _ => false,
+        };
+        if of_job {
+            names.push(record.event.name());
+        }
+    }
+    (names, finished)
+}
+
+#[test]
+fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
+    let rig = Rig::start(1);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rig._internal
+        .send(InternalMsg::SubscribeEvents(tx))
+        .expect("the driver is running");
+    let (_, mut events) = rig.within("a subscription", rx).expect("subscribed");
+    let mut spec = rig.shell("exit 3");
+    spec.retries = 1;
+    spec.retry_delay_ms = 0;
+    submit_acknowledged(&rig, vec![spec]);
+    rig.writes_until(|e| matches!(e, Event::Exited { .. }));
+    rig.writes_until(|e| matches!(e, Event::Exited { .. }));
+    assert_eq!(rig.state(1), JobState::Failed);
+
+    let mut records = Vec::new();
+    while let Ok(record) = events.try_recv() {
+        records.push(record);
+    }
+    let (names, finished) = job_activity(&records, 1);
+    assert_eq!(
+        names,
+        [
+            "JobSubmitted",
+            "JobQueued",
+            "JobStarted",
+            "JobRetrying",
+            "JobQueued",
+            "JobStarted",
+            "JobFinished"
+        ],
+        "{records:#?}"
+    );
+    match finished {
+        Some(Activity::JobFinished {
+            state,
+            exit_code,
+            queue,
+            ran_ms,
+            ..
+        }) => {
+            assert_eq!(*state, JobState::Failed);
+            assert_eq!(*exit_code, Some(3));
+            assert_eq!(queue, "default");
+            assert!(ran_ms.is_some(), "{finished:?}");
+        }
+        other => panic!("no JobFinished: {other:?}"),
+    }
+}
+
+/// Job listings sent to a session.
+mod listing {
+    use mayfly_protocol::{Command, JobState, MAX_FRAME_LEN, decode_payload};
+
+    use super::super::*;
+
+    /// A queued job with one label of `label_bytes` bytes.
+    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
+        JobInfo {
+            id: JobId(id),
+            state: JobState::Queued,
+            command: Command::Shell("true".into()),
+            cwd: "/".into(),
+            queue: "default".into(),
+            priority: 50,
+            labels: vec![("pad".into(), "x".repeat(label_bytes))],
+            exit_code: None,
+            signal: None,
+            attempts: 0,
+            submitted_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            reason: None,
+            pid: None,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    /// A chunk too large for one frame goes out in smaller frames, in
+    /// order; a single job too large for any frame ends the stream with an
+    /// error instead of a frame the client would refuse.
+    fn listing_chunks_split_to_fit_the_frame_limit() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let jobs = [
+            job_with_label(1, 9 << 20),
+            job_with_label(2, 9 << 20),
+            job_with_label(3, 10),
+        ];
+        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+        assert!(send_jobs(&tx, &views));
+        let mut ids = Vec::new();
+        let mut frames = 0;
+        while let Ok(out) = rx.try_recv() {
+            let Outgoing::Frame(frame) = out else {
+                panic!("expected a frame, got {out:?}");
+            };
+            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
+            let Ok(Response::Jobs(chunk)) = decode_payload::<Response>(&frame[4..]) else {
+                panic!("a frame that is not Response::Jobs");
+            };
+            ids.extend(chunk.iter().map(|job| job.id.0));
+            frames += 1;
+        }
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(frames, 2, "the chunk of three went out as [1] and [2, 3]");
+
+        let huge = [job_with_label(4, MAX_FRAME_LEN)];
+        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
+        assert!(!send_jobs(&tx, &views), "the stream has ended");
+        match rx.try_recv() {
+            Ok(Outgoing::Response(Response::Error(e))) => {
+                assert_eq!(e.kind, ErrorKind::Internal);
+                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
+            }
+            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "nothing after the error");
+    }
+}
