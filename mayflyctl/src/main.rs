@@ -5,12 +5,11 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
 use mayflyctl::{Cli, ClientContext};
 
 fn main() -> ExitCode {
     // Clap prints its own usage errors and exits 2 (help and version: 0).
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let ctx = ClientContext::from_process(&cli);
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = mayflyctl::run(&cli, &ctx, &mut out);
