@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use helper::raw::{RawClient, connect_raw, frame, shell_spec};
 use helper::{
-    DEADLINE, Daemon, code_of, process_gone, read_pid_file, run, stderr_of, stdout_of, until_file,
-    wait_until, write_pid,
+    DEADLINE, Daemon, Grandchild, code_of, process_gone, read_pid_file, run, stderr_of, stdout_of,
+    until_file, wait_until, write_pid,
 };
 
 /// Turns job ids into the string arguments `wait`/`cancel` take.
@@ -49,21 +49,6 @@ fn logs(d: &Daemon, id: u64, extra: &[&str]) -> String {
     let mut args = vec!["logs", id.as_str()];
     args.extend_from_slice(extra);
     d.ctl_ok(&args)
-}
-
-/// A grandchild process a test must not leave behind if it fails: killed on
-/// drop (by pid, and only if it still is the `sleep` the job started).
-struct Grandchild(u32);
-
-impl Drop for Grandchild {
-    /// Kills the grandchild if a failed test left it running.
-    fn drop(&mut self) {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
-        if !process_gone(self.0) && cmdline.starts_with(b"sleep") {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0).unwrap_or(i32::MAX));
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 // ------------------------------------------------------------------ output

@@ -21,8 +21,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use helper::{
-    DEADLINE, Daemon, bin, code_of, process_gone, read_pid_file, run, stderr_of, stdout_of,
-    until_file, wait_until, write_pid,
+    DEADLINE, Daemon, Grandchild, bin, code_of, process_gone, read_pid_file, run, stderr_of,
+    stdout_of, until_file, wait_until, write_pid,
 };
 
 /// Runs `mayflyctl wait ID…` and returns its exit code.
@@ -102,21 +102,6 @@ fn queue(d: &Daemon, name: &str) -> Option<Value> {
 fn proc_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-/// A process a test must not leave behind if it fails: killed on drop (by
-/// pid, and only if it still is the `sleep` the job started).
-struct Grandchild(u32);
-
-impl Drop for Grandchild {
-    /// Kills the grandchild if a failed test left it running.
-    fn drop(&mut self) {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
-        if !process_gone(self.0) && cmdline.starts_with(b"sleep") {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0).unwrap_or(i32::MAX));
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 // ------------------------------------------------------------ dependencies

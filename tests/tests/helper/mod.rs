@@ -609,3 +609,19 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A grandchild process (a `sleep` a job started in the background) that a
+/// test must not leave behind if it fails: killed on drop, by pid, and only
+/// if that pid still is a `sleep`.
+pub struct Grandchild(pub u32);
+
+impl Drop for Grandchild {
+    /// Kills the grandchild if a failed test left it running.
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if !process_gone(self.0) && cmdline.starts_with(b"sleep") {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
