@@ -495,9 +495,82 @@ impl Cli {
     /// Anything that parser does not accept — another command, `--help`, a
     /// mistake — goes to the full parser, so help and error messages are
     /// always the full ones.
+    ///
+    /// Before that, the plainest form of all — `[--socket PATH] [--json]
+    /// submit -- CMD [ARGS…]`, what scripts and `xargs` run — is recognised
+    /// without clap (see [`Cli::try_parse_plain_submit`]): even the small
+    /// parser was most of the instructions left in that call (callgrind:
+    /// about 180k of 264k).
     pub fn parse_args() -> Cli {
-        let args: Vec<OsString> = std::env::args_os().collect();
+        let mut args: Vec<OsString> = std::env::args_os().collect();
+        if let Some(cli) = Cli::try_parse_plain_submit(&mut args) {
+            return cli;
+        }
         Cli::try_parse_submit(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
+    /// `[--socket PATH | --socket=PATH] [--json] submit -- CMD [ARGS…]`, each
+    /// global option at most once and in either order, `PATH` not empty and
+    /// not starting with `-`: the submit of a plain command with every
+    /// option at its default. `Some` only for exactly that form, and then
+    /// what the full parser gives (the tests hold the two together); `None`
+    /// for anything else, which then goes through clap. On `Some`, the
+    /// command's words have been moved out of `args`.
+    pub fn try_parse_plain_submit(args: &mut [OsString]) -> Option<Cli> {
+        let mut socket: Option<PathBuf> = None;
+        let mut json = false;
+        let mut i = 1;
+        loop {
+            let word = args.get(i)?.to_str()?;
+            i += 1;
+            match word {
+                "--json" if !json => json = true,
+                "--socket" if socket.is_none() => {
+                    let path = args.get(i)?.to_str()?;
+                    if path.is_empty() || path.starts_with('-') {
+                        return None;
+                    }
+                    socket = Some(PathBuf::from(path));
+                    i += 1;
+                }
+                w if w.starts_with("--socket=") && socket.is_none() => {
+                    let path = &w["--socket=".len()..];
+                    if path.is_empty() {
+                        return None;
+                    }
+                    socket = Some(PathBuf::from(path));
+                }
+                "submit" => break,
+                _ => return None,
+            }
+        }
+        if args.get(i)?.to_str()? != "--" || args.len() <= i + 1 {
+            return None;
+        }
+        let command = args[i + 1..].iter_mut().map(std::mem::take).collect();
+        Some(Cli {
+            socket,
+            json,
+            command: CliCommand::Submit(SubmitArgs {
+                queue: mayfly_protocol::DEFAULT_QUEUE.to_owned(),
+                priority: None,
+                cwd: None,
+                env: Vec::new(),
+                label: Vec::new(),
+                shell: false,
+                wait: false,
+                after: Vec::new(),
+                after_any: Vec::new(),
+                delay: None,
+                at: None,
+                timeout: None,
+                retries: None,
+                retry_delay: None,
+                stdin: false,
+                json_input: false,
+                command,
+            }),
+        })
     }
 
     /// The short path of [`Cli::parse_args`]: `Some` only for a `submit` the
@@ -849,6 +922,66 @@ mod fast_path_tests {
                 .unwrap_or_else(|| panic!("{words:?}: the short path refused it"));
             let full = Cli::try_parse_from(&args).expect("the full parser accepts it");
             assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{words:?}");
+        }
+    }
+
+    /// The plain form is parsed without clap, to exactly the full parse.
+    #[test]
+    fn the_plain_submit_parses_as_the_full_parser_does() {
+        let cases: &[&[&str]] = &[
+            &["submit", "--", "true"],
+            &["--json", "submit", "--", "true"],
+            &["--socket", "/s", "submit", "--", "echo", "a b", "--json"],
+            &["--socket=/s", "--json", "submit", "--", "true"],
+            &["--json", "--socket", "s.sock", "submit", "--", "--help"],
+            &["submit", "--", "sh", "-c", "exit 3", "--", "-x"],
+            &["submit", "--", ""],
+        ];
+        for words in cases {
+            let mut args = argv(words);
+            let full = Cli::try_parse_from(&args).expect("the full parser accepts it");
+            let plain = Cli::try_parse_plain_submit(&mut args)
+                .unwrap_or_else(|| panic!("{words:?}: the plain path refused it"));
+            assert_eq!(format!("{plain:?}"), format!("{full:?}"), "{words:?}");
+        }
+        // Words that are not UTF-8 are passed through as they are.
+        use std::os::unix::ffi::OsStringExt;
+        let mut args = argv(&["submit", "--"]);
+        args.push(OsString::from_vec(b"caf\xe9".to_vec()));
+        let full = Cli::try_parse_from(&args).expect("the full parser accepts it");
+        let plain = Cli::try_parse_plain_submit(&mut args).expect("plain");
+        assert_eq!(format!("{plain:?}"), format!("{full:?}"));
+    }
+
+    /// Any option, a repeated or odd global, or no `--` leaves the plain
+    /// path, and the arguments are left as they were.
+    #[test]
+    fn anything_but_the_plain_form_leaves_the_plain_path() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["submit"],
+            &["submit", "--"],
+            &["submit", "true"],
+            &["submit", "-q", "x", "--", "true"],
+            &["submit", "--wait", "--", "true"],
+            &["submit", "--json", "--", "true"],
+            &["--json", "--json", "submit", "--", "true"],
+            &["--socket", "/a", "--socket", "/b", "submit", "--", "true"],
+            &["--socket", "--json", "submit", "--", "true"],
+            &["--socket", "", "submit", "--", "true"],
+            &["--socket=", "submit", "--", "true"],
+            &["--socket"],
+            &["status", "--", "true"],
+            &["--help"],
+            &["submit", "--help"],
+        ];
+        for words in cases {
+            let mut args = argv(words);
+            assert!(
+                Cli::try_parse_plain_submit(&mut args).is_none(),
+                "{words:?} took the plain path"
+            );
+            assert_eq!(args, argv(words), "{words:?}: arguments changed");
         }
     }
 
