@@ -140,8 +140,9 @@ def cmd_report(raw, machine, out):
       "small environment.")
     w("- Each cell: median over rounds (min–max, rounds); each round is one "
       "run of the whole workload, tools interleaved (A B C A B C …). "
-      "Process figures include the bash loop's fork+exec; the "
-      "`(bash loop …)` row is that overhead alone.")
+      "Process figures are timed by `bench`'s `lat-loop` (one posix_spawn "
+      "per call, no shell) and include the spawn; the `(spawn + /bin/true)` "
+      "row is that overhead alone.")
     if notes:
         w("- **Notes from the run**: " + "; ".join(notes))
     w("")
