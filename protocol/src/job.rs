@@ -59,9 +59,17 @@ impl Timestamp {
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Run this argv directly (no shell): `argv[0]` is looked up on `PATH`.
+    /// Run this argv directly (no shell): `argv[0]` is looked up on the
+    /// job's own `PATH`.
     Argv(Vec<String>),
-    /// Run this string with `sh -c`.
+    /// Run this string with `sh -c`. A string that is one plain command
+    /// (plain words only, the first neither an assignment nor a shell
+    /// built-in) may be exec'd directly instead, with the `PWD` sh would
+    /// have set, as GNU make does: it runs the same program with the same
+    /// arguments and environment, minus a shell's start-up. What can tell
+    /// the two apart: no `sh` process sits between the daemon and the
+    /// program, so a program killed by signal N ends by that signal rather
+    /// than as sh's exit code 128+N (`mayflyctl wait` exits 128+N for both).
     Shell(String),
 }
 
