@@ -180,7 +180,7 @@ impl std::fmt::Debug for HttpState {
 }
 
 /// Serves HTTP on `listener` until `shutdown` fires, then stops accepting
-/// and gives open connections [`DRAIN_TIMEOUT`] to finish.
+/// and gives open connections `DRAIN_TIMEOUT` (2 s) to finish.
 pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP endpoint listening (/metrics, /__health)");
