@@ -272,7 +272,7 @@ def cmd_report(raw, machine, out):
       "concurrency 1.")
     w("- **e2e**: each job is submitted through the tool's CLI, one process "
       "per job, then the run waits for all; `mayflyctl-stdin` is Mayfly's "
-      "batch submit (`submit --stdin`, one request, jobs run via `sh -c`). "
+      "batch submit (`submit --stdin`, one request; each line is a shell command, and a line that is one plain command, like `true`, is exec'd directly rather than through `sh -c`). "
       "pueue's end is detected by polling `pueue status --json` every 10 ms.")
     w("")
     w(END)
