@@ -575,6 +575,51 @@ fn submit_stdin_queues_one_job_per_line() {
     refused(&empty, 2);
 }
 
+/// A line that is one plain command runs without a shell in between, and
+/// nothing a job can see tells the difference: the `PWD` dash would set,
+/// the daemon's variables, and sh's "not found" (exit 127) for a command
+/// that does not exist.
+#[test]
+fn plain_stdin_lines_run_as_sh_would_run_them() {
+    let d = Daemon::start(&["--concurrency", "2"]);
+    let input = "printenv PWD\nprintenv MAYFLY_JOB_ID\nno-such-command-mayfly now\n\
+                 cat /proc/self/status\n";
+    let out = ctl_with_stdin(&d, &["submit", "--stdin"], input);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let ids: Vec<u64> = stdout_of(&out)
+        .lines()
+        .map(|l| l.parse().expect("one id per line"))
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(wait_code(&d, &ids), 1, "the missing command fails");
+    let logs = |id: u64, stream: &[&str]| {
+        let id = id.to_string();
+        let mut args = vec!["logs", id.as_str()];
+        args.extend(stream);
+        stdout_of(&d.ctl(&args))
+    };
+    // The test's own PWD names another folder, so dash would export the
+    // working directory's physical path.
+    let work = std::fs::canonicalize(d.work()).expect("the work folder");
+    assert_eq!(logs(ids[0], &[]).trim_end(), work.to_string_lossy());
+    assert_eq!(logs(ids[1], &[]).trim_end(), ids[1].to_string());
+    assert_eq!(d.job(ids[2])["exit_code"], 127, "{}", d.job(ids[2]));
+    assert!(
+        logs(ids[2], &["--stderr"]).contains("no-such-command-mayfly"),
+        "sh reports the missing command on the job's stderr"
+    );
+    // The plain line's program is the daemon's own child: no sh between.
+    let status = logs(ids[3], &[]);
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .expect("a PPid line")
+        .trim()
+        .parse::<u32>()
+        .expect("a pid");
+    assert_eq!(Some(ppid), d.pid(), "{status}");
+}
+
 /// `--json-input`: jobs of one input depend on earlier lines; a forward
 /// reference is refused and nothing is queued.
 #[test]

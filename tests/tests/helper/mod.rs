@@ -257,6 +257,15 @@ impl Daemon {
         Self::start_in(dir, socket, extra_args)
     }
 
+    /// The daemon's pid (while it has not been reaped).
+    #[allow(
+        dead_code,
+        reason = "used by features.rs; every test binary compiles this module"
+    )]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts a daemon in an existing temp dir with the given socket path
     /// (for tests that prepare the socket's surroundings first).
     pub fn start_in(dir: TempDir, socket: PathBuf, extra_args: &[&str]) -> Self {
