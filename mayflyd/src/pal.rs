@@ -87,7 +87,7 @@ impl Pal {
         };
         self.next_seq += 1;
         if tracing::enabled!(tracing::Level::INFO) {
-            let fields = mayfly_protocol::json::activity_json(&record);
+            let fields = mayfly_protocol::json::activity_json_string(&record);
             tracing::info!(target: "mayflyd::pal", event = record.event.name(), %fields);
         }
         if self.ring.len() == RING_CAPACITY {

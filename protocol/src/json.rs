@@ -33,11 +33,6 @@ fn rfc3339_display(ts: Timestamp) -> humantime::Rfc3339Timestamp {
     humantime::format_rfc3339_millis(clamped.to_system_time())
 }
 
-/// An optional timestamp as RFC 3339 or `null`.
-fn rfc3339_or_null(ts: Option<Timestamp>) -> Value {
-    ts.map_or(Value::Null, |t| Value::String(rfc3339(t)))
-}
-
 /// A job object that serializes itself straight into a JSON writer, with
 /// its fields in sorted order: the order a [`Value`] object prints them in
 /// (its map is sorted), so printing either gives the same bytes.
@@ -311,79 +306,365 @@ pub fn dump_state_json(header: &StateHeader, jobs: &[JobInfo]) -> Value {
 /// An activity-log entry as one JSON object: `event` (the PascalCase name),
 /// `at`, `seq`, and the event's fields.
 pub fn activity_json(record: &crate::ActivityRecord) -> Value {
-    use crate::Activity as A;
-    let mut fields = match &record.event {
-        A::SchedulerBoot {
-            version,
-            concurrency,
-            recovered_jobs,
-            replayed_records,
-            replay_ms,
-            interrupted_jobs,
-        } => json!({
-            "version": version, "concurrency": concurrency, "recovered_jobs": recovered_jobs,
-            "replayed_records": replayed_records, "replay_ms": replay_ms,
-            "interrupted_jobs": interrupted_jobs,
-        }),
-        A::ShutdownBegin {
-            reason,
-            timeout_ms,
-            running_jobs,
-        } => json!({"reason": reason, "timeout_ms": timeout_ms, "running_jobs": running_jobs}),
-        A::ShutdownComplete { uptime_ms } => json!({"uptime_ms": uptime_ms}),
-        A::SystemTaskStart { name, priority } => json!({"name": name, "priority": priority}),
-        A::SystemTaskExit { name, ok, error } => json!({"name": name, "ok": ok, "error": error}),
-        A::JobSubmitted {
-            id,
-            queue,
-            priority,
-            command,
-        } => json!({"id": id.0, "queue": queue, "priority": priority, "command": command}),
-        A::JobStarted {
-            id,
-            queue,
-            attempt,
-            pid,
-            waited_ms,
-        } => {
-            json!({"id": id.0, "queue": queue, "attempt": attempt, "pid": pid, "waited_ms": waited_ms})
+    // Serializing a map of plain values into a Value cannot fail.
+    serde_json::to_value(ActivityJson(record)).unwrap_or(Value::Null)
+}
+
+/// [`activity_json`] printed compactly, without building a [`Value`]: the
+/// daemon logs one of these per event, several per job.
+pub fn activity_json_string(record: &crate::ActivityRecord) -> String {
+    // Serializing a map of plain values into a string cannot fail.
+    serde_json::to_string(&ActivityJson(record)).unwrap_or_default()
+}
+
+/// An activity-log entry that serializes itself as a JSON object with its
+/// keys in sorted order, the order a [`Value`] object prints them in, so
+/// [`activity_json`] and [`activity_json_string`] print the same bytes.
+struct ActivityJson<'a>(&'a crate::ActivityRecord);
+
+/// One value of an activity entry.
+enum Field<'a> {
+    /// A whole number.
+    U(u64),
+    /// A signed whole number.
+    I(i64),
+    /// `true` or `false`.
+    B(bool),
+    /// A string.
+    S(&'a str),
+    /// A string made for this entry (a formatted time).
+    Owned(String),
+    /// `null`.
+    Null,
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::U(v) => s.serialize_u64(*v),
+            Field::I(v) => s.serialize_i64(*v),
+            Field::B(v) => s.serialize_bool(*v),
+            Field::S(v) => s.serialize_str(v),
+            Field::Owned(v) => s.serialize_str(v),
+            Field::Null => s.serialize_unit(),
         }
-        A::JobStopRequested {
-            id,
-            reason,
-            grace_ms,
-        } => json!({"id": id.0, "reason": reason, "grace_ms": grace_ms}),
-        A::JobFinished {
-            id,
-            queue,
-            state,
-            exit_code,
-            signal,
-            ran_ms,
-            reason,
-        } => json!({
-            "id": id.0, "queue": queue, "state": state.as_str(), "exit_code": exit_code,
-            "signal": signal, "ran_ms": ran_ms, "reason": reason,
-        }),
-        A::JobWaiting { id } | A::JobQueued { id } => json!({"id": id.0}),
-        A::JobRetrying {
-            id,
-            attempt,
-            retry_at,
-            exit_code,
-            signal,
-        } => json!({
-            "id": id.0, "attempt": attempt, "retry_at": rfc3339_or_null(*retry_at),
-            "exit_code": exit_code, "signal": signal,
-        }),
-    };
-    if let Value::Object(map) = &mut fields {
-        let mut head = Map::new();
-        head.insert("event".into(), json!(record.event.name()));
-        head.insert("at".into(), json!(rfc3339(record.at)));
-        head.insert("seq".into(), json!(record.seq));
-        head.extend(std::mem::take(map));
-        return Value::Object(head);
     }
-    fields
+}
+
+impl Serialize for ActivityJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::Activity as A;
+        use Field::{B, Null, Owned, S as Str, U};
+        use serde::ser::SerializeMap;
+        /// A number or `null`.
+        fn opt_i(v: &Option<i32>) -> Field<'static> {
+            v.map_or(Field::Null, |v| Field::I(v.into()))
+        }
+        /// A string or `null`.
+        fn opt_s(v: &Option<String>) -> Field<'_> {
+            v.as_deref().map_or(Field::Null, Field::S)
+        }
+        let record = self.0;
+        let mut fields: Vec<(&str, Field<'_>)> = vec![
+            ("event", Str(record.event.name())),
+            ("at", Owned(rfc3339(record.at))),
+            ("seq", U(record.seq)),
+        ];
+        match &record.event {
+            A::SchedulerBoot {
+                version,
+                concurrency,
+                recovered_jobs,
+                replayed_records,
+                replay_ms,
+                interrupted_jobs,
+            } => fields.extend([
+                ("version", Str(version)),
+                ("concurrency", U((*concurrency).into())),
+                ("recovered_jobs", U(*recovered_jobs)),
+                ("replayed_records", U(*replayed_records)),
+                ("replay_ms", U(*replay_ms)),
+                ("interrupted_jobs", U(*interrupted_jobs)),
+            ]),
+            A::ShutdownBegin {
+                reason,
+                timeout_ms,
+                running_jobs,
+            } => fields.extend([
+                ("reason", Str(reason)),
+                ("timeout_ms", U(*timeout_ms)),
+                ("running_jobs", U((*running_jobs).into())),
+            ]),
+            A::ShutdownComplete { uptime_ms } => fields.push(("uptime_ms", U(*uptime_ms))),
+            A::SystemTaskStart { name, priority } => {
+                fields.extend([("name", Str(name)), ("priority", U((*priority).into()))]);
+            }
+            A::SystemTaskExit { name, ok, error } => {
+                fields.extend([("name", Str(name)), ("ok", B(*ok)), ("error", opt_s(error))]);
+            }
+            A::JobSubmitted {
+                id,
+                queue,
+                priority,
+                command,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("queue", Str(queue)),
+                ("priority", U((*priority).into())),
+                ("command", Str(command)),
+            ]),
+            A::JobStarted {
+                id,
+                queue,
+                attempt,
+                pid,
+                waited_ms,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("queue", Str(queue)),
+                ("attempt", U((*attempt).into())),
+                ("pid", U((*pid).into())),
+                ("waited_ms", U(*waited_ms)),
+            ]),
+            A::JobStopRequested {
+                id,
+                reason,
+                grace_ms,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("reason", Str(reason)),
+                ("grace_ms", U(*grace_ms)),
+            ]),
+            A::JobFinished {
+                id,
+                queue,
+                state,
+                exit_code,
+                signal,
+                ran_ms,
+                reason,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("queue", Str(queue)),
+                ("state", Str(state.as_str())),
+                ("exit_code", opt_i(exit_code)),
+                ("signal", opt_i(signal)),
+                ("ran_ms", ran_ms.map_or(Null, U)),
+                ("reason", opt_s(reason)),
+            ]),
+            A::JobWaiting { id } | A::JobQueued { id } => fields.push(("id", U(id.0))),
+            A::JobRetrying {
+                id,
+                attempt,
+                retry_at,
+                exit_code,
+                signal,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("attempt", U((*attempt).into())),
+                ("retry_at", retry_at.map_or(Null, |t| Owned(rfc3339(t)))),
+                ("exit_code", opt_i(exit_code)),
+                ("signal", opt_i(signal)),
+            ]),
+        }
+        fields.sort_unstable_by_key(|(key, _)| *key);
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (key, value) in &fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod activity_tests {
+    use super::*;
+    use crate::{Activity, ActivityRecord};
+
+    /// The activity object as `json!` built it before [`ActivityJson`]:
+    /// the oracle its bytes are held to.
+    fn reference(record: &crate::ActivityRecord) -> Value {
+        use crate::Activity as A;
+        let mut fields = match &record.event {
+            A::SchedulerBoot {
+                version,
+                concurrency,
+                recovered_jobs,
+                replayed_records,
+                replay_ms,
+                interrupted_jobs,
+            } => json!({
+                "version": version, "concurrency": concurrency, "recovered_jobs": recovered_jobs,
+                "replayed_records": replayed_records, "replay_ms": replay_ms,
+                "interrupted_jobs": interrupted_jobs,
+            }),
+            A::ShutdownBegin {
+                reason,
+                timeout_ms,
+                running_jobs,
+            } => json!({"reason": reason, "timeout_ms": timeout_ms, "running_jobs": running_jobs}),
+            A::ShutdownComplete { uptime_ms } => json!({"uptime_ms": uptime_ms}),
+            A::SystemTaskStart { name, priority } => json!({"name": name, "priority": priority}),
+            A::SystemTaskExit { name, ok, error } => {
+                json!({"name": name, "ok": ok, "error": error})
+            }
+            A::JobSubmitted {
+                id,
+                queue,
+                priority,
+                command,
+            } => json!({"id": id.0, "queue": queue, "priority": priority, "command": command}),
+            A::JobStarted {
+                id,
+                queue,
+                attempt,
+                pid,
+                waited_ms,
+            } => {
+                json!({"id": id.0, "queue": queue, "attempt": attempt, "pid": pid, "waited_ms": waited_ms})
+            }
+            A::JobStopRequested {
+                id,
+                reason,
+                grace_ms,
+            } => json!({"id": id.0, "reason": reason, "grace_ms": grace_ms}),
+            A::JobFinished {
+                id,
+                queue,
+                state,
+                exit_code,
+                signal,
+                ran_ms,
+                reason,
+            } => json!({
+                "id": id.0, "queue": queue, "state": state.as_str(), "exit_code": exit_code,
+                "signal": signal, "ran_ms": ran_ms, "reason": reason,
+            }),
+            A::JobWaiting { id } | A::JobQueued { id } => json!({"id": id.0}),
+            A::JobRetrying {
+                id,
+                attempt,
+                retry_at,
+                exit_code,
+                signal,
+            } => json!({
+                "id": id.0, "attempt": attempt, "retry_at": retry_at.map_or(Value::Null, |t| Value::String(rfc3339(t))),
+                "exit_code": exit_code, "signal": signal,
+            }),
+        };
+        if let Value::Object(map) = &mut fields {
+            let mut head = Map::new();
+            head.insert("event".into(), json!(record.event.name()));
+            head.insert("at".into(), json!(rfc3339(record.at)));
+            head.insert("seq".into(), json!(record.seq));
+            head.extend(std::mem::take(map));
+            return Value::Object(head);
+        }
+        fields
+    }
+
+    /// Every kind of event, with strings that need escaping.
+    fn every_event() -> Vec<Activity> {
+        let tricky = "q\"uo\\te \u{e9}\u{1}\n\t</x>".to_owned();
+        vec![
+            Activity::SchedulerBoot {
+                version: "0.1.0".into(),
+                concurrency: 4,
+                recovered_jobs: 2,
+                replayed_records: u64::MAX,
+                replay_ms: 7,
+                interrupted_jobs: 0,
+            },
+            Activity::ShutdownBegin {
+                reason: tricky.clone(),
+                timeout_ms: 30_000,
+                running_jobs: 3,
+            },
+            Activity::ShutdownComplete { uptime_ms: 1 },
+            Activity::SystemTaskStart {
+                name: "metrics".into(),
+                priority: 255,
+            },
+            Activity::SystemTaskExit {
+                name: tricky.clone(),
+                ok: false,
+                error: Some(tricky.clone()),
+            },
+            Activity::SystemTaskExit {
+                name: "x".into(),
+                ok: true,
+                error: None,
+            },
+            Activity::JobSubmitted {
+                id: JobId(9),
+                queue: "default".into(),
+                priority: 50,
+                command: tricky.clone(),
+            },
+            Activity::JobStarted {
+                id: JobId(9),
+                queue: tricky.clone(),
+                attempt: 2,
+                pid: u32::MAX,
+                waited_ms: 12,
+            },
+            Activity::JobStopRequested {
+                id: JobId(9),
+                reason: "timeout".into(),
+                grace_ms: 5_000,
+            },
+            Activity::JobFinished {
+                id: JobId(9),
+                queue: "q".into(),
+                state: JobState::Failed,
+                exit_code: Some(-1),
+                signal: None,
+                ran_ms: Some(3),
+                reason: Some(tricky.clone()),
+            },
+            Activity::JobFinished {
+                id: JobId(u64::MAX),
+                queue: "q".into(),
+                state: JobState::Cancelled,
+                exit_code: None,
+                signal: Some(15),
+                ran_ms: None,
+                reason: None,
+            },
+            Activity::JobWaiting { id: JobId(1) },
+            Activity::JobQueued { id: JobId(1) },
+            Activity::JobRetrying {
+                id: JobId(4),
+                attempt: 1,
+                retry_at: Some(Timestamp(1_700_000_000_123)),
+                exit_code: Some(3),
+                signal: None,
+            },
+            Activity::JobRetrying {
+                id: JobId(4),
+                attempt: 1,
+                retry_at: None,
+                exit_code: None,
+                signal: Some(9),
+            },
+        ]
+    }
+
+    #[test]
+    fn activity_objects_print_the_same_bytes_as_the_json_macro_built() {
+        for (n, event) in every_event().into_iter().enumerate() {
+            let record = ActivityRecord {
+                seq: n as u64 + 1,
+                at: Timestamp(1_700_000_000_000 + n as u64),
+                event,
+            };
+            let expected = reference(&record);
+            assert_eq!(activity_json(&record), expected, "{record:?}");
+            assert_eq!(
+                activity_json_string(&record),
+                expected.to_string(),
+                "{record:?}"
+            );
+        }
+    }
 }
