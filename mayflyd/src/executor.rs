@@ -423,12 +423,35 @@ fn run_outputs(logs_dir: &Path, work: &std_mpsc::Receiver<OutputWork>) {
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`), which with the pid identifies one process for good.
+///
+/// Read once per job start, so with one `read` into a buffer larger than
+/// the file (`read_to_string` grows its buffer from 32 bytes: six reads).
 pub fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    // procfs hands the whole line to the first read; loop for the rule.
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if buf[..len].ends_with(b"\n") {
+            break;
+        }
+    }
+    let stat = &buf[..len];
     // The command name (field 2) may hold spaces and parentheses: the
     // fields we want come after its last ')'. Field 3 is first there.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(22 - 3)?.parse().ok()
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let field = after
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .nth(22 - 3)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// SIGKILLs the process group a previous daemon left running for a job, if
@@ -701,6 +724,30 @@ mod tests {
         let (outcome, out, _) = run_shell("./job arg", cwd.path(), path_env());
         assert!(matches!(outcome, ExitOutcome::Code(0)), "{outcome:?}");
         assert_eq!(out, "from-the-script arg\n");
+    }
+
+    #[test]
+    fn start_ticks_are_field_22_even_after_a_name_with_parentheses() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let odd = dir.path().join("x) 1 (y");
+        symlink("/bin/sleep", &odd).expect("a symlink with an odd name");
+        let mut child = std::process::Command::new(&odd)
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        // Field 22 read the plain way, counted from the last ')'.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        assert!(stat.contains("(x) 1 (y)"), "{stat}");
+        let after = &stat[stat.rfind(')').unwrap() + 1..];
+        let expected: u64 = after.split_whitespace().nth(19).unwrap().parse().unwrap();
+        assert_eq!(process_start_ticks(pid), Some(expected));
+        assert!(process_start_ticks(std::process::id()).is_some());
+        child.kill().expect("kill sleep");
+        child.wait().expect("reap sleep");
+        // Gone: no start time.
+        assert_eq!(process_start_ticks(pid), None);
     }
 
     #[test]
