@@ -243,9 +243,6 @@ impl Shared {
             open_output(&path)
                 .map_err(|e| format!("cannot open output file {}: {e}", path.display()))
         };
-        let stdout = open(LogStream::Stdout)?;
-        let stderr = open(LogStream::Stderr)?;
-
         // Everything but the program and its arguments.
         let command = |program: &std::ffi::OsStr| {
             let mut cmd = tokio::process::Command::new(program);
@@ -259,29 +256,23 @@ impl Shared {
                 .kill_on_drop(false);
             cmd
         };
-        let spawn = |mut cmd: tokio::process::Command| {
-            cmd.stdout(stdout.try_clone()?)
-                .stderr(stderr.try_clone()?)
-                .spawn()
+        let with_output = |cmd: &mut tokio::process::Command| -> Result<(), String> {
+            cmd.stdout(open(LogStream::Stdout)?)
+                .stderr(open(LogStream::Stderr)?);
+            Ok(())
         };
         // First the program found on the job's PATH, by its full path (see
         // `find_program`); if that cannot be spawned, exactly what was done
         // before, which reports the error the way it always did.
-        let (word, args, mut fallback) = match &spec.command {
-            Command::Argv(argv) => {
-                let mut cmd = command(argv[0].as_ref());
-                cmd.args(&argv[1..]);
-                let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-                (Some(argv[0].as_str()), args, cmd)
-            }
-            Command::Shell(script) => {
-                let mut cmd = command("/bin/sh".as_ref());
-                cmd.arg("-c").arg(script);
-                match plain_words(script, &spec.env) {
-                    Some(words) => (Some(words[0]), words[1..].to_vec(), cmd),
-                    None => (None, Vec::new(), cmd),
-                }
-            }
+        let (word, args): (Option<&str>, Vec<&str>) = match &spec.command {
+            Command::Argv(argv) => (
+                Some(argv[0].as_str()),
+                argv[1..].iter().map(String::as_str).collect(),
+            ),
+            Command::Shell(script) => match plain_words(script, &spec.env) {
+                Some(words) => (Some(words[0]), words[1..].to_vec()),
+                None => (None, Vec::new()),
+            },
         };
         if let Some(word) = word
             && let Some(path) = find_program(word, &spec.env, &spec.cwd)
@@ -292,15 +283,27 @@ impl Shared {
                 // What dash would have exported (see `plain_words`).
                 direct.env("PWD", shell_pwd(spec));
             }
-            if let Ok(child) = spawn(direct) {
+            with_output(&mut direct)?;
+            if let Ok(child) = direct.spawn() {
                 return Ok(child);
             }
         }
-        fallback
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| spawn_error(spec, &e))
+        let mut fallback = match &spec.command {
+            Command::Argv(argv) => {
+                let mut cmd = command(argv[0].as_ref());
+                cmd.args(&argv[1..]);
+                cmd
+            }
+            Command::Shell(script) => {
+                let mut cmd = command("/bin/sh".as_ref());
+                cmd.arg("-c").arg(script);
+                cmd
+            }
+        };
+        // The failed attempt took its descriptors with it: open them again
+        // (appending, so nothing is lost or written twice).
+        with_output(&mut fallback)?;
+        fallback.spawn().map_err(|e| spawn_error(spec, &e))
     }
 }
 
