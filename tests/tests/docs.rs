@@ -133,9 +133,8 @@ fn the_bash_completion_knows_submit() {
 /// Every committed man page formats with `groff -man -Tutf8` without a
 /// warning or error on stderr.
 ///
-/// groff comes from the Debian/Ubuntu package `groff-base`, which CI
-/// installs. Where groff is absent (it is not a build dependency) this check
-/// is skipped with a note on stderr; everything else in this file still runs.
+/// groff comes from the Debian/Ubuntu package `groff-base`, which
+/// `contrib/test` installs; without it this test fails and says so.
 #[test]
 fn groff_formats_every_man_page_without_warnings() {
     let pages: Vec<PathBuf> = render_all()
@@ -153,10 +152,10 @@ fn groff_formats_every_man_page_without_warnings() {
             .output()
         {
             Ok(output) => output,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("groff is not installed (apt package groff-base): skipping this check");
-                return;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "groff is not on PATH: run the suite with contrib/test, which installs it, \
+                 or install the Debian package groff-base yourself"
+            ),
             Err(e) => panic!("running groff on {}: {e}", rel.display()),
         };
         let stderr = String::from_utf8_lossy(&output.stderr);

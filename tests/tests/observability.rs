@@ -7,7 +7,7 @@
 //! ([`Daemon::start_with_http`]); every other test binary's daemons run with
 //! `--http-addr off`, so nothing collides on the default port. `promtool`
 //! and `prometheus-pushgateway` come from Debian's `prometheus` and
-//! `prometheus-pushgateway` packages, which `.ci/run` installs.
+//! `prometheus-pushgateway` packages, which `contrib/test` installs.
 
 #[allow(
     dead_code,
@@ -17,7 +17,6 @@
 mod helper;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use helper::http::{Scrape, free_port, get, request};
@@ -262,11 +261,7 @@ fn unknown_paths_are_404_and_other_methods_405() {
 /// escaping) and failed requests on record.
 #[test]
 fn scrape_passes_promtool_check_metrics() {
-    let promtool = Path::new("/usr/bin/promtool");
-    assert!(
-        promtool.is_file(),
-        "promtool is missing: apt-get install prometheus (.ci/run installs it)"
-    );
+    let promtool = helper::tool("promtool", "prometheus");
     let (d, addr) = Daemon::start_with_http(&[]);
     let ids = [
         d.submit_shell(&["--queue", "alpha"], "true"),
@@ -283,7 +278,7 @@ fn scrape_passes_promtool_check_metrics() {
     let out = run(Command::new("sh")
         .arg("-c")
         .arg(r#"exec "$0" check metrics < "$1""#)
-        .arg(promtool)
+        .arg(&promtool)
         .arg(&file));
     let said = format!(
         "{}{}",
@@ -361,15 +356,10 @@ impl Gateway {
     /// Starts `prometheus-pushgateway` on a free loopback port and waits
     /// until it is ready; retries on another port if the first was taken.
     fn start() -> Gateway {
-        let bin = Path::new("/usr/bin/prometheus-pushgateway");
-        assert!(
-            bin.is_file(),
-            "prometheus-pushgateway is missing: apt-get install prometheus-pushgateway \
-             (.ci/run installs it)"
-        );
+        let bin = helper::tool("prometheus-pushgateway", "prometheus-pushgateway");
         for _ in 0..5 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let child = Command::new(bin)
+            let child = Command::new(&bin)
                 .arg(format!("--web.listen-address={addr}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -8,7 +8,7 @@
 //! behind in `/tmp/tmux-UID`), so a user's own tmux is never touched; the
 //! [`Tmux`] guard kills the session — and with it that private server — by
 //! name when the test ends.
-//! tmux is the Debian package `tmux`; CI installs it.
+//! tmux is the Debian package `tmux`; `contrib/test` installs it.
 
 #[allow(
     dead_code,
@@ -43,7 +43,8 @@ impl Tmux {
             run(Command::new("sh").args(["-c", "command -v tmux"]))
                 .status
                 .success(),
-            "tmux is not installed: install the Debian package 'tmux' (apt-get install tmux)"
+            "tmux is not on PATH: run the suite with contrib/test, which installs it, \
+             or install the Debian package tmux yourself"
         );
         let name = format!(
             "mayfly-tty-{}-{}",

@@ -62,6 +62,30 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The full path of `program`, looked up on `PATH` as a shell would; panics
+/// saying which Debian package has it and that `contrib/test` installs it.
+/// Tests need these tools; a missing one is a failure, never a silent skip.
+#[allow(
+    dead_code,
+    reason = "used by some test binaries; every test binary compiles this module"
+)]
+pub fn tool(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{program} is not on PATH: run the suite with contrib/test, which installs \
+                 it, or install the Debian package {package} yourself"
+            )
+        })
+}
+
 /// Sends `signal` to a process this test started.
 fn signal_pid(child: &Child, signal: Signal) {
     let pid = i32::try_from(child.id()).expect("pid fits in i32");
