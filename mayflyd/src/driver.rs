@@ -1147,6 +1147,9 @@ impl Driver {
         for id in ids {
             match self.core.state_of(id) {
                 Some(s) if s.is_terminal() => {
+                    // Its end may not be durable yet: see `job_ended`. (With
+                    // nothing left unsynced, the journal skips the fsync.)
+                    self.batch_needs_sync = true;
                     if let Some(info) = self.core.job_info(id) {
                         self.hold(&reply, Response::JobEnded(Box::new(info)));
                     }
@@ -1172,11 +1175,15 @@ impl Driver {
         );
     }
 
-    /// Reports a job's end to everyone waiting for it.
+    /// Reports a job's end to everyone waiting for it. The report is held
+    /// until the job's end is durable (the batch is fsynced): a client told
+    /// "it exited 0" must never see the job come back `interrupted` — or run
+    /// again — after a crash.
     fn job_ended(&mut self, id: JobId) {
         let Some(keys) = self.waiters.remove(&id) else {
             return;
         };
+        self.batch_needs_sync = true;
         let Some(info) = self.core.job_info(id) else {
             return;
         };

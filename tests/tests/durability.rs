@@ -1130,6 +1130,189 @@ fn processes_a_crash_left_running_are_stopped_at_restart() {
     assert_eq!(d.state(id), "interrupted");
 }
 
+/// Kills the daemon with SIGKILL right after an acknowledgement and starts
+/// it again on the same state.
+fn crash_and_restart(d: &mut Daemon, args: &[&str]) {
+    d.kill_hard();
+    d.restart(args);
+}
+
+/// The queue `name` as `queue list --json` shows it, if it exists.
+fn queue(d: &Daemon, name: &str) -> Option<Value> {
+    let out = d.ctl_ok(&["--json", "queue", "list"]);
+    let queues: Value = serde_json::from_str(&out).expect("queue list --json is JSON");
+    queues
+        .as_array()
+        .expect("an array of queues")
+        .iter()
+        .find(|q| q["name"] == name)
+        .cloned()
+}
+
+/// Regression: `cancel` of a running job answered "signalled", then a crash
+/// made the next daemon forget it: the job came back `interrupted`, or with
+/// retries left it ran again. The stop request is in the log before the
+/// cancel is acknowledged, so it must win at recovery.
+#[test]
+fn an_acknowledged_cancel_of_a_running_job_survives_a_crash() {
+    let args = ["--concurrency", "1"];
+    let mut d = Daemon::start(&args);
+    let mut blockers = Blockers::new(&d);
+    let script = format!(
+        "echo start >> runs; trap '' TERM; {}",
+        blockers.script("stubborn")
+    );
+    let id = d.submit_shell(&["--retries", "3", "--retry-delay", "1s"], &script);
+    read_pid_file(&d.file("stubborn.pid"));
+    let out = d.ctl_ok(&["cancel", &id.to_string()]);
+    assert!(out.contains("signalled"), "{out}");
+    crash_and_restart(&mut d, &args);
+
+    let job = d.job(id);
+    assert_eq!(job["state"], "cancelled", "after the crash: {job}");
+    assert_eq!(job["attempts"], 1, "it must not run again: {job}");
+    // Nothing starts it again later either: a job submitted after it runs
+    // and ends while `runs` still has one line.
+    let after = d.submit(&["--", "true"]);
+    assert_eq!(wait_for(&d, after), 0);
+    assert_eq!(
+        fs::read_to_string(d.file("runs")).expect("the job's runs file"),
+        "start\n",
+        "the cancelled job ran again"
+    );
+}
+
+/// Regression: `wait` told a client a job succeeded while the job's exit
+/// was not yet in the log; a crash then brought the job back `interrupted`
+/// (or, with retries left, ran it again). A job's end is durable before
+/// anyone is told of it — whether the wait came before the end or after.
+#[test]
+fn a_job_end_reported_by_wait_survives_a_crash() {
+    // The daemon's own records would otherwise be synced by the flusher
+    // within 100ms, which could hide the bug.
+    let args = ["--wal-flush-interval", "1h"];
+    let mut d = Daemon::start(&args);
+    d.ctl_ok(&["pause", "default"]);
+    let first = d.submit(&["--", "true"]);
+    let waited = d.ctl_spawn(&["wait", &first.to_string()]);
+    wait_until(DEADLINE, "the daemon to take the wait", || {
+        d.log_text().contains(r#"kind="wait""#)
+    });
+    d.ctl_ok(&["resume", "default"]);
+    let out = waited.finish(DEADLINE);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let second = d.submit(&["--", "true"]);
+    wait_until(DEADLINE, "the second job to end", || {
+        d.state(second) == "succeeded"
+    });
+    assert_eq!(wait_for(&d, second), 0);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(d.state(first), "succeeded");
+    assert_eq!(d.state(second), "succeeded");
+}
+
+/// Every kind of request that changes state is durable once acknowledged:
+/// after each acknowledgement the daemon is killed with SIGKILL and
+/// restarted, and the change is still there.
+#[test]
+fn every_acknowledged_change_survives_a_crash() {
+    let args = ["--concurrency", "1"];
+    let mut d = Daemon::start(&args);
+    let mut blockers = Blockers::new(&d);
+
+    // cancel of a queued job (one runs, so the next one stays queued)
+    let blocker = d.submit_shell(&[], &blockers.script("first"));
+    read_pid_file(&d.file("first.pid"));
+    let queued = d.submit(&["--", "true"]);
+    assert_eq!(d.state(queued), "queued");
+    d.ctl_ok(&["cancel", &queued.to_string()]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(d.state(queued), "cancelled");
+    assert_eq!(d.state(blocker), "interrupted");
+
+    // cancel of a waiting job
+    let waiting = d.submit(&["--delay", "1h", "--", "true"]);
+    assert_eq!(d.state(waiting), "waiting");
+    d.ctl_ok(&["cancel", &waiting.to_string()]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(d.state(waiting), "cancelled");
+
+    // queue add, set; pause and resume with and without --running
+    d.ctl_ok(&["queue", "add", "q", "--concurrency", "2"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["concurrency"], 2);
+    d.ctl_ok(&["queue", "set", "q", "--concurrency", "3"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["concurrency"], 3);
+    d.ctl_ok(&["pause", "q"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["paused"], true);
+    let held = d.submit(&["--queue", "q", "--", "true"]);
+    assert_eq!(d.state(held), "queued", "a paused queue starts nothing");
+    d.ctl_ok(&["resume", "q"]);
+    assert_eq!(wait_for(&d, held), 0, "a resumed queue starts its jobs");
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["paused"], false);
+    let frozen = d.submit_shell(&["--queue", "q"], &blockers.script("frozen"));
+    read_pid_file(&d.file("frozen.pid"));
+    d.ctl_ok(&["pause", "--running", "q"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["paused"], true);
+    assert_eq!(d.state(frozen), "interrupted");
+    d.ctl_ok(&["resume", "--running", "q"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(queue(&d, "q").expect("queue q")["paused"], false);
+
+    // edit of a job that has not started
+    let edited = d.submit(&["--delay", "1h", "--", "true"]);
+    d.ctl_ok(&[
+        "edit",
+        &edited.to_string(),
+        "--priority",
+        "7",
+        "--queue",
+        "q",
+        "--label",
+        "k=v",
+    ]);
+    crash_and_restart(&mut d, &args);
+    let job = d.job(edited);
+    assert_eq!(job["priority"], 7, "{job}");
+    assert_eq!(job["queue"], "q", "{job}");
+    assert_eq!(job["labels"]["k"], "v", "{job}");
+    d.ctl_ok(&["cancel", &edited.to_string()]);
+
+    // progress of a running job
+    let reporter = d.submit_shell(&[], &blockers.script("reporter"));
+    read_pid_file(&d.file("reporter.pid"));
+    d.ctl_ok(&["progress", "--id", &reporter.to_string(), "half", "way"]);
+    crash_and_restart(&mut d, &args);
+    assert_eq!(d.job(reporter)["progress"], "half way");
+
+    // queue rm, once q holds nothing unfinished
+    d.ctl_ok(&["queue", "rm", "q"]);
+    crash_and_restart(&mut d, &args);
+    assert!(queue(&d, "q").is_none(), "queue q came back");
+
+    // restart of a finished job (its copy held in a paused queue, so the
+    // crash does not catch it running), then clean
+    d.ctl_ok(&["pause", "default"]);
+    let out = d.ctl_ok(&["restart", &waiting.to_string()]);
+    let copy: u64 = out
+        .parse()
+        .unwrap_or_else(|_| panic!("restart printed {out:?}, not an id"));
+    crash_and_restart(&mut d, &args);
+    assert_eq!(d.state(copy), "queued");
+    d.ctl_ok(&["resume", "default"]);
+    assert_eq!(wait_for(&d, copy), 0, "the restarted copy runs");
+    d.ctl_ok(&["clean", "--state", "succeeded"]);
+    crash_and_restart(&mut d, &args);
+    for id in [held, copy] {
+        let out = d.ctl(&["status", &id.to_string()]);
+        assert!(!out.status.success(), "job {id} came back after clean");
+    }
+}
+
 /// Finds the torn-write warning in the daemon's log and checks it names
 /// `dropped` bytes. The socket accepts before recovery has finished (clients
 /// queue rather than fail), so the warning may land just after "ready".

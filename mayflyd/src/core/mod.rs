@@ -80,6 +80,15 @@ fn validate_queue_name(name: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Why a job ended `timed_out`, for its `reason`.
+fn timed_out_reason(timeout_ms: Option<u64>) -> String {
+    let ms = timeout_ms.unwrap_or_default();
+    format!(
+        "ran past its {} timeout",
+        humantime::format_duration(std::time::Duration::from_millis(ms))
+    )
+}
+
 /// The refusal of a priority outside the user range.
 fn priority_error(priority: u8) -> CoreError {
     CoreError::BadRequest(format!(
@@ -655,6 +664,7 @@ impl Core {
                 run.started_at = Some(*at);
                 run.exit_code = None;
                 run.signal = None;
+                run.stop = None;
                 run.timeout_at = timeout_at;
                 if let Some(t) = timeout_at {
                     self.timeout_at.insert((t, *id));
@@ -669,19 +679,7 @@ impl Core {
                 self.actions.push_back(Action::Spawn { id: *id, attempt });
             }
             Event::Exited { id, at, outcome } => self.apply_exited(*id, *at, outcome)?,
-            Event::Interrupted { id, at } => {
-                self.job_in(*id, &[JobState::Running])?;
-                self.end_attempt(*id, *at);
-                self.leave_running(*id);
-                if !self.retry(*id, *at, 0) {
-                    self.finish(
-                        *id,
-                        JobState::Interrupted,
-                        *at,
-                        Some("the daemon stopped or crashed while it ran".into()),
-                    );
-                }
-            }
+            Event::Interrupted { id, at } => self.apply_interrupted(*id, *at)?,
             Event::QueueConfigured { name, concurrency } => {
                 self.queues.entry(name.clone()).or_default().concurrency = *concurrency;
             }
@@ -872,6 +870,51 @@ impl Core {
         Ok(())
     }
 
+    /// Applies `Interrupted`: the daemon stopped or crashed while the job
+    /// ran. A stop that was asked for and logged before the crash still
+    /// decides the outcome — an acknowledged cancel ends the job
+    /// `cancelled` and is never undone by a retry, a timeout ends it
+    /// `timed_out` (retried like any timeout) — so a crash cannot make the
+    /// daemon forget what it told a client. Otherwise the attempt counts as
+    /// failed by the crash: retried at once if it has retries left, else
+    /// `interrupted`.
+    fn apply_interrupted(&mut self, id: JobId, at: Timestamp) -> Result<(), CoreError> {
+        let job = self.job_in_mut(id, &[JobState::Running])?;
+        let timeout_ms = job.options().timeout_ms;
+        let stop = job.run_mut().stop.take();
+        self.end_attempt(id, at);
+        self.leave_running(id);
+        match stop {
+            Some(StopReason::Cancel) => self.finish(
+                id,
+                JobState::Cancelled,
+                at,
+                Some("cancelled while running (the daemon stopped before the job exited)".into()),
+            ),
+            Some(StopReason::Timeout) => {
+                let reason = timed_out_reason(timeout_ms);
+                if self.retry(id, at, self.backoff_ms(id)) {
+                    if let Some(job) = self.jobs.get_mut(&id) {
+                        job.run_mut().reason = Some(reason);
+                    }
+                } else {
+                    self.finish(id, JobState::TimedOut, at, Some(reason));
+                }
+            }
+            Some(StopReason::Shutdown) | None => {
+                if !self.retry(id, at, 0) {
+                    self.finish(
+                        id,
+                        JobState::Interrupted,
+                        at,
+                        Some("the daemon stopped or crashed while it ran".into()),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `Exited`: the attempt ends; the job is retried or finishes.
     fn apply_exited(
         &mut self,
@@ -914,16 +957,7 @@ impl Core {
                 JobState::Interrupted,
                 Some("the daemon shut down while it ran".to_string()),
             ),
-            Some(StopReason::Timeout) => {
-                let ms = timeout_ms.unwrap_or_default();
-                (
-                    JobState::TimedOut,
-                    Some(format!(
-                        "ran past its {} timeout",
-                        humantime::format_duration(std::time::Duration::from_millis(ms))
-                    )),
-                )
-            }
+            Some(StopReason::Timeout) => (JobState::TimedOut, Some(timed_out_reason(timeout_ms))),
             None => (state, reason),
         };
         self.end_attempt(id, at);

@@ -786,6 +786,75 @@ fn a_crash_interrupts_a_job_unless_it_has_retries_left() {
     assert_eq!(c.state_of(b), Some(JobState::Interrupted));
 }
 
+/// Regression: a cancel of a running job was acknowledged (its stop request
+/// logged and fsynced), then a crash made recovery interrupt the job — and
+/// retry it when it had retries left, so the cancelled job ran again.
+#[test]
+fn a_logged_cancel_wins_over_the_crash_and_is_never_retried() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.retries = 3;
+    let a = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 1);
+    let (outcome, event) = c.decide_cancel(Timestamp(2), a);
+    assert_eq!(outcome, CancelOutcome::Signalled);
+    c.apply(&event.expect("a stop request to log")).unwrap();
+    for ev in c.recovery_events(Timestamp(5)) {
+        c.apply(&ev).unwrap();
+    }
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Cancelled, "{info:?}");
+    assert_eq!(info.attempts, 1, "not started again");
+    assert!(info.reason.unwrap().contains("cancelled"));
+    assert_eq!(c.running_count(), 0);
+    assert!(c.next_start(Timestamp(6)).is_none());
+}
+
+/// A timeout whose stop was logged before a crash ends the job `timed_out`
+/// (retried as timeouts are), not `interrupted`; and a retried attempt
+/// starts with no stop request of its own, so a cancel of it is logged.
+#[test]
+fn a_logged_timeout_survives_the_crash_and_the_next_attempt_starts_clean() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.timeout_ms = Some(100);
+    s.retries = 1;
+    s.retry_delay_ms = 10;
+    let a = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 0);
+    tick(&mut c, 100);
+    assert_eq!(c.job_info(a).unwrap().state, JobState::Running);
+    for ev in c.recovery_events(Timestamp(150)) {
+        c.apply(&ev).unwrap();
+    }
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Waiting, "retried: {info:?}");
+    assert!(info.reason.unwrap().contains("timeout"));
+    tick(&mut c, 160);
+    assert_eq!(start_all(&mut c, 160), vec![a]);
+    let (_, event) = c.decide_cancel(Timestamp(170), a);
+    assert!(
+        event.is_some(),
+        "the new attempt has no stop request left over from the last one"
+    );
+    c.apply(&event.unwrap()).unwrap();
+    for ev in c.recovery_events(Timestamp(180)) {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(c.state_of(a), Some(JobState::Cancelled));
+
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.timeout_ms = Some(100);
+    let b = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 0);
+    tick(&mut c, 100);
+    for ev in c.recovery_events(Timestamp(150)) {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(c.state_of(b), Some(JobState::TimedOut));
+}
+
 #[test]
 fn paused_queues_start_nothing_and_can_freeze_running_jobs() {
     let mut c = core(2);
