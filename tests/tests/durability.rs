@@ -652,6 +652,17 @@ fn a_full_disk_refuses_changes_and_keeps_serving_reads() {
         acked,
         "status on a full disk"
     );
+    // Regression: the activity log told of the refused submit (a
+    // JobSubmitted and a JobQueued for an id that then named another job).
+    let told: Vec<u64> = d
+        .ctl_ok(&["--json", "events"])
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("events --json: a JSON line"))
+        .filter(|e| e["event"] == "JobSubmitted" || e["event"] == "JobQueued")
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    let expected: Vec<u64> = acked.iter().flat_map(|&id| [id, id]).collect();
+    assert_eq!(told, expected, "activity of submits on a full disk");
 
     fs::remove_file(&filler).expect("remove the filler");
     let after = d.submit(&["--", "true", "after-space-freed"]);
