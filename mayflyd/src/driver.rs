@@ -84,6 +84,10 @@ impl From<Response> for Outgoing {
     }
 }
 
+/// How much of a command the activity log tells (`JobSubmitted`); `status`
+/// shows it whole.
+const COMMAND_CHARS_TOLD: usize = 1024;
+
 /// How many jobs go in one `Jobs` frame of a listing.
 const JOBS_PER_FRAME: usize = 1000;
 
@@ -643,7 +647,8 @@ impl Driver {
                 id: *id,
                 queue: spec.queue.clone(),
                 priority: spec.priority,
-                command: spec.command.to_string(),
+                command: crate::core::shorten(&spec.command.to_string(), COMMAND_CHARS_TOLD)
+                    .into_owned(),
             },
             Event::StopRequested {
                 id,
@@ -1017,6 +1022,10 @@ impl Driver {
                 self.list_jobs(&reply, &[], Some(header));
             }
             Request::Cancel(CancelRequest { ids }) => {
+                if let Err(e) = crate::core::refuse_duplicates(&ids) {
+                    self.hold(&reply, error_response(&e));
+                    return;
+                }
                 let now = Timestamp::now();
                 let mut outcomes = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -1148,6 +1157,10 @@ impl Driver {
     /// Streams the listed jobs (all when `ids` is empty), preceded by
     /// `header` for a dump. Unknown ids fail the whole request.
     fn list_jobs(&mut self, reply: &Reply, ids: &[JobId], header: Option<StateHeader>) {
+        if let Err(e) = crate::core::refuse_duplicates(ids) {
+            self.hold(reply, error_response(&e));
+            return;
+        }
         if let Some(missing) = ids.iter().find(|id| self.core.state_of(**id).is_none()) {
             self.hold(reply, error_response(&CoreError::NotFound(*missing)));
             return;

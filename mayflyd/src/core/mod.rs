@@ -74,10 +74,62 @@ impl Default for CoreConfig {
 fn validate_queue_name(name: &str) -> Result<(), CoreError> {
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(CoreError::BadRequest(format!(
-            "invalid queue name {name:?}: use 1-64 printable characters"
+            "invalid queue name {}: use 1-64 printable characters",
+            excerpt(name)
         )));
     }
     Ok(())
+}
+
+/// How much of a client's text an error message or a log line quotes.
+const EXCERPT_CHARS: usize = 64;
+
+/// `text` quoted for an error message or a log line: whole if short, else
+/// its start and its length, so a 10 MB name never makes a 10 MB message.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// `text` cut to at most `max_chars` characters, the cut marked with the
+/// whole text's length: what the activity log shows of a command, so a
+/// 10 MB command line never makes a 10 MB log line.
+pub fn shorten(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len()))
+        }
+    }
+}
+
+/// Checks label keys: non-empty and printable (a newline in a key would
+/// break every table and every `key=value` listing).
+fn validate_labels(labels: &[(String, String)]) -> Result<(), CoreError> {
+    for (key, _) in labels {
+        if key.is_empty() || key.chars().any(char::is_control) {
+            return Err(CoreError::BadRequest(format!(
+                "label key {} is not valid: use printable characters, at least one",
+                excerpt(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a list of job ids that names a job more than once: `restart 1 1`
+/// would make two copies, and a status request repeating one id a million
+/// times would answer with a million copies of the job.
+pub fn refuse_duplicates(ids: &[JobId]) -> Result<(), CoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    match ids.iter().find(|id| !seen.insert(**id)) {
+        Some(id) => Err(CoreError::BadRequest(format!(
+            "job {id} is named more than once; name each job once"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Why a job ended `timed_out`, for its `reason`.
@@ -323,13 +375,44 @@ impl Core {
             }
             _ => {}
         }
+        match &spec.command {
+            mayfly_protocol::Command::Argv(argv) => {
+                if let Some(n) = argv.iter().position(|word| word.contains('\0')) {
+                    return Err(CoreError::BadRequest(format!(
+                        "word {} of the command contains a NUL byte, which no program can be given",
+                        n + 1
+                    )));
+                }
+            }
+            mayfly_protocol::Command::Shell(line) if line.contains('\0') => {
+                return Err(CoreError::BadRequest(
+                    "the shell command contains a NUL byte, which sh cannot be given".into(),
+                ));
+            }
+            mayfly_protocol::Command::Shell(_) => {}
+        }
         validate_queue_name(&spec.queue)?;
-        if !spec.cwd.starts_with('/') {
+        if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') {
             return Err(CoreError::BadRequest(format!(
-                "working directory {:?} is not absolute",
-                spec.cwd
+                "working directory {} is not an absolute path",
+                excerpt(&spec.cwd)
             )));
         }
+        for (key, value) in &spec.env {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                return Err(CoreError::BadRequest(format!(
+                    "environment variable name {} is not valid: it must be non-empty, without '=' or NUL",
+                    excerpt(key)
+                )));
+            }
+            if value.contains('\0') {
+                return Err(CoreError::BadRequest(format!(
+                    "environment variable {} has a NUL byte in its value, which no program can be given",
+                    excerpt(key)
+                )));
+            }
+        }
+        validate_labels(&spec.labels)?;
         if spec.timeout_ms == Some(0) {
             return Err(CoreError::BadRequest(
                 "a timeout of 0 would stop the job at once; give a positive duration".into(),
@@ -400,7 +483,8 @@ impl Core {
         }
         let Some(q) = self.queues.get(name) else {
             return Err(CoreError::BadRequest(format!(
-                "no queue {name:?}; `mayflyctl queue list` shows them"
+                "no queue {}; `mayflyctl queue list` shows them",
+                excerpt(name)
             )));
         };
         let unfinished = q.counts.waiting + q.counts.queued + q.counts.running;
@@ -423,7 +507,8 @@ impl Core {
     ) -> Result<Vec<Event>, CoreError> {
         if let Some(missing) = queues.iter().find(|q| !self.queues.contains_key(*q)) {
             return Err(CoreError::BadRequest(format!(
-                "no queue {missing:?}; `mayflyctl queue list` shows them"
+                "no queue {}; `mayflyctl queue list` shows them",
+                excerpt(missing)
             )));
         }
         let names: Vec<String> = if queues.is_empty() {
@@ -444,6 +529,7 @@ impl Core {
     /// Decides `restart`: each listed job must have finished; its copy gets
     /// a new id (and no dependencies or delay: those were about the original).
     pub fn decide_restart(&self, now: Timestamp, ids: &[JobId]) -> Result<Vec<Event>, CoreError> {
+        refuse_duplicates(ids)?;
         let mut specs = Vec::with_capacity(ids.len());
         for id in ids {
             let job = self.jobs.get(id).ok_or(CoreError::NotFound(*id))?;
@@ -512,6 +598,9 @@ impl Core {
             return Err(priority_error(priority));
         }
         validate_queue_name(&queue)?;
+        if let Some(labels) = &labels {
+            validate_labels(labels)?;
+        }
         Ok(Event::Edited {
             id,
             priority,
