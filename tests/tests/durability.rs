@@ -1324,6 +1324,73 @@ fn every_acknowledged_change_survives_a_crash() {
     }
 }
 
+/// Regression (memory after a restart): snapshots held a copy of every
+/// job's environment, so a daemon holding 200,000 jobs with a 2 KiB
+/// environment wrote a 570 MB snapshot and came back from it at over 1 GB
+/// where it had run at 90 MB. Snapshots are now format 2, with each shared
+/// value once. A state dir written by the previous build (format 1, the
+/// committed fixture `tests/fixtures/snapshot-v1`, made by `mayflyd` before
+/// this change) still loads, job for job, and the next snapshot is format 2.
+#[test]
+fn a_format_1_snapshot_loads_and_the_next_snapshot_is_format_2() {
+    let state = tempfile::tempdir().expect("a temp dir");
+    let wal = state.path().join("wal");
+    fs::create_dir(&wal).expect("create the wal dir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshot-v1/wal");
+    for entry in fs::read_dir(&fixture).expect("the fixture") {
+        let entry = entry.expect("a fixture file");
+        fs::copy(entry.path(), wal.join(entry.file_name())).expect("copy the fixture");
+    }
+    let format_of = |dir: &Path| -> Vec<u8> {
+        snapshot_files(dir)
+            .iter()
+            .map(|p| fs::read(p).expect("read a snapshot")[8])
+            .collect()
+    };
+    assert_eq!(format_of(&wal), vec![1]);
+
+    let args = ["--snapshot-bytes", "1"];
+    let mut d = Daemon::start_with_state_dir(state.path(), &args);
+    let expected = [
+        (1, "queued", "slow", 10, json!(["echo", "one"])),
+        (2, "queued", "slow", 50, json!(["echo", "two"])),
+        (3, "waiting", "default", 50, json!(["echo", "three"])),
+        (4, "succeeded", "default", 50, json!(["true"])),
+        (5, "waiting", "default", 50, json!(["echo", "five"])),
+        (6, "succeeded", "default", 50, json!("echo six")),
+    ];
+    let check = |d: &Daemon, count: usize| {
+        let jobs = jobs_by_id(&d.status_json());
+        assert_eq!(jobs.len(), count, "{jobs:?}");
+        for (id, state, queue, priority, command) in &expected {
+            let job = &jobs[id];
+            assert_eq!(job["state"], *state, "job {id}: {job:?}");
+            assert_eq!(job["queue"], *queue, "job {id}: {job:?}");
+            assert_eq!(job["priority"], *priority, "job {id}: {job:?}");
+            assert_eq!(job["command"], *command, "job {id}: {job:?}");
+            assert_eq!(job["cwd"], "/", "job {id}: {job:?}");
+        }
+        assert_eq!(jobs[&1]["labels"]["team"], "ml");
+        assert_eq!(jobs[&2]["retries"], 2);
+        assert_eq!(jobs[&2]["timeout_ms"], 30_000);
+        assert_eq!(jobs[&5]["after"][0]["id"], 1);
+    };
+    check(&d, expected.len());
+    // A change makes the daemon write a snapshot: format 2 now.
+    let job = d.submit(&["--queue", "slow", "--", "true"]);
+    wait_until(DEADLINE, "a format 2 snapshot", || {
+        format_of(&wal) == vec![2]
+    });
+    d.ctl_ok(&["cancel", &job.to_string()]);
+    assert!(d.stop().success(), "mayflyd did not stop cleanly");
+    d.restart(&args);
+    check(&d, expected.len() + 1);
+    // The jobs still run as they were submitted, environment included.
+    d.ctl_ok(&["resume", "slow"]);
+    assert_eq!(wait_for(&d, 1), 0);
+    assert_eq!(logs(&d, 1), "one");
+}
+
 /// Finds the torn-write warning in the daemon's log and checks it names
 /// `dropped` bytes. The socket accepts before recovery has finished (clients
 /// queue rather than fail), so the warning may land just after "ready".

@@ -46,7 +46,7 @@ pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot};
+pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot, v1};
 
 /// Settings of the core. The defaults are what `mayflyd` uses without flags,
 /// except `concurrency`, which the daemon sets to the number of CPUs.

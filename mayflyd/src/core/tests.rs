@@ -1221,7 +1221,7 @@ fn a_plain_queued_job_allocates_no_option_or_run_box() {
 }
 
 #[test]
-fn snapshots_share_environments_and_keep_the_on_disk_format() {
+fn snapshots_hold_each_shared_value_once_and_read_format_1() {
     let env: &[(&str, &str)] = &[("PATH", "/usr/bin"), ("LANG", "C.UTF-8")];
     let mut c = core(1);
     let mut rich = spec_in("build", "/src", env);
@@ -1232,30 +1232,79 @@ fn snapshots_share_environments_and_keep_the_on_disk_format() {
     let d = submit_spec(&mut c, 0, rich);
     let snap = c.snapshot();
     let spec_of = |id: JobId| &snap.jobs.iter().find(|j| j.id == id).unwrap().spec;
-    // Taking a snapshot copies pointers, not every job's environment.
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &spec_of(d).env));
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &c.jobs[&a].env));
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).cwd, &spec_of(d).cwd));
-
-    // On disk a snapshot's spec is exactly a protocol JobSpec, both ways,
-    // so snapshots written before and after this layout read the same.
+    // Each shared value is in the tables once, shared with the core (taking
+    // a snapshot copies pointers, not every job's environment).
+    assert_eq!(snap.envs.len(), 2, "{:?}", snap.envs);
+    assert_eq!(snap.strs.len(), 4, "{:?}", snap.strs);
+    assert_eq!(spec_of(a).env, spec_of(d).env);
+    assert_eq!(spec_of(a).cwd, spec_of(d).cwd);
+    assert!(std::sync::Arc::ptr_eq(
+        &snap.envs[spec_of(a).env as usize],
+        &c.jobs[&a].env
+    ));
     for id in [a, b, d] {
-        let shared = spec_of(id);
-        let plain = shared.to_spec();
-        assert_eq!(Some(&plain), c.spec(id).as_ref());
-        let bytes = mayfly_protocol::encode_blob(shared).unwrap();
-        assert_eq!(bytes, mayfly_protocol::encode_blob(&plain).unwrap());
-        let back: JobSpec = mayfly_protocol::decode_blob(&bytes).unwrap();
-        assert_eq!(back, plain);
-        let back: super::snapshot::SpecSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
-        assert_eq!(&back, shared);
+        assert_eq!(Some(snap.spec_of(spec_of(id)).unwrap()), c.spec(id));
     }
-    // And the whole snapshot round-trips through its encoding.
-    let bytes = mayfly_protocol::encode_blob(&snap).unwrap();
-    let back: super::CoreSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+
+    // Format 2 round-trips through its encoding.
+    let bytes = snap.encode().unwrap();
+    let back = super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &bytes).unwrap();
     assert_eq!(back, snap);
     let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
     for id in [a, b, d] {
         assert_eq!(restored.spec(id), c.spec(id));
     }
+
+    // Format 1 (every job its own copy of every value) reads as the same
+    // state.
+    let old = super::v1::CoreSnapshot {
+        next_id: snap.next_id,
+        submitted: snap.submitted,
+        started: snap.started,
+        finished: snap.finished,
+        queues: snap.queues.clone(),
+        jobs: snap
+            .jobs
+            .iter()
+            .map(|j| super::v1::JobSnapshot {
+                id: j.id,
+                spec: snap.spec_of(&j.spec).unwrap(),
+                state: j.state,
+                attempts: j.attempts,
+                exit_code: j.exit_code,
+                signal: j.signal,
+                submitted_at: j.submitted_at,
+                started_at: j.started_at,
+                finished_at: j.finished_at,
+                progress: j.progress.clone(),
+                reason: j.reason.clone(),
+                stop: j.stop,
+                deps: j.deps.clone(),
+                time_ok: j.time_ok,
+                retry_at: j.retry_at,
+                history: j.history.clone(),
+                process: j.process,
+            })
+            .collect(),
+    };
+    let bytes = mayfly_protocol::encode_blob(&old).unwrap();
+    let back = super::CoreSnapshot::decode(1, &bytes).unwrap();
+    assert_eq!(back, snap, "format 1 converts to the same tables");
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    for id in [a, b, d] {
+        assert_eq!(restored.spec(id), c.spec(id));
+    }
+    assert!(super::CoreSnapshot::decode(9, &bytes).is_err());
+}
+
+/// A snapshot naming a table entry it does not have is refused as
+/// inconsistent, never a panic.
+#[test]
+fn a_snapshot_with_a_bad_table_index_is_an_error() {
+    let mut c = core(1);
+    submit(&mut c, 0, "default", 50);
+    let mut snap = c.snapshot();
+    snap.jobs[0].spec.env = 7;
+    let err = Core::from_snapshot(c.config().clone(), snap).unwrap_err();
+    assert!(matches!(err, CoreError::Inconsistent(_)), "{err:?}");
 }

@@ -283,7 +283,7 @@ pub(super) fn scan_segment(
                 scan.payload_bytes += len as u64;
                 offset = claimed_end;
             }
-            Err(damage) if matches!(damage.kind, DamageKind::UnknownVersion(_)) => {
+            Err(damage) if matches!(damage.kind, DamageKind::UnknownVersion { .. }) => {
                 scan.end = SegmentEnd::Damaged(damage);
                 return Ok(scan);
             }
