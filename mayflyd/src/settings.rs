@@ -11,7 +11,8 @@
 //!   [`crate::config_file`]), so the two cannot accept different things;
 //! - precedence (flag > environment > config file > default) is clap's: the
 //!   file's values become the flags' defaults (see [`crate::config`]);
-//! - [`Settings::default`] is what the attributes give without any flag.
+//! - [`Settings::default`] is what the attributes give without any flag, and
+//!   the core's defaults ([`CoreConfig`]'s) are read from it.
 //!
 //! So adding a setting is adding a field. A list (say `--allow-uid`, given
 //! once per uid) is a `Vec` field: repeated flags on the command line,
@@ -302,6 +303,14 @@ mod tests {
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.handshake_timeout, Duration::from_secs(5));
         assert!(s.handle_signals);
+    }
+
+    #[test]
+    fn the_core_defaults_come_from_the_settings() {
+        let s = Settings::default();
+        assert_eq!(CoreConfig::default(), s.core_config());
+        assert_eq!(s.core_config().kill_grace_ms, 5_000);
+        assert_eq!(s.core_config().quantum_ms, 10);
     }
 
     #[test]
