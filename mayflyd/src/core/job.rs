@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use mayfly_protocol::{
-    Attempt, Command, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId, JobInfoRef, JobSpec,
-    JobState, Timestamp,
+    Attempt, Command, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId,
+    JobInfoRef, JobSpec, JobState, Timestamp,
 };
 
 use super::StopReason;
@@ -86,7 +86,7 @@ impl Options {
         deps: Vec::new(),
         not_before: None,
         timeout_ms: None,
-        retries: 0,
+        retries: DEFAULT_RETRIES,
         retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
     };
 

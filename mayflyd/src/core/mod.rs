@@ -48,8 +48,8 @@ pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
 pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot, v1};
 
-/// Settings of the core. The defaults are what `mayflyd` uses without flags,
-/// except `concurrency`, which the daemon sets to the number of CPUs.
+/// The core's view of the daemon's settings, built by
+/// [`crate::settings::Settings::core_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
     /// The global limit on running jobs (at least 1).
@@ -61,12 +61,10 @@ pub struct CoreConfig {
 }
 
 impl Default for CoreConfig {
+    /// The daemon's defaults, read from [`crate::settings::Settings`], where
+    /// each is written once (`concurrency` is the number of CPUs).
     fn default() -> Self {
-        Self {
-            concurrency: 1,
-            kill_grace_ms: 5_000,
-            quantum_ms: 10,
-        }
+        crate::settings::Settings::default().core_config()
     }
 }
 
