@@ -484,6 +484,13 @@ quantum = \"25ms\"
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
+                "max_connections",
+                "handshake_timeout",
+                "idle_timeout",
+                "frame_timeout",
+                "max_in_flight",
+                "request_buffer_bytes",
+                "reply_buffer_bytes",
             ]
         );
     }
@@ -495,7 +502,9 @@ quantum = \"25ms\"
              shutdown_timeout = \"1m\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
-             log_format = \"json\"\n",
+             log_format = \"json\"\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
+             idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
+             request_buffer_bytes = 33554432\nreply_buffer_bytes = 1048576\n",
         );
         let l = layered(&[], Some(&f));
         let s = &l.args.settings;
@@ -514,6 +523,13 @@ quantum = \"25ms\"
         );
         assert_eq!(s.metrics_interval, Duration::from_secs(2));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.max_connections, 16);
+        assert_eq!(s.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.frame_timeout, Duration::from_secs(3));
+        assert_eq!(s.max_in_flight, 8);
+        assert_eq!(s.request_buffer_bytes, 32 << 20);
+        assert_eq!(s.reply_buffer_bytes, 1 << 20);
         assert!(
             l.provenance
                 .iter()

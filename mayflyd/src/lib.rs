@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pal;
 pub mod pusher;
+pub mod reply;
 pub mod scheduler;
 #[cfg(feature = "ipc")]
 pub mod session;

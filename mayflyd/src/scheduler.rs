@@ -41,7 +41,7 @@ use crate::listener::{self, BindError, Limits};
 use crate::metrics::{Metrics, Refresh};
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
-use crate::session::SessionContext;
+use crate::session::{SessionContext, SessionLimits};
 use crate::settings::{HttpAddr, Settings};
 use crate::wal::WalOptions;
 
@@ -537,8 +537,9 @@ impl Scheduler {
                 driver: clients_tx,
                 internal: handle.internal.clone(),
                 logs_dir,
-                handshake_timeout: settings.handshake_timeout,
                 metrics: metrics.clone(),
+                limits: SessionLimits::from_settings(&settings),
+                request_budget: crate::session::request_budget(settings.request_buffer_bytes),
             };
             tracker.spawn(listener::run(
                 listener,
@@ -615,7 +616,7 @@ fn queue_gauge_refresh(driver: mpsc::Sender<ClientMsg>, metrics: Arc<Metrics>) -
         let driver = driver.clone();
         let metrics = metrics.clone();
         Box::pin(async move {
-            let (reply, mut answer) = mpsc::unbounded_channel();
+            let (reply, mut answer) = crate::reply::Reply::new();
             let msg = ClientMsg {
                 request: mayfly_protocol::Request::QueueList,
                 reply,
