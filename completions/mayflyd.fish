@@ -11,6 +11,13 @@ complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c mayflyd -l max-connections -d 'The most client connections open at once, those still in their handshake included. A client past it is told "too many connections" at once instead of waiting' -r
+complete -c mayflyd -l handshake-timeout -d 'How long a new connection has to send its handshake before it is closed' -r
+complete -c mayflyd -l idle-timeout -d 'Close a connection that has sent nothing for this long while none of its requests is in flight (a `wait`, `logs --follow` or `events --follow` that is open counts as one)' -r
+complete -c mayflyd -l frame-timeout -d 'How long a request may take to arrive whole once its first byte has (waiting for --request-buffer-bytes included); a client that stops in the middle of one is closed' -r
+complete -c mayflyd -l max-in-flight -d 'How many requests of one connection may be in flight (read, not yet fully answered) at once; past it the daemon reads no further requests from that connection until one is answered' -r
+complete -c mayflyd -l request-buffer-bytes -d 'Bytes of partly received requests larger than 64 KiB held at once, over all connections: such a request waits (within --frame-timeout) until its announced size fits. At least 16777216, the largest request' -r
+complete -c mayflyd -l reply-buffer-bytes -d 'Bytes of answers one connection may leave unread. Past it the daemon reads no further requests from that connection; a client that then reads nothing for a second (a `wait` or `--follow` that stopped reading) is dropped, and told why if it reads again' -r
 complete -c mayflyd -l config -d 'Read settings from this TOML file instead of the default $XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml). Keys are the flags\' names in snake_case (concurrency = 4, quantum = "10ms"). Flags and environment variables win over the file, the file wins over the defaults. The default file may be missing; this one must exist' -r -F
 complete -c mayflyd -l repair-wal -d 'Start even though the write-ahead log is damaged: copy the damaged files to a backup folder under STATE_DIR/wal/, then cut the log at the first bad record (the jobs after it are lost)'
 complete -c mayflyd -l dump-state -d 'On shutdown, print a JSON snapshot of every task and queue to stdout (the same shape as `mayflyctl dump-state`). SIGUSR1 writes one to the log at any time without stopping anything'
