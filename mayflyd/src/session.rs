@@ -44,9 +44,8 @@
 //!   `--idle-timeout` is closed with an error frame saying so. A connection
 //!   waiting for an answer (a `wait`, a `--follow`) is never idle.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,13 +286,12 @@ impl<'a> FrameReader<'a> {
     }
 
     /// The next frame, or `None` at a clean end of stream. Between frames
-    /// (nothing of the next one has arrived), `quiet` ending is
-    /// [`ReadError::Idle`].
+    /// (nothing of the next one has arrived), `idle` expiring is
+    /// [`ReadError::Idle`]; `None` never expires.
     async fn next<T: DeserializeOwned>(
         &mut self,
-        quiet: impl Future<Output = ()>,
+        mut idle: Option<&mut IdleClock>,
     ) -> Result<Option<T>, ReadError> {
-        let mut quiet = pin!(quiet);
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(Some(frame));
@@ -302,7 +300,7 @@ impl<'a> FrameReader<'a> {
             let read = if self.buf.is_empty() {
                 tokio::select! {
                     read = self.io.read_buf(&mut self.buf) => read,
-                    () = &mut quiet => return Err(ReadError::Idle),
+                    () = idle_expired(idle.as_deref_mut()) => return Err(ReadError::Idle),
                 }
             } else {
                 let deadline = self.deadline();
@@ -382,22 +380,54 @@ impl<'a> FrameReader<'a> {
     }
 }
 
-/// Resolves once the connection has had nothing in flight for `idle`.
-async fn quiet(mut flight: watch::Receiver<Flight>, idle: Duration) {
-    loop {
-        let now = *flight.borrow_and_update();
-        let changed = if now.in_flight == 0 {
-            tokio::select! {
-                () = tokio::time::sleep_until(now.quiet_since + idle) => return,
-                changed = flight.changed() => changed,
-            }
-        } else {
-            flight.changed().await
-        };
-        if changed.is_err() {
-            // The session is ending; it is not this future's to end it.
-            std::future::pending::<()>().await;
+/// Tells when a connection has had nothing in flight for `--idle-timeout`.
+///
+/// One timer for the connection's life, moved only when it fires: a
+/// request coming and going costs it nothing.
+struct IdleClock {
+    /// Fires at the earliest moment the connection could be idle long enough.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The requests in flight, and since when there were none.
+    flight: watch::Receiver<Flight>,
+    /// `--idle-timeout`.
+    idle: Duration,
+}
+
+impl IdleClock {
+    /// A clock over `flight`, first looking at `idle` from now.
+    fn new(flight: watch::Receiver<Flight>, idle: Duration) -> Self {
+        Self {
+            timer: Box::pin(tokio::time::sleep(idle)),
+            flight,
+            idle,
         }
+    }
+
+    /// Resolves once nothing has been in flight for the idle timeout.
+    /// Cancel-safe: the state lives in the clock.
+    async fn expired(&mut self) {
+        loop {
+            self.timer.as_mut().await;
+            let now = Instant::now();
+            let flight = *self.flight.borrow();
+            let at = if flight.in_flight == 0 {
+                flight.quiet_since + self.idle
+            } else {
+                now + self.idle
+            };
+            if at <= now {
+                return;
+            }
+            self.timer.as_mut().reset(at);
+        }
+    }
+}
+
+/// Resolves when `clock` has expired; never without one.
+async fn idle_expired(clock: Option<&mut IdleClock>) {
+    match clock {
+        Some(clock) => clock.expired().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -502,11 +532,7 @@ pub async fn serve(mut stream: UnixStream, ctx: SessionContext, shutdown: Cancel
     let limits = ctx.limits;
     let (read_half, mut write_half) = stream.split();
     let mut reader = FrameReader::new(read_half, ctx.request_budget.clone(), limits.frame_timeout);
-    let first = tokio::time::timeout(
-        limits.handshake_timeout,
-        reader.next::<Hello>(std::future::pending()),
-    )
-    .await;
+    let first = tokio::time::timeout(limits.handshake_timeout, reader.next::<Hello>(None)).await;
     let reply = match first {
         Ok(Ok(Some(hello))) => hello.negotiate(),
         Ok(Ok(None) | Err(ReadError::Io(_))) => return,
@@ -565,6 +591,7 @@ async fn read_requests(
 ) {
     let limits = ctx.limits;
     let mut room = flight.subscribe();
+    let mut idle = IdleClock::new(flight.subscribe(), limits.idle_timeout);
     let queue = |responses: Responses, kind: Option<&'static str>| {
         flight.send_modify(|f| f.in_flight += 1);
         let pending = Pending {
@@ -584,7 +611,7 @@ async fn read_requests(
             biased;
             () = shutdown.cancelled() => return,
             () = dropped.cancelled() => return,
-            frame = reader.next::<Request>(quiet(flight.subscribe(), limits.idle_timeout)) => frame,
+            frame = reader.next::<Request>(Some(&mut idle)) => frame,
         };
         let request = match frame {
             Ok(Some(request)) => request,
