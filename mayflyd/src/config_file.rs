@@ -18,7 +18,7 @@
 //! | a path | a string: absolute, or starting with `~/` | `state_dir = "~/jobs/state"` |
 //! | on or off | `true` or `false` | |
 //! | anything else | a string | `http_addr = "off"`, `log_format = "json"` |
-//! | any of these, repeatedly | a list of them | `[1000, 1001]` |
+//! | any of these, repeatedly | a list of them | `allow_uid = [1000, 1001]` |
 //!
 //! Then the value goes through the flag's own parser, so the file accepts
 //! exactly what the flag accepts.
@@ -551,13 +551,13 @@ mod tests {
             .expect("valid values")
     }
 
-    /// A setting like the `allow_uid` to come: a list of uids, the flag
-    /// repeated once per uid.
+    /// The `allow_uid` setting: a list of uids, the flag repeated once per
+    /// uid.
     fn allow_uid() -> Arg {
-        Arg::new("allow_uid")
-            .long("allow-uid")
-            .action(ArgAction::Append)
-            .value_parser(clap::value_parser!(u32))
+        keyed_args()
+            .into_iter()
+            .find(|a| a.get_id() == "allow_uid")
+            .expect("the allow_uid setting")
     }
 
     #[test]

@@ -39,6 +39,8 @@ use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
 use crate::metrics::{Metrics, Refresh};
+#[cfg(feature = "ipc")]
+use crate::peer::PeerPolicy;
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
 use crate::session::SessionContext;
@@ -277,6 +279,8 @@ impl Scheduler {
             // only once the state is recovered, so a daemon that accepts
             // connections is one that answers them (and one that refuses to
             // start over damaged state leaves no socket behind).
+            #[cfg(feature = "ipc")]
+            listener::check_folder(&self.settings.socket)?;
             #[cfg(feature = "ipc")]
             listener::refuse_if_live(&self.settings.socket)?;
             #[cfg(feature = "ipc")]
@@ -521,7 +525,7 @@ impl Scheduler {
         let listener = match socket {
             SocketPlan::Bound(listener) => Some(listener),
             #[cfg(feature = "ipc")]
-            SocketPlan::Bind(path) => match listener::bind(&path) {
+            SocketPlan::Bind(path) => match listener::bind(&path, socket_mode(&settings)) {
                 Ok(listener) => Some(listener),
                 Err(e) => {
                     // Nothing was started for clients yet; close the log.
@@ -539,6 +543,7 @@ impl Scheduler {
                 logs_dir,
                 handshake_timeout: settings.handshake_timeout,
                 metrics: metrics.clone(),
+                peers: Arc::new(PeerPolicy::for_this_process(settings.allow_uid.clone())),
             };
             tracker.spawn(listener::run(
                 listener,
@@ -595,6 +600,17 @@ impl Scheduler {
             tracing::info!("mayflyd stopped");
         }
         result
+    }
+}
+
+/// The permission bits of the socket: `0600`, or `0666` when other users
+/// are allowed (their peer credentials are checked on every connection).
+#[cfg(feature = "ipc")]
+fn socket_mode(settings: &Settings) -> u32 {
+    if settings.allow_uid.is_empty() {
+        0o600
+    } else {
+        0o666
     }
 }
 
