@@ -22,6 +22,7 @@ pub mod notify;
 pub mod pal;
 #[cfg(feature = "ipc")]
 pub mod peer;
+pub mod private;
 pub mod pusher;
 pub mod scheduler;
 #[cfg(feature = "ipc")]

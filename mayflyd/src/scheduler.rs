@@ -97,14 +97,9 @@ pub enum DaemonError {
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The state dir could not be prepared.
-    #[error("cannot prepare state dir {path}: {source}")]
-    StateDir {
-        /// The folder.
-        path: PathBuf,
-        /// The system's error.
-        source: std::io::Error,
-    },
+    /// The state dir could not be prepared, or is not safe to use.
+    #[error(transparent)]
+    StateDir(#[from] crate::private::StateDirError),
     /// The saved state could not be read; nothing was changed on disk.
     #[error("{0}")]
     Recover(#[from] crate::wal::WalError),
@@ -327,10 +322,14 @@ impl Scheduler {
             internal_rx,
         } = self;
         let logs_dir = settings.state_dir.join("logs");
-        std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
-            path: logs_dir.clone(),
-            source,
-        })?;
+        let tightened = crate::private::prepare_state_dir(
+            &settings.state_dir,
+            nix::unistd::geteuid().as_raw(),
+            &["logs", "wal"],
+        )?;
+        if let Some(warning) = tightened.warning(&settings.state_dir) {
+            tracing::warn!("{warning}");
+        }
 
         let shutdown = CancellationToken::new();
         let shutdown_begun = CancellationToken::new();
