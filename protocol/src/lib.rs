@@ -28,6 +28,7 @@ pub mod job;
 pub mod json;
 pub mod request;
 pub mod response;
+pub mod size;
 
 pub use activity::{Activity, ActivityRecord};
 #[cfg(feature = "codec")]
@@ -38,7 +39,7 @@ pub use codec::{
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
     Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobInfoRef, JobSpec, JobState, LogStream,
-    QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    QueueInfo, SchedulerInfo, SpecExt, StateCounts, SystemTaskInfo, Timestamp,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,
@@ -46,6 +47,7 @@ pub use request::{
     StatusRequest, SubmitBatchRequest, SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, JobsRef, Response, StateHeader};
+pub use size::{format_size, parse_size};
 
 /// The largest frame either side accepts: 16 MiB. Larger length prefixes are
 /// refused before any allocation.

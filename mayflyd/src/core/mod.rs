@@ -31,6 +31,7 @@ mod job;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+pub mod v1;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -44,9 +45,9 @@ use mayfly_protocol::{
 /// doubles from `--retry-delay` up to this.
 pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
-pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
+pub use self::event::{Action, EVENT_FORMAT, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot, v1};
+pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
 
 /// The core's view of the daemon's settings, built by
 /// [`crate::settings::Settings::core_config`].
@@ -58,6 +59,11 @@ pub struct CoreConfig {
     pub kill_grace_ms: u64,
     /// The driver's time slice, reported in `dump-state`.
     pub quantum_ms: u64,
+    /// The most jobs held at once, in any state (`--max-jobs`).
+    pub max_jobs: usize,
+    /// The most bytes one job's command and environment may take
+    /// (`--max-job-bytes`).
+    pub max_job_bytes: u64,
 }
 
 impl Default for CoreConfig {
@@ -117,6 +123,18 @@ fn validate_labels(labels: &[(String, String)]) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// The bytes a job's command and environment take when its program is
+/// started: each word and each `KEY=VALUE` with its terminating NUL, as the
+/// kernel counts them against its limit on a new program's arguments.
+fn job_bytes(spec: &JobSpec) -> u64 {
+    let words: usize = match &spec.command {
+        mayfly_protocol::Command::Argv(argv) => argv.iter().map(|w| w.len() + 1).sum(),
+        mayfly_protocol::Command::Shell(line) => line.len() + 1,
+    };
+    let env: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    u64::try_from(words + env).unwrap_or(u64::MAX)
+}
+
 /// Refuses a list of job ids that names a job more than once: `restart 1 1`
 /// would make two copies, and a status request repeating one id a million
 /// times would answer with a million copies of the job.
@@ -158,6 +176,10 @@ pub enum CoreError {
     /// A named job does not exist.
     #[error("no job {0}; `mayflyctl status` lists the jobs")]
     NotFound(JobId),
+    /// A limit of the daemon's would be passed; the text names it and what
+    /// to do.
+    #[error("{0}")]
+    Limit(String),
     /// An event does not fit the state (only from a damaged or foreign log).
     #[error("event does not fit the state: {0}")]
     Inconsistent(String),
@@ -307,6 +329,15 @@ impl Core {
                 "the batch is empty: give at least one command".into(),
             ));
         }
+        let held = self.jobs.len();
+        if held.saturating_add(specs.len()) > self.config.max_jobs {
+            return Err(CoreError::Limit(format!(
+                "the daemon holds {held} jobs and may hold {} (--max-jobs); {} more would pass \
+                 that: forget finished jobs with `mayflyctl clean`, or raise --max-jobs",
+                self.config.max_jobs,
+                specs.len()
+            )));
+        }
         let first = self.next_id;
         let count = specs.len();
         let mut events = Vec::with_capacity(count);
@@ -316,6 +347,7 @@ impl Core {
             let batch = count > 1;
             self.validate_spec(&spec).map_err(|e| match e {
                 CoreError::BadRequest(m) if batch => at_line(m),
+                CoreError::Limit(m) if batch => CoreError::Limit(format!("line {line}: {m}")),
                 other => other,
             })?;
             for dep in &mut spec.after {
@@ -411,6 +443,24 @@ impl Core {
             }
         }
         validate_labels(&spec.labels)?;
+        let mut kinds = Vec::with_capacity(spec.ext.len());
+        for ext in &spec.ext {
+            if kinds.contains(&ext.kind()) {
+                return Err(CoreError::BadRequest(format!(
+                    "the job sets {} twice; set it once",
+                    ext.kind()
+                )));
+            }
+            kinds.push(ext.kind());
+        }
+        let bytes = job_bytes(spec);
+        if bytes > self.config.max_job_bytes {
+            return Err(CoreError::Limit(format!(
+                "the job's command and environment take {bytes} bytes, more than the {} \
+                 (--max-job-bytes) a job may; pass large data in a file instead",
+                mayfly_protocol::format_size(self.config.max_job_bytes)
+            )));
+        }
         if spec.timeout_ms == Some(0) {
             return Err(CoreError::BadRequest(
                 "a timeout of 0 would stop the job at once; give a positive duration".into(),
@@ -881,6 +931,37 @@ impl Core {
             }
             Event::IdsReserved { next_id } => {
                 self.next_id = self.next_id.max(*next_id);
+            }
+            Event::StartDeferred {
+                id,
+                retry_at,
+                reason,
+                ..
+            } => {
+                let job = self.job_in_mut(*id, &[JobState::Running])?;
+                job.attempts = job.attempts.saturating_sub(1);
+                let run = job.run_mut();
+                run.started_at = run.history.last().map(|a| a.started_at);
+                run.reason = Some(format!("could not start yet: {reason}"));
+                // A stop asked for while it was starting: there is nothing
+                // to stop; a cancel ends the job here.
+                let stop = run.stop.take();
+                self.leave_running(*id);
+                self.counters.started = self.counters.started.saturating_sub(1);
+                if stop == Some(StopReason::Cancel) {
+                    self.finish(
+                        *id,
+                        JobState::Cancelled,
+                        *retry_at,
+                        Some("cancelled before it could start".into()),
+                    );
+                } else {
+                    if let Some(job) = self.jobs.get_mut(id) {
+                        job.run_mut().retry_at = Some(*retry_at);
+                    }
+                    self.set_state(*id, JobState::Waiting);
+                    self.wake_at.insert((*retry_at, *id));
+                }
             }
         }
         Ok(())
