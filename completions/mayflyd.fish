@@ -12,6 +12,9 @@ complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c mayflyd -l max-jobs -d 'The most jobs the daemon holds at once: waiting, queued, running, and finished ones not yet forgotten. A submit past it is refused; `mayflyctl clean` forgets finished jobs' -r
+complete -c mayflyd -l max-job-bytes -d 'The most bytes one job\'s command and environment may take (64K, 1M); a bigger one is refused at submit. Linux starts no program given more than about 2M' -r
+complete -c mayflyd -l max-output -d 'Keep at most SIZE bytes of each output stream of a job that sets no limit of its own (mayflyctl submit --max-output); the rest is dropped and the cut noted at the end of the file [default: no limit]' -r
 complete -c mayflyd -l config -d 'Read settings from this TOML file instead of the default $XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml). Keys are the flags\' names in snake_case (concurrency = 4, quantum = "10ms"). Flags and environment variables win over the file, the file wins over the defaults. The default file may be missing; this one must exist' -r -F
 complete -c mayflyd -l repair-wal -d 'Start even though the write-ahead log is damaged: copy the damaged files to a backup folder under STATE_DIR/wal/, then cut the log at the first bad record (the jobs after it are lost)'
 complete -c mayflyd -l dump-state -d 'On shutdown, print a JSON snapshot of every task and queue to stdout (the same shape as `mayflyctl dump-state`). SIGUSR1 writes one to the log at any time without stopping anything'

@@ -128,6 +128,7 @@ passed. DUR: 500ms, 30s, 5m, 1h 30m.
   timeout       duration, e.g. \"30s\"          (default: --timeout)
   retries       a number                      (default: --retries)
   retry_delay   duration                      (default: --retry-delay)
+  max_output    size, e.g. \"10M\"              (default: --max-output)
   delay         duration before it may start  (default: --delay)
   at            TIME before which it does not start (default: --at)
 Example:
@@ -492,6 +493,17 @@ pub struct SubmitArgs {
     )]
     pub retry_delay: String,
 
+    /// Keep at most SIZE bytes of each of the job's output streams (64K,
+    /// 10M, 1G); the rest is dropped and the cut is noted at the end of the
+    /// file [default: the daemon's --max-output, else no limit].
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = mayfly_protocol::parse_size,
+        help_heading = "How it ends"
+    )]
+    pub max_output: Option<u64>,
+
     /// Read one shell command per line from standard input and queue them
     /// all in one request; prints one id per line.
     #[arg(long, conflicts_with = "command", help_heading = "Many jobs")]
@@ -645,6 +657,7 @@ impl Default for SubmitArgs {
             timeout: None,
             retries: DEFAULT_RETRIES,
             retry_delay: DEFAULT_RETRY_DELAY.to_owned(),
+            max_output: None,
             stdin: false,
             json_input: false,
             command: Vec::new(),

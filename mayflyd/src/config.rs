@@ -487,6 +487,9 @@ quantum = \"25ms\"
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
+                "max_jobs",
+                "max_job_bytes",
+                "max_output",
             ]
         );
     }
@@ -498,7 +501,8 @@ quantum = \"25ms\"
              shutdown_timeout = \"1m\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
-             log_format = \"json\"\n",
+             log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
+             max_output = 1048576\n",
         );
         let l = layered(&[], Some(&f));
         let s = &l.args.settings;
@@ -518,6 +522,9 @@ quantum = \"25ms\"
         );
         assert_eq!(s.metrics_interval, Duration::from_secs(2));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.max_jobs, 5000);
+        assert_eq!(s.max_job_bytes, settings::Size(64 << 10));
+        assert_eq!(s.max_output, Some(settings::Size(1 << 20)));
         assert!(
             l.provenance
                 .iter()

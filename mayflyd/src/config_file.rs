@@ -274,6 +274,9 @@ enum Kind {
     Duration,
     /// A path: a string, absolute or starting with `~/`.
     Path,
+    /// A [`crate::settings::Size`]: a number of bytes, or a string with a
+    /// unit (`"10M"`).
+    Size,
     /// Anything else: a string, checked by the flag's parser.
     Text,
 }
@@ -301,6 +304,8 @@ fn kind_of(arg: &Arg) -> Kind {
         Kind::Duration
     } else if parses_to == TypeId::of::<PathBuf>() {
         Kind::Path
+    } else if parses_to == TypeId::of::<crate::settings::Size>() {
+        Kind::Size
     } else {
         Kind::Text
     }
@@ -369,6 +374,11 @@ fn to_flag_value(
         (Kind::Path, toml::Value::String(s)) => expand_home(s, home).map(PathBuf::into_os_string),
         (Kind::Path, _) => Err(format!(
             "expected a path in quotes (absolute, or starting with ~/), found {found}"
+        )),
+        (Kind::Size, toml::Value::Integer(n)) => Ok(n.to_string().into()),
+        (Kind::Size, toml::Value::String(s)) => Ok(s.into()),
+        (Kind::Size, _) => Err(format!(
+            "expected a size, a number of bytes or a string like \"10M\", found {found}"
         )),
         (Kind::Text, toml::Value::String(s)) => Ok(s.into()),
         (Kind::Text, _) => {

@@ -263,6 +263,7 @@ impl Scheduler {
     /// worker per core (2,000 samples each, twice), with the same 8-client
     /// throughput (20.3k/22.1k/21.0k against 19.5k/22.6k/21.1k submits/s).
     pub fn run_blocking(self) -> Result<(), DaemonError> {
+        raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads())
             .enable_all()
@@ -380,6 +381,7 @@ impl Scheduler {
         let executor = Executor::new(
             logs_dir.clone(),
             settings.socket.clone(),
+            settings.max_output.map(|s| s.0),
             processes_tx,
             TaskTracker::new(),
         )
@@ -658,4 +660,23 @@ fn worker_threads() -> usize {
         .and_then(|v| v.trim().parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or(1)
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection,
+/// output file and pipe of the daemon is a file descriptor, and the common
+/// soft default (1024) is far below what the system allows (the hard
+/// limit, often 524288). A job start that still runs out is retried, not
+/// failed (see the executor).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+    }
 }

@@ -124,6 +124,24 @@ pub struct Settings {
     #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
+    /// The most jobs the daemon holds at once: waiting, queued, running, and
+    /// finished ones not yet forgotten. A submit past it is refused;
+    /// `mayflyctl clean` forgets finished jobs.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = parse_max_jobs)]
+    pub max_jobs: u64,
+
+    /// The most bytes one job's command and environment may take (64K, 1M);
+    /// a bigger one is refused at submit. Linux starts no program given more
+    /// than about 2M.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size_setting)]
+    pub max_job_bytes: Size,
+
+    /// Keep at most SIZE bytes of each output stream of a job that sets no
+    /// limit of its own (mayflyctl submit --max-output); the rest is dropped
+    /// and the cut noted at the end of the file [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_setting)]
+    pub max_output: Option<Size>,
+
     /// The flags for one run, which have no config key.
     #[command(flatten)]
     pub one_run: OneRun,
@@ -179,7 +197,30 @@ impl Settings {
             concurrency: self.concurrency,
             kill_grace_ms: millis(self.kill_grace),
             quantum_ms: millis(self.quantum),
+            max_jobs: usize::try_from(self.max_jobs).unwrap_or(usize::MAX),
+            max_job_bytes: self.max_job_bytes.0,
         }
+    }
+}
+
+/// A size in bytes, written `65536`, `64K`, `10M` or `1G`: in the config
+/// file a number or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses a [`Size`].
+pub fn parse_size_setting(s: &str) -> Result<Size, String> {
+    mayfly_protocol::parse_size(s).map(Size)
+}
+
+/// Parses `--max-jobs`: a whole number from 1.
+fn parse_max_jobs(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (the most jobs the daemon holds)".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a number of jobs; write a whole number from 1, like 1000000"
+        )),
     }
 }
 
@@ -348,6 +389,9 @@ mod tests {
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
+                "max_jobs",
+                "max_job_bytes",
+                "max_output",
             ]
         );
     }

@@ -32,6 +32,7 @@ pub mod job;
 pub mod json;
 pub mod request;
 pub mod response;
+pub mod size;
 pub mod socket_folder;
 
 pub use activity::{Activity, ActivityRecord};
@@ -43,7 +44,7 @@ pub use codec::{
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
     Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobInfoRef, JobSpec, JobState, LogStream,
-    QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    QueueInfo, SchedulerInfo, SpecExt, StateCounts, SystemTaskInfo, Timestamp,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,
@@ -51,6 +52,7 @@ pub use request::{
     StatusRequest, SubmitBatchRequest, SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, JobsRef, Response, StateHeader};
+pub use size::{format_size, parse_size};
 
 /// The largest frame either side accepts: 16 MiB. Larger length prefixes are
 /// refused before any allocation.

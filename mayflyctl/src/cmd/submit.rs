@@ -52,6 +52,8 @@ pub struct JobDefaults {
     pub retries: u32,
     /// From `--retry-delay`.
     pub retry_delay_ms: u64,
+    /// From `--max-output`.
+    pub max_output: Option<u64>,
 }
 
 impl JobDefaults {
@@ -103,12 +105,13 @@ impl JobDefaults {
                 .transpose()?,
             retries: args.retries,
             retry_delay_ms: parse_duration_ms("--retry-delay", &args.retry_delay)?,
+            max_output: args.max_output,
         })
     }
 
     /// The spec of a job running `command` with these settings.
     pub fn spec(&self, command: Command) -> JobSpec {
-        JobSpec {
+        let mut spec = JobSpec {
             command,
             cwd: self.cwd.clone(),
             env: self.env.clone(),
@@ -120,7 +123,10 @@ impl JobDefaults {
             timeout_ms: self.timeout_ms,
             retries: self.retries,
             retry_delay_ms: self.retry_delay_ms,
-        }
+            ext: Vec::new(),
+        };
+        spec.set_max_output(self.max_output);
+        spec
     }
 }
 

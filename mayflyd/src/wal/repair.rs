@@ -130,7 +130,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
             drop_from = i;
             break;
         }
-        let scanned = scan::scan_segment(path, *seq, &mut |_| Ok(()))?;
+        let scanned = scan::scan_segment(path, *seq, &mut |_, _| Ok(()))?;
         let damage = match scanned.end {
             SegmentEnd::Clean | SegmentEnd::Preallocated => continue,
             SegmentEnd::BadTail { damage, .. } | SegmentEnd::Damaged(damage) => damage,
