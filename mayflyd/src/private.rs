@@ -13,7 +13,9 @@
 //!   another user or that its group or others may write to (the files in it
 //!   could have been changed: the user must look), and tightens whatever
 //!   under it is readable by others (left by an older version, a copy, a
-//!   loose umask), with one warning that names what changed;
+//!   loose umask), with one warning that names what changed: the top level
+//!   at once, the rest ([`Tightening::finish`]) on a thread of its own
+//!   while the daemon starts, since the folders already keep others out;
 //! - files are opened with `O_NOFOLLOW`: a symbolic link planted where a
 //!   file of the daemon's should be is refused, never written through.
 //!
@@ -157,12 +159,13 @@ impl Tightened {
 /// Makes the state dir `dir` ready and private, as the module documentation
 /// says, for the daemon's user `me`: creates it (and `subdirs` in it) when
 /// missing, refuses it when it is not ours or others may write to it, and
-/// tightens whatever under it others may read.
+/// makes its top level private (itself and what is directly in it). The
+/// rest is gone through by [`Tightening::finish`].
 pub fn prepare_state_dir(
     dir: &Path,
     me: u32,
     subdirs: &[&str],
-) -> Result<Tightened, StateDirError> {
+) -> Result<Tightening, StateDirError> {
     let io_err = |what, path: &Path| {
         let path = path.to_path_buf();
         move |source| StateDirError::Io { what, path, source }
@@ -201,44 +204,97 @@ pub fn prepare_state_dir(
             .create(&path)
             .map_err(io_err("create the folder", &path))?;
     }
-    let mut tightened = Tightened::default();
-    tighten(dir, meta.mode(), &mut tightened)?;
-    // Depth-first over the tree, without following links.
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(io_err("list", &folder))?;
-        for entry in entries {
-            let entry = entry.map_err(io_err("list", &folder))?;
-            let path = entry.path();
-            // `DirEntry::metadata` does not follow links.
-            let meta = entry.metadata().map_err(io_err("inspect", &path))?;
-            let kind = meta.file_type();
-            if kind.is_dir() {
-                tighten(&path, meta.mode(), &mut tightened)?;
-                folders.push(path);
-            } else if kind.is_file() {
-                tighten(&path, meta.mode(), &mut tightened)?;
-            }
+    let mut done = Tightened::default();
+    let chmod_err = |path: &Path| io_err("make private (chmod go-rwx)", path);
+    tighten(dir, meta.mode(), &mut done).map_err(chmod_err(dir))?;
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let path = entry.path();
+        // `DirEntry::metadata` does not follow links.
+        let meta = entry.metadata().map_err(io_err("inspect", &path))?;
+        if meta.is_dir() || meta.is_file() {
+            tighten(&path, meta.mode(), &mut done).map_err(chmod_err(&path))?;
+        }
+        if meta.is_dir() {
+            folders.push(path);
         }
     }
-    Ok(tightened)
+    Ok(Tightening { folders, done })
+}
+
+/// A state dir whose top level is private, with the rest still to go
+/// through. Its folders being `0700` already, nothing below them can be
+/// reached by others meanwhile; so the daemon goes on starting while a
+/// thread of its own calls [`Tightening::finish`] (`logs/` holds two files
+/// per job, which can be millions: a couple of microseconds each).
+#[derive(Debug)]
+pub struct Tightening {
+    /// The state dir's folders, to go through.
+    folders: Vec<PathBuf>,
+    /// What was changed so far.
+    done: Tightened,
+}
+
+impl Tightening {
+    /// Goes through everything under the state dir's folders, without
+    /// following links, making private what is not, and returns every
+    /// change, the top level's included. The daemon runs meanwhile, so a
+    /// file that disappears is skipped, and a failure is logged and
+    /// skipped: it is too late to refuse to start.
+    pub fn finish(self) -> Tightened {
+        let Tightening {
+            mut folders,
+            mut done,
+        } = self;
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    skipped(&folder, &e);
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        skipped(&path, &e);
+                        continue;
+                    }
+                };
+                if (meta.is_dir() || meta.is_file())
+                    && let Err(e) = tighten(&path, meta.mode(), &mut done)
+                {
+                    skipped(&path, &e);
+                }
+                if meta.is_dir() {
+                    folders.push(path);
+                }
+            }
+        }
+        done
+    }
+}
+
+/// Logs a path [`Tightening::finish`] could not check or change (one that
+/// is gone needs nothing).
+fn skipped(path: &Path, e: &io::Error) {
+    if e.kind() != io::ErrorKind::NotFound {
+        tracing::warn!(path = %path.display(), error = %e, "cannot make this path under the state dir private");
+    }
 }
 
 /// Takes the group's and others' bits off `path` (of mode `mode`, not a
 /// link) if it has any, and notes it.
-fn tighten(path: &Path, mode: u32, noted: &mut Tightened) -> Result<(), StateDirError> {
+fn tighten(path: &Path, mode: u32, noted: &mut Tightened) -> io::Result<()> {
     let old = mode & 0o7777;
     if old & SHARED_BITS == 0 {
         return Ok(());
     }
     let new = old & !SHARED_BITS;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(new)).map_err(|source| {
-        StateDirError::Io {
-            what: "make private (chmod go-rwx)",
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(new))?;
     noted.0.push((path.to_path_buf(), old, new));
     Ok(())
 }
@@ -267,7 +323,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let me = owner(tmp.path());
         let dir = tmp.path().join("a/b/state");
-        let changed = prepare_state_dir(&dir, me, &["logs", "wal"]).unwrap();
+        let changed = prepare_state_dir(&dir, me, &["logs", "wal"])
+            .unwrap()
+            .finish();
         assert_eq!(changed, Tightened::default());
         for path in [
             tmp.path().join("a"),
@@ -297,7 +355,11 @@ mod tests {
         chmod(&victim, 0o644);
         std::os::unix::fs::symlink(&victim, dir.join("logs/3.out")).unwrap();
 
-        let changed = prepare_state_dir(&dir, me, &["logs", "wal"]).unwrap();
+        let tightening = prepare_state_dir(&dir, me, &["logs", "wal"]).unwrap();
+        // The top level at once: nothing below is reachable by others now.
+        assert_eq!(mode(&dir.join("logs")), 0o700);
+        assert_eq!(mode(&dir.join("logs/1.out")), 0o644, "left to finish()");
+        let changed = tightening.finish();
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join("logs")), 0o700);
         assert_eq!(mode(&dir.join("logs/1.out")), 0o600);
@@ -315,7 +377,9 @@ mod tests {
         assert!(!warning.contains("2.out"), "{warning}");
 
         // Started again, nothing is left to change.
-        let again = prepare_state_dir(&dir, me, &["logs", "wal"]).unwrap();
+        let again = prepare_state_dir(&dir, me, &["logs", "wal"])
+            .unwrap()
+            .finish();
         assert_eq!(again.warning(&dir), None);
     }
 

@@ -323,13 +323,21 @@ impl Scheduler {
             internal_rx,
         } = self;
         let logs_dir = settings.state_dir.join("logs");
-        let tightened = crate::private::prepare_state_dir(
+        let tightening = crate::private::prepare_state_dir(
             &settings.state_dir,
             nix::unistd::geteuid().as_raw(),
             &["logs", "wal"],
         )?;
-        if let Some(warning) = tightened.warning(&settings.state_dir) {
-            tracing::warn!("{warning}");
+        let state_dir = settings.state_dir.clone();
+        let started = std::thread::Builder::new()
+            .name("mayfly-private".into())
+            .spawn(move || {
+                if let Some(warning) = tightening.finish().warning(&state_dir) {
+                    tracing::warn!("{warning}");
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start the thread that makes the files under the state dir private; its folders are");
         }
 
         let shutdown = CancellationToken::new();

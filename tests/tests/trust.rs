@@ -432,7 +432,9 @@ fn everything_under_the_state_dir_is_private_whatever_the_umask() {
 }
 
 /// A state dir left open to others (an older version, a copy, a loose
-/// umask) is made private at start, with one warning naming what changed.
+/// umask) is made private at start, with one warning naming what changed:
+/// its folders before the daemon serves, the files below them while it
+/// starts.
 #[test]
 fn a_loose_state_dir_is_tightened_with_one_warning() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -443,6 +445,13 @@ fn a_loose_state_dir_is_tightened_with_one_warning() {
     chmod(&state.join("logs"), 0o755);
     chmod(&state.join("logs/7.out"), 0o644);
     let d = Daemon::start_with_state_dir(&state, &[]);
+    // The folders are private before the daemon serves; the files below
+    // them are gone through while it starts, and the warning comes at the
+    // end.
+    assert_eq!(mode(&state.join("logs")), 0o700);
+    helper::wait_until(helper::DEADLINE, "the warning about the state dir", || {
+        d.log_text().contains("private (they were open to others")
+    });
     for (path, is_dir, mode) in modes_under(&state) {
         let want = if is_dir { 0o700 } else { 0o600 };
         assert_eq!(mode, want, "{} is {mode:04o}", path.display());
