@@ -1,4 +1,5 @@
 complete -c mayflyd -l socket -d 'The Unix socket to listen on [default: $XDG_RUNTIME_DIR/mayfly/mayfly.sock, else /tmp/mayfly-$UID/mayfly.sock]' -r -F
+complete -c mayflyd -l allow-uid -d 'Also serve this user (a uid), besides the daemon\'s own and root; give it once per uid. Whoever may submit runs commands as the daemon\'s user. With any, the socket is made 0666 (its folder must let them reach it): each connection\'s peer credentials decide who is served' -r
 complete -c mayflyd -l state-dir -d 'Where the write-ahead log, snapshots and job output are kept [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly]' -r -F
 complete -c mayflyd -l concurrency -d 'How many jobs may run at once, over all queues [default: number of CPUs]' -r
 complete -c mayflyd -l quantum -d 'The scheduler\'s time slice: the longest it works on one batch of client requests before it turns to timers and job exits' -r

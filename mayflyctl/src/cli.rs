@@ -51,9 +51,13 @@ Environment:
 
 Exit status:
   0  success
-  1  the daemon refused or failed the request (for example: no such job)
-  2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id)
-  3  the daemon could not be reached (start it with 'mayflyd')
+  1  the daemon refused or failed the request (for example: no such job, or
+     you are a user it does not serve)
+  2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id),
+     or input too large to send (a job over the 16 MiB a request carries)
+  3  the daemon could not be reached (start it with 'mayflyd'), or not
+     safely: permission denied, or the socket's folder or the server is
+     not yours or root's. Nothing was sent.
   'wait ID' and 'submit --wait' exit with the job's own exit code instead:
   128+N when signal N killed it, 1 when it ended without one (cancelled,
   skipped, interrupted).";
@@ -85,7 +89,9 @@ reads one JSON object per line instead. Every other flag applies to every \
 line. They are queued all or none, and their ids are printed one per line in \
 input order (--json: an array of {\"id\", \"line\"}). More than 10,000 lines \
 (or about 4 MiB) go as several requests, each all or none: if the daemon \
-refuses one, the ids already queued are printed and mayflyctl exits 1.";
+refuses one, the ids already queued are printed and mayflyctl exits 1. A \
+single job larger than a request can carry (16 MiB, say one huge line) is a \
+usage error naming its line: nothing is sent, and mayflyctl exits 2.";
 
 /// The examples and the JSON line format of `submit`.
 const SUBMIT_AFTER_HELP: &str = "\

@@ -513,12 +513,14 @@ fn shell_pwd(spec: &JobSpec) -> std::ffi::OsString {
 }
 
 /// Opens an output file for appending, creating it if need be: every
-/// attempt of a job appends to the same files.
+/// attempt of a job appends to the same files. Created `0600` and never
+/// through a symbolic link (see [`crate::private`]).
 fn open_output(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
+    crate::private::file_options()
         .create(true)
         .append(true)
         .open(path)
+        .map_err(crate::private::explain_link)
 }
 
 /// The output thread: carries out [`OutputWork`] in order until every

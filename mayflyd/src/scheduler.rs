@@ -39,6 +39,8 @@ use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
 use crate::metrics::{Metrics, Refresh};
+#[cfg(feature = "ipc")]
+use crate::peer::PeerPolicy;
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
 use crate::session::SessionContext;
@@ -95,14 +97,9 @@ pub enum DaemonError {
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The state dir could not be prepared.
-    #[error("cannot prepare state dir {path}: {source}")]
-    StateDir {
-        /// The folder.
-        path: PathBuf,
-        /// The system's error.
-        source: std::io::Error,
-    },
+    /// The state dir could not be prepared, or is not safe to use.
+    #[error(transparent)]
+    StateDir(#[from] crate::private::StateDirError),
     /// The saved state could not be read; nothing was changed on disk.
     #[error("{0}")]
     Recover(#[from] crate::wal::WalError),
@@ -279,6 +276,8 @@ impl Scheduler {
             // connections is one that answers them (and one that refuses to
             // start over damaged state leaves no socket behind).
             #[cfg(feature = "ipc")]
+            listener::check_folder(&self.settings.socket)?;
+            #[cfg(feature = "ipc")]
             listener::refuse_if_live(&self.settings.socket)?;
             #[cfg(feature = "ipc")]
             let socket = SocketPlan::Bind(self.settings.socket.clone());
@@ -324,10 +323,22 @@ impl Scheduler {
             internal_rx,
         } = self;
         let logs_dir = settings.state_dir.join("logs");
-        std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
-            path: logs_dir.clone(),
-            source,
-        })?;
+        let tightening = crate::private::prepare_state_dir(
+            &settings.state_dir,
+            nix::unistd::geteuid().as_raw(),
+            &["logs", "wal"],
+        )?;
+        let state_dir = settings.state_dir.clone();
+        let started = std::thread::Builder::new()
+            .name("mayfly-private".into())
+            .spawn(move || {
+                if let Some(warning) = tightening.finish().warning(&state_dir) {
+                    tracing::warn!("{warning}");
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start the thread that makes the files under the state dir private; its folders are");
+        }
 
         let shutdown = CancellationToken::new();
         let shutdown_begun = CancellationToken::new();
@@ -523,7 +534,7 @@ impl Scheduler {
         let listener = match socket {
             SocketPlan::Bound(listener) => Some(listener),
             #[cfg(feature = "ipc")]
-            SocketPlan::Bind(path) => match listener::bind(&path) {
+            SocketPlan::Bind(path) => match listener::bind(&path, socket_mode(&settings)) {
                 Ok(listener) => Some(listener),
                 Err(e) => {
                     // Nothing was started for clients yet; close the log.
@@ -541,6 +552,7 @@ impl Scheduler {
                 logs_dir,
                 handshake_timeout: settings.handshake_timeout,
                 metrics: metrics.clone(),
+                peers: Arc::new(PeerPolicy::for_this_process(settings.allow_uid.clone())),
             };
             tracker.spawn(listener::run(
                 listener,
@@ -597,6 +609,17 @@ impl Scheduler {
             tracing::info!("mayflyd stopped");
         }
         result
+    }
+}
+
+/// The permission bits of the socket: `0600`, or `0666` when other users
+/// are allowed (their peer credentials are checked on every connection).
+#[cfg(feature = "ipc")]
+fn socket_mode(settings: &Settings) -> u32 {
+    if settings.allow_uid.is_empty() {
+        0o600
+    } else {
+        0o666
     }
 }
 

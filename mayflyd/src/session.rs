@@ -13,6 +13,10 @@
 //! the finished frame ([`Outgoing::Frame`]) as it is. Copying every job into
 //! a typed response first was most of the cost of `status` with many jobs.
 //!
+//! Before anything is read, the peer's credentials are checked
+//! ([`crate::peer`]); a user the daemon does not serve gets one `Rejected`
+//! frame saying why.
+//!
 //! Bad input ends the session with an error frame (after the responses to
 //! earlier requests) — never a panic, and never a stall of other sessions.
 
@@ -36,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::driver::{ClientMsg, InternalMsg, Outgoing};
 use crate::executor::log_path;
 use crate::metrics::Metrics;
+use crate::peer::{PeerPolicy, admit};
 
 /// How many requests one connection may have in flight before the session
 /// stops reading (backpressure on a client that pipelines without reading).
@@ -105,11 +110,16 @@ pub struct SessionContext {
     pub handshake_timeout: Duration,
     /// Where requests and connections are counted.
     pub metrics: Arc<Metrics>,
+    /// Who may use the daemon (checked before anything is read).
+    pub peers: Arc<PeerPolicy>,
 }
 
 /// Serves one connection until the client hangs up, sends bad input, or the
 /// daemon shuts down (requests in flight are still answered).
 pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: CancellationToken) {
+    let Some(stream) = admit(stream, &ctx.peers, &ctx.metrics, ctx.handshake_timeout).await else {
+        return;
+    };
     let mut hello_framed = Framed::new(stream, FrameCodec::<Hello, HelloReply>::new());
     let first = tokio::time::timeout(ctx.handshake_timeout, hello_framed.next()).await;
     let reply = match first {
@@ -490,6 +500,7 @@ mod tests {
             logs_dir: dir.path().to_path_buf(),
             handshake_timeout: DEADLINE,
             metrics: Metrics::new().expect("metrics"),
+            peers: Arc::new(PeerPolicy::for_this_process(Vec::new())),
         };
         let session = tokio::spawn(serve(server, ctx, CancellationToken::new()));
 

@@ -14,7 +14,7 @@
 //! - [`Settings::default`] is what the attributes give without any flag, and
 //!   the core's defaults ([`CoreConfig`]'s) are read from it.
 //!
-//! So adding a setting is adding a field. A list (say `--allow-uid`, given
+//! So adding a setting is adding a field. A list (like `--allow-uid`, given
 //! once per uid) is a `Vec` field: repeated flags on the command line,
 //! `allow_uid = [1000, 1001]` in the file, a flag list replacing the file's
 //! whole list.
@@ -46,6 +46,13 @@ pub struct Settings {
         hide_default_value = true
     )]
     pub socket: PathBuf,
+
+    /// Also serve this user (a uid), besides the daemon's own and root; give
+    /// it once per uid. Whoever may submit runs commands as the daemon's
+    /// user. With any, the socket is made 0666 (its folder must let them
+    /// reach it): each connection's peer credentials decide who is served.
+    #[arg(long, value_name = "UID", value_parser = clap::value_parser!(u32))]
+    pub allow_uid: Vec<u32>,
 
     /// Where the write-ahead log, snapshots and job output are kept
     /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
@@ -326,6 +333,7 @@ mod tests {
     fn the_defaults_are_the_documented_ones() {
         let s = Settings::default();
         assert_eq!(s.socket, default_socket_path());
+        assert!(s.allow_uid.is_empty());
         assert_eq!(s.state_dir, default_state_dir());
         assert_eq!(s.concurrency, cpu_count());
         assert_eq!(s.quantum, Duration::from_millis(10));
@@ -369,6 +377,7 @@ mod tests {
             keys,
             [
                 "socket",
+                "allow_uid",
                 "state_dir",
                 "concurrency",
                 "quantum",

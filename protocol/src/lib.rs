@@ -12,6 +12,10 @@
 //!    requests ([`Request::is_streaming`]) are answered with a series of frames
 //!    that ends with [`Response::End`] (or a [`Response::Error`]).
 //!
+//! Before either side uses the socket, it checks the socket's folder
+//! ([`socket_folder`]): a folder someone else controls could hold a socket
+//! of theirs.
+//!
 //! Each frame is a 4-byte big-endian length followed by a bincode 2 payload
 //! (serde, standard configuration, decoded with a size limit). Frames larger
 //! than [`MAX_FRAME_LEN`] are refused before anything is allocated.
@@ -29,6 +33,7 @@ pub mod json;
 pub mod request;
 pub mod response;
 pub mod size;
+pub mod socket_folder;
 
 pub use activity::{Activity, ActivityRecord};
 #[cfg(feature = "codec")]

@@ -750,11 +750,12 @@ fn write_atomically(
     faults: &Faults,
 ) -> Result<File, WalError> {
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::file_options()
             .write(true)
             .create(true)
             .truncate(true)
             .open(tmp)
+            .map_err(crate::private::explain_link)
             .map_err(|e| WalError::io(tmp, "creating a temp file", e))?;
         for part in parts {
             file.write_all(part)
@@ -794,7 +795,8 @@ fn ensure_dir(dir: &Path) -> Result<(), WalError> {
             ),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir)
+            crate::private::dir_builder()
+                .create(dir)
                 .map_err(|e| WalError::io(dir, "creating the WAL directory", e))?;
             let parent = dir
                 .parent()

@@ -1022,6 +1022,37 @@ fn repair_cuts_at_the_first_bad_record_and_keeps_a_backup() {
     assert_eq!(open_with(&dir, 200).unwrap().records, expected);
 }
 
+/// The log holds every job's environment: its folder is created `0700`, its
+/// segments and snapshots `0600`, and `repair`'s backup folder and copies
+/// are private too, even of an original someone left readable.
+#[test]
+fn log_files_and_repair_backups_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let written: Vec<Vec<u8>> = (0..8).map(|n| payload(n, 100)).collect();
+    let mut opened = open_with(&dir, 200).unwrap();
+    append_synced(&mut opened.wal, &written);
+    opened.wal.write_snapshot(2, b"state").unwrap();
+    append_synced(&mut opened.wal, &written);
+    drop(opened);
+    assert_eq!(mode(&dir), 0o700);
+    assert!(!snapshots(&dir).is_empty());
+    for (path, _) in tree(&dir) {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let segs = segments(&dir);
+    let damaged = &segs[0];
+    fs::set_permissions(damaged, fs::Permissions::from_mode(0o644)).unwrap();
+    flip(damaged, SEGMENT_HEADER_LEN as u64 + framed(100) + 50, 0x80);
+    let report = repair(&dir).unwrap();
+    let backup = report.backup_dir.clone().expect("a backup");
+    assert_eq!(mode(&backup), 0o700);
+    let copy = backup.join(damaged.file_name().unwrap());
+    assert_eq!(mode(&copy), 0o600);
+}
+
 #[test]
 fn repair_of_a_missing_segment_and_of_a_clean_log() {
     let tmp = tempfile::tempdir().unwrap();
