@@ -57,6 +57,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l at -d 'Do
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l timeout -d 'Stop an attempt that runs longer than this (SIGTERM, then SIGKILL); it ends \'timed_out\'' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retries -d 'Run a failed or timed-out job again, up to N more times' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retry-delay -d 'The wait before the first retry; it doubles for each further one (capped at 1h)' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l max-output -d 'Keep at most SIZE bytes of each of the job\'s output streams (64K, 10M, 1G); the rest is dropped and the cut is noted at the end of the file [default: the daemon\'s --max-output, else no limit]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l shell -d 'Join the command\'s words with spaces and run the result with \'sh -c\''

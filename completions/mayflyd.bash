@@ -23,13 +23,17 @@ _mayflyd() {
 
     case "${cmd}" in
         mayflyd)
-            opts="-v -q -h -V --socket --state-dir --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --http-addr --push-gateway --metrics-interval --log-format --max-connections --handshake-timeout --idle-timeout --frame-timeout --max-in-flight --request-buffer-bytes --reply-buffer-bytes --repair-wal --dump-state --config --print-config --verbose --quiet --help --version"
+            opts="-v -q -h -V --socket --allow-uid --state-dir --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --http-addr --push-gateway --metrics-interval --log-format --max-jobs --max-job-bytes --max-output --max-connections --handshake-timeout --idle-timeout --frame-timeout --max-in-flight --request-buffer-bytes --reply-buffer-bytes --repair-wal --dump-state --config --print-config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-uid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -75,6 +79,18 @@ _mayflyd() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-job-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-output)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --max-connections)

@@ -1,4 +1,5 @@
 complete -c mayflyd -l socket -d 'The Unix socket to listen on [default: $XDG_RUNTIME_DIR/mayfly/mayfly.sock, else /tmp/mayfly-$UID/mayfly.sock]' -r -F
+complete -c mayflyd -l allow-uid -d 'Also serve this user (a uid), besides the daemon\'s own and root; give it once per uid. Whoever may submit runs commands as the daemon\'s user. With any, the socket is made 0666 (its folder must let them reach it): each connection\'s peer credentials decide who is served' -r
 complete -c mayflyd -l state-dir -d 'Where the write-ahead log, snapshots and job output are kept [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly]' -r -F
 complete -c mayflyd -l concurrency -d 'How many jobs may run at once, over all queues [default: number of CPUs]' -r
 complete -c mayflyd -l quantum -d 'The scheduler\'s time slice: the longest it works on one batch of client requests before it turns to timers and job exits' -r
@@ -11,12 +12,15 @@ complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c mayflyd -l max-jobs -d 'The most jobs the daemon holds at once: waiting, queued, running, and finished ones not yet forgotten. A submit past it is refused; `mayflyctl clean` forgets finished jobs' -r
+complete -c mayflyd -l max-job-bytes -d 'The most bytes one job\'s command and environment may take (64K, 1M); a bigger one is refused at submit. Linux starts no program given more than about 2M' -r
+complete -c mayflyd -l max-output -d 'Keep at most SIZE bytes of each output stream of a job that sets no limit of its own (mayflyctl submit --max-output); the rest is dropped and the cut noted at the end of the file [default: no limit]' -r
 complete -c mayflyd -l max-connections -d 'The most client connections open at once, those still in their handshake included. A client past it is told "too many connections" at once instead of waiting' -r
 complete -c mayflyd -l handshake-timeout -d 'How long a new connection has to send its handshake before it is closed' -r
 complete -c mayflyd -l idle-timeout -d 'Close a connection that has sent nothing for this long while none of its requests is in flight (a `wait`, `logs --follow` or `events --follow` that is open counts as one)' -r
 complete -c mayflyd -l frame-timeout -d 'How long a request may take to arrive whole once its first byte has (waiting for --request-buffer-bytes included); a client that stops in the middle of one is closed' -r
 complete -c mayflyd -l max-in-flight -d 'How many requests of one connection may be in flight (read, not yet fully answered) at once; past it the daemon reads no further requests from that connection until one is answered' -r
-complete -c mayflyd -l request-buffer-bytes -d 'Bytes of partly received requests larger than 64 KiB held at once, over all connections: such a request waits (within --frame-timeout) until its announced size fits. At least 16777216, the largest request' -r
+complete -c mayflyd -l request-buffer-bytes -d 'Bytes of partly received requests larger than 64K held at once, over all connections: such a request waits (within --frame-timeout) until its announced size fits. At least 16M, the largest request' -r
 complete -c mayflyd -l reply-buffer-bytes -d 'Bytes of answers one connection may leave unread. Past it the daemon reads no further requests from that connection; a client that then reads nothing for a second (a `wait` or `--follow` that stopped reading) is dropped, and told why if it reads again' -r
 complete -c mayflyd -l config -d 'Read settings from this TOML file instead of the default $XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml). Keys are the flags\' names in snake_case (concurrency = 4, quantum = "10ms"). Flags and environment variables win over the file, the file wins over the defaults. The default file may be missing; this one must exist' -r -F
 complete -c mayflyd -l repair-wal -d 'Start even though the write-ahead log is damaged: copy the damaged files to a backup folder under STATE_DIR/wal/, then cut the log at the first bad record (the jobs after it are lost)'

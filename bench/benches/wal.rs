@@ -27,7 +27,7 @@ fn open(dir: &std::path::Path) -> Wal {
         dir,
         WalOptions::default(),
         |_, _| -> Result<(), std::io::Error> { Ok(()) },
-        |_| Ok(()),
+        |_, _| Ok(()),
     )
     .expect("open wal")
     .0
@@ -86,7 +86,7 @@ fn bench_wal(c: &mut Criterion) {
                         &dir,
                         WalOptions::default(),
                         |_, _| -> Result<(), std::io::Error> { Ok(()) },
-                        |_| {
+                        |_, _| {
                             seen += 1;
                             Ok(())
                         },

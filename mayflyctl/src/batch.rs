@@ -97,6 +97,8 @@ struct JsonJob {
     retries: Option<u32>,
     /// Overrides `--retry-delay`.
     retry_delay: Option<String>,
+    /// Overrides `--max-output`.
+    max_output: Option<String>,
     /// Overrides `--delay` / `--at`.
     delay: Option<String>,
     /// Overrides `--delay` / `--at`.
@@ -198,6 +200,11 @@ fn json_spec(
     if let Some(n) = job.retries {
         spec.retries = n;
     }
+    if let Some(size) = job.max_output {
+        let bytes =
+            mayfly_protocol::parse_size(&size).map_err(|e| format!("\"max_output\": {e}"))?;
+        spec.set_max_output(Some(bytes));
+    }
     if let Some(d) = job.retry_delay {
         spec.retry_delay_ms = parse_duration_ms("\"retry_delay\"", &d).map_err(text)?;
     }
@@ -263,6 +270,7 @@ mod tests {
             timeout_ms: None,
             retries: 0,
             retry_delay_ms: 1_000,
+            max_output: None,
         }
     }
 

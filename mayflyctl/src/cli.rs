@@ -54,10 +54,15 @@ Environment:
 
 Exit status:
   0  success
-  1  the daemon refused or failed the request (for example: no such job)
-  2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id)
-  3  the daemon could not be reached (start it with 'mayflyd'), or did not
-     take the connection within --daemon-timeout
+  1  the daemon refused or failed the request (for example: no such job, or
+     you are a user it does not serve), or stopped answering within
+     --daemon-timeout
+  2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id),
+     or input too large to send (a job over the 16 MiB a request carries)
+  3  the daemon could not be reached (start it with 'mayflyd'), or not
+     safely: permission denied, or the socket's folder or the server is
+     not yours or root's. Nothing was sent. Also when it did not take the
+     connection within --daemon-timeout.
   'wait ID' and 'submit --wait' exit with the job's own exit code instead:
   128+N when signal N killed it, 1 when it ended without one (cancelled,
   skipped, interrupted).";
@@ -89,7 +94,9 @@ reads one JSON object per line instead. Every other flag applies to every \
 line. They are queued all or none, and their ids are printed one per line in \
 input order (--json: an array of {\"id\", \"line\"}). More than 10,000 lines \
 (or about 4 MiB) go as several requests, each all or none: if the daemon \
-refuses one, the ids already queued are printed and mayflyctl exits 1.";
+refuses one, the ids already queued are printed and mayflyctl exits 1. A \
+single job larger than a request can carry (16 MiB, say one huge line) is a \
+usage error naming its line: nothing is sent, and mayflyctl exits 2.";
 
 /// The examples and the JSON line format of `submit`.
 const SUBMIT_AFTER_HELP: &str = "\
@@ -126,6 +133,7 @@ passed. DUR: 500ms, 30s, 5m, 1h 30m.
   timeout       duration, e.g. \"30s\"          (default: --timeout)
   retries       a number                      (default: --retries)
   retry_delay   duration                      (default: --retry-delay)
+  max_output    size, e.g. \"10M\"              (default: --max-output)
   delay         duration before it may start  (default: --delay)
   at            TIME before which it does not start (default: --at)
 Example:
@@ -506,6 +514,17 @@ pub struct SubmitArgs {
     )]
     pub retry_delay: String,
 
+    /// Keep at most SIZE bytes of each of the job's output streams (64K,
+    /// 10M, 1G); the rest is dropped and the cut is noted at the end of the
+    /// file [default: the daemon's --max-output, else no limit].
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = mayfly_protocol::parse_size,
+        help_heading = "How it ends"
+    )]
+    pub max_output: Option<u64>,
+
     /// Read one shell command per line from standard input and queue them
     /// all in one request; prints one id per line.
     #[arg(long, conflicts_with = "command", help_heading = "Many jobs")]
@@ -666,6 +685,7 @@ impl Default for SubmitArgs {
             timeout: None,
             retries: DEFAULT_RETRIES,
             retry_delay: DEFAULT_RETRY_DELAY.to_owned(),
+            max_output: None,
             stdin: false,
             json_input: false,
             command: Vec::new(),

@@ -6,10 +6,20 @@
 //! single write, then reads the handshake reply, so a unary command costs one
 //! round trip.
 //!
+//! That one write carries the caller's whole environment, so before it goes
+//! out the client makes sure it talks to its own daemon (see `connect`):
+//! the socket's folder must pass [`socket_folder`]'s test (a real directory
+//! of this user's or root's, writable by no one else), and the process that
+//! accepted the connection must run as this user or root (its peer
+//! credentials, `SO_PEERCRED`). A `stat` and a `getsockopt`: microseconds,
+//! next to the round trip.
+//!
 //! Every failure is translated here into a [`CtlError`] with the right exit
-//! code: a failed connect is "unreachable" (3); a refused handshake, an
-//! `Error` frame, a dropped connection or an undecodable frame is a failed
-//! request (1).
+//! code: a failed connect, a socket whose folder or server is not to be
+//! trusted, or a denied permission is "unreachable" (3), and nothing was
+//! sent; a request too large to send is the caller's input (2); a refused
+//! handshake, an `Error` frame, a dropped connection or an undecodable frame
+//! is a failed request (1).
 //!
 //! Nothing waits for the daemon for longer than the [`Target`]'s timeout
 //! (`--daemon-timeout`): the connect (which blocks while the daemon's
@@ -21,17 +31,20 @@
 
 use std::io::{BufReader, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mayfly_protocol::socket_folder;
 use mayfly_protocol::{
     FrameError, Hello, HelloReply, JobInfo, PROTOCOL_VERSION, Request, Response, encode_frame,
     read_frame,
 };
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde::de::DeserializeOwned;
 
-use crate::error::CtlError;
+use crate::error::{CtlError, UsageError};
 
 /// Which daemon to talk to, and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,23 +77,10 @@ impl Connection {
     /// `first` is then read with [`Connection::recv`].
     pub fn open(target: &Target, first: &Request) -> Result<Self, CtlError> {
         let socket = target.socket.as_path();
-        let mut bytes = encode_frame(&Hello::current()).map_err(CtlError::Encode)?;
-        bytes.extend(encode_frame(first).map_err(CtlError::Encode)?);
+        let mut bytes = encode_frame(&Hello::current()).map_err(encode_error)?;
+        bytes.extend(encode_frame(first).map_err(encode_error)?);
 
-        let stream = connect(socket, target.timeout).map_err(|source| {
-            match (is_timeout(&source), target.timeout) {
-                (true, Some(timeout)) => CtlError::Timeout {
-                    socket: socket.to_path_buf(),
-                    timeout,
-                    during: "while connecting",
-                    unreachable: true,
-                },
-                _ => CtlError::Unreachable {
-                    socket: socket.to_path_buf(),
-                    source,
-                },
-            }
-        })?;
+        let stream = connect(socket, target.timeout)?;
         if target.timeout.is_some() {
             stream
                 .set_read_timeout(target.timeout)
@@ -133,7 +133,7 @@ impl Connection {
     /// Sends another request on this connection (e.g. the `wait` that
     /// follows `submit --wait`).
     pub fn send(&mut self, request: &Request) -> Result<(), CtlError> {
-        let bytes = encode_frame(request).map_err(CtlError::Encode)?;
+        let bytes = encode_frame(request).map_err(encode_error)?;
         self.stream
             .get_ref()
             .write_all(&bytes)
@@ -173,10 +173,55 @@ impl Connection {
     }
 }
 
-/// Connects to `socket`, waiting at most `timeout` for the daemon to take
-/// the connection (a Unix socket's connect blocks while the listener's
-/// backlog is full) and, after that, for each write.
-fn connect(socket: &Path, timeout: Option<Duration>) -> std::io::Result<UnixStream> {
+/// Connects to `socket` if, and only if, it is safe to send it anything:
+/// see the module documentation. Nothing is written here. The daemon has
+/// `timeout` to take the connection (a Unix socket's connect blocks while
+/// the listener's backlog is full); each later write has as long.
+///
+/// Whose daemon is trusted is this process's effective uid (what the
+/// kernel reports to the daemon, and what the folder's owner is compared
+/// with), read here rather than in [`crate::ClientContext`]: it is a
+/// property of the process at the moment it connects, not of its
+/// surroundings, and no test could fake it.
+fn connect(socket: &Path, timeout: Option<Duration>) -> Result<UnixStream, CtlError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let trusted = [me, 0];
+    // A folder that cannot be looked at is left to the connect, which then
+    // says why.
+    if let Ok(Err(unsafe_folder)) =
+        socket_folder::check(socket_folder::folder_of(socket), me, &trusted)
+    {
+        return Err(CtlError::UnsafeFolder(unsafe_folder));
+    }
+    let stream = connect_within(socket, timeout).map_err(|source| match timeout {
+        Some(timeout) if is_timeout(&source) => CtlError::Timeout {
+            socket: socket.to_path_buf(),
+            timeout,
+            during: "while connecting",
+            unreachable: true,
+        },
+        _ => connect_error(socket, me, source),
+    })?;
+    let server = getsockopt(&stream, PeerCredentials).map_err(|e| CtlError::Connection {
+        during: "while checking who serves the socket",
+        source: e.into(),
+    })?;
+    let uid = server.uid();
+    if !trusted.contains(&uid) {
+        return Err(CtlError::UntrustedServer {
+            socket: socket.to_path_buf(),
+            uid,
+            name: user_name(uid),
+            pid: server.pid(),
+            me,
+        });
+    }
+    Ok(stream)
+}
+
+/// A plain connect to `socket`, giving up after `timeout`: the socket is
+/// made with `SO_SNDTIMEO` set, which bounds a Unix socket's connect.
+fn connect_within(socket: &Path, timeout: Option<Duration>) -> std::io::Result<UnixStream> {
     use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
     use nix::sys::time::{TimeVal, TimeValLike};
 
@@ -203,6 +248,66 @@ fn is_timeout(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     )
+}
+
+/// The error for a failed connect: a denied permission says whose socket
+/// (or folder) it is; anything else means no daemon answers.
+fn connect_error(socket: &Path, me: u32, source: std::io::Error) -> CtlError {
+    if source.kind() != std::io::ErrorKind::PermissionDenied {
+        return CtlError::Unreachable {
+            socket: socket.to_path_buf(),
+            source,
+        };
+    }
+    let folder = socket_folder::folder_of(socket);
+    let (what, meta) = match std::fs::metadata(socket) {
+        Ok(meta) => ("the socket".to_string(), Some(meta)),
+        Err(_) => (
+            format!("its folder {}", folder.display()),
+            std::fs::metadata(folder).ok(),
+        ),
+    };
+    let whose = match meta {
+        Some(meta) => format!(
+            "{what} belongs to {} and has mode {:04o}",
+            describe_uid(meta.uid()),
+            meta.permissions().mode() & 0o7777
+        ),
+        None => format!("{what} is not open to you"),
+    };
+    CtlError::Forbidden {
+        socket: socket.to_path_buf(),
+        detail: format!(
+            "{whose}, so it is another user's daemon; start your own with 'mayflyd' (or pass \
+             --socket), or ask its owner to run it with --allow-uid {me}"
+        ),
+    }
+}
+
+/// `uid 1000 (alice)`, or `uid 1000` when it has no name.
+fn describe_uid(uid: u32) -> String {
+    match user_name(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// The user name of `uid`, if the user database has one (read only on
+/// the way to an error message).
+fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+}
+
+/// The error for a request that could not be encoded: one larger than a
+/// frame is the caller's input, too large to send (exit 2).
+fn encode_error(e: FrameError) -> CtlError {
+    match e {
+        FrameError::TooLarge { len } => UsageError::TooLarge { bytes: len }.into(),
+        e => CtlError::Encode(e),
+    }
 }
 
 /// An I/O error while talking: a reset or closed peer is a lost connection,

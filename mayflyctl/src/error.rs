@@ -9,15 +9,18 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mayfly_protocol::socket_folder::UnsafeFolder;
 use mayfly_protocol::{ErrorResponse, FrameError, JobId};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the daemon refused or failed the request.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code: the command line is wrong.
+/// Exit code: the command line (or the input it names) is wrong.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit code: the daemon could not be reached.
+/// Exit code: the daemon could not be reached, or not safely (the socket's
+/// folder or the server's user fails the client's checks, or permission is
+/// denied); nothing was sent.
 pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// A command line that parsed but does not make sense. Always exit code 2,
@@ -166,6 +169,19 @@ pub enum UsageError {
     )]
     NoJobId,
 
+    /// A request too large for one frame: the caller's input (a `--stdin`
+    /// line, an environment) is too big to send, not the daemon's doing.
+    #[error(
+        "the request is too large to send: {} encoded, more than the {} one request can \
+         carry; pass large data to the job through a file instead",
+        mib(*bytes),
+        mib(mayfly_protocol::MAX_FRAME_LEN as u64)
+    )]
+    TooLarge {
+        /// The request's encoded size, as far as it is known.
+        bytes: u64,
+    },
+
     /// `MAYFLY_JOB_ID` is set but is not a job id.
     #[error("MAYFLY_JOB_ID is '{0}', which is not a job id; pass --id ID")]
     BadJobIdEnv(String),
@@ -191,7 +207,45 @@ pub enum CtlError {
         source: io::Error,
     },
 
-    /// The daemon refused the handshake (wrong version, not Mayfly).
+    /// Connecting was denied (`EACCES`): the socket, or its folder, is
+    /// another user's.
+    #[error("permission denied on {}: {detail}", socket.display())]
+    Forbidden {
+        /// The socket tried.
+        socket: PathBuf,
+        /// Whose it is and what to do, in words.
+        detail: String,
+    },
+
+    /// The socket's folder fails the test of
+    /// [`mayfly_protocol::socket_folder`]; nothing was sent.
+    #[error("did not connect: {0}")]
+    UnsafeFolder(UnsafeFolder),
+
+    /// The process serving the socket runs as another user (not ours, not
+    /// root); nothing was sent.
+    #[error(
+        "did not send anything to {}: the server there runs as {} (pid {pid}), not as you (uid {me}) \
+         or root, so it is not your daemon (someone may have put their socket there to read \
+         what you send); check --socket and MAYFLY_SOCKET",
+        socket.display(),
+        match name { Some(name) => format!("uid {uid} ({name})"), None => format!("uid {uid}") },
+    )]
+    UntrustedServer {
+        /// The socket connected to.
+        socket: PathBuf,
+        /// The server's uid.
+        uid: u32,
+        /// The server's user name, if it has one.
+        name: Option<String>,
+        /// The server's pid.
+        pid: i32,
+        /// This process's uid.
+        me: u32,
+    },
+
+    /// The daemon refused the handshake (wrong version, not Mayfly, or a
+    /// user it does not serve).
     #[error("the daemon at {} refused the connection: {reason}", socket.display())]
     Rejected {
         /// The socket connected to.
@@ -286,6 +340,9 @@ impl CtlError {
         match self {
             CtlError::Usage(_) => EXIT_USAGE,
             CtlError::Unreachable { .. }
+            | CtlError::Forbidden { .. }
+            | CtlError::UnsafeFolder(_)
+            | CtlError::UntrustedServer { .. }
             | CtlError::Timeout {
                 unreachable: true, ..
             } => EXIT_UNREACHABLE,
@@ -310,6 +367,16 @@ fn describe_connect_error(err: &io::Error) -> String {
         io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
         io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => err.to_string(),
+    }
+}
+
+/// `bytes` in MiB, like `16 MiB` or `19.1 MiB`.
+pub fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib.fract() == 0.0 {
+        format!("{mib:.0} MiB")
+    } else {
+        format!("{mib:.1} MiB")
     }
 }
 
@@ -343,6 +410,51 @@ mod tests {
         assert_eq!(daemon.exit_code(), 1);
         assert_eq!(CtlError::JobsNotFound(vec![JobId(4)]).exit_code(), 1);
         assert_eq!(CtlError::ConnectionLost { during: "x" }.exit_code(), 1);
+        // The client's own input, too large to send, is a usage error.
+        assert_eq!(
+            CtlError::from(UsageError::TooLarge { bytes: 1 << 30 }).exit_code(),
+            2
+        );
+        // Not reached safely: nothing was sent.
+        let forbidden = CtlError::Forbidden {
+            socket: "/x".into(),
+            detail: "y".into(),
+        };
+        assert_eq!(forbidden.exit_code(), 3);
+        let untrusted = CtlError::UntrustedServer {
+            socket: "/x".into(),
+            uid: 1001,
+            name: None,
+            pid: 7,
+            me: 1000,
+        };
+        assert_eq!(untrusted.exit_code(), 3);
+        assert_eq!(
+            untrusted.to_string(),
+            "did not send anything to /x: the server there runs as uid 1001 (pid 7), not as \
+             you (uid 1000) or root, so it is not your daemon (someone may have put their \
+             socket there to read what you send); check --socket and MAYFLY_SOCKET"
+        );
+        let unsafe_folder = CtlError::UnsafeFolder(UnsafeFolder {
+            dir: "/tmp/mayfly-1000".into(),
+            problem: mayfly_protocol::socket_folder::Problem::Owner { owner: 1001 },
+            me: 1000,
+            root_trusted: true,
+        });
+        assert_eq!(unsafe_folder.exit_code(), 3);
+        assert!(
+            unsafe_folder
+                .to_string()
+                .starts_with("did not connect: the socket's folder /tmp/mayfly-1000 belongs"),
+            "{unsafe_folder}"
+        );
+    }
+
+    /// Sizes read as MiB, whole when they are.
+    #[test]
+    fn sizes_in_mib() {
+        assert_eq!(mib(16 << 20), "16 MiB");
+        assert_eq!(mib(20_000_000), "19.1 MiB");
     }
 
     /// The unreachable message names the socket, the reason in words, and what to do.

@@ -27,7 +27,9 @@ use crate::settings::{self, Settings};
     about = "Mayfly's daemon: runs the jobs that `mayflyctl submit` queues.",
     long_about = "Mayfly's daemon: runs the jobs that `mayflyctl submit` queues, with \
 priorities, queues and concurrency limits. It listens on a Unix socket (mode 0600) and keeps \
-job output under the state dir.\n\nSIGTERM or SIGINT starts a graceful shutdown: no new jobs \
+job output under the state dir. It serves only its own user and root (--allow-uid adds \
+others), checking each connection's peer credentials, and keeps its files private (a job's \
+environment can hold secrets).\n\nSIGTERM or SIGINT starts a graceful shutdown: no new jobs \
 start, running jobs get SIGTERM, and whatever still runs after --shutdown-timeout gets SIGKILL. \
 A second signal exits at once.\n\n\
 Settings come from, per setting and in this order of precedence: flags, environment variables \
@@ -473,6 +475,7 @@ quantum = \"25ms\"
             keys,
             [
                 "socket",
+                "allow_uid",
                 "state_dir",
                 "concurrency",
                 "quantum",
@@ -484,6 +487,9 @@ quantum = \"25ms\"
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
+                "max_jobs",
+                "max_job_bytes",
+                "max_output",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",
@@ -498,17 +504,19 @@ quantum = \"25ms\"
     #[test]
     fn every_key_is_read() {
         let f = file(
-            "socket = \"/s\"\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
+            "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
              shutdown_timeout = \"1m\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
-             log_format = \"json\"\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
+             log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
+             max_output = 1048576\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
              idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
-             request_buffer_bytes = 33554432\nreply_buffer_bytes = 1048576\n",
+             request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n",
         );
         let l = layered(&[], Some(&f));
         let s = &l.args.settings;
         assert_eq!(s.socket, PathBuf::from("/s"));
+        assert_eq!(s.allow_uid, [7]);
         assert_eq!(s.state_dir, PathBuf::from("/home/me/d"));
         assert_eq!(s.concurrency, 7);
         assert_eq!(s.quantum, Duration::from_millis(1));
@@ -523,13 +531,16 @@ quantum = \"25ms\"
         );
         assert_eq!(s.metrics_interval, Duration::from_secs(2));
         assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.max_jobs, 5000);
+        assert_eq!(s.max_job_bytes, settings::Size(64 << 10));
+        assert_eq!(s.max_output, Some(settings::Size(1 << 20)));
         assert_eq!(s.max_connections, 16);
         assert_eq!(s.handshake_timeout, Duration::from_secs(2));
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
         assert_eq!(s.frame_timeout, Duration::from_secs(3));
         assert_eq!(s.max_in_flight, 8);
-        assert_eq!(s.request_buffer_bytes, 32 << 20);
-        assert_eq!(s.reply_buffer_bytes, 1 << 20);
+        assert_eq!(s.request_buffer_bytes, settings::Size(32 << 20));
+        assert_eq!(s.reply_buffer_bytes, settings::Size(1 << 20));
         assert!(
             l.provenance
                 .iter()
@@ -559,32 +570,13 @@ quantum = \"25ms\"
     }
 
     #[test]
-    fn a_list_setting_layers_like_any_other() {
-        // A setting like the `allow_uid` to come, next to a plain one.
-        let cmd = || {
-            Command::new("mayflyd")
-                .arg(
-                    Arg::new("allow_uid")
-                        .long("allow-uid")
-                        .action(clap::ArgAction::Append)
-                        .value_parser(clap::value_parser!(u32)),
-                )
-                .arg(
-                    Arg::new("concurrency")
-                        .long("concurrency")
-                        .value_parser(clap::value_parser!(u32))
-                        .default_value("1"),
-                )
-        };
-        let keyed: Vec<Arg> = cmd().get_arguments().cloned().collect();
+    fn allow_uid_is_a_list_that_layers_like_any_other_setting() {
         let uids = |words: &[&str], f: Option<&ConfigFile>| {
-            let (matches, provenance, _) =
-                layer_on(cmd(), &keyed, &argv(words), f, None).expect("valid flags and file");
-            let uids: Vec<u32> = matches
-                .get_many::<u32>("allow_uid")
-                .map(|v| v.copied().collect())
-                .unwrap_or_default();
-            (uids, provenance[0].clone())
+            let l = layered(words, f);
+            (
+                l.args.settings.allow_uid.clone(),
+                prov(&l, "allow_uid").clone(),
+            )
         };
         let f = file("allow_uid = [1000, 1001]\n");
         let (got, p) = uids(&[], Some(&f));
@@ -601,6 +593,10 @@ quantum = \"25ms\"
             (p.value.as_deref(), p.source),
             (Some("[]"), Source::Default)
         );
+        // A uid is a whole number, in the file as on the command line.
+        let err = layer(&argv(&[]), Some(&file("allow_uid = [1000, -1]\n")), None).unwrap_err();
+        assert!(err.to_string().contains("allow_uid: item 2"), "{err}");
+        assert!(Args::try_parse_from(argv(&["--allow-uid", "me"])).is_err());
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! `~/.config/mayfly/mayflyd.toml`, or the one named by `--config FILE`. The
 //! default file may be missing; a file named by `--config` must exist.
 //!
+//! "Missing" means: this user cannot see a file there. A daemon may run as a
+//! user who cannot search the folders on the way (a service user whose
+//! `HOME` is someone else's, or `/nonexistent`); then there is no default
+//! file for it, just as if the folder were empty — not an error about a
+//! file that may not exist. A file the user *can* see but not read (its
+//! mode, its owner) is an error: someone put it there to be used.
+//!
 //! Every setting of [`crate::settings::Settings`] has a key, spelled like
 //! its flag in snake_case (`--shutdown-timeout` is `shutdown_timeout`), except
 //! the flags for one run ([`crate::settings::OneRun`]); `mayflyd
@@ -18,7 +25,7 @@
 //! | a path | a string: absolute, or starting with `~/` | `state_dir = "~/jobs/state"` |
 //! | on or off | `true` or `false` | |
 //! | anything else | a string | `http_addr = "off"`, `log_format = "json"` |
-//! | any of these, repeatedly | a list of them | `[1000, 1001]` |
+//! | any of these, repeatedly | a list of them | `allow_uid = [1000, 1001]` |
 //!
 //! Then the value goes through the flag's own parser, so the file accepts
 //! exactly what the flag accepts.
@@ -161,10 +168,26 @@ pub fn load(location: &ConfigPath) -> Result<Option<ConfigFile>, ConfigError> {
                 Ok(None)
             }
         }
+        Err(_) if !required && !visible(path) => Ok(None),
         Err(source) => Err(ConfigError::Read {
             path: path.clone(),
             source,
         }),
+    }
+}
+
+/// Whether this user can see a file at `path`: `stat` finds it. Not when a
+/// folder on the way cannot be searched (`EACCES`) or is not a folder
+/// (`ENOTDIR`): then nothing there can be this user's config file.
+fn visible(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            io::ErrorKind::NotFound
+                | io::ErrorKind::PermissionDenied
+                | io::ErrorKind::NotADirectory
+        ),
     }
 }
 
@@ -251,6 +274,9 @@ enum Kind {
     Duration,
     /// A path: a string, absolute or starting with `~/`.
     Path,
+    /// A [`crate::settings::Size`]: a number of bytes, or a string with a
+    /// unit (`"10M"`).
+    Size,
     /// Anything else: a string, checked by the flag's parser.
     Text,
 }
@@ -278,6 +304,8 @@ fn kind_of(arg: &Arg) -> Kind {
         Kind::Duration
     } else if parses_to == TypeId::of::<PathBuf>() {
         Kind::Path
+    } else if parses_to == TypeId::of::<crate::settings::Size>() {
+        Kind::Size
     } else {
         Kind::Text
     }
@@ -346,6 +374,11 @@ fn to_flag_value(
         (Kind::Path, toml::Value::String(s)) => expand_home(s, home).map(PathBuf::into_os_string),
         (Kind::Path, _) => Err(format!(
             "expected a path in quotes (absolute, or starting with ~/), found {found}"
+        )),
+        (Kind::Size, toml::Value::Integer(n)) => Ok(n.to_string().into()),
+        (Kind::Size, toml::Value::String(s)) => Ok(s.into()),
+        (Kind::Size, _) => Err(format!(
+            "expected a size, a number of bytes or a string like \"10M\", found {found}"
         )),
         (Kind::Text, toml::Value::String(s)) => Ok(s.into()),
         (Kind::Text, _) => {
@@ -551,13 +584,13 @@ mod tests {
             .expect("valid values")
     }
 
-    /// A setting like the `allow_uid` to come: a list of uids, the flag
-    /// repeated once per uid.
+    /// The `allow_uid` setting: a list of uids, the flag repeated once per
+    /// uid.
     fn allow_uid() -> Arg {
-        Arg::new("allow_uid")
-            .long("allow-uid")
-            .action(ArgAction::Append)
-            .value_parser(clap::value_parser!(u32))
+        keyed_args()
+            .into_iter()
+            .find(|a| a.get_id() == "allow_uid")
+            .expect("the allow_uid setting")
     }
 
     #[test]
@@ -771,6 +804,18 @@ mod tests {
         assert!(f.has("concurrency"));
         let err = load(&ConfigPath::Default(dir.path().to_path_buf())).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+        // Under something that is not a folder, nothing can be seen: the
+        // default file is simply missing; a given one is still an error.
+        // (The same rule covers a folder this user cannot search, tested
+        // end to end as another user in tests/tests/trust.rs: root, who runs
+        // the unit tests, can search every folder.)
+        let under_a_file = missing.join("mayflyd.toml");
+        assert!(
+            load(&ConfigPath::Default(under_a_file.clone()))
+                .unwrap()
+                .is_none()
+        );
+        assert!(load(&ConfigPath::Given(under_a_file)).is_err());
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub use crate::reply::{Outgoing, Reply};
 /// shows it whole.
 const COMMAND_CHARS_TOLD: usize = 1024;
 
+/// How long a job whose start failed for the daemon's passing trouble (out
+/// of file descriptors) waits before it starts again.
+const START_RETRY_MS: u64 = 1_000;
+
 /// The most jobs one `Jobs` frame of a listing takes.
 const JOBS_PER_FRAME: usize = 1000;
 
@@ -888,7 +892,10 @@ impl Driver {
             facts.extend(group.events.into_iter().filter(|e| {
                 matches!(
                     e,
-                    Event::Exited { .. } | Event::Interrupted { .. } | Event::Spawned { .. }
+                    Event::Exited { .. }
+                        | Event::Interrupted { .. }
+                        | Event::Spawned { .. }
+                        | Event::StartDeferred { .. }
                 )
             }));
             for held in group.held {
@@ -1373,7 +1380,22 @@ impl Driver {
                 pid,
                 start_ticks,
             } => self.on_started(id, pid, start_ticks),
-            ProcessReport::StartFailed { id, reason } => {
+            ProcessReport::StartFailed {
+                id,
+                reason,
+                transient: true,
+            } => {
+                self.starting.remove(&id);
+                let at = Timestamp::now();
+                tracing::warn!(job = %id, %reason, "job could not start yet; trying again in 1s");
+                self.record(Event::StartDeferred {
+                    id,
+                    at,
+                    retry_at: at.plus_millis(START_RETRY_MS),
+                    reason,
+                });
+            }
+            ProcessReport::StartFailed { id, reason, .. } => {
                 self.starting.remove(&id);
                 tracing::warn!(job = %id, %reason, "job could not start");
                 self.record(Event::Exited {
@@ -1524,6 +1546,7 @@ fn error_response(e: &CoreError) -> Response {
         CoreError::BadRequest(_) => ErrorKind::BadRequest,
         CoreError::ShuttingDown => ErrorKind::ShuttingDown,
         CoreError::NotFound(_) => ErrorKind::NotFound,
+        CoreError::Limit(_) => ErrorKind::Limit,
         CoreError::Inconsistent(_) => ErrorKind::Internal,
     };
     Response::Error(ErrorResponse::new(kind, e.to_string()))

@@ -22,6 +22,12 @@
 //! Deleting a forgotten job's files goes through the same thread, so it
 //! never races with their creation.
 //!
+//! A job with an output cap (`--max-output`) is the exception to "never
+//! sees its output": its streams are pipes, and a task of the daemon's
+//! copies each into its file until the file holds the cap, then drops the
+//! rest and notes the cut at the end of the file. Jobs without a cap pay
+//! nothing for it.
+//!
 //! The executor owns no state: it reports each start and each exit to the
 //! driver as a [`ProcessReport`] and forgets the child.
 
@@ -69,6 +75,10 @@ pub enum ProcessReport {
         id: JobId,
         /// Why, in one line naming what was missing.
         reason: String,
+        /// True when the cause was the daemon's, not the job's, and likely
+        /// to pass (out of file descriptors): the job should start again
+        /// later rather than fail.
+        transient: bool,
     },
     /// The process ended.
     Exited(JobExit),
@@ -101,6 +111,8 @@ struct Shared {
     logs_dir: PathBuf,
     /// Given to jobs as `MAYFLY_SOCKET`, so they can talk back.
     socket: PathBuf,
+    /// The output cap of jobs that set none (`mayflyd --max-output`).
+    default_max_output: Option<u64>,
     /// Where starts and exits are reported.
     reports: mpsc::UnboundedSender<ProcessReport>,
     /// Tracks the starts under way and the tasks that wait on children, for
@@ -119,11 +131,13 @@ pub fn log_path(logs_dir: &Path, id: JobId, stream: LogStream) -> PathBuf {
 
 impl Executor {
     /// An executor writing output under `logs_dir` and reporting starts and
-    /// exits on `reports`. Starts its output thread, which stops once every
-    /// clone of the executor is dropped.
+    /// exits on `reports`; jobs without an output cap of their own get
+    /// `default_max_output`. Starts its output thread, which stops once
+    /// every clone of the executor is dropped.
     pub fn new(
         logs_dir: PathBuf,
         socket: PathBuf,
+        default_max_output: Option<u64>,
         reports: mpsc::UnboundedSender<ProcessReport>,
         tracker: TaskTracker,
     ) -> std::io::Result<Self> {
@@ -136,6 +150,7 @@ impl Executor {
             shared: Arc::new(Shared {
                 logs_dir,
                 socket,
+                default_max_output,
                 reports,
                 tracker,
             }),
@@ -204,16 +219,24 @@ impl Shared {
     /// The body of [`Executor::start`], on a blocking-pool thread: spawns,
     /// reports, and hands the child to a task that reports its exit.
     fn start(&self, id: JobId, spec: &JobSpec) {
-        let mut child = match self.spawn(id, spec) {
-            Ok(child) => child,
-            Err(reason) => {
-                let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+        let (mut child, relays) = match self.spawn(id, spec) {
+            Ok(spawned) => spawned,
+            Err(failure) => {
+                let _ = self.reports.send(ProcessReport::StartFailed {
+                    id,
+                    reason: failure.reason,
+                    transient: failure.transient,
+                });
                 return;
             }
         };
         let Some(pid) = child.id() else {
             let reason = "the process exited before its pid was known".to_string();
-            let _ = self.reports.send(ProcessReport::StartFailed { id, reason });
+            let _ = self.reports.send(ProcessReport::StartFailed {
+                id,
+                reason,
+                transient: false,
+            });
             return;
         };
         let start_ticks = process_start_ticks(pid);
@@ -226,22 +249,48 @@ impl Shared {
             start_ticks,
         });
         let reports = self.reports.clone();
+        let relays: Vec<_> = relays.into_iter().map(|r| self.tracker.spawn(r)).collect();
         self.tracker.spawn(async move {
             let outcome = match child.wait().await {
                 Ok(status) => exit_outcome(status),
                 Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
             };
+            // A capped job's last output is still in its pipes: let the
+            // relays write it before anyone is told the job ended, unless
+            // something the job left running keeps the pipes open.
+            let _ = tokio::time::timeout(RELAY_DRAIN, futures::future::join_all(relays)).await;
             let _ = reports.send(ProcessReport::Exited(JobExit { id, outcome }));
         });
     }
 
-    /// Opens the job's output files and spawns its process in its own
+    /// Opens the job's output files (or, for a capped job, the pipes to
+    /// them and the relays that copy them) and spawns its process in its own
     /// process group; on failure says why.
-    fn spawn(&self, id: JobId, spec: &JobSpec) -> Result<tokio::process::Child, String> {
-        let open = |stream| {
+    fn spawn(
+        &self,
+        id: JobId,
+        spec: &JobSpec,
+    ) -> Result<(tokio::process::Child, Vec<Relay>), SpawnFailure> {
+        let cap = spec.max_output().or(self.default_max_output);
+        let relays = std::cell::RefCell::new(Vec::new());
+        let open = |stream| -> Result<Stdio, SpawnFailure> {
             let path = log_path(&self.logs_dir, id, stream);
-            open_output(&path)
-                .map_err(|e| format!("cannot open output file {}: {e}", path.display()))
+            let file = open_output(&path).map_err(|e| {
+                SpawnFailure::of(
+                    &e,
+                    format!("cannot open output file {}: {e}", path.display()),
+                )
+            })?;
+            let Some(cap) = cap else {
+                return Ok(file.into());
+            };
+            let (reader, writer) = std::io::pipe().map_err(|e| {
+                SpawnFailure::of(&e, format!("cannot make a pipe for the job's output: {e}"))
+            })?;
+            relays
+                .borrow_mut()
+                .push(Box::pin(relay_output(reader, file, cap)) as Relay);
+            Ok(writer.into())
         };
         // Everything but the program and its arguments.
         let command = |program: &std::ffi::OsStr| {
@@ -256,7 +305,7 @@ impl Shared {
                 .kill_on_drop(false);
             cmd
         };
-        let with_output = |cmd: &mut tokio::process::Command| -> Result<(), String> {
+        let with_output = |cmd: &mut tokio::process::Command| -> Result<(), SpawnFailure> {
             cmd.stdout(open(LogStream::Stdout)?)
                 .stderr(open(LogStream::Stderr)?);
             Ok(())
@@ -285,8 +334,10 @@ impl Shared {
             }
             with_output(&mut direct)?;
             if let Ok(child) = direct.spawn() {
-                return Ok(child);
+                return Ok((child, relays.into_inner()));
             }
+            // Its pipes' readers wait for writers that never came.
+            relays.borrow_mut().clear();
         }
         let mut fallback = match &spec.command {
             Command::Argv(argv) => {
@@ -303,7 +354,75 @@ impl Shared {
         // The failed attempt took its descriptors with it: open them again
         // (appending, so nothing is lost or written twice).
         with_output(&mut fallback)?;
-        fallback.spawn().map_err(|e| spawn_error(spec, &e))
+        let child = fallback
+            .spawn()
+            .map_err(|e| SpawnFailure::of(&e, spawn_error(spec, &e)))?;
+        Ok((child, relays.into_inner()))
+    }
+}
+
+/// Why a job's process could not be started.
+#[derive(Debug)]
+struct SpawnFailure {
+    /// One line naming what was missing.
+    reason: String,
+    /// Whether it is the daemon's passing trouble rather than the job's.
+    transient: bool,
+}
+
+impl SpawnFailure {
+    /// The failure `reason` caused by `error`: transient when the daemon or
+    /// the system ran out of file descriptors (EMFILE, ENFILE), which
+    /// closing connections or ending jobs gives back.
+    fn of(error: &std::io::Error, reason: String) -> Self {
+        let transient = matches!(
+            error.raw_os_error(),
+            Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE
+        );
+        Self { reason, transient }
+    }
+}
+
+/// How long a capped job's exit waits for its relays to write what is left
+/// in its pipes, once the job itself has exited.
+const RELAY_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A relay of one output stream of a capped job (see [`relay_output`]).
+type Relay = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Copies what a capped job writes to `pipe` into `file` until the file
+/// holds `cap` bytes (earlier attempts' output counts), then drops the
+/// rest; at the end of the stream, notes in the file how much was dropped.
+async fn relay_output(pipe: std::io::PipeReader, mut file: std::fs::File, cap: u64) {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe.into()) else {
+        tracing::warn!("could not read a job's output pipe; its output is lost");
+        return;
+    };
+    let mut held = file.metadata().map_or(0, |m| m.len());
+    let mut dropped = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let room = usize::try_from(cap.saturating_sub(held)).unwrap_or(usize::MAX);
+        let keep = n.min(room);
+        // A write to a regular file does not block for long; a failed one
+        // (disk full) loses only this job's output, as without a cap.
+        if keep > 0 && file.write_all(&buf[..keep]).is_ok() {
+            held += keep as u64;
+        }
+        dropped += (n - keep) as u64;
+    }
+    if dropped > 0 {
+        let _ = write!(
+            file,
+            "\n[mayfly: output cut at {} (--max-output); {dropped} more bytes were dropped]\n",
+            mayfly_protocol::format_size(cap)
+        );
     }
 }
 
@@ -394,12 +513,14 @@ fn shell_pwd(spec: &JobSpec) -> std::ffi::OsString {
 }
 
 /// Opens an output file for appending, creating it if need be: every
-/// attempt of a job appends to the same files.
+/// attempt of a job appends to the same files. Created `0600` and never
+/// through a symbolic link (see [`crate::private`]).
 fn open_output(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
+    crate::private::file_options()
         .create(true)
         .append(true)
         .open(path)
+        .map_err(crate::private::explain_link)
 }
 
 /// The output thread: carries out [`OutputWork`] in order until every
@@ -533,6 +654,7 @@ mod tests {
         let executor = Executor::new(
             dir.path().to_path_buf(),
             dir.path().join("mayfly.sock"),
+            None,
             reports,
             TaskTracker::new(),
         )

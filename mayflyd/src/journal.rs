@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use mayfly_protocol::{decode_payload, encode_payload};
+use mayfly_protocol::encode_payload;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Core, CoreConfig, CoreSnapshot, Event};
@@ -70,9 +70,9 @@ pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recov
                 .map_err(|e| format!("inconsistent snapshot: {e}"))?;
             Ok(())
         },
-        |record| -> Result<(), String> {
-            let event: Event =
-                decode_payload(record).map_err(|e| format!("undecodable event: {e}"))?;
+        |format, record| -> Result<(), String> {
+            let event =
+                Event::decode(format, record).map_err(|e| format!("undecodable event: {e}"))?;
             core.borrow_mut().apply(&event).map_err(|e| e.to_string())
         },
     )?;

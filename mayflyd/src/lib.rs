@@ -20,6 +20,9 @@ pub mod logbuf;
 pub mod metrics;
 pub mod notify;
 pub mod pal;
+#[cfg(feature = "ipc")]
+pub mod peer;
+pub mod private;
 pub mod pusher;
 pub mod reply;
 pub mod scheduler;

@@ -4,7 +4,14 @@
 //! Binding follows the contract: the socket's folder is created `0700` and
 //! the socket made `0600`, so only the owner can talk to the daemon; a
 //! leftover socket that no daemon answers on is replaced, and a live one makes
-//! this daemon refuse to start rather than steal it.
+//! this daemon refuse to start rather than steal it. A folder that exists
+//! must pass [`mayfly_protocol::socket_folder`]'s test for the daemon's uid
+//! (a real directory, ours, writable by no one else), or the daemon refuses
+//! to start: someone else's folder could hold someone else's socket.
+//!
+//! With `--allow-uid`, other users must be able to connect, so the socket is
+//! made `0666`; each connection's peer credentials ([`crate::peer`]) then
+//! decide who is served.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -12,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mayfly_protocol::socket_folder::{self, UnsafeFolder};
 use mayfly_protocol::{HelloReply, encode_frame};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -29,6 +37,9 @@ pub enum BindError {
         "another mayflyd is already serving {0}; stop it first (mayflyctl shutdown) or pass a different --socket"
     )]
     InUse(PathBuf),
+    /// The socket's folder is not safe to use.
+    #[error(transparent)]
+    UnsafeFolder(#[from] UnsafeFolder),
     /// Something that is not a socket sits at the path.
     #[error("{0} exists and is not a socket; remove it or pass a different --socket")]
     NotASocket(PathBuf),
@@ -53,9 +64,24 @@ pub fn refuse_if_live(path: &Path) -> Result<(), BindError> {
     }
 }
 
-/// Binds the daemon's socket at `path` (see the module docs for the rules).
-/// Must be called inside a tokio runtime.
-pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
+/// Fails with [`BindError::UnsafeFolder`] when the folder of the socket
+/// `path` exists and fails the test of the module docs; a missing folder
+/// passes (it is created `0700`).
+pub fn check_folder(path: &Path) -> Result<(), BindError> {
+    let me = nix::unistd::geteuid().as_raw();
+    let dir = socket_folder::folder_of(path);
+    socket_folder::check(dir, me, &[me])
+        .map_err(|source| BindError::Io {
+            what: "inspect the folder of",
+            path: path.to_path_buf(),
+            source,
+        })?
+        .map_err(BindError::from)
+}
+
+/// Binds the daemon's socket at `path` with permission bits `mode` (see
+/// the module docs for the rules). Must be called inside a tokio runtime.
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, BindError> {
     let io_err = |what, source| BindError::Io {
         what,
         path: path.to_path_buf(),
@@ -69,6 +95,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
             .mode(0o700)
             .create(dir)
             .map_err(|e| io_err("create the socket folder for", e))?;
+    }
+    check_folder(path)?;
+    let dir = socket_folder::folder_of(path);
+    if mode & 0o007 != 0
+        && let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o001 == 0
+    {
+        tracing::warn!(
+            folder = %dir.display(),
+            "--allow-uid is given, but other users cannot reach the socket: its folder is mode \
+             {:04o}; run 'chmod o+x {}' or put the socket in a folder they can reach",
+            meta.permissions().mode() & 0o7777,
+            dir.display()
+        );
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
@@ -86,7 +126,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         Err(e) => return Err(io_err("inspect", e)),
     }
     let listener = UnixListener::bind(path).map_err(|e| io_err("bind", e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| io_err("set permissions on", e))?;
     Ok(listener)
 }

@@ -190,6 +190,9 @@ pub struct Metrics {
     ipc_duration: HistogramVec,
     /// `mayfly_ipc_connections`.
     ipc_connections: IntGauge,
+    /// `mayfly_ipc_refused_peers_total`: connections refused for their
+    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
+    ipc_refused_peers: IntCounter,
     /// `mayfly_wal_appends_total`.
     wal_appends: IntCounter,
     /// `mayfly_wal_bytes_total`.
@@ -328,6 +331,13 @@ impl Metrics {
                 "Unix-socket client connections open now.",
             )?,
         )?;
+        let ipc_refused_peers = register(
+            r,
+            IntCounter::new(
+                "mayfly_ipc_refused_peers_total",
+                "Unix-socket connections refused because their user may not use this daemon.",
+            )?,
+        )?;
         let wal_appends = register(
             r,
             IntCounter::new(
@@ -388,6 +398,7 @@ impl Metrics {
             ipc_requests,
             ipc_duration,
             ipc_connections,
+            ipc_refused_peers,
             wal_appends,
             wal_bytes,
             wal_fsync,
@@ -493,6 +504,11 @@ impl Metrics {
         });
     }
 
+    /// A connection was refused for its peer's uid.
+    pub fn ipc_refused_peer(&self) {
+        self.ipc_refused_peers.inc();
+    }
+
     /// A client connected to the Unix socket.
     pub fn ipc_connection_opened(&self) {
         self.ipc_connections.inc();
@@ -588,6 +604,7 @@ mod tests {
             "mayfly_ipc_requests_total",
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
+            "mayfly_ipc_refused_peers_total",
             "mayfly_wal_appends_total",
             "mayfly_wal_bytes_total",
             "mayfly_wal_fsync_duration_seconds",

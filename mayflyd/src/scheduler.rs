@@ -39,6 +39,8 @@ use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
 use crate::listener::{self, BindError, Limits};
 use crate::metrics::{Metrics, Refresh};
+#[cfg(feature = "ipc")]
+use crate::peer::PeerPolicy;
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
 use crate::session::{SessionContext, SessionLimits};
@@ -95,14 +97,9 @@ pub enum DaemonError {
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// The state dir could not be prepared.
-    #[error("cannot prepare state dir {path}: {source}")]
-    StateDir {
-        /// The folder.
-        path: PathBuf,
-        /// The system's error.
-        source: std::io::Error,
-    },
+    /// The state dir could not be prepared, or is not safe to use.
+    #[error(transparent)]
+    StateDir(#[from] crate::private::StateDirError),
     /// The saved state could not be read; nothing was changed on disk.
     #[error("{0}")]
     Recover(#[from] crate::wal::WalError),
@@ -266,6 +263,7 @@ impl Scheduler {
     /// worker per core (2,000 samples each, twice), with the same 8-client
     /// throughput (20.3k/22.1k/21.0k against 19.5k/22.6k/21.1k submits/s).
     pub fn run_blocking(self) -> Result<(), DaemonError> {
+        raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads())
             .enable_all()
@@ -277,6 +275,8 @@ impl Scheduler {
             // only once the state is recovered, so a daemon that accepts
             // connections is one that answers them (and one that refuses to
             // start over damaged state leaves no socket behind).
+            #[cfg(feature = "ipc")]
+            listener::check_folder(&self.settings.socket)?;
             #[cfg(feature = "ipc")]
             listener::refuse_if_live(&self.settings.socket)?;
             #[cfg(feature = "ipc")]
@@ -323,10 +323,22 @@ impl Scheduler {
             internal_rx,
         } = self;
         let logs_dir = settings.state_dir.join("logs");
-        std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
-            path: logs_dir.clone(),
-            source,
-        })?;
+        let tightening = crate::private::prepare_state_dir(
+            &settings.state_dir,
+            nix::unistd::geteuid().as_raw(),
+            &["logs", "wal"],
+        )?;
+        let state_dir = settings.state_dir.clone();
+        let started = std::thread::Builder::new()
+            .name("mayfly-private".into())
+            .spawn(move || {
+                if let Some(warning) = tightening.finish().warning(&state_dir) {
+                    tracing::warn!("{warning}");
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start the thread that makes the files under the state dir private; its folders are");
+        }
 
         let shutdown = CancellationToken::new();
         let shutdown_begun = CancellationToken::new();
@@ -377,6 +389,7 @@ impl Scheduler {
         let executor = Executor::new(
             logs_dir.clone(),
             settings.socket.clone(),
+            settings.max_output.map(|s| s.0),
             processes_tx,
             TaskTracker::new(),
         )
@@ -521,7 +534,7 @@ impl Scheduler {
         let listener = match socket {
             SocketPlan::Bound(listener) => Some(listener),
             #[cfg(feature = "ipc")]
-            SocketPlan::Bind(path) => match listener::bind(&path) {
+            SocketPlan::Bind(path) => match listener::bind(&path, socket_mode(&settings)) {
                 Ok(listener) => Some(listener),
                 Err(e) => {
                     // Nothing was started for clients yet; close the log.
@@ -539,7 +552,10 @@ impl Scheduler {
                 logs_dir,
                 metrics: metrics.clone(),
                 limits: SessionLimits::from_settings(&settings),
-                request_budget: crate::session::request_budget(settings.request_buffer_bytes),
+                request_budget: crate::session::request_budget(
+                    usize::try_from(settings.request_buffer_bytes.0).unwrap_or(usize::MAX),
+                ),
+                peers: Arc::new(PeerPolicy::for_this_process(settings.allow_uid.clone())),
             };
             tracker.spawn(listener::run(
                 listener,
@@ -599,6 +615,17 @@ impl Scheduler {
     }
 }
 
+/// The permission bits of the socket: `0600`, or `0666` when other users
+/// are allowed (their peer credentials are checked on every connection).
+#[cfg(feature = "ipc")]
+fn socket_mode(settings: &Settings) -> u32 {
+    if settings.allow_uid.is_empty() {
+        0o600
+    } else {
+        0o666
+    }
+}
+
 /// Binds the HTTP endpoint at `addr`, if there is one.
 async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, DaemonError> {
     match addr {
@@ -644,4 +671,23 @@ fn worker_threads() -> usize {
         .and_then(|v| v.trim().parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or(1)
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection,
+/// output file and pipe of the daemon is a file descriptor, and the common
+/// soft default (1024) is far below what the system allows (the hard
+/// limit, often 524288). A job start that still runs out is retried, not
+/// failed (see the executor).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+    }
 }

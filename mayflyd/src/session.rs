@@ -16,6 +16,10 @@
 //! [`Outgoing::More`], it first hands everything before it to the socket,
 //! then asks the driver for the next chunk.
 //!
+//! Before anything is read, the peer's credentials are checked
+//! ([`crate::peer`]); a user the daemon does not serve gets one `Rejected`
+//! frame saying why.
+//!
 //! Bad input ends the session with an error frame (after the responses to
 //! earlier requests) — never a panic, and never a stall of other sessions.
 //!
@@ -67,6 +71,7 @@ use tokio_util::sync::CancellationToken;
 use crate::driver::{ClientMsg, InternalMsg};
 use crate::executor::log_path;
 use crate::metrics::Metrics;
+use crate::peer::{PeerPolicy, admit};
 use crate::reply::{Backlog, Outgoing, Reply};
 use crate::settings::Settings;
 
@@ -121,7 +126,8 @@ impl SessionLimits {
             idle_timeout: settings.idle_timeout,
             frame_timeout: settings.frame_timeout,
             max_in_flight: settings.max_in_flight.max(1),
-            reply_buffer_bytes: settings.reply_buffer_bytes,
+            reply_buffer_bytes: usize::try_from(settings.reply_buffer_bytes.0)
+                .unwrap_or(usize::MAX),
         }
     }
 }
@@ -207,6 +213,8 @@ pub struct SessionContext {
     /// The budget every connection shares for large requests on their way
     /// in ([`request_budget`]).
     pub request_budget: Arc<Semaphore>,
+    /// Who may use the daemon (checked before anything is read).
+    pub peers: Arc<PeerPolicy>,
 }
 
 /// Why no request could be read.
@@ -528,8 +536,12 @@ impl Writer<'_> {
 /// Serves one connection until the client hangs up, sends bad input, hits
 /// a limit, or the daemon shuts down (requests in flight are still
 /// answered).
-pub async fn serve(mut stream: UnixStream, ctx: SessionContext, shutdown: CancellationToken) {
+pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: CancellationToken) {
     let limits = ctx.limits;
+    let Some(mut stream) = admit(stream, &ctx.peers, &ctx.metrics, limits.handshake_timeout).await
+    else {
+        return;
+    };
     let (read_half, mut write_half) = stream.split();
     let mut reader = FrameReader::new(read_half, ctx.request_budget.clone(), limits.frame_timeout);
     let first = tokio::time::timeout(limits.handshake_timeout, reader.next::<Hello>(None)).await;
@@ -1038,6 +1050,7 @@ mod tests {
                 metrics: Metrics::new().expect("metrics"),
                 limits,
                 request_budget: budget,
+                peers: Arc::new(PeerPolicy::for_this_process(Vec::new())),
             };
             let session = tokio::spawn(serve(server, ctx, CancellationToken::new()));
             let mut hello = Framed::new(client, FrameCodec::<HelloReply, Hello>::new());

@@ -14,7 +14,7 @@
 //! - [`Settings::default`] is what the attributes give without any flag, and
 //!   the core's defaults ([`CoreConfig`]'s) are read from it.
 //!
-//! So adding a setting is adding a field. A list (say `--allow-uid`, given
+//! So adding a setting is adding a field. A list (like `--allow-uid`, given
 //! once per uid) is a `Vec` field: repeated flags on the command line,
 //! `allow_uid = [1000, 1001]` in the file, a flag list replacing the file's
 //! whole list.
@@ -46,6 +46,13 @@ pub struct Settings {
         hide_default_value = true
     )]
     pub socket: PathBuf,
+
+    /// Also serve this user (a uid), besides the daemon's own and root; give
+    /// it once per uid. Whoever may submit runs commands as the daemon's
+    /// user. With any, the socket is made 0666 (its folder must let them
+    /// reach it): each connection's peer credentials decide who is served.
+    #[arg(long, value_name = "UID", value_parser = clap::value_parser!(u32))]
+    pub allow_uid: Vec<u32>,
 
     /// Where the write-ahead log, snapshots and job output are kept
     /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
@@ -117,6 +124,24 @@ pub struct Settings {
     #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
+    /// The most jobs the daemon holds at once: waiting, queued, running, and
+    /// finished ones not yet forgotten. A submit past it is refused;
+    /// `mayflyctl clean` forgets finished jobs.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = parse_max_jobs)]
+    pub max_jobs: u64,
+
+    /// The most bytes one job's command and environment may take (64K, 1M);
+    /// a bigger one is refused at submit. Linux starts no program given more
+    /// than about 2M.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size_setting)]
+    pub max_job_bytes: Size,
+
+    /// Keep at most SIZE bytes of each output stream of a job that sets no
+    /// limit of its own (mayflyctl submit --max-output); the rest is dropped
+    /// and the cut noted at the end of the file [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_setting)]
+    pub max_output: Option<Size>,
+
     /// The most client connections open at once, those still in their
     /// handshake included. A client past it is told "too many connections"
     /// at once instead of waiting.
@@ -146,16 +171,16 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_count)]
     pub max_in_flight: usize,
 
-    /// Bytes of partly received requests larger than 64 KiB held at once,
-    /// over all connections: such a request waits (within --frame-timeout)
-    /// until its announced size fits. At least 16777216, the largest request.
+    /// Bytes of partly received requests larger than 64K held at once, over
+    /// all connections: such a request waits (within --frame-timeout) until
+    /// its announced size fits. At least 16M, the largest request.
     #[arg(
         long,
-        value_name = "BYTES",
-        default_value_t = 64 << 20,
+        value_name = "SIZE",
+        default_value = "64M",
         value_parser = parse_request_buffer
     )]
-    pub request_buffer_bytes: usize,
+    pub request_buffer_bytes: Size,
 
     /// Bytes of answers one connection may leave unread. Past it the daemon
     /// reads no further requests from that connection; a client that then
@@ -163,11 +188,11 @@ pub struct Settings {
     /// reading) is dropped, and told why if it reads again.
     #[arg(
         long,
-        value_name = "BYTES",
-        default_value_t = 4 << 20,
+        value_name = "SIZE",
+        default_value = "4M",
         value_parser = parse_reply_buffer
     )]
-    pub reply_buffer_bytes: usize,
+    pub reply_buffer_bytes: Size,
 
     /// The flags for one run, which have no config key.
     #[command(flatten)]
@@ -216,7 +241,30 @@ impl Settings {
             concurrency: self.concurrency,
             kill_grace_ms: millis(self.kill_grace),
             quantum_ms: millis(self.quantum),
+            max_jobs: usize::try_from(self.max_jobs).unwrap_or(usize::MAX),
+            max_job_bytes: self.max_job_bytes.0,
         }
+    }
+}
+
+/// A size in bytes, written `65536`, `64K`, `10M` or `1G`: in the config
+/// file a number or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses a [`Size`].
+pub fn parse_size_setting(s: &str) -> Result<Size, String> {
+    mayfly_protocol::parse_size(s).map(Size)
+}
+
+/// Parses `--max-jobs`: a whole number from 1.
+fn parse_max_jobs(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (the most jobs the daemon holds)".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a number of jobs; write a whole number from 1, like 1000000"
+        )),
     }
 }
 
@@ -285,34 +333,22 @@ fn parse_count(s: &str) -> Result<usize, String> {
 
 /// Parses `--request-buffer-bytes`: room for at least one request of the
 /// largest size, or such a request could never be read.
-fn parse_request_buffer(s: &str) -> Result<usize, String> {
-    let bytes = parse_size(s)?;
-    if bytes < mayfly_protocol::MAX_FRAME_LEN {
-        return Err(format!(
-            "must be at least {} (one request of the largest size)",
-            mayfly_protocol::MAX_FRAME_LEN
-        ));
+fn parse_request_buffer(s: &str) -> Result<Size, String> {
+    let size = parse_size_setting(s)?;
+    if size.0 < mayfly_protocol::MAX_FRAME_LEN as u64 {
+        return Err("must be at least 16M (one request of the largest size)".to_string());
     }
-    Ok(bytes)
+    Ok(size)
 }
 
-/// Parses `--reply-buffer-bytes`: at least 64 KiB, so a connection's
-/// ordinary answers never count as unread.
-fn parse_reply_buffer(s: &str) -> Result<usize, String> {
-    let bytes = parse_size(s)?;
-    if bytes < MIN_REPLY_BUFFER {
-        return Err(format!("must be at least {MIN_REPLY_BUFFER} (64 KiB)"));
+/// Parses `--reply-buffer-bytes`: at least 64K, so a connection's ordinary
+/// answers never count as unread.
+fn parse_reply_buffer(s: &str) -> Result<Size, String> {
+    let size = parse_size_setting(s)?;
+    if size.0 < 64 * 1024 {
+        return Err("must be at least 64K".to_string());
     }
-    Ok(bytes)
-}
-
-/// The smallest `--reply-buffer-bytes`.
-const MIN_REPLY_BUFFER: usize = 64 * 1024;
-
-/// Parses a size in bytes held in memory.
-fn parse_size(s: &str) -> Result<usize, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not a number of bytes; write a whole number, like 4194304"))
+    Ok(size)
 }
 
 /// Parses a size in bytes: a whole number from 0.
@@ -372,6 +408,7 @@ mod tests {
     fn the_defaults_are_the_documented_ones() {
         let s = Settings::default();
         assert_eq!(s.socket, default_socket_path());
+        assert!(s.allow_uid.is_empty());
         assert_eq!(s.state_dir, default_state_dir());
         assert_eq!(s.concurrency, cpu_count());
         assert_eq!(s.quantum, Duration::from_millis(10));
@@ -392,8 +429,8 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_secs(300));
         assert_eq!(s.frame_timeout, Duration::from_secs(10));
         assert_eq!(s.max_in_flight, 256);
-        assert_eq!(s.request_buffer_bytes, 64 << 20);
-        assert_eq!(s.reply_buffer_bytes, 4 << 20);
+        assert_eq!(s.request_buffer_bytes, Size(64 << 20));
+        assert_eq!(s.reply_buffer_bytes, Size(4 << 20));
         assert!(s.handle_signals);
     }
 
@@ -420,6 +457,7 @@ mod tests {
             keys,
             [
                 "socket",
+                "allow_uid",
                 "state_dir",
                 "concurrency",
                 "quantum",
@@ -431,6 +469,9 @@ mod tests {
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
+                "max_jobs",
+                "max_job_bytes",
+                "max_output",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",
@@ -456,13 +497,13 @@ mod tests {
         assert!(parse_count("0").unwrap_err().contains("at least 1"));
         assert_eq!(parse_count("64"), Ok(64));
         assert!(
-            parse_request_buffer("1048576")
+            parse_request_buffer("1M")
                 .unwrap_err()
                 .contains("largest size")
         );
-        assert_eq!(parse_request_buffer("16777216"), Ok(16 << 20));
-        assert!(parse_reply_buffer("1000").unwrap_err().contains("64 KiB"));
-        assert!(parse_reply_buffer("4M").unwrap_err().contains("4194304"));
+        assert_eq!(parse_request_buffer("16M"), Ok(Size(16 << 20)));
+        assert!(parse_reply_buffer("1000").unwrap_err().contains("64K"));
+        assert_eq!(parse_reply_buffer("4194304"), Ok(Size(4 << 20)));
         assert!(
             parse_http_addr("localhost")
                 .unwrap_err()

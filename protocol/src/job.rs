@@ -125,6 +125,31 @@ pub struct JobSpec {
     pub retries: u32,
     /// The wait before the first retry; it doubles each time (capped).
     pub retry_delay_ms: u64,
+    /// The settings a job seldom has, each a [`SpecExt`] at most once.
+    /// Settings added to jobs over time are new variants of that enum, so a
+    /// new one changes neither this type's encoding nor the write-ahead
+    /// log's: read them with the accessors ([`JobSpec::max_output`], …).
+    pub ext: Vec<SpecExt>,
+}
+
+/// A setting a job seldom has (see [`JobSpec::ext`]). Variants are only
+/// ever appended: bincode numbers them by position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpecExt {
+    /// Keep at most this many bytes of each of the job's output streams
+    /// (`--max-output`); what comes after is dropped, and the cut is noted
+    /// at the end of the file.
+    MaxOutput(u64),
+}
+
+impl SpecExt {
+    /// Which setting this is, to tell two of the same kind apart from two
+    /// different ones.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SpecExt::MaxOutput(_) => "max_output",
+        }
+    }
 }
 
 impl JobSpec {
@@ -148,6 +173,26 @@ impl JobSpec {
             timeout_ms: None,
             retries: crate::DEFAULT_RETRIES,
             retry_delay_ms: crate::DEFAULT_RETRY_DELAY_MS,
+            ext: Vec::new(),
+        }
+    }
+
+    /// The cap on each output stream (`--max-output`), if the job has one.
+    #[allow(
+        clippy::unnecessary_find_map,
+        reason = "SpecExt has one variant so far; the match is the shape every accessor takes"
+    )]
+    pub fn max_output(&self) -> Option<u64> {
+        self.ext.iter().find_map(|e| match e {
+            SpecExt::MaxOutput(bytes) => Some(*bytes),
+        })
+    }
+
+    /// Sets or clears the cap on each output stream.
+    pub fn set_max_output(&mut self, bytes: Option<u64>) {
+        self.ext.retain(|e| !matches!(e, SpecExt::MaxOutput(_)));
+        if let Some(bytes) = bytes {
+            self.ext.push(SpecExt::MaxOutput(bytes));
         }
     }
 }

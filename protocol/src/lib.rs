@@ -12,6 +12,10 @@
 //!    requests ([`Request::is_streaming`]) are answered with a series of frames
 //!    that ends with [`Response::End`] (or a [`Response::Error`]).
 //!
+//! Before either side uses the socket, it checks the socket's folder
+//! ([`socket_folder`]): a folder someone else controls could hold a socket
+//! of theirs.
+//!
 //! Each frame is a 4-byte big-endian length followed by a bincode 2 payload
 //! (serde, standard configuration, decoded with a size limit). Frames larger
 //! than [`MAX_FRAME_LEN`] are refused before anything is allocated.
@@ -28,6 +32,8 @@ pub mod job;
 pub mod json;
 pub mod request;
 pub mod response;
+pub mod size;
+pub mod socket_folder;
 
 pub use activity::{Activity, ActivityRecord};
 #[cfg(feature = "codec")]
@@ -39,7 +45,7 @@ pub use codec::{
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
     Attempt, Command, DepRef, Dependency, JobId, JobInfo, JobInfoRef, JobSpec, JobState, LogStream,
-    QueueInfo, SchedulerInfo, StateCounts, SystemTaskInfo, Timestamp,
+    QueueInfo, SchedulerInfo, SpecExt, StateCounts, SystemTaskInfo, Timestamp,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,
@@ -47,6 +53,7 @@ pub use request::{
     StatusRequest, SubmitBatchRequest, SubmitRequest, WaitRequest,
 };
 pub use response::{CancelOutcome, ErrorKind, ErrorResponse, JobsRef, Response, StateHeader};
+pub use size::{format_size, parse_size};
 
 /// The largest frame either side accepts: 16 MiB. Larger length prefixes are
 /// refused before any allocation.

@@ -143,4 +143,7 @@ pub enum ErrorKind {
     Protocol,
     /// Anything else; the daemon's log has details.
     Internal,
+    /// A limit of the daemon's was reached (jobs held, bytes of a job,
+    /// connections, …); the message names it and what to do.
+    Limit,
 }

@@ -18,8 +18,8 @@ use mayfly_protocol::{
     CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello, HelloReply,
     JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest, MAGIC,
     MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
-    StateCounts, StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest,
-    decode_payload, encode_frame, encode_payload, read_frame,
+    SpecExt, StateCounts, StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp,
+    WaitRequest, decode_payload, encode_frame, encode_payload, read_frame,
 };
 use proptest::prelude::*;
 use serde::Serialize;
@@ -62,6 +62,7 @@ fn sample_spec() -> JobSpec {
         timeout_ms: None,
         retries: 0,
         retry_delay_ms: 1_000,
+        ext: Vec::new(),
     }
 }
 
@@ -401,6 +402,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
             timeout_ms: None,
             retries: 0,
             retry_delay_ms: 1_000,
+            ext: vec![SpecExt::MaxOutput(u64::from(priority) << 10)],
         },
     )
 }
@@ -781,13 +783,14 @@ proptest! {
 // Pinned encodings
 // ---------------------------------------------------------------------------
 
-/// The client's hello: length 10, `MAYFLY\0\0`, versions 2..=2 (version 2
-/// added dependencies, times, timeouts and retries to the job spec).
+/// The client's hello: length 10, `MAYFLY\0\0`, versions 3..=3 (version 2
+/// added dependencies, times, timeouts and retries to the job spec; version
+/// 3 its `ext` settings).
 #[test]
 fn pinned_hello_current() {
     assert_eq!(
         encode_frame(&Hello::current()).expect("encodes"),
-        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 2, 2]
+        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 3, 3]
     );
 }
 
@@ -812,7 +815,7 @@ fn pinned_submit() {
     });
     #[rustfmt::skip]
     let want = [
-        0, 0, 0, 47,            // length
+        0, 0, 0, 48,            // length
         0,                      // Request::Submit
         0,                      // Command::Argv
         2, 4, b'e', b'c', b'h', b'o', 2, b'h', b'i',
@@ -826,8 +829,22 @@ fn pinned_submit() {
         0,                      // timeout_ms: None
         0,                      // retries
         251, 0xe8, 0x03,        // retry_delay_ms: 1000
+        0,                      // ext: none
     ];
     assert_eq!(encode_frame(&req).expect("encodes"), want);
+}
+
+/// A spec setting of `ext`: the list's length, the variant, its value
+/// (`MaxOutput(1024)`: 1024 in the varint's two-byte form).
+#[test]
+fn pinned_spec_ext() {
+    let mut spec = sample_spec();
+    spec.set_max_output(Some(1024));
+    let bytes = encode_payload(&spec).expect("encodes");
+    assert_eq!(bytes[bytes.len() - 5..], [1, 0, 251, 0x00, 0x04]);
+    assert_eq!(spec.max_output(), Some(1024));
+    spec.set_max_output(None);
+    assert!(spec.ext.is_empty());
 }
 
 /// A status request; 300 needs the varint's two-byte form (`251`, then LE u16).

@@ -1507,12 +1507,14 @@ fn snapshot_files(wal: &Path) -> Vec<PathBuf> {
 /// after a restart do not write the whole state again.
 #[test]
 fn a_restart_does_not_lower_the_snapshot_threshold() {
-    let pad = format!("MAYFLY_PAD={}", "p".repeat(2000));
+    // Each job its own 2 KB environment (a snapshot holds an environment
+    // that jobs share only once).
+    let pad = |n: usize| format!("MAYFLY_PAD={n}{}", "p".repeat(2000));
     // No snapshot while the state grows: the whole log is replayed later.
     let mut d = Daemon::start(&["--concurrency", "1", "--snapshot-bytes", "100000000"]);
     for n in 0..60 {
         let name = format!("held-{n}");
-        d.submit(&["--delay", "1h", "--env", &pad, "--", "true", &name]);
+        d.submit(&["--delay", "1h", "--env", &pad(n), "--", "true", &name]);
     }
     assert!(d.stop().success(), "mayflyd did not stop cleanly");
     assert!(snapshot_files(&d.wal_dir()).is_empty());
@@ -1538,7 +1540,7 @@ fn a_restart_does_not_lower_the_snapshot_threshold() {
     d.restart(&args);
     for n in 0..5 {
         let name = format!("after-{n}");
-        d.submit(&["--delay", "1h", "--env", &pad, "--", "true", &name]);
+        d.submit(&["--delay", "1h", "--env", &pad(100 + n), "--", "true", &name]);
     }
     assert_eq!(
         snapshot_files(&wal),

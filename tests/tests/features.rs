@@ -893,3 +893,78 @@ fn retry_in_backoff_survives_a_crash() {
         "retried before its time: {job}"
     );
 }
+
+// ------------------------------------------------------------ output caps
+
+/// `submit --max-output` keeps the first SIZE bytes of each stream and
+/// notes the cut at the end; the daemon's `--max-output` caps jobs that set
+/// none; a job's own cap wins; output under the cap is untouched; the job's
+/// exit status is its own. (Before, output had no bound at all.)
+#[test]
+fn max_output_keeps_the_first_bytes_and_notes_the_cut() {
+    let d = Daemon::start(&["--max-output", "100"]);
+    let noisy =
+        "head -c 5000 /dev/zero | tr '\\0' a; head -c 3000 /dev/zero | tr '\\0' b >&2; exit 3";
+    let capped = d.submit_shell(&["--max-output", "1K"], noisy);
+    let by_default = d.submit_shell(&[], "head -c 300 /dev/zero | tr '\\0' c");
+    let own_cap = d.submit_shell(
+        &["--max-output", "1M"],
+        "head -c 300 /dev/zero | tr '\\0' d",
+    );
+    let small = d.submit_shell(&[], "echo short");
+    assert_eq!(code_of(&d.ctl(&["wait", &capped.to_string()])), 3);
+    wait_all_succeeded(&d, &[by_default, own_cap, small]);
+
+    let out = d.ctl_ok(&["logs", &capped.to_string()]);
+    let (kept, note) = out.split_at(1024);
+    assert_eq!(kept, "a".repeat(1024));
+    assert_eq!(
+        note.trim(),
+        "[mayfly: output cut at 1K (--max-output); 3976 more bytes were dropped]"
+    );
+    let err = d.ctl_ok(&["logs", "--stderr", &capped.to_string()]);
+    assert!(err.starts_with(&"b".repeat(1024)), "{err}");
+    assert!(err.contains("1976 more bytes were dropped"), "{err}");
+    let out = d.ctl_ok(&["logs", &by_default.to_string()]);
+    assert!(out.starts_with(&"c".repeat(100)), "{out}");
+    assert!(out.contains("output cut at 100"), "{out}");
+    assert_eq!(d.ctl_ok(&["logs", &own_cap.to_string()]), "d".repeat(300));
+    assert_eq!(d.ctl_ok(&["logs", &small.to_string()]), "short");
+
+    // Through --json-input too, and a bad size is a usage error.
+    let json = r#"{"command": "head -c 50 /dev/zero | tr '\\0' e", "max_output": "10"}"#;
+    let out = ctl_with_stdin(&d, &["submit", "--json-input"], json);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let id: u64 = stdout_of(&out).trim().parse().expect("an id");
+    wait_all_succeeded(&d, &[id]);
+    assert!(
+        d.ctl_ok(&["logs", &id.to_string()])
+            .starts_with("eeeeeeeeee\n[mayfly")
+    );
+    let out = d.ctl(&["submit", "--max-output", "lots", "--", "true"]);
+    assert_eq!(code_of(&out), 2, "a bad size is a usage error");
+    let err = stderr_of(&out);
+    assert!(err.contains("--max-output") && err.contains("10M"), "{err}");
+}
+
+/// The daemon holds at most `--max-jobs` jobs and takes none bigger than
+/// `--max-job-bytes`; each refusal says which limit and what to do.
+#[test]
+fn job_limits_refuse_with_what_to_do() {
+    let d = Daemon::start(&["--max-jobs", "2", "--max-job-bytes", "8K"]);
+    let first = d.submit(&["--", "true"]);
+    let second = d.submit(&["--", "true"]);
+    wait_all_succeeded(&d, &[first, second]);
+    let err = refused(&d.ctl(&["submit", "--", "true"]), 1);
+    assert!(
+        err.contains("--max-jobs") && err.contains("mayflyctl clean"),
+        "{err}"
+    );
+    d.ctl_ok(&["clean"]);
+    let third = d.submit(&["--", "true"]);
+    wait_all_succeeded(&d, &[third]);
+
+    let big = format!("BIG={}", "x".repeat(10_000));
+    let err = refused(&d.ctl(&["submit", "--env", &big, "--", "true"]), 1);
+    assert!(err.contains("--max-job-bytes"), "{err}");
+}

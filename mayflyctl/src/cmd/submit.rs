@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mayfly_protocol::{
-    Command, DepRef, Dependency, JobId, JobSpec, Request, Response, SubmitBatchRequest,
+    Command, DepRef, Dependency, FrameError, JobId, JobSpec, Request, Response, SubmitBatchRequest,
     SubmitRequest, Timestamp, WaitRequest,
 };
 use serde_json::{Value, json};
@@ -52,6 +52,8 @@ pub struct JobDefaults {
     pub retries: u32,
     /// From `--retry-delay`.
     pub retry_delay_ms: u64,
+    /// From `--max-output`.
+    pub max_output: Option<u64>,
 }
 
 impl JobDefaults {
@@ -103,12 +105,13 @@ impl JobDefaults {
                 .transpose()?,
             retries: args.retries,
             retry_delay_ms: parse_duration_ms("--retry-delay", &args.retry_delay)?,
+            max_output: args.max_output,
         })
     }
 
     /// The spec of a job running `command` with these settings.
     pub fn spec(&self, command: Command) -> JobSpec {
-        JobSpec {
+        let mut spec = JobSpec {
             command,
             cwd: self.cwd.clone(),
             env: self.env.clone(),
@@ -120,7 +123,10 @@ impl JobDefaults {
             timeout_ms: self.timeout_ms,
             retries: self.retries,
             retry_delay_ms: self.retry_delay_ms,
-        }
+            ext: Vec::new(),
+        };
+        spec.set_max_output(self.max_output);
+        spec
     }
 }
 
@@ -311,6 +317,7 @@ pub fn execute_batch(
 ) -> Result<u8, CtlError> {
     let mut specs = request.specs;
     let bounds = chunk_bounds(&specs);
+    check_sizes(&specs, &bounds, lines)?;
     let mut ids: Vec<JobId> = Vec::with_capacity(specs.len());
     let mut conn: Option<Connection> = None;
     let mut refused = None;
@@ -371,6 +378,39 @@ pub fn execute_batch(
     }
 }
 
+/// Refuses, before anything is sent, a batch with a job too large for a
+/// request of its own: that is its input line's fault (a usage error
+/// naming the line), and refusing it midway would leave the batch half
+/// queued. Only a job whose estimate exceeds [`CHUNK_BYTES`] can be too
+/// large, so only those are encoded to find out.
+fn check_sizes(
+    specs: &[JobSpec],
+    bounds: &[std::ops::Range<usize>],
+    lines: &[usize],
+) -> Result<(), UsageError> {
+    for range in bounds {
+        let spec = &specs[range.start];
+        if range.len() != 1 || estimated_size(spec) <= CHUNK_BYTES {
+            continue;
+        }
+        let request = Request::SubmitBatch(SubmitBatchRequest {
+            specs: vec![spec.clone()],
+        });
+        if let Err(FrameError::TooLarge { len }) = mayfly_protocol::encode_payload(&request) {
+            return Err(UsageError::BadLine {
+                line: lines.get(range.start).copied().unwrap_or(range.start + 1),
+                reason: format!(
+                    "the job is too large to send: {} encoded, more than the {} one request \
+                     can carry; pass large data to the job through a file instead",
+                    crate::error::mib(len),
+                    crate::error::mib(mayfly_protocol::MAX_FRAME_LEN as u64)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Waits on `conn` for `ids` and returns the exit code of `wait`.
 fn wait_for(conn: &mut Connection, ids: Vec<JobId>) -> Result<u8, CtlError> {
     conn.send(&Request::Wait(WaitRequest { ids: ids.clone() }))?;
@@ -389,6 +429,32 @@ mod tests {
         let mut spec = JobSpec::new(Command::Shell("true".into()), "/", "default", 50);
         spec.env = vec![("X".into(), "x".repeat(env_bytes))];
         spec
+    }
+
+    /// A job too large for any request is refused before anything is
+    /// sent, as a usage error naming its input line; large ones that fit
+    /// pass.
+    #[test]
+    fn a_job_too_large_to_send_is_its_lines_usage_error() {
+        let specs = vec![
+            spec(10),
+            spec(CHUNK_BYTES * 2),
+            spec(mayfly_protocol::MAX_FRAME_LEN + 1),
+        ];
+        let bounds = chunk_bounds(&specs);
+        let err = check_sizes(&specs, &bounds, &[1, 4, 7]).unwrap_err();
+        assert!(
+            matches!(err, UsageError::BadLine { line: 7, .. }),
+            "{err:?}"
+        );
+        let text = CtlError::from(err.clone()).to_string();
+        assert!(
+            text.starts_with("line 7 of standard input: the job is too large"),
+            "{text}"
+        );
+        assert!(text.contains("16 MiB"), "{text}");
+        assert_eq!(CtlError::from(err).exit_code(), crate::error::EXIT_USAGE);
+        assert_eq!(check_sizes(&specs[..2], &bounds[..2], &[1, 4]), Ok(()));
     }
 
     /// Runs cover every spec once, in order, within both limits.

@@ -139,9 +139,39 @@ pub enum Event {
         /// The lowest id still free.
         next_id: u64,
     },
+    /// A started job's process could not be started for a reason of the
+    /// daemon's that should pass (it ran out of file descriptors): the job
+    /// waits until `retry_at` and starts again. The start does not count as
+    /// an attempt.
+    StartDeferred {
+        /// The job.
+        id: JobId,
+        /// When the start failed.
+        at: Timestamp,
+        /// When it may start again.
+        retry_at: Timestamp,
+        /// What went wrong, shown as the job's reason meanwhile.
+        reason: String,
+    },
 }
 
+/// The record format events are written in: the version byte of each WAL
+/// record (see [`crate::wal::RECORD_FORMATS`]). Format 1 is read through
+/// [`super::v1::Event`].
+pub const EVENT_FORMAT: u8 = 2;
+
 impl Event {
+    /// Decodes a WAL record's payload of `format` (its version byte).
+    pub fn decode(format: u8, payload: &[u8]) -> Result<Event, String> {
+        match format {
+            EVENT_FORMAT => mayfly_protocol::decode_payload(payload).map_err(|e| e.to_string()),
+            1 => mayfly_protocol::decode_payload::<super::v1::Event>(payload)
+                .map(Event::from)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("record format {other} is not one this build reads")),
+        }
+    }
+
     /// The job this event is about, if it is about one.
     pub fn job_id(&self) -> Option<JobId> {
         match self {
@@ -154,7 +184,8 @@ impl Event {
             | Event::TimeReached { id, .. }
             | Event::Edited { id, .. }
             | Event::Progress { id, .. }
-            | Event::Spawned { id, .. } => Some(*id),
+            | Event::Spawned { id, .. }
+            | Event::StartDeferred { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use mayfly_protocol::{
     Attempt, Command, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId,
-    JobInfoRef, JobSpec, JobState, Timestamp,
+    JobInfoRef, JobSpec, JobState, SpecExt, Timestamp,
 };
 
 use super::StopReason;
@@ -77,6 +77,8 @@ pub(super) struct Options {
     pub(super) retries: u32,
     /// The wait before the first retry.
     pub(super) retry_delay_ms: u64,
+    /// The settings it seldom has.
+    pub(super) ext: Vec<SpecExt>,
 }
 
 impl Options {
@@ -88,6 +90,7 @@ impl Options {
         timeout_ms: None,
         retries: DEFAULT_RETRIES,
         retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
+        ext: Vec::new(),
     };
 
     /// True when nothing differs from the defaults (no box needed).
@@ -167,6 +170,7 @@ impl Job {
             timeout_ms: spec.timeout_ms,
             retries: spec.retries,
             retry_delay_ms: spec.retry_delay_ms,
+            ext: spec.ext.clone(),
         };
         Job::assemble(
             spec.command.clone(),
@@ -197,6 +201,7 @@ impl Job {
             timeout_ms: spec.timeout_ms,
             retries: spec.retries,
             retry_delay_ms: spec.retry_delay_ms,
+            ext: spec.ext,
         };
         Job::assemble(
             spec.command,
@@ -299,6 +304,7 @@ impl Job {
             timeout_ms: options.timeout_ms,
             retries: options.retries,
             retry_delay_ms: options.retry_delay_ms,
+            ext: options.ext.clone(),
         }
     }
 
@@ -318,6 +324,7 @@ impl Job {
             timeout_ms: options.timeout_ms,
             retries: options.retries,
             retry_delay_ms: options.retry_delay_ms,
+            ext: options.ext.clone(),
         }
     }
 

@@ -22,7 +22,7 @@
 //!   disk as in memory, a value shared by many jobs is there once: 200,000
 //!   jobs with one 2 KiB environment make a snapshot of a few MB, and
 //!   restoring it allocates each environment once.
-//! - **1** (read only): bincode of [`v1::CoreSnapshot`], where each job
+//! - **1** (read only): bincode of [`super::v1::CoreSnapshot`], where each job
 //!   carries its own copy of its environment, working directory and queue.
 //!   A snapshot of 200,000 such jobs was 570 MB, and decoding it left the
 //!   restarted daemon at over 1 GB of memory where the live one had used
@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mayfly_protocol::{Attempt, Command, Dependency, JobId, JobSpec, JobState, Timestamp};
+use mayfly_protocol::{Attempt, Command, Dependency, JobId, JobSpec, JobState, SpecExt, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::job::{Job, Run};
@@ -129,6 +129,8 @@ pub struct SpecSnapshot {
     pub retries: u32,
     /// The wait before the first retry.
     pub retry_delay_ms: u64,
+    /// The settings it seldom has.
+    pub ext: Vec<SpecExt>,
 }
 
 impl CoreSnapshot {
@@ -141,7 +143,7 @@ impl CoreSnapshot {
     pub fn decode(format: u8, payload: &[u8]) -> Result<CoreSnapshot, String> {
         match format {
             SNAPSHOT_FORMAT => mayfly_protocol::decode_blob(payload).map_err(|e| e.to_string()),
-            1 => mayfly_protocol::decode_blob::<v1::CoreSnapshot>(payload)
+            1 => mayfly_protocol::decode_blob::<super::v1::CoreSnapshot>(payload)
                 .map(CoreSnapshot::from)
                 .map_err(|e| e.to_string()),
             other => Err(format!(
@@ -176,6 +178,7 @@ impl CoreSnapshot {
             timeout_ms: spec.timeout_ms,
             retries: spec.retries,
             retry_delay_ms: spec.retry_delay_ms,
+            ext: spec.ext.clone(),
         })
     }
 }
@@ -364,165 +367,5 @@ impl Core {
             }
         }
         Ok(core)
-    }
-}
-
-/// Snapshot format 1, read only: each job carries its own copy of the
-/// values jobs share (see the module documentation).
-pub mod v1 {
-    use std::collections::HashMap;
-    use std::sync::Arc;
-
-    use mayfly_protocol::JobSpec;
-    use serde::{Deserialize, Serialize};
-
-    /// Format 1 of [`super::CoreSnapshot`]: the same, without the tables.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct CoreSnapshot {
-        /// The id the next job gets.
-        pub next_id: u64,
-        /// Jobs accepted.
-        pub submitted: u64,
-        /// Attempts started.
-        pub started: u64,
-        /// Jobs finished.
-        pub finished: u64,
-        /// Every queue: name, limit, paused.
-        pub queues: Vec<(String, Option<u32>, bool)>,
-        /// Every job, in id order.
-        pub jobs: Vec<JobSnapshot>,
-    }
-
-    /// Format 1 of [`super::JobSnapshot`]: its spec is a whole [`JobSpec`].
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct JobSnapshot {
-        /// Its id.
-        pub id: mayfly_protocol::JobId,
-        /// What it runs, every field its own copy.
-        pub spec: JobSpec,
-        /// Its state.
-        pub state: mayfly_protocol::JobState,
-        /// Times started.
-        pub attempts: u32,
-        /// Last exit code.
-        pub exit_code: Option<i32>,
-        /// Last killing signal.
-        pub signal: Option<i32>,
-        /// When accepted.
-        pub submitted_at: mayfly_protocol::Timestamp,
-        /// When last started.
-        pub started_at: Option<mayfly_protocol::Timestamp>,
-        /// When it ended.
-        pub finished_at: Option<mayfly_protocol::Timestamp>,
-        /// Latest progress text.
-        pub progress: Option<String>,
-        /// Why it ended as it did.
-        pub reason: Option<String>,
-        /// A pending stop request.
-        pub stop: Option<super::StopReason>,
-        /// Its prerequisites: `(id, any_outcome)`.
-        pub deps: Vec<(mayfly_protocol::JobId, bool)>,
-        /// Whether its not-before time had passed.
-        pub time_ok: bool,
-        /// When its next attempt may start.
-        pub retry_at: Option<mayfly_protocol::Timestamp>,
-        /// Its finished attempts.
-        pub history: Vec<mayfly_protocol::Attempt>,
-        /// The running attempt's process: `(pid, start ticks)`.
-        pub process: Option<(u32, u64)>,
-    }
-
-    /// Builds the tables of format 2 from format 1's copies, by value.
-    #[derive(Debug, Default)]
-    struct ByValue {
-        /// Working directories and queue names seen, with their index.
-        strs: HashMap<Arc<str>, u32>,
-        /// Environments seen, with their index.
-        envs: HashMap<Arc<[(String, String)]>, u32>,
-    }
-
-    impl ByValue {
-        /// The index of `value`, added if new.
-        fn index<T: ?Sized + Eq + std::hash::Hash>(
-            map: &mut HashMap<Arc<T>, u32>,
-            value: Arc<T>,
-        ) -> u32 {
-            let next = u32::try_from(map.len()).unwrap_or(u32::MAX);
-            *map.entry(value).or_insert(next)
-        }
-
-        /// The entries of `map` in index order.
-        fn table<T: ?Sized>(map: HashMap<Arc<T>, u32>) -> Vec<Arc<T>> {
-            let mut entries: Vec<(u32, Arc<T>)> = map.into_iter().map(|(v, i)| (i, v)).collect();
-            entries.sort_unstable_by_key(|(i, _)| *i);
-            entries.into_iter().map(|(_, v)| v).collect()
-        }
-    }
-
-    impl From<CoreSnapshot> for super::CoreSnapshot {
-        fn from(old: CoreSnapshot) -> Self {
-            let mut tables = ByValue::default();
-            let jobs = old
-                .jobs
-                .into_iter()
-                .map(|j| {
-                    let JobSpec {
-                        command,
-                        cwd,
-                        env,
-                        queue,
-                        priority,
-                        labels,
-                        after,
-                        not_before,
-                        timeout_ms,
-                        retries,
-                        retry_delay_ms,
-                    } = j.spec;
-                    let spec = super::SpecSnapshot {
-                        command,
-                        cwd: ByValue::index(&mut tables.strs, Arc::from(cwd)),
-                        env: ByValue::index(&mut tables.envs, Arc::from(env)),
-                        queue: ByValue::index(&mut tables.strs, Arc::from(queue)),
-                        priority,
-                        labels,
-                        after,
-                        not_before,
-                        timeout_ms,
-                        retries,
-                        retry_delay_ms,
-                    };
-                    super::JobSnapshot {
-                        id: j.id,
-                        spec,
-                        state: j.state,
-                        attempts: j.attempts,
-                        exit_code: j.exit_code,
-                        signal: j.signal,
-                        submitted_at: j.submitted_at,
-                        started_at: j.started_at,
-                        finished_at: j.finished_at,
-                        progress: j.progress,
-                        reason: j.reason,
-                        stop: j.stop,
-                        deps: j.deps,
-                        time_ok: j.time_ok,
-                        retry_at: j.retry_at,
-                        history: j.history,
-                        process: j.process,
-                    }
-                })
-                .collect();
-            super::CoreSnapshot {
-                next_id: old.next_id,
-                submitted: old.submitted,
-                started: old.started,
-                finished: old.finished,
-                queues: old.queues,
-                strs: ByValue::table(tables.strs),
-                envs: ByValue::table(tables.envs),
-                jobs,
-            }
-        }
     }
 }

@@ -1268,7 +1268,22 @@ fn snapshots_hold_each_shared_value_once_and_read_format_1() {
             .iter()
             .map(|j| super::v1::JobSnapshot {
                 id: j.id,
-                spec: snap.spec_of(&j.spec).unwrap(),
+                spec: {
+                    let spec = snap.spec_of(&j.spec).unwrap();
+                    super::v1::JobSpec {
+                        command: spec.command,
+                        cwd: spec.cwd,
+                        env: spec.env,
+                        queue: spec.queue,
+                        priority: spec.priority,
+                        labels: spec.labels,
+                        after: spec.after,
+                        not_before: spec.not_before,
+                        timeout_ms: spec.timeout_ms,
+                        retries: spec.retries,
+                        retry_delay_ms: spec.retry_delay_ms,
+                    }
+                },
                 state: j.state,
                 attempts: j.attempts,
                 exit_code: j.exit_code,
@@ -1307,4 +1322,129 @@ fn a_snapshot_with_a_bad_table_index_is_an_error() {
     snap.jobs[0].spec.env = 7;
     let err = Core::from_snapshot(c.config().clone(), snap).unwrap_err();
     assert!(matches!(err, CoreError::Inconsistent(_)), "{err:?}");
+}
+
+/// A start that failed for the daemon's passing trouble (out of file
+/// descriptors) is no attempt: the job waits a moment and starts again,
+/// and a cancel asked for meanwhile ends it.
+#[test]
+fn a_deferred_start_waits_and_starts_again_without_using_an_attempt() {
+    let mut c = core(1);
+    let a = submit(&mut c, 0, "default", 50);
+    assert_eq!(start_all(&mut c, 10), vec![a]);
+    c.apply(&Event::StartDeferred {
+        id: a,
+        at: Timestamp(11),
+        retry_at: Timestamp(1011),
+        reason: "Too many open files".into(),
+    })
+    .unwrap();
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Waiting);
+    assert_eq!(info.attempts, 0);
+    assert!(info.reason.unwrap().contains("Too many open files"));
+    assert_eq!(c.running_count(), 0);
+    assert_eq!(c.next_deadline(), Some(Timestamp(1011)));
+    assert!(c.next_start(Timestamp(500)).is_none());
+    tick(&mut c, 1011);
+    assert_eq!(start_all(&mut c, 1011), vec![a]);
+    exit(&mut c, 1020, a, 0);
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
+    assert_eq!(info.attempts, 1, "only the real start counts");
+
+    let b = submit(&mut c, 2000, "default", 50);
+    assert_eq!(start_all(&mut c, 2000), vec![b]);
+    let (_, stop) = c.decide_cancel(Timestamp(2001), b);
+    c.apply(&stop.unwrap()).unwrap();
+    c.apply(&Event::StartDeferred {
+        id: b,
+        at: Timestamp(2002),
+        retry_at: Timestamp(3002),
+        reason: "Too many open files".into(),
+    })
+    .unwrap();
+    assert_eq!(c.state_of(b), Some(JobState::Cancelled));
+}
+
+/// `--max-jobs` bounds the jobs held in any state, with a refusal that says
+/// to clean; `--max-job-bytes` bounds one job's command and environment.
+#[test]
+fn limits_on_jobs_held_and_job_bytes_refuse_with_what_to_do() {
+    let mut c = Core::new(CoreConfig {
+        concurrency: 1,
+        max_jobs: 3,
+        max_job_bytes: 1024,
+        ..CoreConfig::default()
+    });
+    for _ in 0..2 {
+        submit(&mut c, 0, "default", 50);
+    }
+    let batch = vec![spec("default", 50), spec("default", 50)];
+    match c.decide_batch(Timestamp(0), batch) {
+        Err(CoreError::Limit(m)) => assert!(
+            m.contains("--max-jobs") && m.contains("mayflyctl clean"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let third = submit(&mut c, 0, "default", 50);
+    assert!(matches!(
+        c.decide_submit(Timestamp(0), spec("default", 50)),
+        Err(CoreError::Limit(_))
+    ));
+    // Forgetting finished jobs makes room.
+    start_all(&mut c, 1);
+    exit(&mut c, 2, JobId(1), 0);
+    let clean = c.decide_clean(Timestamp(3), &[], None).unwrap().unwrap();
+    c.apply(&clean).unwrap();
+    assert!(c.decide_submit(Timestamp(4), spec("default", 50)).is_ok());
+    assert!(c.state_of(third).is_some());
+
+    let mut big = spec("default", 50);
+    big.env.push(("DATA".into(), "x".repeat(2000)));
+    match c.decide_submit(Timestamp(5), big) {
+        Err(CoreError::Limit(m)) => assert!(m.contains("--max-job-bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A setting of the spec's `ext` given twice is refused.
+#[test]
+fn a_spec_setting_given_twice_is_refused() {
+    let c = core(1);
+    let mut s = spec("default", 50);
+    s.ext = vec![
+        mayfly_protocol::SpecExt::MaxOutput(1),
+        mayfly_protocol::SpecExt::MaxOutput(2),
+    ];
+    match c.decide_submit(Timestamp(0), s) {
+        Err(CoreError::BadRequest(m)) => assert!(m.contains("max_output twice"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// What the core writes is the newest format the write-ahead log accepts,
+/// and the older ones it accepts are the ones the core can still read.
+#[test]
+fn the_core_writes_the_newest_formats_the_log_knows() {
+    assert_eq!(super::EVENT_FORMAT, *crate::wal::RECORD_FORMATS.end());
+    assert_eq!(super::SNAPSHOT_FORMAT, *crate::wal::SNAPSHOT_FORMATS.end());
+    let mut c = core(1);
+    let id = submit(&mut c, 0, "default", 50);
+    let event = Event::Cancelled {
+        id,
+        at: Timestamp(1),
+    };
+    let bytes = mayfly_protocol::encode_payload(&event).unwrap();
+    for format in crate::wal::RECORD_FORMATS {
+        assert_eq!(
+            Event::decode(format, &bytes).as_ref(),
+            Ok(&event),
+            "format {format}"
+        );
+    }
+    let snapshot = c.snapshot().encode().unwrap();
+    assert!(super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &snapshot).is_ok());
+    assert!(Event::decode(super::EVENT_FORMAT + 1, &bytes).is_err());
 }

@@ -72,6 +72,7 @@ impl Parts {
         let executor = Executor::new(
             logs.clone(),
             dir.path().join("mayfly.sock"),
+            None,
             processes_tx,
             TaskTracker::new(),
         )

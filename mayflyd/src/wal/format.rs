@@ -12,6 +12,14 @@ use std::path::Path;
 /// log instead of misreading it. Independent of the wire protocol's version.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// Versions a record may carry. A record's version says how its payload is
+/// encoded (the scheduler core's event formats; the log's own layout is
+/// the same for all), and is handed to the reader with the payload. The
+/// newest is what this build writes; the older ones are read so that a log
+/// written by an older build still loads. A newer one is refused by its
+/// version, never misread.
+pub const RECORD_FORMATS: RangeInclusive<u8> = 1..=2;
+
 /// Versions a snapshot header may carry. The snapshot file's own layout is
 /// the same for all of them; the version says how its payload is encoded,
 /// which is the writer's business (the scheduler core's snapshot formats),
@@ -181,12 +189,12 @@ pub(super) fn check_record(
             ),
         ));
     }
-    if header.version != FORMAT_VERSION {
+    if !RECORD_FORMATS.contains(&header.version) {
         return Err(Damage {
             offset,
             kind: DamageKind::UnknownVersion {
                 found: header.version,
-                supported: FORMAT_VERSION,
+                supported: *RECORD_FORMATS.end(),
             },
         });
     }
@@ -373,7 +381,7 @@ mod tests {
     #[test]
     fn record_round_trip_and_version_check() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, FORMAT_VERSION, b"hello");
+        encode_record(&mut buf, 1, b"hello");
         let mut header = [0u8; RECORD_HEADER_LEN];
         header.copy_from_slice(&buf[..RECORD_HEADER_LEN]);
         let decoded = decode_record_header(&header);
@@ -394,7 +402,7 @@ mod tests {
                 offset: 100,
                 kind: DamageKind::UnknownVersion {
                     found: 9,
-                    supported: FORMAT_VERSION
+                    supported: *RECORD_FORMATS.end()
                 }
             })
         );

@@ -13,7 +13,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::error::{BoxError, WalError};
 use super::fault::Faults;
 use super::format::{
-    self, FORMAT_VERSION, MAX_RECORD_BYTES, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN, TEMP_SUFFIX,
+    self, MAX_RECORD_BYTES, RECORD_FORMATS, SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN, TEMP_SUFFIX,
 };
 use super::scan::{self, SegmentEnd, SegmentScan};
 
@@ -213,8 +213,9 @@ impl Wal {
     /// which is the only case that starts empty), replays it and readies it
     /// for appending.
     ///
-    /// The newest snapshot's format and payload go to `on_snapshot`, then every later
-    /// record's payload to `on_record`, in append order, streamed (memory
+    /// The newest snapshot's format and payload go to `on_snapshot`, then
+    /// every later record's format (one of [`RECORD_FORMATS`]) and payload
+    /// to `on_record`, in append order, streamed (memory
     /// use does not grow with the log). A torn tail of the last segment is
     /// cut on disk, with a warning, before this returns.
     ///
@@ -230,7 +231,7 @@ impl Wal {
     ) -> Result<(Wal, Recovery), WalError>
     where
         S: FnMut(u8, &[u8]) -> Result<(), E>,
-        R: FnMut(&[u8]) -> Result<(), E>,
+        R: FnMut(u8, &[u8]) -> Result<(), E>,
         E: Into<BoxError>,
     {
         let started = Instant::now();
@@ -263,7 +264,7 @@ impl Wal {
             .collect();
         check_contiguous(dir, base, &live)?;
 
-        let mut sink = |payload: &[u8]| on_record(payload).map_err(Into::into);
+        let mut sink = |format: u8, payload: &[u8]| on_record(format, payload).map_err(Into::into);
         let mut last: Option<SegmentScan> = None;
         let mut record_bytes = 0;
         for (i, (seq, path)) in live.iter().enumerate() {
@@ -403,7 +404,8 @@ impl Wal {
                 max: MAX_RECORD_BYTES,
             });
         }
-        format::encode_record(&mut self.pending, FORMAT_VERSION, payload);
+        // The newest record format is the one this build writes.
+        format::encode_record(&mut self.pending, *RECORD_FORMATS.end(), payload);
         self.pending_records += 1;
         self.metrics.appends += 1;
         self.metrics.appended_bytes += payload.len() as u64;
@@ -748,11 +750,12 @@ fn write_atomically(
     faults: &Faults,
 ) -> Result<File, WalError> {
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::file_options()
             .write(true)
             .create(true)
             .truncate(true)
             .open(tmp)
+            .map_err(crate::private::explain_link)
             .map_err(|e| WalError::io(tmp, "creating a temp file", e))?;
         for part in parts {
             file.write_all(part)
@@ -792,7 +795,8 @@ fn ensure_dir(dir: &Path) -> Result<(), WalError> {
             ),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir)
+            crate::private::dir_builder()
+                .create(dir)
                 .map_err(|e| WalError::io(dir, "creating the WAL directory", e))?;
             let parent = dir
                 .parent()

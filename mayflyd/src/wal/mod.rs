@@ -14,7 +14,7 @@
 //!     dir,
 //!     WalOptions::default(),
 //!     |format, snapshot| -> Result<(), std::io::Error> { /* load state */ Ok(()) },
-//!     |record| { /* apply event */ Ok(()) },
+//!     |format, record| { /* apply event */ Ok(()) },
 //! )?;
 //! wal.append(b"event 1")?; // memory only
 //! wal.append(b"event 2")?;
@@ -139,7 +139,7 @@ mod scan;
 mod tests;
 
 pub use error::{BoxError, WalError};
-pub use format::{FORMAT_VERSION, MAX_RECORD_BYTES, SNAPSHOT_FORMATS};
+pub use format::{FORMAT_VERSION, MAX_RECORD_BYTES, RECORD_FORMATS, SNAPSHOT_FORMATS};
 pub use log::{
     DEFAULT_SEGMENT_BYTES, Recovery, SnapshotStats, SyncStats, Wal, WalMetrics, WalOptions,
 };

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -129,7 +130,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
             drop_from = i;
             break;
         }
-        let scanned = scan::scan_segment(path, *seq, &mut |_| Ok(()))?;
+        let scanned = scan::scan_segment(path, *seq, &mut |_, _| Ok(()))?;
         let damage = match scanned.end {
             SegmentEnd::Clean | SegmentEnd::Preallocated => continue,
             SegmentEnd::BadTail { damage, .. } | SegmentEnd::Damaged(damage) => damage,
@@ -157,7 +158,12 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
     for original in originals {
         let name = original.file_name().unwrap_or(original.as_os_str());
         let copy = backup.join(name);
+        // `fs::copy` gives the copy the original's mode: make it private
+        // whatever that was.
         fs::copy(original, &copy)
+            .and_then(|_| {
+                fs::set_permissions(&copy, fs::Permissions::from_mode(crate::private::FILE_MODE))
+            })
             .map_err(|e| WalError::io(original, "copying to the backup folder", e))?;
         File::open(&copy)
             .and_then(|f| f.sync_all())
@@ -209,7 +215,7 @@ fn create_backup_dir(dir: &Path) -> Result<PathBuf, WalError> {
             format!("backup-{stamp}-{attempt}")
         };
         let path = dir.join(name);
-        match fs::create_dir(&path) {
+        match crate::private::dir_builder().recursive(false).create(&path) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
                 attempt += 1

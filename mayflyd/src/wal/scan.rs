@@ -145,7 +145,7 @@ impl SegmentScan {
 
 /// Callback receiving each good record's payload; its errors become
 /// [`WalError::Replay`] with the record's position attached.
-pub(super) type RecordSink<'a> = dyn FnMut(&[u8]) -> Result<(), BoxError> + 'a;
+pub(super) type RecordSink<'a> = dyn FnMut(u8, &[u8]) -> Result<(), BoxError> + 'a;
 
 /// Streams the records of segment `seq` at `path` to `on_record`, stopping at
 /// the first bad one. Content problems are reported in the returned
@@ -262,7 +262,8 @@ pub(super) fn scan_segment(
             let payload = &reader.buffer()[..len];
             let verdict = format::check_record(record, payload, offset);
             if verdict.is_ok() {
-                on_record(payload).map_err(|error| replay_error(path, offset, error))?;
+                on_record(record.version, payload)
+                    .map_err(|error| replay_error(path, offset, error))?;
             }
             reader.consume(len);
             verdict
@@ -273,7 +274,8 @@ pub(super) fn scan_segment(
                 .map_err(io_err("reading a record"))?;
             let verdict = format::check_record(record, &scratch, offset);
             if verdict.is_ok() {
-                on_record(&scratch).map_err(|error| replay_error(path, offset, error))?;
+                on_record(record.version, &scratch)
+                    .map_err(|error| replay_error(path, offset, error))?;
             }
             verdict
         };

@@ -59,7 +59,8 @@ fn open_opts(dir: &Path, opts: WalOptions) -> Result<Opened, WalError> {
             snapshot_format = Some(format);
             Ok(())
         },
-        |r| {
+        |format, r| {
+            assert!(RECORD_FORMATS.contains(&format), "record format {format}");
             records.push(r.to_vec());
             Ok(())
         },
@@ -532,10 +533,12 @@ fn unknown_format_version_is_an_error_and_touches_nothing() {
     append_synced(&mut open(&dir).unwrap().wal, &[payload(0, 10)]);
     let seg = segments(&dir).pop().unwrap();
     let offset = fs::metadata(&seg).unwrap().len();
-    // A record from a future writer: valid CRC, version 2, at the very end
-    // (where a torn write would be cut) to show it is not mistaken for one.
+    // A record from a future writer: valid CRC, a version past the newest,
+    // at the very end (where a torn write would be cut) to show it is not
+    // mistaken for one.
+    let newest = *RECORD_FORMATS.end();
     let mut future = Vec::new();
-    format::encode_record(&mut future, FORMAT_VERSION + 1, b"from the future");
+    format::encode_record(&mut future, newest + 1, b"from the future");
     append_raw(&seg, &future);
     let before = tree(&dir);
 
@@ -549,8 +552,8 @@ fn unknown_format_version_is_an_error_and_touches_nothing() {
         } => {
             assert_eq!(path, &seg);
             assert_eq!(*at, offset);
-            assert_eq!(*found, FORMAT_VERSION + 1);
-            assert_eq!(*supported, FORMAT_VERSION);
+            assert_eq!(*found, newest + 1);
+            assert_eq!(*supported, newest);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -951,7 +954,7 @@ fn replay_callback_errors_carry_the_position_and_change_nothing() {
         &dir,
         WalOptions::default(),
         |_, _| Ok(()),
-        |r| {
+        |_, r| {
             seen += 1;
             if r == b"b" {
                 Err(format!("cannot apply {r:?}"))
@@ -1017,6 +1020,37 @@ fn repair_cuts_at_the_first_bad_record_and_keeps_a_backup() {
     let mut expected = written[..3].to_vec();
     expected.push(b"new".to_vec());
     assert_eq!(open_with(&dir, 200).unwrap().records, expected);
+}
+
+/// The log holds every job's environment: its folder is created `0700`, its
+/// segments and snapshots `0600`, and `repair`'s backup folder and copies
+/// are private too, even of an original someone left readable.
+#[test]
+fn log_files_and_repair_backups_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let written: Vec<Vec<u8>> = (0..8).map(|n| payload(n, 100)).collect();
+    let mut opened = open_with(&dir, 200).unwrap();
+    append_synced(&mut opened.wal, &written);
+    opened.wal.write_snapshot(2, b"state").unwrap();
+    append_synced(&mut opened.wal, &written);
+    drop(opened);
+    assert_eq!(mode(&dir), 0o700);
+    assert!(!snapshots(&dir).is_empty());
+    for (path, _) in tree(&dir) {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let segs = segments(&dir);
+    let damaged = &segs[0];
+    fs::set_permissions(damaged, fs::Permissions::from_mode(0o644)).unwrap();
+    flip(damaged, SEGMENT_HEADER_LEN as u64 + framed(100) + 50, 0x80);
+    let report = repair(&dir).unwrap();
+    let backup = report.backup_dir.clone().expect("a backup");
+    assert_eq!(mode(&backup), 0o700);
+    let copy = backup.join(damaged.file_name().unwrap());
+    assert_eq!(mode(&copy), 0o600);
 }
 
 #[test]
@@ -1332,7 +1366,7 @@ fn replay_one_million_records() {
         &dir,
         WalOptions::default(),
         |_, _| Ok(()),
-        |r| {
+        |_, r| {
             let n = u64::from_le_bytes(r[..8].try_into().unwrap());
             if n == next {
                 next += 1;

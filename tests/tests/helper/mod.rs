@@ -229,14 +229,32 @@ pub fn code_of(out: &Output) -> i32 {
 /// its stderr (at debug level) going to `stderr`. Unless `extra_args` name
 /// `--http-addr`, the daemon serves no HTTP, so that daemons of tests
 /// running in parallel do not compete for the default port.
-fn spawn_mayflyd(socket: &Path, state: &Path, stderr: std::fs::File, extra_args: &[&str]) -> Child {
+///
+/// With `umask`, the daemon starts under that umask (through `sh`, which
+/// sets it and execs the daemon in its place, so the pid is the daemon's).
+fn spawn_mayflyd(
+    socket: &Path,
+    state: &Path,
+    stderr: std::fs::File,
+    extra_args: &[&str],
+    umask: Option<u32>,
+) -> Child {
     let http_off: &[&str] = if extra_args.iter().any(|a| a.starts_with("--http-addr")) {
         &[]
     } else {
         &["--http-addr", "off"]
     };
-    Command::new(bin("mayflyd"))
-        .arg("--socket")
+    let mut cmd = match umask {
+        None => Command::new(bin("mayflyd")),
+        Some(umask) => {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+                .arg(bin("mayflyd"));
+            sh
+        }
+    };
+    cmd.arg("--socket")
         .arg(socket)
         .arg("--state-dir")
         .arg(state)
@@ -267,6 +285,8 @@ pub struct Daemon {
     work: PathBuf,
     /// The daemon's `--state-dir` (WAL, snapshots, job output).
     state: PathBuf,
+    /// The umask it runs under, when a test chose one (kept for restarts).
+    umask: Option<u32>,
     /// Everything the test owns; removed after the daemon has stopped
     /// (fields drop after [`Drop::drop`] ran).
     dir: TempDir,
@@ -305,13 +325,39 @@ impl Daemon {
         daemon
     }
 
+    /// Like [`Daemon::start`], with the daemon (and its restarts) under
+    /// `umask`, for tests of the modes of the files it creates.
+    #[allow(
+        dead_code,
+        reason = "used by trust.rs; every test binary compiles this module"
+    )]
+    pub fn start_with_umask(umask: u32, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let socket = dir.path().join("s.sock");
+        let state = dir.path().join("state");
+        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(umask));
+        daemon.wait_ready();
+        daemon
+    }
+
     /// Like [`Daemon::start_full`], without waiting for the socket.
     fn spawn_full(dir: TempDir, socket: PathBuf, state: PathBuf, extra_args: &[&str]) -> Self {
+        Self::spawn_with(dir, socket, state, extra_args, None)
+    }
+
+    /// [`Daemon::spawn_full`], under `umask` if one is given.
+    fn spawn_with(
+        dir: TempDir,
+        socket: PathBuf,
+        state: PathBuf,
+        extra_args: &[&str],
+        umask: Option<u32>,
+    ) -> Self {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("create the work dir");
         let log = dir.path().join("mayflyd.log");
         let stderr = std::fs::File::create(&log).expect("create the daemon log");
-        let child = spawn_mayflyd(&socket, &state, stderr, extra_args);
+        let child = spawn_mayflyd(&socket, &state, stderr, extra_args, umask);
         Self {
             child: Some(child),
             exit: None,
@@ -319,6 +365,7 @@ impl Daemon {
             log,
             work,
             state,
+            umask,
             dir,
         }
     }
@@ -573,7 +620,13 @@ impl Daemon {
         let before = log.metadata().map(|m| m.len()).unwrap_or(0);
         writeln!(log, "==== mayflyd started again with {extra_args:?} ====")
             .expect("write to the daemon log");
-        self.child = Some(spawn_mayflyd(&self.socket, &self.state, log, extra_args));
+        self.child = Some(spawn_mayflyd(
+            &self.socket,
+            &self.state,
+            log,
+            extra_args,
+            self.umask,
+        ));
         self.exit = None;
         before
     }

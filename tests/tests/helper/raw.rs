@@ -51,6 +51,7 @@ pub fn shell_spec(script: &str, cwd: &Path) -> JobSpec {
         timeout_ms: None,
         retries: 0,
         retry_delay_ms: 1_000,
+        ext: Vec::new(),
     }
 }
 
