@@ -167,13 +167,17 @@ _mayflyctl() {
 
     case "${cmd}" in
         mayflyctl)
-            opts="-h -V --socket --json --help --version submit status cancel wait logs dump-state shutdown events queue pause resume restart clean edit progress help"
+            opts="-h -V --socket --json --daemon-timeout --help --version submit status cancel wait logs dump-state shutdown events queue pause resume restart clean edit progress help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -185,13 +189,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__cancel)
-            opts="-h -V --socket --json --help --version"
+            opts="-h -V --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -203,7 +211,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__clean)
-            opts="-s -h -V --state --older-than --socket --json --help --version"
+            opts="-s -h -V --state --older-than --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -225,6 +233,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -233,13 +245,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__dump__subcmd__state)
-            opts="-h -V --socket --json --help --version"
+            opts="-h -V --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,7 +267,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__edit)
-            opts="-p -q -l -h -V --priority --queue --label --clear-labels --socket --json --help --version"
+            opts="-p -q -l -h -V --priority --queue --label --clear-labels --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +301,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -293,13 +313,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__events)
-            opts="-f -h -V --follow --socket --json --help --version"
+            opts="-f -h -V --follow --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -605,13 +629,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__logs)
-            opts="-f -h -V --follow --stderr --socket --json --help --version"
+            opts="-f -h -V --follow --stderr --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -623,13 +651,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__pause)
-            opts="-h -V --all --running --socket --json --help --version"
+            opts="-h -V --all --running --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -641,7 +673,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__progress)
-            opts="-h -V --id --socket --json --help --version"
+            opts="-h -V --id --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,6 +687,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -663,13 +699,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue)
-            opts="-h -V --socket --json --help --version add set rm remove list ls help"
+            opts="-h -V --socket --json --daemon-timeout --help --version add set rm remove list ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -681,7 +721,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__add)
-            opts="-c -h -V --concurrency --socket --json --help --version"
+            opts="-c -h -V --concurrency --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -696,6 +736,10 @@ _mayflyctl() {
                     return 0
                     ;;
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -791,13 +835,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__list)
-            opts="-h -V --socket --json --help --version"
+            opts="-h -V --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -809,13 +857,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__rm)
-            opts="-h -V --socket --json --help --version"
+            opts="-h -V --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -827,7 +879,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__set)
-            opts="-c -h -V --concurrency --unlimited --socket --json --help --version"
+            opts="-c -h -V --concurrency --unlimited --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -845,6 +897,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -853,13 +909,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__restart)
-            opts="-h -V --socket --json --help --version"
+            opts="-h -V --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -871,13 +931,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__resume)
-            opts="-h -V --all --running --socket --json --help --version"
+            opts="-h -V --all --running --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -889,7 +953,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__shutdown)
-            opts="-h -V --timeout --socket --json --help --version"
+            opts="-h -V --timeout --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -903,6 +967,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -911,7 +979,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__status)
-            opts="-q -s -l -h -V --queue --state --label --socket --json --help --version"
+            opts="-q -s -l -h -V --queue --state --label --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,6 +1013,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -953,7 +1025,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__submit)
-            opts="-q -p -e -l -w -h -V --queue --priority --cwd --env --label --shell --wait --after --after-any --delay --at --timeout --retries --retry-delay --max-output --stdin --json-input --socket --json --help --version"
+            opts="-q -p -e -l -w -h -V --queue --priority --cwd --env --label --shell --wait --after --after-any --delay --at --timeout --retries --retry-delay --max-output --stdin --json-input --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1031,6 +1103,10 @@ _mayflyctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --daemon-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1039,13 +1115,17 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__wait)
-            opts="-q -h -V --quiet --socket --json --help --version"
+            opts="-q -h -V --quiet --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --daemon-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mayflyctl_global_optspecs
-    string join \n socket= json h/help V/version
+    string join \n socket= json daemon-timeout= h/help V/version
 end
 
 function __fish_mayflyctl_needs_command
@@ -25,6 +25,7 @@ function __fish_mayflyctl_using_subcommand
 end
 
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -s V -l version -d 'Print version'
@@ -58,6 +59,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retries -
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retry-delay -d 'The wait before the first retry; it doubles for each further one (capped at 1h)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l max-output -d 'Keep at most SIZE bytes of each of the job\'s output streams (64K, 10M, 1G); the rest is dropped and the cut is noted at the end of the file [default: the daemon\'s --max-output, else no limit]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l shell -d 'Join the command\'s words with spaces and run the result with \'sh -c\''
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s w -l wait -d 'After printing the id, wait for the job and exit with its exit code (with --stdin: wait for all, exit 0 if all succeeded, else 1)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l stdin -d 'Read one shell command per line from standard input and queue them all in one request; prints one id per line'
@@ -69,39 +71,47 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s q -l queu
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s s -l state -d 'Only jobs in these states: waiting, queued, running, succeeded, failed, cancelled, timed_out, skipped, interrupted (comma-separated or repeated)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s l -l label -d 'Only jobs with this label (repeated: with all of them)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand cancel" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand cancel" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand cancel" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand cancel" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -s q -l quiet -d 'Print no line per job; only the exit status (and, on a terminal, the progress bar on stderr) tells'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand wait" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -s f -l follow -d 'Keep printing new output until the job ends'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -l stderr -d 'Print the job\'s standard error instead of its standard output'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand dump-state" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand dump-state" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand dump-state" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand dump-state" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand dump-state" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -l timeout -d 'How long running jobs get after SIGTERM before SIGKILL, e.g. 30s or 2m. [default: the daemon\'s --shutdown-timeout]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand shutdown" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -s f -l follow -d 'Keep printing new events until the daemon stops'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand events" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -s V -l version -d 'Print version'
@@ -114,28 +124,34 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fis
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s c -l concurrency -d 'How many of its jobs may run at once. [default: unlimited, i.e. only the daemon\'s global limit]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -s c -l concurrency -d 'How many of its jobs may run at once' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l unlimited -d 'Remove the queue\'s own limit (only the daemon\'s global limit applies)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from rm" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from rm" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from rm" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from remove" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from remove" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from remove" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from list" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from list" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
@@ -145,24 +161,28 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_se
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the queues: limit, paused, and jobs by state'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -l all -d 'Every queue'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -l running -d 'Also freeze (pause: SIGSTOP) or thaw (resume: SIGCONT) the jobs of those queues that are running now'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand pause" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -l all -d 'Every queue'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -l running -d 'Also freeze (pause: SIGSTOP) or thaw (resume: SIGCONT) the jobs of those queues that are running now'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand resume" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand restart" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand restart" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand restart" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand restart" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand restart" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -s s -l state -d 'Only jobs that ended in these states: succeeded, failed, cancelled, timed_out, skipped, interrupted (comma-separated or repeated). [default: all of them]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -l older-than -d 'Only jobs that finished at least this long ago, e.g. 1h or 7d' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand clean" -s V -l version -d 'Print version'
@@ -170,12 +190,14 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -s p -l priori
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -s q -l queue -d 'Move the job to this queue' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -s l -l label -d 'Add or replace a label, keeping the others (repeatable)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -l clear-labels -d 'Remove every label (before adding those of --label)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand edit" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -l id -d 'The job. [default: $MAYFLY_JOB_ID, set inside a job]' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand progress" -s V -l version -d 'Print version'

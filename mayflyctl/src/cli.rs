@@ -43,6 +43,9 @@ Examples:
 
 Environment:
   MAYFLY_SOCKET    the daemon's socket, when --socket is not given
+  MAYFLY_DAEMON_TIMEOUT
+                   how long to wait for the daemon, when --daemon-timeout is
+                   not given (default 30s; 'off' waits as long as it takes)
   XDG_RUNTIME_DIR  the socket defaults to $XDG_RUNTIME_DIR/mayfly/mayfly.sock,
                    else to /tmp/mayfly-$UID/mayfly.sock
   MAYFLY_JOB_ID    set by the daemon inside a job; 'progress' reports for it
@@ -52,12 +55,14 @@ Environment:
 Exit status:
   0  success
   1  the daemon refused or failed the request (for example: no such job, or
-     you are a user it does not serve)
+     you are a user it does not serve), or stopped answering within
+     --daemon-timeout
   2  usage error (bad flag, priority, duration, time, KEY=VALUE or job id),
      or input too large to send (a job over the 16 MiB a request carries)
   3  the daemon could not be reached (start it with 'mayflyd'), or not
      safely: permission denied, or the socket's folder or the server is
-     not yours or root's. Nothing was sent.
+     not yours or root's. Nothing was sent. Also when it did not take the
+     connection within --daemon-timeout.
   'wait ID' and 'submit --wait' exit with the job's own exit code instead:
   128+N when signal N killed it, 1 when it ended without one (cancelled,
   skipped, interrupted).";
@@ -175,6 +180,22 @@ pub struct Cli {
     /// always prints JSON.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+
+    /// How long to wait for the daemon: to take the connection, and then
+    /// for each answer, e.g. 5s or 2m; 'off' waits as long as it takes.
+    ///
+    /// A daemon that does not answer in time (stopped, or too busy) is an
+    /// error (exit 3 when it never took the connection, else 1). Waiting
+    /// for jobs ('wait', 'submit --wait') and following ('logs --follow',
+    /// 'events --follow') block on purpose: there it bounds only the start.
+    /// Defaults to $MAYFLY_DAEMON_TIMEOUT, else 30s.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        help_heading = "Global options"
+    )]
+    pub daemon_timeout: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -586,6 +607,7 @@ impl Cli {
         Some(Cli {
             socket,
             json,
+            daemon_timeout: None,
             command: CliCommand::Submit(SubmitArgs {
                 command,
                 ..SubmitArgs::default()
@@ -602,10 +624,10 @@ impl Cli {
         loop {
             match words.next()?.to_str()? {
                 "--json" => {}
-                "--socket" => {
+                "--socket" | "--daemon-timeout" => {
                     words.next()?;
                 }
-                w if w.starts_with("--socket=") => {}
+                w if w.starts_with("--socket=") || w.starts_with("--daemon-timeout=") => {}
                 "submit" => break,
                 _ => return None,
             }
@@ -623,6 +645,12 @@ impl Cli {
                     .long("json")
                     .global(true)
                     .action(ArgAction::SetTrue),
+            )
+            .arg(
+                Arg::new("daemon_timeout")
+                    .long("daemon-timeout")
+                    .global(true)
+                    .value_parser(clap::value_parser!(String)),
             )
             .subcommand(SubmitArgs::augment_args(clap::Command::new("submit")))
             .subcommand_required(true);
@@ -924,6 +952,9 @@ mod fast_path_tests {
             &["--socket", "/s", "submit", "--", "echo", "a b", "--json"],
             &["--socket=/s", "--json", "submit", "--", "true"],
             &["submit", "--json", "--socket", "/t", "--", "true"],
+            &["--daemon-timeout", "5s", "submit", "--", "true"],
+            &["--daemon-timeout=off", "submit", "--", "x"],
+            &["submit", "--daemon-timeout", "1m", "--", "x"],
             &[
                 "submit",
                 "--queue",
@@ -1025,6 +1056,7 @@ mod fast_path_tests {
             &["--socket", "", "submit", "--", "true"],
             &["--socket=", "submit", "--", "true"],
             &["--socket"],
+            &["--daemon-timeout", "5s", "submit", "--", "true"],
             &["status", "--", "true"],
             &["--help"],
             &["submit", "--help"],

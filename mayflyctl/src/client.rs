@@ -20,11 +20,21 @@
 //! sent; a request too large to send is the caller's input (2); a refused
 //! handshake, an `Error` frame, a dropped connection or an undecodable frame
 //! is a failed request (1).
+//!
+//! Nothing waits for the daemon for longer than the [`Target`]'s timeout
+//! (`--daemon-timeout`): the connect (which blocks while the daemon's
+//! backlog is full), each write and each read. A daemon that never took the
+//! connection or never answered the handshake could not be reached (3); one
+//! that stops answering later fails the request (1). Commands that block on
+//! purpose lift the limit once the handshake is done
+//! ([`Connection::wait_as_long_as_it_takes`]).
 
 use std::io::{BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mayfly_protocol::socket_folder;
 use mayfly_protocol::{
@@ -36,6 +46,16 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{CtlError, UsageError};
 
+/// Which daemon to talk to, and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// How long any one step may wait for the daemon; `None`: as long as it
+    /// takes.
+    pub timeout: Option<Duration>,
+}
+
 /// A handshaken connection to the daemon.
 #[derive(Debug)]
 pub struct Connection {
@@ -44,27 +64,42 @@ pub struct Connection {
     stream: BufReader<UnixStream>,
     /// The socket's path, for error messages.
     socket: PathBuf,
+    /// The limit on each read and write now in force.
+    timeout: Option<Duration>,
+    /// Whether the handshake has been answered (a timeout before it means
+    /// the daemon could not be reached).
+    handshaken: bool,
 }
 
 impl Connection {
-    /// Connects to `socket`, sends the handshake and `first` in one write, and
-    /// checks the daemon's handshake reply. The answer to `first` is then read
-    /// with [`Connection::recv`].
-    pub fn open(socket: &Path, first: &Request) -> Result<Self, CtlError> {
+    /// Connects to the target's socket, sends the handshake and `first` in
+    /// one write, and checks the daemon's handshake reply. The answer to
+    /// `first` is then read with [`Connection::recv`].
+    pub fn open(target: &Target, first: &Request) -> Result<Self, CtlError> {
+        let socket = target.socket.as_path();
         let mut bytes = encode_frame(&Hello::current()).map_err(encode_error)?;
         bytes.extend(encode_frame(first).map_err(encode_error)?);
 
-        let stream = connect(socket)?;
+        let stream = connect(socket, target.timeout)?;
+        if target.timeout.is_some() {
+            stream
+                .set_read_timeout(target.timeout)
+                .map_err(|e| io_error(e, "while connecting"))?;
+        }
         let write_result = (&stream).write_all(&bytes);
         let mut conn = Self {
             stream: BufReader::new(stream),
             socket: socket.to_path_buf(),
+            timeout: target.timeout,
+            handshaken: false,
         };
 
         // Read the reply even if the write failed: a daemon that rejects the
         // handshake may close before reading our request, and its reason is
         // worth more than "broken pipe".
         let reply = conn.read::<HelloReply>("during the handshake");
+        conn.handshaken = true;
+        let write_result = write_result.map_err(|e| conn.io_error(e, "while sending the request"));
         match (reply, write_result) {
             (Ok(HelloReply::Rejected { reason }), _) => Err(CtlError::Rejected {
                 socket: conn.socket,
@@ -77,9 +112,22 @@ impl Connection {
                 "the daemon chose protocol version {version}, but this mayflyctl speaks only \
                  version {PROTOCOL_VERSION}"
             ))),
-            (_, Err(source)) => Err(io_error(source, "while sending the request")),
+            (_, Err(err)) => Err(err),
             (Err(err), Ok(())) => Err(err),
         }
+    }
+
+    /// From now on, waits for the daemon as long as it takes: for commands
+    /// whose answer comes when jobs end (`wait`) or that follow (`logs
+    /// --follow`, `events --follow`).
+    pub fn wait_as_long_as_it_takes(&mut self) -> Result<(), CtlError> {
+        if self.timeout.take().is_some() {
+            self.stream
+                .get_ref()
+                .set_read_timeout(None)
+                .map_err(|e| io_error(e, "while setting up the connection"))?;
+        }
+        Ok(())
     }
 
     /// Sends another request on this connection (e.g. the `wait` that
@@ -89,7 +137,7 @@ impl Connection {
         self.stream
             .get_ref()
             .write_all(&bytes)
-            .map_err(|e| io_error(e, "while sending the request"))
+            .map_err(|e| self.io_error(e, "while sending the request"))
     }
 
     /// Reads the next response frame. The daemon closing the connection here
@@ -103,23 +151,39 @@ impl Connection {
         match read_frame(&mut self.stream) {
             Ok(Some(msg)) => Ok(msg),
             Ok(None) | Err(FrameError::Truncated) => Err(CtlError::ConnectionLost { during }),
-            Err(FrameError::Io(e)) => Err(io_error(e, during)),
+            Err(FrameError::Io(e)) => Err(self.io_error(e, during)),
             Err(e) => Err(CtlError::Protocol(format!(
                 "unreadable answer from the daemon {during}: {e}"
             ))),
         }
     }
+
+    /// [`io_error`], except that a read or write that ran out of time is
+    /// [`CtlError::Timeout`].
+    fn io_error(&self, source: std::io::Error, during: &'static str) -> CtlError {
+        match self.timeout {
+            Some(timeout) if is_timeout(&source) => CtlError::Timeout {
+                socket: self.socket.clone(),
+                timeout,
+                during,
+                unreachable: !self.handshaken,
+            },
+            _ => io_error(source, during),
+        }
+    }
 }
 
 /// Connects to `socket` if, and only if, it is safe to send it anything:
-/// see the module documentation. Nothing is written here.
+/// see the module documentation. Nothing is written here. The daemon has
+/// `timeout` to take the connection (a Unix socket's connect blocks while
+/// the listener's backlog is full); each later write has as long.
 ///
 /// Whose daemon is trusted is this process's effective uid (what the
 /// kernel reports to the daemon, and what the folder's owner is compared
 /// with), read here rather than in [`crate::ClientContext`]: it is a
 /// property of the process at the moment it connects, not of its
 /// surroundings, and no test could fake it.
-fn connect(socket: &Path) -> Result<UnixStream, CtlError> {
+fn connect(socket: &Path, timeout: Option<Duration>) -> Result<UnixStream, CtlError> {
     let me = nix::unistd::geteuid().as_raw();
     let trusted = [me, 0];
     // A folder that cannot be looked at is left to the connect, which then
@@ -129,7 +193,15 @@ fn connect(socket: &Path) -> Result<UnixStream, CtlError> {
     {
         return Err(CtlError::UnsafeFolder(unsafe_folder));
     }
-    let stream = UnixStream::connect(socket).map_err(|source| connect_error(socket, me, source))?;
+    let stream = connect_within(socket, timeout).map_err(|source| match timeout {
+        Some(timeout) if is_timeout(&source) => CtlError::Timeout {
+            socket: socket.to_path_buf(),
+            timeout,
+            during: "while connecting",
+            unreachable: true,
+        },
+        _ => connect_error(socket, me, source),
+    })?;
     let server = getsockopt(&stream, PeerCredentials).map_err(|e| CtlError::Connection {
         during: "while checking who serves the socket",
         source: e.into(),
@@ -145,6 +217,37 @@ fn connect(socket: &Path) -> Result<UnixStream, CtlError> {
         });
     }
     Ok(stream)
+}
+
+/// A plain connect to `socket`, giving up after `timeout`: the socket is
+/// made with `SO_SNDTIMEO` set, which bounds a Unix socket's connect.
+fn connect_within(socket: &Path, timeout: Option<Duration>) -> std::io::Result<UnixStream> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
+    use nix::sys::time::{TimeVal, TimeValLike};
+
+    let Some(timeout) = timeout else {
+        return UnixStream::connect(socket);
+    };
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let micros = i64::try_from(timeout.as_micros())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    socket::setsockopt(&fd, sockopt::SendTimeout, &TimeVal::microseconds(micros))?;
+    socket::connect(fd.as_raw_fd(), &UnixAddr::new(socket)?)?;
+    Ok(UnixStream::from(fd))
+}
+
+/// True for the errors a socket timeout gives (`EAGAIN` on Linux).
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// The error for a failed connect: a denied permission says whose socket

@@ -31,6 +31,8 @@ pub struct ClientContext {
     pub env: Vec<(String, String)>,
     /// `MAYFLY_SOCKET`, if set.
     pub socket_env: Option<OsString>,
+    /// `MAYFLY_DAEMON_TIMEOUT`, if set (and UTF-8).
+    pub daemon_timeout_env: Option<String>,
     /// `XDG_RUNTIME_DIR`, if set.
     pub xdg_runtime_dir: Option<OsString>,
     /// `MAYFLY_JOB_ID`, if set: the daemon sets it in a job's environment, so
@@ -91,6 +93,7 @@ impl ClientContext {
             cwd: std::env::current_dir().map_err(|e| e.to_string()),
             env,
             socket_env: std::env::var_os("MAYFLY_SOCKET"),
+            daemon_timeout_env: std::env::var("MAYFLY_DAEMON_TIMEOUT").ok(),
             xdg_runtime_dir: std::env::var_os("XDG_RUNTIME_DIR"),
             job_id_env: std::env::var("MAYFLY_JOB_ID").ok(),
             uid: nix::unistd::getuid().as_raw(),

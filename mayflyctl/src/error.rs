@@ -7,6 +7,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mayfly_protocol::socket_folder::UnsafeFolder;
 use mayfly_protocol::{ErrorResponse, FrameError, JobId};
@@ -87,6 +88,21 @@ pub enum UsageError {
     BadTime {
         /// The flag, e.g. `--at`.
         flag: &'static str,
+        /// What the user wrote.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A `--daemon-timeout` (or `MAYFLY_DAEMON_TIMEOUT`) that is neither a
+    /// duration nor `off`.
+    #[error(
+        "invalid {name} '{value}': {reason}; write it like 5s or 2m, or off to wait as long \
+         as it takes"
+    )]
+    BadDaemonTimeout {
+        /// `--daemon-timeout` or `MAYFLY_DAEMON_TIMEOUT`.
+        name: &'static str,
         /// What the user wrote.
         value: String,
         /// Why it was refused.
@@ -253,11 +269,32 @@ pub enum CtlError {
 
     /// The daemon closed the connection before the answer was complete.
     #[error(
-        "the daemon closed the connection {during}; it may have stopped or crashed, see its log"
+        "the daemon closed the connection {during}; it may have stopped or crashed, or dropped \
+         this client for reading its answers too slowly; see its log"
     )]
     ConnectionLost {
         /// When, e.g. "during the handshake".
         during: &'static str,
+    },
+
+    /// The daemon took neither the connection nor the request, or gave no
+    /// answer, within `--daemon-timeout`.
+    #[error(
+        "no answer from the daemon at {} within {} {during}; it may be stopped or overloaded \
+         (see its log), or give it longer with --daemon-timeout",
+        socket.display(),
+        humantime::format_duration(*timeout)
+    )]
+    Timeout {
+        /// The socket.
+        socket: PathBuf,
+        /// How long the client waited.
+        timeout: Duration,
+        /// When, e.g. "while connecting".
+        during: &'static str,
+        /// True when the daemon never completed the handshake (so it could
+        /// not be reached: exit 3).
+        unreachable: bool,
     },
 
     /// Reading from or writing to the daemon failed for another reason.
@@ -305,12 +342,16 @@ impl CtlError {
             CtlError::Unreachable { .. }
             | CtlError::Forbidden { .. }
             | CtlError::UnsafeFolder(_)
-            | CtlError::UntrustedServer { .. } => EXIT_UNREACHABLE,
+            | CtlError::UntrustedServer { .. }
+            | CtlError::Timeout {
+                unreachable: true, ..
+            } => EXIT_UNREACHABLE,
             CtlError::Rejected { .. }
             | CtlError::Daemon { .. }
             | CtlError::JobsNotFound(_)
             | CtlError::ConnectionLost { .. }
             | CtlError::Connection { .. }
+            | CtlError::Timeout { .. }
             | CtlError::Protocol(_)
             | CtlError::Encode(_)
             | CtlError::Output(_)

@@ -11,6 +11,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mayfly_protocol::{
     CancelRequest, CleanRequest, EventsRequest, JobId, JobState, LogsRequest, PauseRequest,
@@ -30,6 +31,9 @@ use crate::error::UsageError;
 pub struct Plan {
     /// The daemon's socket, resolved by [`socket_path`].
     pub socket: PathBuf,
+    /// How long to wait for the daemon ([`daemon_timeout`]); `None` waits
+    /// as long as it takes.
+    pub timeout: Option<Duration>,
     /// Whether output is JSON rather than text.
     pub json: bool,
     /// The request and how to present its answer.
@@ -123,9 +127,43 @@ pub fn plan(cli: &Cli, ctx: &ClientContext) -> Result<Plan, UsageError> {
     };
     Ok(Plan {
         socket: socket_path(cli.socket.as_deref(), ctx),
+        timeout: daemon_timeout(cli.daemon_timeout.as_deref(), ctx)?,
         json: cli.json,
         action,
     })
+}
+
+/// How long `mayflyctl` waits for the daemon when neither
+/// `--daemon-timeout` nor `MAYFLY_DAEMON_TIMEOUT` says: long enough for a
+/// busy daemon and a slow disk, short enough that a stopped daemon does not
+/// hang a script for good.
+pub const DEFAULT_DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for the daemon: `--daemon-timeout`, else
+/// `MAYFLY_DAEMON_TIMEOUT` (an empty one counts as unset), else
+/// [`DEFAULT_DAEMON_TIMEOUT`]; `off` is `None`, no limit.
+pub fn daemon_timeout(
+    flag: Option<&str>,
+    ctx: &ClientContext,
+) -> Result<Option<Duration>, UsageError> {
+    let (name, text) = match (flag, ctx.daemon_timeout_env.as_deref()) {
+        (Some(text), _) => ("--daemon-timeout", text),
+        (None, Some(text)) if !text.is_empty() => ("MAYFLY_DAEMON_TIMEOUT", text),
+        _ => return Ok(Some(DEFAULT_DAEMON_TIMEOUT)),
+    };
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = |reason: String| UsageError::BadDaemonTimeout {
+        name,
+        value: text.to_string(),
+        reason,
+    };
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(bad("it must be longer than 0".to_string())),
+        Ok(d) => Ok(Some(d)),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// The socket to connect to: `--socket`, else `MAYFLY_SOCKET`, else
@@ -310,6 +348,7 @@ pub(crate) mod tests {
                 ("HOME".into(), "/home/me".into()),
             ],
             socket_env: None,
+            daemon_timeout_env: None,
             xdg_runtime_dir: Some("/run/user/1000".into()),
             job_id_env: None,
             uid: 1000,
@@ -321,6 +360,52 @@ pub(crate) mod tests {
             time_zone: jiff::tz::TimeZone::UTC,
             stdin: None,
         }
+    }
+
+    #[test]
+    fn the_daemon_timeout_comes_from_the_flag_then_the_environment() {
+        let plain = ctx();
+        let from_env = ClientContext {
+            daemon_timeout_env: Some("5s".into()),
+            ..ctx()
+        };
+        let plan_of = |args: &[&str], c: &ClientContext| plan_args(args, c).map(|p| p.timeout);
+        assert_eq!(
+            plan_of(&["status"], &plain),
+            Ok(Some(DEFAULT_DAEMON_TIMEOUT))
+        );
+        assert_eq!(
+            plan_of(&["status"], &from_env),
+            Ok(Some(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            plan_of(&["--daemon-timeout", "2m", "status"], &from_env),
+            Ok(Some(Duration::from_secs(120)))
+        );
+        assert_eq!(
+            plan_of(&["status", "--daemon-timeout", "off"], &plain),
+            Ok(None)
+        );
+        let empty = ClientContext {
+            daemon_timeout_env: Some(String::new()),
+            ..ctx()
+        };
+        assert_eq!(
+            plan_of(&["status"], &empty),
+            Ok(Some(DEFAULT_DAEMON_TIMEOUT))
+        );
+        let err = plan_of(&["--daemon-timeout", "soon", "status"], &plain).unwrap_err();
+        assert!(err.to_string().contains("--daemon-timeout 'soon'"), "{err}");
+        let bad_env = ClientContext {
+            daemon_timeout_env: Some("0s".into()),
+            ..ctx()
+        };
+        let err = plan_of(&["status"], &bad_env).unwrap_err();
+        assert!(
+            err.to_string().contains("MAYFLY_DAEMON_TIMEOUT '0s'"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("or off"), "{err}");
     }
 
     /// Parses a command line (without the program name) and plans it.

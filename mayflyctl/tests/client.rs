@@ -1127,3 +1127,100 @@ fn binary_logs_broken_pipe() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert_eq!(stderr, "");
 }
+
+// --- timeouts ---------------------------------------------------------------
+
+/// How long the timeout tests let the client wait: long enough for a slow
+/// machine to get a first answer through, short enough to keep them quick.
+const SHORT: &str = "300ms";
+
+#[test]
+/// A daemon that takes the connection but never answers the handshake:
+/// the client gives up after --daemon-timeout, exit 3, saying so.
+fn a_daemon_that_never_answers_the_handshake_times_out() {
+    let daemon = FakeDaemon::start(helper::Server::until_client_leaves);
+    let started = std::time::Instant::now();
+    let out = run_client(&daemon.socket, &["--daemon-timeout", SHORT, "status"]);
+    let took = started.elapsed();
+    daemon.finish();
+    assert_eq!(out.code(), 3, "{:?}", out.result);
+    let error = out.error();
+    assert!(
+        error.contains("within 300ms during the handshake") && error.contains("--daemon-timeout"),
+        "{error}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+/// A daemon that shakes hands and then never answers: exit 1, after
+/// MAYFLY_DAEMON_TIMEOUT.
+fn a_daemon_that_stops_answering_fails_the_request() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        s.until_client_leaves();
+    });
+    let ctx = mayflyctl::ClientContext {
+        daemon_timeout_env: Some(SHORT.to_string()),
+        ..helper::ctx()
+    };
+    let out = run_client_in(&daemon.socket, &["status"], &ctx);
+    daemon.finish();
+    assert_eq!(out.code(), 1, "{:?}", out.result);
+    assert!(
+        out.error()
+            .contains("within 300ms before the answer was complete"),
+        "{}",
+        out.error()
+    );
+}
+
+#[test]
+/// `wait` blocks on purpose: an answer that comes long after the timeout is
+/// still read.
+fn wait_is_not_cut_short_by_the_timeout() {
+    let daemon = FakeDaemon::start(|s| {
+        s.accept_hello();
+        std::thread::sleep(std::time::Duration::from_millis(900));
+        s.send(&Response::JobEnded(Box::new(ended(
+            1,
+            JobState::Succeeded,
+            Some(0),
+            None,
+        ))));
+        s.send(&end());
+    });
+    let out = run_client(&daemon.socket, &["--daemon-timeout", SHORT, "wait", "1"]);
+    daemon.finish();
+    assert_eq!(out.code(), 0, "{:?}", out.result);
+}
+
+#[test]
+/// A daemon whose backlog is full does not take the connection: the
+/// connect itself gives up, exit 3.
+fn a_full_backlog_times_out_while_connecting() {
+    use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("full.sock");
+    let listener = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a socket");
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&listener),
+        &UnixAddr::new(&path).expect("an address"),
+    )
+    .expect("bind");
+    socket::listen(&listener, Backlog::new(0).expect("a backlog")).expect("listen");
+    // Never accepted: it fills the backlog of 0.
+    let _queued = std::os::unix::net::UnixStream::connect(&path).expect("the first connect");
+    let started = std::time::Instant::now();
+    let out = run_client(&path, &["--daemon-timeout", SHORT, "status"]);
+    let took = started.elapsed();
+    assert_eq!(out.code(), 3, "{:?}", out.result);
+    assert!(out.error().contains("while connecting"), "{}", out.error());
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}

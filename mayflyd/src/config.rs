@@ -490,6 +490,13 @@ quantum = \"25ms\"
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "max_connections",
+                "handshake_timeout",
+                "idle_timeout",
+                "frame_timeout",
+                "max_in_flight",
+                "request_buffer_bytes",
+                "reply_buffer_bytes",
             ]
         );
     }
@@ -502,7 +509,9 @@ quantum = \"25ms\"
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
-             max_output = 1048576\n",
+             max_output = 1048576\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
+             idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
+             request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n",
         );
         let l = layered(&[], Some(&f));
         let s = &l.args.settings;
@@ -525,6 +534,13 @@ quantum = \"25ms\"
         assert_eq!(s.max_jobs, 5000);
         assert_eq!(s.max_job_bytes, settings::Size(64 << 10));
         assert_eq!(s.max_output, Some(settings::Size(1 << 20)));
+        assert_eq!(s.max_connections, 16);
+        assert_eq!(s.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.frame_timeout, Duration::from_secs(3));
+        assert_eq!(s.max_in_flight, 8);
+        assert_eq!(s.request_buffer_bytes, settings::Size(32 << 20));
+        assert_eq!(s.reply_buffer_bytes, settings::Size(1 << 20));
         assert!(
             l.provenance
                 .iter()

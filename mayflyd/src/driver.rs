@@ -59,30 +59,9 @@ use crate::executor::{Executor, JobExit, ProcessReport};
 use crate::journal::{Journal, WalAck, WalCmd, encode_event};
 use crate::logbuf;
 use crate::pal::Pal;
+use crate::reply::{ListCursor, ListRest};
 
-/// Where a request's response frames go. Unbounded on purpose: the driver
-/// must never wait on a slow client; what it sends is bounded by the request
-/// (one frame, or the listing it asked for).
-pub type Reply = mpsc::UnboundedSender<Outgoing>;
-
-/// One frame of an answer on its way to a session.
-#[derive(Debug)]
-pub enum Outgoing {
-    /// A response for the session to encode.
-    Response(Response),
-    /// A whole frame, length prefix included, that the driver encoded
-    /// itself: the chunks of a listing, encoded straight from the core's
-    /// jobs (see [`mayfly_protocol::JobsRef`]) rather than copied into
-    /// `JobInfo`s for the session to encode and then drop. It decodes as a
-    /// [`Response::Jobs`].
-    Frame(Vec<u8>),
-}
-
-impl From<Response> for Outgoing {
-    fn from(response: Response) -> Self {
-        Outgoing::Response(response)
-    }
-}
+pub use crate::reply::{Outgoing, Reply};
 
 /// How much of a command the activity log tells (`JobSubmitted`); `status`
 /// shows it whole.
@@ -92,8 +71,18 @@ const COMMAND_CHARS_TOLD: usize = 1024;
 /// of file descriptors) waits before it starts again.
 const START_RETRY_MS: u64 = 1_000;
 
-/// How many jobs go in one `Jobs` frame of a listing.
+/// The most jobs one `Jobs` frame of a listing takes.
 const JOBS_PER_FRAME: usize = 1000;
+
+/// How many jobs the first `Jobs` frame of a listing takes: few, since how
+/// large the jobs are is not known yet; later frames take as many as come
+/// to about [`CHUNK_BYTES`].
+const FIRST_CHUNK_JOBS: usize = 64;
+
+/// About how many bytes one `Jobs` frame of a listing should take. A
+/// listing in flight holds one such frame at a time (see
+/// [`crate::reply`]).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A command from a client session.
 #[derive(Debug)]
@@ -151,6 +140,8 @@ pub enum InternalMsg {
         /// The error it returned, if it failed.
         error: Option<String>,
     },
+    /// A session is ready for the next chunk of a listing.
+    ListMore(ListCursor),
 }
 
 impl std::fmt::Debug for InternalMsg {
@@ -172,6 +163,7 @@ impl std::fmt::Debug for InternalMsg {
                 .field("name", name)
                 .field("error", error)
                 .finish(),
+            InternalMsg::ListMore(cursor) => f.debug_tuple("ListMore").field(cursor).finish(),
         }
     }
 }
@@ -1161,8 +1153,16 @@ impl Driver {
         }
     }
 
-    /// Streams the listed jobs (all when `ids` is empty), preceded by
+    /// Starts a listing of the jobs (all when `ids` is empty), preceded by
     /// `header` for a dump. Unknown ids fail the whole request.
+    ///
+    /// The first chunk goes out now, so the listing sees every request the
+    /// connection sent before it; the session asks for each later one
+    /// ([`Driver::list_more`]) once the previous one has left for the
+    /// socket. So a listing is read chunk by chunk, each at the time it is
+    /// sent: a job that changes meanwhile shows as it was when its chunk
+    /// was read, one submitted meanwhile may show at the end, and one
+    /// cleaned meanwhile may be left out.
     fn list_jobs(&mut self, reply: &Reply, ids: &[JobId], header: Option<StateHeader>) {
         if let Err(e) = crate::core::refuse_duplicates(ids) {
             self.hold(reply, error_response(&e));
@@ -1176,25 +1176,69 @@ impl Driver {
         if let Some(header) = header {
             let _ = reply.send(Response::State(header).into());
         }
-        let views: Box<dyn Iterator<Item = JobInfoRef<'_>>> = if ids.is_empty() {
-            Box::new(self.core.job_views())
+        let rest = if ids.is_empty() {
+            ListRest::After(JobId(0))
         } else {
-            Box::new(ids.iter().filter_map(|id| self.core.job_view(*id)))
+            ListRest::Ids {
+                ids: ids.to_vec(),
+                next: 0,
+            }
         };
-        let mut chunk = Vec::with_capacity(JOBS_PER_FRAME.min(self.core.job_count()));
-        for view in views {
-            chunk.push(view);
-            if chunk.len() == JOBS_PER_FRAME {
-                if !send_jobs(reply, &chunk) {
-                    return;
-                }
-                chunk.clear();
+        self.list_more(ListCursor {
+            reply: reply.clone(),
+            rest,
+            per_chunk: FIRST_CHUNK_JOBS,
+        });
+    }
+
+    /// Sends the next chunk of a listing, then either `End` or where to go
+    /// on from ([`Outgoing::More`]).
+    fn list_more(&mut self, cursor: ListCursor) {
+        let ListCursor {
+            reply,
+            rest,
+            per_chunk,
+        } = cursor;
+        if reply.is_closed() {
+            return; // the client has gone
+        }
+        let (chunk, rest): (Vec<JobInfoRef<'_>>, Option<ListRest>) = match rest {
+            ListRest::After(after) => {
+                let mut views = self.core.job_views_after(after);
+                let chunk: Vec<_> = views.by_ref().take(per_chunk).collect();
+                let more = views.next().is_some();
+                let last = chunk.last().map(|job| job.id);
+                (chunk, last.filter(|_| more).map(ListRest::After))
+            }
+            ListRest::Ids { ids, next } => {
+                let end = (next + per_chunk).min(ids.len());
+                // A job cleaned since the listing began is left out.
+                let chunk = ids[next..end]
+                    .iter()
+                    .filter_map(|id| self.core.job_view(*id))
+                    .collect();
+                let rest = (end < ids.len()).then_some(ListRest::Ids { ids, next: end });
+                (chunk, rest)
+            }
+        };
+        let sent = match send_jobs(&reply, &chunk) {
+            Some(sent) => sent,
+            None => return, // the stream has ended with an error
+        };
+        drop(chunk);
+        match rest {
+            Some(rest) => {
+                let per_chunk = (per_chunk * CHUNK_BYTES / sent.max(1)).clamp(1, JOBS_PER_FRAME);
+                let _ = reply.send(Outgoing::More(ListCursor {
+                    reply: reply.clone(),
+                    rest,
+                    per_chunk,
+                }));
+            }
+            None => {
+                let _ = reply.send(Response::End.into());
             }
         }
-        if !chunk.is_empty() && !send_jobs(reply, &chunk) {
-            return;
-        }
-        let _ = reply.send(Response::End.into());
     }
 
     /// Registers a wait; jobs that already ended are reported at once.
@@ -1284,6 +1328,7 @@ impl Driver {
                     error,
                 });
             }
+            InternalMsg::ListMore(cursor) => self.list_more(cursor),
         }
     }
 
@@ -1463,19 +1508,23 @@ pub fn state_json(core: &Core) -> serde_json::Value {
     mayfly_protocol::json::dump_state_json(&header, &jobs)
 }
 
-/// Sends `jobs` as one `Jobs` frame, encoded here from the borrowed jobs.
-/// A chunk too large for one frame goes out in halves; a single job too
-/// large for a frame ends the stream with an error. Returns false when the
-/// stream has ended.
-fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> bool {
+/// Sends `jobs` as one `Jobs` frame, encoded here from the borrowed jobs
+/// (nothing for no jobs). A chunk too large for one frame goes out in
+/// halves; a single job too large for a frame ends the stream with an
+/// error. Returns the bytes sent, or `None` when the stream has ended.
+fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> Option<usize> {
+    if jobs.is_empty() {
+        return Some(0);
+    }
     match encode_frame(&JobsRef(jobs)) {
         Ok(frame) => {
+            let len = frame.len();
             let _ = reply.send(Outgoing::Frame(frame));
-            true
+            Some(len)
         }
         Err(_) if jobs.len() > 1 => {
             let (first, second) = jobs.split_at(jobs.len() / 2);
-            send_jobs(reply, first) && send_jobs(reply, second)
+            Some(send_jobs(reply, first)? + send_jobs(reply, second)?)
         }
         Err(e) => {
             let id = jobs.first().map_or(JobId(0), |job| job.id);
@@ -1486,7 +1535,7 @@ fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> bool {
                 ))
                 .into(),
             );
-            false
+            None
         }
     }
 }

@@ -28,14 +28,19 @@
 //!
 //! The endpoint is read-only: nothing here changes job state, so it needs no
 //! authentication beyond binding to loopback by default. A client cannot hold
-//! resources for long: request headers must arrive within
-//! [`HEADER_READ_TIMEOUT`], and at most [`MAX_CONNECTIONS`] connections are
-//! served at once (more wait in the backlog).
+//! resources for long, nor keep scrapes out: request headers must arrive
+//! within [`HEADER_READ_TIMEOUT`], at most [`MAX_CONNECTIONS`] connections
+//! are open at once, and when a new one comes at that limit the oldest
+//! connection that is not being answered right now — one still sending its
+//! headers (a slow or stalled client) or idle between requests — is closed
+//! to make room. So connections that send their request slowly cannot keep
+//! a scrape waiting: a scrape is answered as soon as its headers are in,
+//! long before it is the oldest.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -60,7 +65,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// it has.
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connections served at once.
+/// Connections open at once; at the limit, the oldest one not being
+/// answered makes room for a new one.
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// How long open connections get to finish after shutdown before they are
@@ -191,15 +197,9 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(OpenConnections::default());
     let mut backoff = Duration::from_millis(1);
     loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -215,16 +215,45 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
             }
         };
         backoff = Duration::from_millis(1);
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the limit: close the oldest connection that is not
+                // being answered, and take its place once it has let go.
+                open.evict_oldest_idle();
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (id, busy, evicted) = open.add();
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(req, &state).await) }
+            let busy = busy.clone();
+            async move {
+                busy.store(true, Ordering::Release);
+                let response = handle(req, &state).await;
+                busy.store(false, Ordering::Release);
+                Ok::<_, Infallible>(response)
+            }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            tokio::select! {
+                result = conn => if let Err(e) = result {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                },
+                () = evicted.cancelled() => {
+                    tracing::debug!("closed an HTTP connection to make room for a new one");
+                }
             }
+            open.remove(id);
             drop(permit);
         });
     }
@@ -236,6 +265,58 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         tracing::debug!("HTTP connections still open after shutdown; dropping them");
     }
     tracing::debug!("HTTP endpoint stopped");
+}
+
+/// The open connections, oldest first, each with whether a request of
+/// its is being answered and how to close it.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    /// By the order they were accepted in.
+    conns: std::sync::Mutex<OpenList>,
+}
+
+/// The list behind [`OpenConnections`].
+#[derive(Debug, Default)]
+struct OpenList {
+    /// The next connection's number.
+    next: u64,
+    /// Each open connection: busy flag and the token that closes it.
+    by_age: std::collections::BTreeMap<u64, (Arc<AtomicBool>, CancellationToken)>,
+}
+
+impl OpenConnections {
+    /// Registers a new connection: its number, its busy flag, and the token
+    /// that fires when it must make room.
+    fn add(&self) -> (u64, Arc<AtomicBool>, CancellationToken) {
+        let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let id = list.next;
+        list.next += 1;
+        let busy = Arc::new(AtomicBool::new(false));
+        let evict = CancellationToken::new();
+        list.by_age.insert(id, (busy.clone(), evict.clone()));
+        (id, busy, evict)
+    }
+
+    /// Forgets a connection that has closed.
+    fn remove(&self, id: u64) {
+        let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        list.by_age.remove(&id);
+    }
+
+    /// Closes the oldest connection that is not being answered, if any.
+    fn evict_oldest_idle(&self) {
+        let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = list
+            .by_age
+            .iter()
+            .find(|(_, (busy, evict))| !busy.load(Ordering::Acquire) && !evict.is_cancelled())
+            .map(|(id, _)| *id);
+        if let Some(id) = oldest
+            && let Some((_, evict)) = list.by_age.remove(&id)
+        {
+            evict.cancel();
+        }
+    }
 }
 
 /// Answers one request (see the module's route table).
@@ -421,6 +502,30 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("mayfly_build_info"), "{body}");
         assert!(started.elapsed() >= REFRESH_TIMEOUT);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn connections_that_never_send_their_request_do_not_keep_a_scrape_waiting() {
+        use tokio::io::AsyncWriteExt;
+        let (addr, _state, stop) = start(None).await;
+        let mut slow = Vec::new();
+        for _ in 0..MAX_CONNECTIONS * 3 {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\n")
+                .await
+                .unwrap();
+            slow.push(stream);
+        }
+        let started = std::time::Instant::now();
+        let (status, _, _) = call(addr, Method::GET, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            started.elapsed() < HEADER_READ_TIMEOUT / 2,
+            "the scrape waited {:?}",
+            started.elapsed()
+        );
         stop.cancel();
     }
 

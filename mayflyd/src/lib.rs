@@ -24,6 +24,7 @@ pub mod pal;
 pub mod peer;
 pub mod private;
 pub mod pusher;
+pub mod reply;
 pub mod scheduler;
 #[cfg(feature = "ipc")]
 pub mod session;

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mayfly_protocol::socket_folder::{self, UnsafeFolder};
-use tokio::net::UnixListener;
+use mayfly_protocol::{HelloReply, encode_frame};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -151,12 +152,18 @@ impl Drop for OpenConnection {
 /// Limits on connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Connections served at once; further ones wait in the backlog.
+    /// Connections open at once (`--max-connections`); a client past it is
+    /// refused at once.
     pub max_connections: usize,
 }
 
 /// Accepts connections until `stop_accepting` fires. Each session runs on
 /// `tracker` and ends when `session_shutdown` fires.
+///
+/// At `max_connections` open, a new connection is still accepted, told
+/// "too many connections" in a handshake refusal and closed at once — a
+/// client is never left waiting in the backlog for a slot that may not
+/// come (nothing was read from it, so the refusal is all the work it costs).
 pub async fn run(
     listener: UnixListener,
     ctx: SessionContext,
@@ -165,16 +172,10 @@ pub async fn run(
     session_shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max = limits.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
     let mut backoff = Duration::from_millis(1);
     loop {
-        let permit = tokio::select! {
-            () = stop_accepting.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = stop_accepting.cancelled() => break,
             accepted = listener.accept() => accepted,
@@ -182,6 +183,10 @@ pub async fn run(
         match accepted {
             Ok((stream, _)) => {
                 backoff = Duration::from_millis(1);
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    refuse(&stream, max);
+                    continue;
+                };
                 let ctx = ctx.clone();
                 let shutdown = session_shutdown.clone();
                 let open = OpenConnection::new(ctx.metrics.clone());
@@ -200,4 +205,21 @@ pub async fn run(
         }
     }
     tracing::debug!("listener stopped accepting");
+}
+
+/// Tells a client past the connection limit so, in a handshake refusal, and
+/// lets the connection close. The one write never waits: a new socket's
+/// buffer is empty, and if it is not taken whole the client just sees the
+/// connection close.
+fn refuse(stream: &UnixStream, max: usize) {
+    tracing::debug!(max, "refusing a connection: too many open");
+    let reply = HelloReply::Rejected {
+        reason: format!(
+            "too many connections ({max} open, the daemon's --max-connections); close some \
+             or try again later"
+        ),
+    };
+    if let Ok(frame) = encode_frame(&reply) {
+        let _ = stream.try_write(&frame);
+    }
 }

@@ -43,7 +43,7 @@ use crate::metrics::{Metrics, Refresh};
 use crate::peer::PeerPolicy;
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
-use crate::session::SessionContext;
+use crate::session::{SessionContext, SessionLimits};
 use crate::settings::{HttpAddr, Settings};
 use crate::wal::WalOptions;
 
@@ -550,8 +550,11 @@ impl Scheduler {
                 driver: clients_tx,
                 internal: handle.internal.clone(),
                 logs_dir,
-                handshake_timeout: settings.handshake_timeout,
                 metrics: metrics.clone(),
+                limits: SessionLimits::from_settings(&settings),
+                request_budget: crate::session::request_budget(
+                    usize::try_from(settings.request_buffer_bytes.0).unwrap_or(usize::MAX),
+                ),
                 peers: Arc::new(PeerPolicy::for_this_process(settings.allow_uid.clone())),
             };
             tracker.spawn(listener::run(
@@ -640,7 +643,7 @@ fn queue_gauge_refresh(driver: mpsc::Sender<ClientMsg>, metrics: Arc<Metrics>) -
         let driver = driver.clone();
         let metrics = metrics.clone();
         Box::pin(async move {
-            let (reply, mut answer) = mpsc::unbounded_channel();
+            let (reply, mut answer) = crate::reply::Reply::new();
             let msg = ClientMsg {
                 request: mayfly_protocol::Request::QueueList,
                 reply,

@@ -142,17 +142,61 @@ pub struct Settings {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_setting)]
     pub max_output: Option<Size>,
 
+    /// The most client connections open at once, those still in their
+    /// handshake included. A client past it is told "too many connections"
+    /// at once instead of waiting.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = parse_count)]
+    pub max_connections: usize,
+
+    /// How long a new connection has to send its handshake before it is
+    /// closed.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_interval)]
+    pub handshake_timeout: Duration,
+
+    /// Close a connection that has sent nothing for this long while none of
+    /// its requests is in flight (a `wait`, `logs --follow` or `events
+    /// --follow` that is open counts as one).
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_interval)]
+    pub idle_timeout: Duration,
+
+    /// How long a request may take to arrive whole once its first byte has
+    /// (waiting for --request-buffer-bytes included); a client that stops in
+    /// the middle of one is closed.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    pub frame_timeout: Duration,
+
+    /// How many requests of one connection may be in flight (read, not yet
+    /// fully answered) at once; past it the daemon reads no further
+    /// requests from that connection until one is answered.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_count)]
+    pub max_in_flight: usize,
+
+    /// Bytes of partly received requests larger than 64K held at once, over
+    /// all connections: such a request waits (within --frame-timeout) until
+    /// its announced size fits. At least 16M, the largest request.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "64M",
+        value_parser = parse_request_buffer
+    )]
+    pub request_buffer_bytes: Size,
+
+    /// Bytes of answers one connection may leave unread. Past it the daemon
+    /// reads no further requests from that connection; a client that then
+    /// reads nothing for a second (a `wait` or `--follow` that stopped
+    /// reading) is dropped, and told why if it reads again.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "4M",
+        value_parser = parse_reply_buffer
+    )]
+    pub reply_buffer_bytes: Size,
+
     /// The flags for one run, which have no config key.
     #[command(flatten)]
     pub one_run: OneRun,
-
-    /// Connections served at once.
-    #[arg(skip = 1024_usize)]
-    pub max_connections: usize,
-
-    /// How long a new connection has to complete the handshake.
-    #[arg(skip = Duration::from_secs(5))]
-    pub handshake_timeout: Duration,
 
     /// Install SIGTERM/SIGINT handlers in [`crate::Scheduler::run_blocking`]
     /// (tests that run a daemon in their own process turn this off).
@@ -276,6 +320,37 @@ fn parse_concurrency(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Parses a count of connections or requests: a whole number from 1.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a count; write a whole number from 1, like 64"
+        )),
+    }
+}
+
+/// Parses `--request-buffer-bytes`: room for at least one request of the
+/// largest size, or such a request could never be read.
+fn parse_request_buffer(s: &str) -> Result<Size, String> {
+    let size = parse_size_setting(s)?;
+    if size.0 < mayfly_protocol::MAX_FRAME_LEN as u64 {
+        return Err("must be at least 16M (one request of the largest size)".to_string());
+    }
+    Ok(size)
+}
+
+/// Parses `--reply-buffer-bytes`: at least 64K, so a connection's ordinary
+/// answers never count as unread.
+fn parse_reply_buffer(s: &str) -> Result<Size, String> {
+    let size = parse_size_setting(s)?;
+    if size.0 < 64 * 1024 {
+        return Err("must be at least 64K".to_string());
+    }
+    Ok(size)
+}
+
 /// Parses a size in bytes: a whole number from 0.
 fn parse_bytes(s: &str) -> Result<u64, String> {
     s.parse().map_err(|_| {
@@ -351,6 +426,11 @@ mod tests {
         assert!(!s.one_run.repair_wal && !s.one_run.dump_state);
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(s.idle_timeout, Duration::from_secs(300));
+        assert_eq!(s.frame_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_in_flight, 256);
+        assert_eq!(s.request_buffer_bytes, Size(64 << 20));
+        assert_eq!(s.reply_buffer_bytes, Size(4 << 20));
         assert!(s.handle_signals);
     }
 
@@ -392,6 +472,13 @@ mod tests {
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "max_connections",
+                "handshake_timeout",
+                "idle_timeout",
+                "frame_timeout",
+                "max_in_flight",
+                "request_buffer_bytes",
+                "reply_buffer_bytes",
             ]
         );
     }
@@ -407,6 +494,16 @@ mod tests {
         assert!(err.contains("500ms"), "{err}");
         assert!(parse_interval("0s").is_err());
         assert_eq!(parse_http_addr("OFF"), Ok(HttpAddr(None)));
+        assert!(parse_count("0").unwrap_err().contains("at least 1"));
+        assert_eq!(parse_count("64"), Ok(64));
+        assert!(
+            parse_request_buffer("1M")
+                .unwrap_err()
+                .contains("largest size")
+        );
+        assert_eq!(parse_request_buffer("16M"), Ok(Size(16 << 20)));
+        assert!(parse_reply_buffer("1000").unwrap_err().contains("64K"));
+        assert_eq!(parse_reply_buffer("4194304"), Ok(Size(4 << 20)));
         assert!(
             parse_http_addr("localhost")
                 .unwrap_err()

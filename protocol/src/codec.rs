@@ -4,6 +4,9 @@
 //! Invariants kept here, so no caller has to remember them:
 //! - a length prefix above [`MAX_FRAME_LEN`] is an error *before* any buffer
 //!   is allocated for it;
+//! - a buffer grows with the bytes that have arrived, never to the length a
+//!   prefix announces: a peer that announces 16 MiB and sends 12 bytes costs
+//!   12 bytes (plus at most [`READ_AHEAD`] of room to read into), not 16 MiB;
 //! - payloads are decoded with bincode's size limit, so a hostile length field
 //!   inside the payload cannot make the decoder allocate either;
 //! - a payload with bytes left over after the message is refused, so two
@@ -56,6 +59,32 @@ pub enum FrameError {
     /// The stream ended in the middle of a frame.
     #[error("connection closed in the middle of a frame")]
     Truncated,
+}
+
+/// The most room a reader sets aside ahead of the bytes that have arrived.
+/// A frame larger than this grows its buffer as its bytes come in (doubling,
+/// so the copying stays linear), never by the announced length at once.
+pub const READ_AHEAD: usize = 64 * 1024;
+
+/// The payload length a frame's 4-byte prefix announces, refused when it
+/// exceeds [`MAX_FRAME_LEN`] (before anything is allocated for it).
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge { len: len as u64 });
+    }
+    Ok(len)
+}
+
+/// The size of `msg` as a whole frame (prefix and payload), without encoding
+/// it: what a writer will put on the wire for it, so the daemon can count a
+/// reply against a connection's budget when it is queued.
+pub fn frame_size<T: Serialize>(msg: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    // An encoding that fails here fails in the writer too, which reports
+    // it; what it would have cost does not matter.
+    let _ = bincode::serde::encode_into_writer(msg, &mut size, config());
+    4 + size.bytes_written
 }
 
 /// The largest blob [`encode_blob`] writes and [`decode_blob`] reads: 4 GiB.
@@ -149,18 +178,14 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<Option<T>, F
             Err(e) => return Err(e.into()),
         }
     }
-    let len = u32::from_be_bytes(len_buf) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len: len as u64 });
+    let len = frame_len(len_buf)?;
+    // Grown as the payload arrives (see [`READ_AHEAD`]), not set to `len`
+    // up front.
+    let mut payload = Vec::with_capacity(len.min(READ_AHEAD));
+    r.take(len as u64).read_to_end(&mut payload)?;
+    if payload.len() < len {
+        return Err(FrameError::Truncated);
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
-        }
-    })?;
     decode_payload(&payload).map(Some)
 }
 
@@ -177,8 +202,7 @@ mod framed {
     use serde::de::DeserializeOwned;
     use tokio_util::codec::{Decoder, Encoder};
 
-    use super::{FrameError, decode_payload, encode_payload};
-    use crate::MAX_FRAME_LEN;
+    use super::{FrameError, READ_AHEAD, decode_payload, encode_payload, frame_len};
 
     /// Decodes frames into `In` and encodes `Out` into frames, with the
     /// protocol's 16 MiB limit checked before anything is reserved.
@@ -186,6 +210,8 @@ mod framed {
     /// The length prefix is left in the buffer until the whole frame has
     /// arrived, so a frame split across reads is checked once, at its real
     /// prefix, and an end of stream inside a frame is always `Truncated`.
+    /// The buffer grows with what has arrived, at most [`READ_AHEAD`] ahead
+    /// of it: never by the announced length at once.
     #[derive(Debug)]
     pub struct FrameCodec<In, Out> {
         /// The message types this codec reads and writes.
@@ -217,12 +243,9 @@ mod framed {
             if src.len() < 4 {
                 return Ok(None);
             }
-            let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-            if len > MAX_FRAME_LEN {
-                return Err(FrameError::TooLarge { len: len as u64 });
-            }
+            let len = frame_len([src[0], src[1], src[2], src[3]])?;
             if src.len() < 4 + len {
-                src.reserve(4 + len - src.len());
+                src.reserve((4 + len - src.len()).min(READ_AHEAD));
                 return Ok(None);
             }
             src.advance(4);

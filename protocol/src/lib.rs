@@ -39,7 +39,8 @@ pub use activity::{Activity, ActivityRecord};
 #[cfg(feature = "codec")]
 pub use codec::FrameCodec;
 pub use codec::{
-    FrameError, decode_blob, decode_payload, encode_blob, encode_frame, encode_payload, read_frame,
+    FrameError, READ_AHEAD, decode_blob, decode_payload, encode_blob, encode_frame, encode_payload,
+    frame_len, frame_size, read_frame,
 };
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{

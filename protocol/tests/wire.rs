@@ -968,6 +968,20 @@ impl Read for PrefixOnly {
     }
 }
 
+/// `frame_size` is the length of what `encode_frame` writes, for every
+/// message: the daemon counts queued replies with it.
+#[test]
+fn frame_size_is_the_encoded_length() {
+    for resp in examples_responses() {
+        let frame = encode_frame(&resp).expect("encodes");
+        assert_eq!(mayfly_protocol::frame_size(&resp), frame.len(), "{resp:?}");
+    }
+    for req in examples_requests() {
+        let frame = encode_frame(&req).expect("encodes");
+        assert_eq!(mayfly_protocol::frame_size(&req), frame.len(), "{req:?}");
+    }
+}
+
 /// Length prefixes beyond the limit are refused before any payload is read.
 #[test]
 fn read_frame_refuses_oversized_prefix() {
@@ -1456,6 +1470,38 @@ mod codec {
                 buf.capacity()
             );
         }
+    }
+
+    /// Regression: a prefix announcing 16 MiB followed by 12 bytes made the
+    /// codec reserve the whole 16 MiB at once, so 32 such connections held
+    /// half a gigabyte. The buffer now grows with what has arrived.
+    #[test]
+    fn codec_does_not_reserve_what_a_prefix_announces() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(MAX_FRAME_LEN as u32).to_be_bytes());
+        buf.extend_from_slice(&[0; 12]);
+        let mut codec = FrameCodec::<Request, Response>::new();
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
+        assert!(
+            buf.capacity() <= 16 + mayfly_protocol::READ_AHEAD,
+            "the codec reserved {} bytes for 16 bytes of a frame",
+            buf.capacity()
+        );
+        // A legitimate large frame still arrives whole.
+        let big = Response::LogChunk(vec![7; 3 * mayfly_protocol::READ_AHEAD]);
+        let frame = encode_frame(&big).expect("encodes");
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for piece in frame.chunks(1000) {
+            buf.extend_from_slice(piece);
+            if let Some(msg) = FrameCodec::<Response, Response>::new()
+                .decode(&mut buf)
+                .expect("decodes")
+            {
+                got = Some(msg);
+            }
+        }
+        assert_eq!(got, Some(big));
     }
 
     /// A frame cut off at end of stream is an error; a clean end is not.

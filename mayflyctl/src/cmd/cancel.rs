@@ -2,14 +2,13 @@
 //! does not exist.
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{CancelOutcome, CancelRequest, Request, Response};
 use serde_json::Value;
 
 use super::emit_line;
 use crate::cli::IdsArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids};
 use crate::render::{cancel_json, cancel_line};
@@ -23,12 +22,12 @@ pub fn plan(args: &IdsArgs) -> Result<Action, UsageError> {
 
 /// Sends the cancel and prints one line (or one JSON array) of outcomes.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: CancelRequest,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Cancel(request))?;
+    let mut conn = Connection::open(target, &Request::Cancel(request))?;
     let outcomes = match conn.recv()? {
         Response::Cancelled(outcomes) => outcomes,
         Response::Error(e) => return Err(daemon_error("cancel", e)),

@@ -2,14 +2,13 @@
 //! many were removed (`--json`: `{"count", "ids"}`).
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{CleanRequest, Request, Response};
 use serde_json::json;
 
 use super::emit_line;
 use crate::cli::CleanArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_duration_ms, parse_state};
 
@@ -37,12 +36,12 @@ pub fn plan(args: &CleanArgs) -> Result<Action, UsageError> {
 
 /// Sends the clean and prints the count.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: CleanRequest,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Clean(request))?;
+    let mut conn = Connection::open(target, &Request::Clean(request))?;
     let ids = match conn.recv()? {
         Response::Cleaned { ids } => ids,
         Response::Error(e) => return Err(daemon_error("clean", e)),

@@ -2,12 +2,11 @@
 //! object (always JSON: it exists for tools and bug reports).
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{Request, Response};
 
 use super::emit_line;
-use crate::client::{Connection, daemon_error, read_jobs, unexpected};
+use crate::client::{Connection, Target, daemon_error, read_jobs, unexpected};
 use crate::error::{CtlError, EXIT_OK};
 use crate::plan::Action;
 use crate::render::dump_state_json;
@@ -18,8 +17,8 @@ pub fn plan() -> Action {
 }
 
 /// Reads the `State` header, then the `Jobs` chunks up to `End`, then prints.
-pub fn execute(socket: &Path, out: &mut dyn Write) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::DumpState)?;
+pub fn execute(target: &Target, out: &mut dyn Write) -> Result<u8, CtlError> {
+    let mut conn = Connection::open(target, &Request::DumpState)?;
     let header = match conn.recv()? {
         Response::State(header) => header,
         Response::Error(e) => return Err(daemon_error("dump-state", e)),

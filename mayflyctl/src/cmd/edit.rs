@@ -7,13 +7,12 @@
 //! one job on the same connection) and merges ([`merge_labels`], pure).
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{EditRequest, JobId, JobInfo, Request, Response, StatusRequest};
 
 use super::emit_line;
 use crate::cli::EditArgs;
-use crate::client::{Connection, daemon_error, read_jobs, unexpected};
+use crate::client::{Connection, Target, daemon_error, read_jobs, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_id, parse_key_value, parse_priority, upsert};
@@ -101,7 +100,7 @@ pub fn plan(args: &EditArgs) -> Result<Action, UsageError> {
 
 /// Reads the current labels if needed, sends the edit and prints the job.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     edit: &EditPlan,
     json: bool,
     ctx: &ClientContext,
@@ -109,7 +108,7 @@ pub fn execute(
 ) -> Result<u8, CtlError> {
     let mut conn = if matches!(edit.labels, LabelEdit::Merge(_)) {
         let status = Request::Status(StatusRequest { ids: vec![edit.id] });
-        let mut conn = Connection::open(socket, &status)?;
+        let mut conn = Connection::open(target, &status)?;
         let jobs = read_jobs(&mut conn, "edit")?;
         let current = jobs
             .iter()
@@ -119,7 +118,7 @@ pub fn execute(
         conn.send(&Request::Edit(edit.request(&current)))?;
         conn
     } else {
-        Connection::open(socket, &Request::Edit(edit.request(&[])))?
+        Connection::open(target, &Request::Edit(edit.request(&[])))?
     };
     let jobs: Vec<JobInfo> = match conn.recv()? {
         Response::Jobs(jobs) => jobs,

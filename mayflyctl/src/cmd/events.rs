@@ -2,7 +2,6 @@
 //! each new one as it happens.
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::json::{activity_json, rfc3339};
 use mayfly_protocol::{ActivityRecord, EventsRequest, Request, Response};
@@ -10,7 +9,7 @@ use serde_json::Value;
 
 use super::{emit_line, flush};
 use crate::cli::EventsArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK};
 use crate::plan::Action;
 
@@ -42,12 +41,17 @@ pub fn event_line(record: &ActivityRecord) -> String {
 /// Prints each event as it arrives (flushed, for `--follow`), one JSON
 /// object a line with `--json`.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: EventsRequest,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Events(request))?;
+    let follow = request.follow;
+    let mut conn = Connection::open(target, &Request::Events(request))?;
+    if follow {
+        // New events come when things happen.
+        conn.wait_as_long_as_it_takes()?;
+    }
     loop {
         match conn.recv()? {
             Response::Event(record) => {

@@ -1,13 +1,12 @@
 //! `logs`: copy a job's output to stdout byte for byte.
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{LogStream, LogsRequest, Request, Response};
 
 use super::flush;
 use crate::cli::LogsArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_id};
 
@@ -28,8 +27,13 @@ pub fn plan(args: &LogsArgs) -> Result<Action, UsageError> {
 /// flushes it, so `--follow` output appears as it arrives. A closed stdout
 /// (`| head`) surfaces as an `Output` broken pipe, which [`crate::run`] turns
 /// into a clean exit.
-pub fn execute(socket: &Path, request: LogsRequest, out: &mut dyn Write) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Logs(request))?;
+pub fn execute(target: &Target, request: LogsRequest, out: &mut dyn Write) -> Result<u8, CtlError> {
+    let follow = request.follow;
+    let mut conn = Connection::open(target, &Request::Logs(request))?;
+    if follow {
+        // New output comes when the job writes it.
+        conn.wait_as_long_as_it_takes()?;
+    }
     loop {
         match conn.recv()? {
             Response::LogChunk(bytes) => {

@@ -15,6 +15,7 @@ use std::io::Write;
 
 use mayfly_protocol::Request;
 
+use crate::client::Target;
 use crate::context::ClientContext;
 use crate::error::CtlError;
 use crate::plan::{Action, Plan};
@@ -38,27 +39,29 @@ pub mod wait;
 pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u8, CtlError> {
     let Plan {
         socket,
+        timeout,
         json,
         action,
     } = plan;
+    let target = Target { socket, timeout };
     match action {
-        Action::Submit { request, wait } => submit::execute(&socket, request, wait, json, out),
+        Action::Submit { request, wait } => submit::execute(&target, request, wait, json, out),
         Action::SubmitBatch {
             request,
             lines,
             wait,
-        } => submit::execute_batch(&socket, request, &lines, wait, json, out),
+        } => submit::execute_batch(&target, request, &lines, wait, json, out),
         Action::Status { request, filter } => {
-            status::execute(&socket, request, &filter, json, ctx, out)
+            status::execute(&target, request, &filter, json, ctx, out)
         }
-        Action::Cancel(request) => cancel::execute(&socket, request, json, out),
+        Action::Cancel(request) => cancel::execute(&target, request, json, out),
         Action::Wait { request, quiet } => {
-            wait::execute(&socket, request, quiet, json, ctx.stderr_tty, out)
+            wait::execute(&target, request, quiet, json, ctx.stderr_tty, out)
         }
-        Action::Logs(request) => logs::execute(&socket, request, out),
-        Action::DumpState => dump_state::execute(&socket, out),
-        Action::Shutdown(request) => shutdown::execute(&socket, request),
-        Action::Events(request) => events::execute(&socket, request, json, out),
+        Action::Logs(request) => logs::execute(&target, request, out),
+        Action::DumpState => dump_state::execute(&target, out),
+        Action::Shutdown(request) => shutdown::execute(&target, request),
+        Action::Events(request) => events::execute(&target, request, json, out),
         Action::QueueSet(request) => {
             let what = if request.create {
                 "queue add"
@@ -66,14 +69,14 @@ pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u
                 "queue set"
             };
             let request = Request::QueueSet(request);
-            queue::execute(&socket, request, what, false, json, ctx, out)
+            queue::execute(&target, request, what, false, json, ctx, out)
         }
         Action::QueueRemove(request) => {
             let request = Request::QueueRemove(request);
-            queue::execute(&socket, request, "queue rm", false, json, ctx, out)
+            queue::execute(&target, request, "queue rm", false, json, ctx, out)
         }
         Action::QueueList => queue::execute(
-            &socket,
+            &target,
             Request::QueueList,
             "queue list",
             true,
@@ -84,12 +87,12 @@ pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u
         Action::Pause(request) => {
             let what = if request.paused { "pause" } else { "resume" };
             let request = Request::Pause(request);
-            queue::execute(&socket, request, what, false, json, ctx, out)
+            queue::execute(&target, request, what, false, json, ctx, out)
         }
-        Action::Restart(request) => restart::execute(&socket, request, json, out),
-        Action::Clean(request) => clean::execute(&socket, request, json, out),
-        Action::Edit(edit) => edit::execute(&socket, &edit, json, ctx, out),
-        Action::Progress(request) => progress::execute(&socket, request),
+        Action::Restart(request) => restart::execute(&target, request, json, out),
+        Action::Clean(request) => clean::execute(&target, request, json, out),
+        Action::Edit(edit) => edit::execute(&target, &edit, json, ctx, out),
+        Action::Progress(request) => progress::execute(&target, request),
     }
 }
 

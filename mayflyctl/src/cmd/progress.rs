@@ -2,12 +2,10 @@
 //! Meant to be run by the job itself, which finds its id in
 //! `MAYFLY_JOB_ID` and the socket in `MAYFLY_SOCKET`. Prints nothing.
 
-use std::path::Path;
-
 use mayfly_protocol::{ProgressRequest, Request, Response};
 
 use crate::cli::ProgressArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_id};
@@ -28,8 +26,8 @@ pub fn plan(args: &ProgressArgs, ctx: &ClientContext) -> Result<Action, UsageErr
 }
 
 /// Sends the report.
-pub fn execute(socket: &Path, request: ProgressRequest) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Progress(request))?;
+pub fn execute(target: &Target, request: ProgressRequest) -> Result<u8, CtlError> {
+    let mut conn = Connection::open(target, &Request::Progress(request))?;
     match conn.recv()? {
         Response::Ok => Ok(EXIT_OK),
         Response::Error(e) => Err(daemon_error("progress", e)),

@@ -5,14 +5,13 @@
 //! status tells), and with `--json` all of them print it as an array.
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{QueueInfo, QueueRemoveRequest, QueueSetRequest, Request, Response};
 use serde_json::Value;
 
 use super::emit_line;
 use crate::cli::{QueueAddArgs, QueueNameArgs, QueueSetArgs};
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::Action;
@@ -63,11 +62,11 @@ pub fn plan_list() -> Action {
 
 /// Sends one queue request and reads the list of queues it is answered with.
 pub fn request_queues(
-    socket: &Path,
+    target: &Target,
     request: Request,
     what: &'static str,
 ) -> Result<Vec<QueueInfo>, CtlError> {
-    let mut conn = Connection::open(socket, &request)?;
+    let mut conn = Connection::open(target, &request)?;
     match conn.recv()? {
         Response::Queues(queues) => Ok(queues),
         Response::Error(e) => Err(daemon_error(what, e)),
@@ -83,7 +82,7 @@ pub fn print_json(queues: &[QueueInfo], out: &mut dyn Write) -> Result<(), CtlEr
 
 /// Runs a queue request; `table` prints the answer as a table (`list`).
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: Request,
     what: &'static str,
     table: bool,
@@ -91,7 +90,7 @@ pub fn execute(
     ctx: &ClientContext,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let queues = request_queues(socket, request, what)?;
+    let queues = request_queues(target, request, what)?;
     if json {
         print_json(&queues, out)?;
     } else if table {

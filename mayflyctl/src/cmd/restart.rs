@@ -2,14 +2,13 @@
 //! one per line, in the order asked (`--json`: `[{"old", "new"}]`).
 
 use std::io::Write;
-use std::path::Path;
 
 use mayfly_protocol::{Request, Response, RestartRequest};
 use serde_json::{Value, json};
 
 use super::emit_line;
 use crate::cli::IdsArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids};
 
@@ -22,12 +21,12 @@ pub fn plan(args: &IdsArgs) -> Result<Action, UsageError> {
 
 /// Sends the restart and prints the new ids.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: RestartRequest,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Restart(request))?;
+    let mut conn = Connection::open(target, &Request::Restart(request))?;
     let pairs = match conn.recv()? {
         Response::Restarted(pairs) => pairs,
         Response::Error(e) => return Err(daemon_error("restart", e)),

@@ -1,11 +1,9 @@
 //! `shutdown`: ask the daemon to begin a graceful shutdown.
 
-use std::path::Path;
-
 use mayfly_protocol::{Request, Response, ShutdownRequest};
 
 use crate::cli::ShutdownArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_duration_ms};
 
@@ -20,8 +18,8 @@ pub fn plan(args: &ShutdownArgs) -> Result<Action, UsageError> {
 }
 
 /// Sends the request. Success prints nothing: the exit status says it.
-pub fn execute(socket: &Path, request: ShutdownRequest) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Shutdown(request))?;
+pub fn execute(target: &Target, request: ShutdownRequest) -> Result<u8, CtlError> {
+    let mut conn = Connection::open(target, &Request::Shutdown(request))?;
     match conn.recv()? {
         Response::ShuttingDown => Ok(EXIT_OK),
         Response::Error(e) => Err(daemon_error("shutdown", e)),

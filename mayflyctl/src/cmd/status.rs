@@ -6,10 +6,9 @@
 //! the matching ones, in the daemon's order.
 
 use std::io::Write;
-use std::path::Path;
 
 use crate::cli::StatusArgs;
-use crate::client::{Connection, JobStream, read_jobs};
+use crate::client::{Connection, JobStream, Target, read_jobs};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids, parse_key_value, parse_state};
@@ -79,14 +78,14 @@ pub fn plan(args: &StatusArgs) -> Result<Action, UsageError> {
 /// time): a failure part way leaves the array unclosed, so what was printed
 /// is not valid JSON and cannot pass for the whole listing.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: StatusRequest,
     filter: &StatusFilter,
     json: bool,
     ctx: &ClientContext,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Status(request))?;
+    let mut conn = Connection::open(target, &Request::Status(request))?;
     if json {
         let mut writer = JobsJsonWriter::new(&mut *out);
         let mut stream = JobStream::new(&mut conn, "status");

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::{emit_line, flush};
 use crate::batch;
 use crate::cli::SubmitArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, UsageError};
 use crate::plan::{
@@ -211,13 +211,13 @@ pub fn resolve_cwd(
 /// Submits; prints the id (flushed, so it is visible while `--wait` blocks);
 /// with `wait`, then waits and returns the job's exit code.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: SubmitRequest,
     wait: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CtlError> {
-    let mut conn = Connection::open(socket, &Request::Submit(request))?;
+    let mut conn = Connection::open(target, &Request::Submit(request))?;
     let id = match conn.recv()? {
         Response::Submitted { id } => id,
         Response::Error(e) => return Err(daemon_error("submit", e)),
@@ -308,7 +308,7 @@ fn rebase_chunk(specs: &mut [JobSpec], range: std::ops::Range<usize>, ids: &[Job
 /// line of an earlier request is sent as that line's id. If the daemon
 /// refuses a request, the ids already queued are printed before the error.
 pub fn execute_batch(
-    socket: &Path,
+    target: &Target,
     request: SubmitBatchRequest,
     lines: &[usize],
     wait: bool,
@@ -331,7 +331,7 @@ pub fn execute_batch(
                 c.send(&chunk)?;
                 c
             }
-            None => conn.insert(Connection::open(socket, &chunk)?),
+            None => conn.insert(Connection::open(target, &chunk)?),
         };
         match c.recv()? {
             Response::SubmittedBatch { ids: got } if got.len() == range.len() => ids.extend(got),
@@ -414,6 +414,8 @@ fn check_sizes(
 /// Waits on `conn` for `ids` and returns the exit code of `wait`.
 fn wait_for(conn: &mut Connection, ids: Vec<JobId>) -> Result<u8, CtlError> {
     conn.send(&Request::Wait(WaitRequest { ids: ids.clone() }))?;
+    // The answers come when the jobs end, however long that takes.
+    conn.wait_as_long_as_it_takes()?;
     let ended = super::wait::read_wait_stream(conn, |_| Ok(()))?;
     super::wait::exit_code_for(&ids, &ended)
 }

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,7 +16,7 @@ use mayfly_protocol::{JobId, JobInfo, JobState, Request, Response, WaitRequest};
 
 use super::{emit_line, flush};
 use crate::cli::WaitArgs;
-use crate::client::{Connection, daemon_error, unexpected};
+use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::error::{CtlError, EXIT_FAILED, EXIT_OK, UsageError};
 use crate::plan::{Action, parse_ids};
 use crate::render::{ended_line, job_json};
@@ -37,7 +36,7 @@ pub fn plan(args: &WaitArgs) -> Result<Action, UsageError> {
 /// counts the jobs done; lines for stdout are written while it is hidden,
 /// so the two never mix on one screen.
 pub fn execute(
-    socket: &Path,
+    target: &Target,
     request: WaitRequest,
     quiet: bool,
     json: bool,
@@ -46,7 +45,9 @@ pub fn execute(
 ) -> Result<u8, CtlError> {
     let ids = request.ids.clone();
     let distinct: BTreeSet<JobId> = ids.iter().copied().collect();
-    let mut conn = Connection::open(socket, &Request::Wait(request))?;
+    let mut conn = Connection::open(target, &Request::Wait(request))?;
+    // The answers come when the jobs end, however long that takes.
+    conn.wait_as_long_as_it_takes()?;
     let bar = bar.then(|| progress_bar(distinct.len()));
     let result = read_wait_stream(&mut conn, |info| {
         let mut write = || -> Result<(), CtlError> {

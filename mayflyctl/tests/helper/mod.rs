@@ -61,6 +61,16 @@ impl Server {
         req
     }
 
+    /// Reads (and drops) whatever the client sends until it hangs up, for
+    /// at most 10 s: a daemon that never answers.
+    pub fn until_client_leaves(&mut self) {
+        let _ = self
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut sink = [0u8; 4096];
+        while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
+    }
+
     /// Accepts the handshake as the real daemon would.
     pub fn accept_hello(&mut self) {
         self.send(&HelloReply::Accepted {
@@ -141,6 +151,7 @@ pub fn ctx() -> ClientContext {
             ("LANG".into(), "C.UTF-8".into()),
         ],
         socket_env: None,
+        daemon_timeout_env: None,
         xdg_runtime_dir: None,
         job_id_env: None,
         uid: 1000,

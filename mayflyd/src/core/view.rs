@@ -45,6 +45,15 @@ impl Core {
         self.jobs.iter().map(|(&id, job)| job.view(id))
     }
 
+    /// What clients see of the jobs after `after`, borrowed, in submission
+    /// order: the rest of a listing that goes out in chunks.
+    pub fn job_views_after(&self, after: JobId) -> impl Iterator<Item = JobInfoRef<'_>> + '_ {
+        use std::ops::Bound;
+        self.jobs
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .map(|(&id, job)| job.view(id))
+    }
+
     /// Every job id, in submission order.
     pub fn job_ids(&self) -> impl Iterator<Item = JobId> + '_ {
         self.jobs.keys().copied()

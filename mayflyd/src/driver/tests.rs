@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg, Outgoing};
+use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg, Outgoing, Reply};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use crate::core::{Action, Core, CoreConfig, Event, Signal};
@@ -124,8 +124,9 @@ struct Rig {
     journal: std_mpsc::Receiver<WalCmd>,
     /// The journal's answers, as the test gives them.
     acks: mpsc::UnboundedSender<WalAck>,
-    /// Keeps the driver's internal channel open.
-    _internal: mpsc::UnboundedSender<InternalMsg>,
+    /// The driver's internal channel (a session asks for a listing's next
+    /// chunk there).
+    internal: mpsc::UnboundedSender<InternalMsg>,
     /// The driver task, aborted at drop.
     driver: tokio::task::JoinHandle<Core>,
     /// Job output files.
@@ -149,7 +150,7 @@ impl Rig {
             clients: parts.clients,
             journal: parts.journal,
             acks: parts.acks,
-            _internal: parts.internal,
+            internal: parts.internal,
             driver,
             logs: parts.logs,
             dir: parts.dir,
@@ -175,7 +176,7 @@ impl Rig {
 
     /// Sends a request; its response frames arrive on the returned receiver.
     fn request(&self, request: Request) -> mpsc::UnboundedReceiver<Outgoing> {
-        let (reply, responses) = mpsc::unbounded_channel();
+        let (reply, responses) = Reply::new();
         self.within("handing a request to the driver", async {
             self.clients
                 .send(ClientMsg { request, reply })
@@ -195,6 +196,7 @@ impl Rig {
             Outgoing::Frame(frame) => {
                 decode_payload(&frame[4..]).expect("a frame the driver encoded")
             }
+            Outgoing::More(cursor) => panic!("a listing longer than expected: {cursor:?}"),
         }
     }
 
@@ -331,6 +333,93 @@ fn submit_acknowledged(rig: &Rig, specs: Vec<JobSpec>) -> Write {
         other => panic!("submit answered {other:?}"),
     }
     write
+}
+
+/// Every frame of a listing up to `End`, asking for each next chunk as a
+/// session would; returns the frames (`More` markers left out) and how many
+/// times the driver was asked for more.
+fn whole_listing(rig: &Rig, request: Request) -> (Vec<Response>, usize) {
+    let mut rx = rig.request(request);
+    let mut frames = Vec::new();
+    let mut asked = 0;
+    loop {
+        let out = rig
+            .within("a listing frame", rx.recv())
+            .expect("the driver dropped the reply channel");
+        let response = match out {
+            Outgoing::More(cursor) => {
+                asked += 1;
+                rig.internal
+                    .send(InternalMsg::ListMore(cursor))
+                    .expect("the driver is running");
+                continue;
+            }
+            Outgoing::Frame(frame) => decode_payload(&frame[4..]).expect("a listing frame"),
+            Outgoing::Response(response) => response,
+        };
+        let end = matches!(response, Response::End | Response::Error(_));
+        frames.push(response);
+        if end {
+            return (frames, asked);
+        }
+    }
+}
+
+#[test]
+fn a_long_listing_goes_out_one_chunk_at_a_time_as_the_session_asks() {
+    let rig = Rig::start(1);
+    let later = mayfly_protocol::Timestamp(mayfly_protocol::Timestamp::now().0 + 3_600_000);
+    let specs: Vec<JobSpec> = (0..300)
+        .map(|_| JobSpec {
+            not_before: Some(later),
+            ..rig.shell("true")
+        })
+        .collect();
+    let mut reply = rig.request(Request::SubmitBatch(SubmitBatchRequest { specs }));
+    let write = rig.next_write();
+    rig.ack(write.ticket, true);
+    assert!(matches!(
+        rig.response(&mut reply),
+        Response::SubmittedBatch { ids } if ids.len() == 300
+    ));
+
+    let (frames, asked) = whole_listing(&rig, Request::Status(StatusRequest { ids: Vec::new() }));
+    let chunks: Vec<Vec<u64>> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Response::Jobs(jobs) => Some(jobs.iter().map(|j| j.id.0).collect()),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(frames.last(), Some(Response::End)), "{frames:?}");
+    assert_eq!(chunks[0].len(), 64, "the first chunk is small");
+    assert_eq!(asked, chunks.len() - 1, "one request for each later chunk");
+    let ids: Vec<u64> = chunks.concat();
+    assert_eq!(ids, (1..=300).collect::<Vec<_>>());
+
+    // By name, and a dump with its header first.
+    let named: Vec<mayfly_protocol::JobId> = (1..=300).rev().map(mayfly_protocol::JobId).collect();
+    let (frames, asked) = whole_listing(&rig, Request::Status(StatusRequest { ids: named }));
+    let ids: Vec<u64> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Response::Jobs(jobs) => Some(jobs.iter().map(|j| j.id.0)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(ids, (1..=300).rev().collect::<Vec<_>>());
+    assert!(asked >= 1);
+    let (frames, _) = whole_listing(&rig, Request::DumpState);
+    assert!(matches!(frames[0], Response::State(_)), "{:?}", frames[0]);
+    let listed: usize = frames
+        .iter()
+        .map(|f| match f {
+            Response::Jobs(jobs) => jobs.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(listed, 300);
 }
 
 #[test]
@@ -576,7 +665,7 @@ fn job_activity(
 fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
     let rig = Rig::start(1);
     let (tx, rx) = tokio::sync::oneshot::channel();
-    rig._internal
+    rig.internal
         .send(InternalMsg::SubscribeEvents(tx))
         .expect("the driver is running");
     let (_, mut events) = rig.within("a subscription", rx).expect("subscribed");
@@ -662,14 +751,14 @@ mod listing {
     /// order; a single job too large for any frame ends the stream with an
     /// error instead of a frame the client would refuse.
     fn listing_chunks_split_to_fit_the_frame_limit() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = Reply::new();
         let jobs = [
             job_with_label(1, 9 << 20),
             job_with_label(2, 9 << 20),
             job_with_label(3, 10),
         ];
         let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
-        assert!(send_jobs(&tx, &views));
+        assert!(send_jobs(&tx, &views).is_some());
         let mut ids = Vec::new();
         let mut frames = 0;
         while let Ok(out) = rx.try_recv() {
@@ -688,7 +777,7 @@ mod listing {
 
         let huge = [job_with_label(4, MAX_FRAME_LEN)];
         let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
-        assert!(!send_jobs(&tx, &views), "the stream has ended");
+        assert!(send_jobs(&tx, &views).is_none(), "the stream has ended");
         match rx.try_recv() {
             Ok(Outgoing::Response(Response::Error(e))) => {
                 assert_eq!(e.kind, ErrorKind::Internal);
