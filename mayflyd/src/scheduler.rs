@@ -262,8 +262,8 @@ impl Scheduler {
     /// durable submit took a median 207–211 µs against 258–261 µs with a
     /// worker per core (2,000 samples each, twice), with the same 8-client
     /// throughput (20.3k/22.1k/21.0k against 19.5k/22.6k/21.1k submits/s).
-    pub fn run_blocking(self) -> Result<(), DaemonError> {
-        raise_fd_limit();
+    pub fn run_blocking(mut self) -> Result<(), DaemonError> {
+        fit_connections_to(&mut self.settings, raise_fd_limit());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads())
             .enable_all()
@@ -676,18 +676,43 @@ fn worker_threads() -> usize {
 /// Raises the soft limit on open files to the hard limit: every connection,
 /// output file and pipe of the daemon is a file descriptor, and the common
 /// soft default (1024) is far below what the system allows (the hard
-/// limit, often 524288). A job start that still runs out is retried, not
-/// failed (see the executor).
-fn raise_fd_limit() {
+/// limit, often 524288). Returns the limit in force. A job start that still
+/// runs out is retried, not failed (see the executor).
+fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-files limit"),
+            Ok(()) => {
+                tracing::debug!(from = soft, to = hard, "raised the open-files limit");
+                Some(hard)
+            }
             Err(e) => {
-                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit")
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-files limit");
+                Some(soft)
             }
         },
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
+        Ok((soft, _)) => Some(soft),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the open-files limit");
+            None
+        }
+    }
+}
+
+/// Keeps `--max-connections` to at most half the open-files limit, so that
+/// connections alone can never use up the descriptors jobs need to start
+/// (their output files, pipes). Says so when it lowers the setting.
+fn fit_connections_to(settings: &mut Settings, fd_limit: Option<u64>) {
+    let Some(limit) = fd_limit else { return };
+    let room = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1);
+    if settings.max_connections > room {
+        tracing::warn!(
+            max_connections = settings.max_connections,
+            open_files_limit = limit,
+            using = room,
+            "--max-connections is more than half the open-files limit; using half of it, \
+             so that connections leave descriptors for jobs (raise the limit with ulimit -n)"
+        );
+        settings.max_connections = room;
     }
 }

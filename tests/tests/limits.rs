@@ -485,3 +485,57 @@ fn slow_http_clients_do_not_keep_scrapes_out() {
     );
     drop(slow);
 }
+
+/// How many file descriptors process `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// Regression: a job that started while the daemon had run out of file
+/// descriptors failed for good ("cannot open output file: Too many open
+/// files"). That is the daemon's trouble, not the job's: the start is
+/// deferred, and the job runs once descriptors are free again, with no
+/// attempt used up. (Connections cannot use up the descriptors: the daemon
+/// keeps `--max-connections` to half its open-files limit. Running jobs
+/// whose output is capped hold four each: their files and pipes.)
+#[test]
+fn a_job_start_out_of_file_descriptors_waits_and_then_runs() {
+    const LIMIT: usize = 64;
+    let d = Daemon::start_with_fd_limit(64, &["--concurrency", "40", "--max-output", "1M"]);
+    let pid = d.pid().expect("the daemon runs");
+    assert!(
+        d.log_text().contains("using half of it"),
+        "--max-connections was not fitted to the limit:\n{}",
+        d.log_text()
+    );
+    let blocker = helper::until_file("release");
+    let mut blockers = Vec::new();
+    for _ in 0..LIMIT {
+        if open_fds(pid) >= LIMIT - 4 {
+            break;
+        }
+        blockers.push(d.submit_shell(&[], &blocker));
+        let expected = blockers.len();
+        wait_until(DEADLINE, "the blocker to run", || {
+            d.status_json().as_array().is_some_and(|jobs| {
+                jobs.iter().filter(|j| j["state"] == "running").count() == expected
+            })
+        });
+    }
+    let job = d.submit(&["--", "echo", "ran"]);
+    wait_until(DEADLINE, "the job's start to be deferred", || {
+        d.log_text().contains("job could not start yet")
+    });
+    d.touch("release");
+    wait_until(DEADLINE, "the job to succeed", || {
+        d.state(job) == "succeeded"
+    });
+    let info = d.job(job);
+    assert_eq!(info["attempts"], 1, "{info}");
+    assert_eq!(d.ctl_ok(&["logs", &job.to_string()]), "ran");
+    for id in blockers {
+        wait_until(DEADLINE, "the blockers to end", || {
+            d.state(id) == "succeeded"
+        });
+    }
+}

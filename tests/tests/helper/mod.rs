@@ -230,26 +230,27 @@ pub fn code_of(out: &Output) -> i32 {
 /// `--http-addr`, the daemon serves no HTTP, so that daemons of tests
 /// running in parallel do not compete for the default port.
 ///
-/// With `umask`, the daemon starts under that umask (through `sh`, which
-/// sets it and execs the daemon in its place, so the pid is the daemon's).
+/// With a `prelude` (shell commands such as `umask 022` or `ulimit -n 64`),
+/// `sh` runs it and then execs the daemon in its place, so the pid is the
+/// daemon's.
 fn spawn_mayflyd(
     socket: &Path,
     state: &Path,
     stderr: std::fs::File,
     extra_args: &[&str],
-    umask: Option<u32>,
+    prelude: Option<&str>,
 ) -> Child {
     let http_off: &[&str] = if extra_args.iter().any(|a| a.starts_with("--http-addr")) {
         &[]
     } else {
         &["--http-addr", "off"]
     };
-    let mut cmd = match umask {
+    let mut cmd = match prelude {
         None => Command::new(bin("mayflyd")),
-        Some(umask) => {
+        Some(prelude) => {
             let mut sh = Command::new("/bin/sh");
             sh.arg("-c")
-                .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+                .arg(format!("{prelude} && exec \"$0\" \"$@\""))
                 .arg(bin("mayflyd"));
             sh
         }
@@ -285,8 +286,9 @@ pub struct Daemon {
     work: PathBuf,
     /// The daemon's `--state-dir` (WAL, snapshots, job output).
     state: PathBuf,
-    /// The umask it runs under, when a test chose one (kept for restarts).
-    umask: Option<u32>,
+    /// The shell commands it starts after (a umask, a limit), when a test
+    /// chose some (kept for restarts).
+    prelude: Option<String>,
     /// Everything the test owns; removed after the daemon has stopped
     /// (fields drop after [`Drop::drop`] ran).
     dir: TempDir,
@@ -335,7 +337,25 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let socket = dir.path().join("s.sock");
         let state = dir.path().join("state");
-        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(umask));
+        let prelude = format!("umask {umask:03o}");
+        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(prelude));
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Starts a daemon whose open files are limited to `n` (soft and hard,
+    /// set by the shell that execs it), for tests of running out of file
+    /// descriptors.
+    #[allow(
+        dead_code,
+        reason = "used by limits.rs; every test binary compiles this module"
+    )]
+    pub fn start_with_fd_limit(n: usize, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let socket = dir.path().join("s.sock");
+        let state = dir.path().join("state");
+        let prelude = format!("ulimit -n {n}");
+        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(prelude));
         daemon.wait_ready();
         daemon
     }
@@ -345,19 +365,20 @@ impl Daemon {
         Self::spawn_with(dir, socket, state, extra_args, None)
     }
 
-    /// [`Daemon::spawn_full`], under `umask` if one is given.
+    /// [`Daemon::spawn_full`], after the shell commands of `prelude` if
+    /// there are some.
     fn spawn_with(
         dir: TempDir,
         socket: PathBuf,
         state: PathBuf,
         extra_args: &[&str],
-        umask: Option<u32>,
+        prelude: Option<String>,
     ) -> Self {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("create the work dir");
         let log = dir.path().join("mayflyd.log");
         let stderr = std::fs::File::create(&log).expect("create the daemon log");
-        let child = spawn_mayflyd(&socket, &state, stderr, extra_args, umask);
+        let child = spawn_mayflyd(&socket, &state, stderr, extra_args, prelude.as_deref());
         Self {
             child: Some(child),
             exit: None,
@@ -365,7 +386,7 @@ impl Daemon {
             log,
             work,
             state,
-            umask,
+            prelude,
             dir,
         }
     }
@@ -625,7 +646,7 @@ impl Daemon {
             &self.state,
             log,
             extra_args,
-            self.umask,
+            self.prelude.as_deref(),
         ));
         self.exit = None;
         before
