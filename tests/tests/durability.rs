@@ -1391,6 +1391,56 @@ fn a_format_1_snapshot_loads_and_the_next_snapshot_is_format_2() {
     assert_eq!(logs(&d, 1), "one");
 }
 
+/// The resident memory of the daemon, in KiB (`VmRSS` of `/proc/PID/status`).
+fn rss_kib(d: &Daemon) -> u64 {
+    let pid = d.pid().expect("the daemon runs");
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read its status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// Regression: a restart from a snapshot left the daemon at several times
+/// the memory it had used live (200,000 jobs with a 2 KiB environment: 87 MB
+/// live, 1.1 GB after the restart), because the snapshot held a copy of
+/// every job's environment and decoding allocated all of them. Here 20,000
+/// such jobs: after the restart the daemon uses about what it used live.
+#[test]
+fn a_restart_from_a_snapshot_uses_about_the_live_memory() {
+    let args = ["--concurrency", "1", "--snapshot-bytes", "1048576"];
+    let mut d = Daemon::start(&args);
+    d.ctl_ok(&["pause", "default"]);
+    let pad = format!("MAYFLY_PAD={}", "p".repeat(2000));
+    let lines = "true\n".repeat(20_000);
+    fs::write(d.file("jobs.txt"), lines).expect("write the jobs");
+    let out = run(Process::new("sh")
+        .arg("-c")
+        .arg("exec \"$@\" < jobs.txt")
+        .arg("sh")
+        .arg(helper::bin("mayflyctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["submit", "--stdin", "--env", &pad])
+        .current_dir(d.work()));
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).lines().count(), 20_000);
+    let live = rss_kib(&d);
+    assert!(
+        !snapshot_files(&d.wal_dir()).is_empty(),
+        "no snapshot was written"
+    );
+    assert!(d.stop().success(), "mayflyd did not stop cleanly");
+    d.restart(&args);
+    assert_eq!(d.state(20_000), "queued");
+    let restarted = rss_kib(&d);
+    assert!(
+        restarted < live + live / 2 + 8 * 1024,
+        "after the restart {restarted} KiB against {live} KiB live"
+    );
+}
+
 /// Finds the torn-write warning in the daemon's log and checks it names
 /// `dropped` bytes. The socket accepts before recovery has finished (clients
 /// queue rather than fail), so the warning may land just after "ready".
