@@ -70,6 +70,8 @@ fn push_job(out: &mut Vec<u8>, info: &JobInfo) {
     push_str(out, &info.queue);
     out.extend_from_slice(b",\n    \"reason\": ");
     push_opt_str(out, info.reason.as_deref());
+    out.extend_from_slice(b",\n    \"remote_id\": ");
+    push_opt_str(out, info.remote_id.as_deref());
     out.extend_from_slice(b",\n    \"retries\": ");
     push_u64(out, info.retries.into());
     out.extend_from_slice(b",\n    \"retry_at\": ");
