@@ -23,6 +23,7 @@ use super::{Core, CoreConfig, CoreError, Counters, Queue, StopReason};
 /// The serialized form of a [`Core`]'s durable state. Fields are only ever
 /// appended; the WAL's format version guards incompatible changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct CoreSnapshot {
     /// The id the next job gets.
     pub next_id: u64,
@@ -40,6 +41,7 @@ pub struct CoreSnapshot {
 
 /// One job in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct JobSnapshot {
     /// Its id.
     pub id: JobId,
@@ -83,6 +85,7 @@ pub struct JobSnapshot {
 /// core shares between jobs are shared here too, so a snapshot of 100,000
 /// jobs does not hold 100,000 copies of one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct SpecSnapshot {
     /// What to run.
     pub command: Command,
