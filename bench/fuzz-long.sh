@@ -15,6 +15,7 @@
 #   OUT         output folder (default bench/out/fuzz/<UTC date-time>)
 #
 # Writes, under OUT:
+#   bin/TARGET          the binaries of this run (built once, at the start)
 #   TARGET/log          libFuzzer's output
 #   TARGET/corpus/      what the run found (the committed seeds are only read)
 #   TARGET/artifacts/   crashing, timing-out or memory-hungry inputs
@@ -45,7 +46,13 @@ else
     mapfile -t targets < <(cargo fuzz list)
 fi
 
-mkdir -p "$OUT"
+# The runs use copies of the binaries built now, so a rebuild during the
+# hour (an edit, another fuzz command) changes nothing in this run.
+mkdir -p "$OUT/bin"
+built=fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release
+for target in "${targets[@]}"; do
+    cp "$built/$target" "$OUT/bin/$target"
+done
 tsv=$OUT/results.tsv
 printf 'target\tseconds\texecs\texec_per_s\tcov\tft\tseeds\tcorpus\tnew_files\tcrashes\n' >"$tsv"
 
@@ -63,11 +70,11 @@ for target in "${targets[@]}"; do
     echo "== $target: ${SECS}s (log: $dir/log)"
     start=$(date +%s)
     crashes=0
-    cargo fuzz run --sanitizer none --debug-assertions "$target" \
-        "$dir/corpus" "fuzz/corpus/$target" -- \
-        -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT" \
+    # The new corpus folder comes first: libFuzzer writes what it finds
+    # there, and only reads the committed seeds.
+    "$OUT/bin/$target" -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT" \
         -artifact_prefix="$dir/artifacts/" -print_final_stats=1 \
-        >"$dir/log" 2>&1 || crashes=1
+        "$dir/corpus" "fuzz/corpus/$target" >"$dir/log" 2>&1 || crashes=1
     seconds=$(($(date +%s) - start))
     execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$dir/log" | tail -n 1)
     if [[ -z $execs ]]; then
