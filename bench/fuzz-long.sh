@@ -39,6 +39,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 cargo fuzz build --sanitizer none --debug-assertions
+# What the binaries were built from, for the results' header.
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- . || commit="$commit (with uncommitted changes)"
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 if (($#)); then
     targets=("$@")
@@ -95,8 +99,7 @@ for target in "${targets[@]}"; do
 done
 
 {
-    echo "Fuzzing run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)" \
-        "$(git diff --quiet HEAD -- . || echo '(with uncommitted changes)')," \
+    echo "Fuzzing run: started $started, commit $commit," \
         "$(nproc) cores, $(rustc --version | cut -d' ' -f1-2), ${SECS}s per target"
     echo
     echo "| target | time (s) | executions | exec/s | cov | ft | seeds | corpus | new files | crashes |"
