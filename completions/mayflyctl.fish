@@ -45,7 +45,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -f -a "edit" -d 'Chang
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -f -a "progress" -d 'Report a running job\'s progress, shown by \'status\''
 complete -c mayflyctl -n "__fish_mayflyctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s q -l queue -d 'The queue the job waits in' -r
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s p -l priority -d 'Priority from 1 (runs first) to 99 (runs last); equal priorities run in submission order. [default: 50]' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s p -l priority -d 'Priority from 1 (runs first) to 99 (runs last); equal priorities run in submission order' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l cwd -d 'Run in DIR instead of the current directory (relative to the current directory)' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s e -l env -d 'Set an environment variable for the job, on top of the captured environment (repeatable)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s l -l label -d 'Attach a label to the job, shown by \'status\' and used by \'status --label\' (repeatable)' -r
@@ -54,8 +54,8 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l after-any
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l delay -d 'Do not start before this long from now, e.g. 30s or 5m' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l at -d 'Do not start before TIME: RFC 3339, or HH:MM in local time (today, or tomorrow if that time has passed)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l timeout -d 'Stop an attempt that runs longer than this (SIGTERM, then SIGKILL); it ends \'timed_out\'' -r
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retries -d 'Run a failed or timed-out job again, up to N more times. [default: 0]' -r
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retry-delay -d 'The wait before the first retry; it doubles for each further one (capped at 1h). [default: 1s]' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retries -d 'Run a failed or timed-out job again, up to N more times' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retry-delay -d 'The wait before the first retry; it doubles for each further one (capped at 1h)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l shell -d 'Join the command\'s words with spaces and run the result with \'sh -c\''
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s w -l wait -d 'After printing the id, wait for the job and exit with its exit code (with --stdin: wait for all, exit 0 if all succeeded, else 1)'

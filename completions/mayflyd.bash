@@ -23,7 +23,7 @@ _mayflyd() {
 
     case "${cmd}" in
         mayflyd)
-            opts="-v -q -h -V --socket --state-dir --config --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --repair-wal --http-addr --push-gateway --metrics-interval --dump-state --print-config --verbose --quiet --log-format --help --version"
+            opts="-v -q -h -V --socket --state-dir --concurrency --quantum --shutdown-timeout --kill-grace --wal-flush-interval --snapshot-bytes --http-addr --push-gateway --metrics-interval --log-format --repair-wal --dump-state --config --print-config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,10 +34,6 @@ _mayflyd() {
                     return 0
                     ;;
                 --state-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -79,6 +75,10 @@ _mayflyd() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -26,7 +26,7 @@ fn open(dir: &std::path::Path) -> Wal {
     Wal::open(
         dir,
         WalOptions::default(),
-        |_| -> Result<(), std::io::Error> { Ok(()) },
+        |_, _| -> Result<(), std::io::Error> { Ok(()) },
         |_| Ok(()),
     )
     .expect("open wal")
@@ -85,7 +85,7 @@ fn bench_wal(c: &mut Criterion) {
                     let (wal, rec) = Wal::open(
                         &dir,
                         WalOptions::default(),
-                        |_| -> Result<(), std::io::Error> { Ok(()) },
+                        |_, _| -> Result<(), std::io::Error> { Ok(()) },
                         |_| {
                             seen += 1;
                             Ok(())

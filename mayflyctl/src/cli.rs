@@ -20,6 +20,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgGroup, Args, FromArgMatches, Parser, Subcommand};
+use mayfly_protocol::{DEFAULT_PRIORITY, DEFAULT_QUEUE, DEFAULT_RETRIES};
 
 /// Shown after the short `-h` help.
 const AFTER_HELP: &str = "\
@@ -389,13 +390,19 @@ pub enum CliCommand {
 #[derive(Debug, Clone, Args)]
 pub struct SubmitArgs {
     /// The queue the job waits in.
-    #[arg(long, short = 'q', value_name = "QUEUE", default_value = mayfly_protocol::DEFAULT_QUEUE)]
+    #[arg(long, short = 'q', value_name = "QUEUE", default_value = DEFAULT_QUEUE)]
     pub queue: String,
 
     /// Priority from 1 (runs first) to 99 (runs last); equal priorities run in
-    /// submission order. [default: 50]
-    #[arg(long, short = 'p', value_name = "N", allow_negative_numbers = true)]
-    pub priority: Option<i64>,
+    /// submission order.
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "N",
+        allow_negative_numbers = true,
+        default_value_t = i64::from(DEFAULT_PRIORITY)
+    )]
+    pub priority: i64,
 
     /// Run in DIR instead of the current directory (relative to the current
     /// directory).
@@ -460,14 +467,24 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DUR", help_heading = "How it ends")]
     pub timeout: Option<String>,
 
-    /// Run a failed or timed-out job again, up to N more times. [default: 0]
-    #[arg(long, value_name = "N", help_heading = "How it ends")]
-    pub retries: Option<u32>,
+    /// Run a failed or timed-out job again, up to N more times.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_RETRIES,
+        help_heading = "How it ends"
+    )]
+    pub retries: u32,
 
     /// The wait before the first retry; it doubles for each further one
-    /// (capped at 1h). [default: 1s]
-    #[arg(long, value_name = "DUR", help_heading = "How it ends")]
-    pub retry_delay: Option<String>,
+    /// (capped at 1h).
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = DEFAULT_RETRY_DELAY,
+        help_heading = "How it ends"
+    )]
+    pub retry_delay: String,
 
     /// Read one shell command per line from standard input and queue them
     /// all in one request; prints one id per line.
@@ -552,23 +569,8 @@ impl Cli {
             socket,
             json,
             command: CliCommand::Submit(SubmitArgs {
-                queue: mayfly_protocol::DEFAULT_QUEUE.to_owned(),
-                priority: None,
-                cwd: None,
-                env: Vec::new(),
-                label: Vec::new(),
-                shell: false,
-                wait: false,
-                after: Vec::new(),
-                after_any: Vec::new(),
-                delay: None,
-                at: None,
-                timeout: None,
-                retries: None,
-                retry_delay: None,
-                stdin: false,
-                json_input: false,
                 command,
+                ..SubmitArgs::default()
             }),
         })
     }
@@ -608,6 +610,39 @@ impl Cli {
             .subcommand_required(true);
         let matches = command.try_get_matches_from(args).ok()?;
         Cli::from_arg_matches(&matches).ok()
+    }
+}
+
+/// `submit --retry-delay` when it is not given: the protocol's
+/// [`mayfly_protocol::DEFAULT_RETRY_DELAY_MS`], written as the flag takes it
+/// (a test holds the two equal).
+pub const DEFAULT_RETRY_DELAY: &str = "1s";
+
+impl Default for SubmitArgs {
+    /// `submit` with every option at its default and no command: what clap
+    /// gives, from the same constants its attributes name (a test holds the
+    /// two equal), without building clap, for the plain form of
+    /// [`Cli::try_parse_plain_submit`].
+    fn default() -> Self {
+        Self {
+            queue: DEFAULT_QUEUE.to_owned(),
+            priority: i64::from(DEFAULT_PRIORITY),
+            cwd: None,
+            env: Vec::new(),
+            label: Vec::new(),
+            shell: false,
+            wait: false,
+            after: Vec::new(),
+            after_any: Vec::new(),
+            delay: None,
+            at: None,
+            timeout: None,
+            retries: DEFAULT_RETRIES,
+            retry_delay: DEFAULT_RETRY_DELAY.to_owned(),
+            stdin: false,
+            json_input: false,
+            command: Vec::new(),
+        }
     }
 }
 
@@ -983,6 +1018,20 @@ mod fast_path_tests {
             );
             assert_eq!(args, argv(words), "{words:?}: arguments changed");
         }
+    }
+
+    /// The defaults the plain path uses are the full parser's.
+    #[test]
+    fn submit_defaults_are_the_full_parsers() {
+        let full = Cli::try_parse_from(argv(&["submit"])).expect("the full parser accepts it");
+        let CliCommand::Submit(full) = full.command else {
+            panic!("not a submit: {full:?}");
+        };
+        assert_eq!(format!("{:?}", SubmitArgs::default()), format!("{full:?}"));
+        assert_eq!(
+            crate::plan::parse_duration_ms("--retry-delay", DEFAULT_RETRY_DELAY),
+            Ok(mayfly_protocol::DEFAULT_RETRY_DELAY_MS)
+        );
     }
 
     /// Everything else goes to the full parser, for its help and errors.

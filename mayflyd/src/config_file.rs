@@ -1,109 +1,73 @@
-//! `mayflyd`'s optional TOML config file, and the merge of flags,
-//! environment, file and defaults into the effective settings.
+//! `mayflyd`'s optional TOML config file: where it is, and its values
+//! checked and turned into the values the flags would take.
 //!
 //! The file is `$XDG_CONFIG_HOME/mayfly/mayflyd.toml`, else
 //! `~/.config/mayfly/mayflyd.toml`, or the one named by `--config FILE`. The
 //! default file may be missing; a file named by `--config` must exist.
 //!
-//! Precedence is decided per setting: **flag > environment > config file >
-//! default**. Every setting with a lasting meaning has a key, spelled like its
-//! flag in snake_case:
+//! Every setting of [`crate::settings::Settings`] has a key, spelled like
+//! its flag in snake_case (`--shutdown-timeout` is `shutdown_timeout`), except
+//! the flags for one run ([`crate::settings::OneRun`]); `mayflyd
+//! --print-config` lists them all with their values. What a value looks like
+//! in TOML follows from the type its flag parses to:
 //!
-//! | key | type | example |
+//! | the flag takes | in the file | example |
 //! |---|---|---|
-//! | `socket` | path | `"/run/user/1000/mayfly/mayfly.sock"` |
-//! | `state_dir` | path | `"~/.local/state/mayfly"` |
-//! | `concurrency` | integer ≥ 1 | `4` |
-//! | `quantum` | duration | `"10ms"` |
-//! | `shutdown_timeout` | duration | `"10s"` |
-//! | `kill_grace` | duration | `"5s"` |
-//! | `wal_flush_interval` | duration | `"100ms"` |
-//! | `snapshot_bytes` | integer ≥ 0 | `67108864` |
-//! | `http_addr` | `"IP:PORT"` or `"off"` | `"127.0.0.1:9479"` |
-//! | `push_gateway` | `http://` URL | `"http://127.0.0.1:9091"` |
-//! | `metrics_interval` | duration > 0 | `"10s"` |
-//! | `log_format` | `"text"` or `"json"` | `"json"` |
+//! | a whole number | an integer | `concurrency = 4` |
+//! | a duration | a string with a unit | `quantum = "10ms"` |
+//! | a path | a string: absolute, or starting with `~/` | `state_dir = "~/jobs/state"` |
+//! | on or off | `true` or `false` | |
+//! | anything else | a string | `http_addr = "off"`, `log_format = "json"` |
+//! | any of these, repeatedly | a list of them | `[1000, 1001]` |
 //!
-//! Paths are absolute, or start with `~/` (the home folder). Durations are
-//! strings in human form (`"500ms"`, `"30s"`, `"5m"`). The flags that only make
-//! sense for one run have no key: `-v`/`-q` (use `RUST_LOG` for a lasting log
-//! level), `--repair-wal`, `--dump-state`, `--config` and `--print-config`.
+//! Then the value goes through the flag's own parser, so the file accepts
+//! exactly what the flag accepts.
 //!
 //! An unknown key, a value of the wrong type and a bad value are all errors
-//! ([`ConfigError`]), reported as one line `FILE:LINE:COL: message`;
-//! `mayflyd` exits 2 for them, like for a bad flag. The whole file is checked
-//! even where a flag overrides a key, so a mistake in it never waits for the
-//! day the flag is dropped.
-//!
-//! [`merge`] does no I/O: the command line's values arrive as [`Args`], where
-//! clap found each one as [`ArgSources`], and the file as a parsed
-//! [`ConfigFile`]. It reads the environment only as the built-in defaults do
-//! (`XDG_RUNTIME_DIR`, `XDG_STATE_HOME`, `HOME`, the CPU count) and for the
-//! `~/` of paths in the file.
+//! ([`ConfigError`]), reported as one line `FILE:LINE:COL: message` that says
+//! what to write; `mayflyd` exits 2 for them, like for a bad flag. The whole
+//! file is checked even where a flag overrides a key, so a mistake in it
+//! never waits for the day the flag is dropped.
 
+use std::any::TypeId;
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::fmt;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::ValueEnum;
-use clap::parser::ValueSource;
-use serde::Deserialize;
+use clap::error::{ContextKind, ContextValue};
+use clap::{Arg, ArgAction, Command};
 use toml::Spanned;
-
-use crate::config::{Args, LogFormat, parse_duration, parse_http_addr};
-use crate::scheduler::Settings;
 
 /// The default config file's place under the config home.
 const FILE_UNDER_CONFIG_HOME: &str = "mayfly/mayflyd.toml";
 
-/// One key's value as written in the file, with its byte span there.
-type Raw = Option<Spanned<toml::Value>>;
+/// The default file, as the help and the errors name it.
+pub const DEFAULT_LOCATION: &str =
+    "$XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml)";
 
-/// The keys of the config file, as written: each is checked and converted by
-/// [`merge`]. Any other key is an error that names it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// `socket`: the Unix socket to listen on (a path).
-    pub socket: Raw,
-    /// `state_dir`: where the WAL, snapshots and job output are kept (a path).
-    pub state_dir: Raw,
-    /// `concurrency`: how many jobs may run at once (an integer ≥ 1).
-    pub concurrency: Raw,
-    /// `quantum`: the scheduler's time slice (a duration).
-    pub quantum: Raw,
-    /// `shutdown_timeout`: how long jobs get after SIGTERM at shutdown.
-    pub shutdown_timeout: Raw,
-    /// `kill_grace`: how long a cancelled job gets after SIGTERM.
-    pub kill_grace: Raw,
-    /// `wal_flush_interval`: how often the daemon's own records are synced.
-    pub wal_flush_interval: Raw,
-    /// `snapshot_bytes`: log growth that triggers a snapshot (an integer).
-    pub snapshot_bytes: Raw,
-    /// `http_addr`: where to serve HTTP, `"IP:PORT"` or `"off"`.
-    pub http_addr: Raw,
-    /// `push_gateway`: a Prometheus Pushgateway URL (`http://…`).
-    pub push_gateway: Raw,
-    /// `metrics_interval`: how often metrics are refreshed and pushed.
-    pub metrics_interval: Raw,
-    /// `log_format`: `"text"` or `"json"`.
-    pub log_format: Raw,
-}
-
-/// A config file that was read and parsed (its values are checked by
-/// [`merge`]).
+/// A config file that was read and parsed as TOML (its keys and values are
+/// checked by [`ConfigFile::flag_values`]).
 #[derive(Debug)]
 pub struct ConfigFile {
     /// Where it was read from, as given.
     pub path: PathBuf,
     /// Its text, to turn byte spans into lines and columns.
     pub text: String,
-    /// Its keys.
-    pub values: FileConfig,
+    /// Its keys and values with their places, in the file's order.
+    pub entries: Vec<(Spanned<String>, Spanned<toml::Value>)>,
+}
+
+/// One key of the file, checked: the values its flag would take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagValues {
+    /// The key, which is the clap id of the setting.
+    pub key: String,
+    /// The values, as they would be written after the flag (one for most
+    /// settings, any number for a list).
+    pub values: Vec<OsString>,
 }
 
 /// Which config file to read.
@@ -149,100 +113,6 @@ pub enum ConfigError {
     },
 }
 
-/// The default file, as the help and the errors name it.
-pub const DEFAULT_LOCATION: &str =
-    "$XDG_CONFIG_HOME/mayfly/mayflyd.toml (else ~/.config/mayfly/mayflyd.toml)";
-
-/// Where one setting's effective value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A command-line flag.
-    Flag,
-    /// The named environment variable.
-    Env(String),
-    /// The config file at this path.
-    File(PathBuf),
-    /// The built-in default.
-    Default,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Flag => f.write_str("flag"),
-            Self::Env(name) => write!(f, "env {name}"),
-            Self::File(path) => write!(f, "config {}", path.display()),
-            Self::Default => f.write_str("default"),
-        }
-    }
-}
-
-/// One line of `--print-config`: a setting, its effective value, and where
-/// that value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Provenance {
-    /// The setting's config key (its flag in snake_case).
-    pub key: &'static str,
-    /// The value as TOML (`"10ms"`, `4`), or `None` when the setting is unset
-    /// (`push_gateway` without a gateway).
-    pub value: Option<String>,
-    /// Where it came from.
-    pub source: Source,
-}
-
-/// The settings the daemon runs with, and where each came from.
-#[derive(Debug, Clone)]
-pub struct Effective {
-    /// The scheduler's settings.
-    pub settings: Settings,
-    /// How log lines look.
-    pub log_format: LogFormat,
-    /// One entry per config key, in the file's documented order.
-    pub provenance: Vec<Provenance>,
-}
-
-/// Which arguments the command line or the environment gave, by clap id (the
-/// field name, which is also the config key). Arguments not listed here took
-/// clap's default or were absent, so the config file may set them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ArgSources {
-    /// Clap id → [`Source::Flag`] or [`Source::Env`].
-    given: BTreeMap<String, Source>,
-}
-
-impl ArgSources {
-    /// Reads where each argument of `cmd` came from in `matches`.
-    pub fn from_matches(cmd: &clap::Command, matches: &clap::ArgMatches) -> Self {
-        let mut given = BTreeMap::new();
-        for arg in cmd.get_arguments() {
-            let id = arg.get_id().as_str();
-            let source = match matches.value_source(id) {
-                Some(ValueSource::CommandLine) => Source::Flag,
-                Some(ValueSource::EnvVariable) => Source::Env(
-                    arg.get_env()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-                _ => continue,
-            };
-            given.insert(id.to_string(), source);
-        }
-        Self { given }
-    }
-
-    /// Records that `id` came from `source` (for callers that build the
-    /// sources by hand, such as tests).
-    pub fn with(mut self, id: &str, source: Source) -> Self {
-        self.given.insert(id.to_string(), source);
-        self
-    }
-
-    /// Where `id` came from, if the command line or environment gave it.
-    pub fn get(&self, id: &str) -> Option<&Source> {
-        self.given.get(id)
-    }
-}
-
 /// The default config file for these values of `XDG_CONFIG_HOME` and
 /// `HOME`. Empty or relative values are ignored, as the XDG base directory
 /// specification asks.
@@ -275,7 +145,7 @@ pub fn locate(flag: Option<&Path>) -> ConfigPath {
 
 /// Reads and parses the config file at `location`: `Ok(None)` when there is
 /// none (a missing default file is fine); a missing `--config` file, an
-/// unreadable file or a bad one is an error.
+/// unreadable file or one that is not TOML is an error.
 pub fn load(location: &ConfigPath) -> Result<Option<ConfigFile>, ConfigError> {
     let (path, required) = match location {
         ConfigPath::Given(path) => (path, true),
@@ -298,25 +168,313 @@ pub fn load(location: &ConfigPath) -> Result<Option<ConfigFile>, ConfigError> {
     }
 }
 
-/// Parses the text of a config file read from `path`: TOML syntax and key
-/// names; the values are checked by [`merge`].
+/// Parses the text of a config file read from `path` as TOML, keeping where
+/// each key and value is; the keys and values are checked by
+/// [`ConfigFile::flag_values`].
 pub fn parse(path: PathBuf, text: String) -> Result<ConfigFile, ConfigError> {
-    match toml::from_str::<FileConfig>(&text) {
-        Ok(values) => Ok(ConfigFile { path, text, values }),
-        Err(e) => Err(invalid(&path, &text, e.span(), &in_our_words(e.message()))),
+    match toml::from_str::<BTreeMap<Spanned<String>, Spanned<toml::Value>>>(&text) {
+        Ok(table) => {
+            let mut entries: Vec<_> = table.into_iter().collect();
+            entries.sort_by_key(|(key, _)| key.span().start);
+            Ok(ConfigFile {
+                path,
+                text,
+                entries,
+            })
+        }
+        Err(e) => Err(invalid(&path, &text, e.span(), e.message())),
     }
 }
 
-/// serde's "unknown field `x`, expected one of …" in the words of a config
-/// file: "unknown key `x`; the keys are …". Other messages are unchanged.
-fn in_our_words(message: &str) -> String {
-    match message.strip_prefix("unknown field ") {
-        Some(rest) => format!(
-            "unknown key {}",
-            rest.replacen(", expected one of ", "; the keys are ", 1)
-                .replacen(", expected ", "; the key is ", 1)
-        ),
-        None => message.to_string(),
+impl ConfigFile {
+    /// Checks every key of the file against `settings` (the arguments of the
+    /// settings that have a key, each with the key as its id) and returns
+    /// each key's values as its flag would take them. The first bad key, in
+    /// the file's order, is the error.
+    pub fn flag_values(
+        &self,
+        settings: &[Arg],
+        home: Option<&OsStr>,
+    ) -> Result<Vec<FlagValues>, ConfigError> {
+        self.entries
+            .iter()
+            .map(|(key, value)| {
+                let Some(arg) = settings
+                    .iter()
+                    .find(|a| a.get_id() == key.get_ref().as_str())
+                else {
+                    let keys: Vec<String> = settings
+                        .iter()
+                        .map(|a| format!("`{}`", a.get_id()))
+                        .collect();
+                    return Err(self.invalid_at(
+                        key.span(),
+                        &format!(
+                            "unknown key `{}`; the keys are {}",
+                            key.get_ref(),
+                            keys.join(", ")
+                        ),
+                    ));
+                };
+                let values = to_flag_values(arg, value.get_ref(), home)
+                    .and_then(|values| check_each(arg, &values).map(|()| values))
+                    .map_err(|message| {
+                        self.invalid_at(value.span(), &format!("{}: {message}", key.get_ref()))
+                    })?;
+                Ok(FlagValues {
+                    key: key.get_ref().clone(),
+                    values,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the file sets `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k.get_ref() == key)
+    }
+
+    /// A [`ConfigError::Invalid`] at `span` of this file.
+    fn invalid_at(&self, span: Range<usize>, message: &str) -> ConfigError {
+        invalid(&self.path, &self.text, Some(span), message)
+    }
+}
+
+/// What a setting's value looks like in TOML, from what its flag parses to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A whole number: a TOML integer.
+    Integer,
+    /// On or off: a TOML boolean.
+    Boolean,
+    /// A [`Duration`]: a string with a unit.
+    Duration,
+    /// A path: a string, absolute or starting with `~/`.
+    Path,
+    /// Anything else: a string, checked by the flag's parser.
+    Text,
+}
+
+/// The kind of `arg`'s values, from the type its value parser makes.
+fn kind_of(arg: &Arg) -> Kind {
+    let parses_to = arg.get_value_parser().type_id();
+    let integers = [
+        TypeId::of::<u8>(),
+        TypeId::of::<u16>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<i8>(),
+        TypeId::of::<i16>(),
+        TypeId::of::<i32>(),
+        TypeId::of::<i64>(),
+        TypeId::of::<isize>(),
+    ];
+    if integers.iter().any(|&t| parses_to == t) {
+        Kind::Integer
+    } else if parses_to == TypeId::of::<bool>() {
+        Kind::Boolean
+    } else if parses_to == TypeId::of::<Duration>() {
+        Kind::Duration
+    } else if parses_to == TypeId::of::<PathBuf>() {
+        Kind::Path
+    } else {
+        Kind::Text
+    }
+}
+
+/// Whether `arg` takes a list: its flag may be repeated.
+fn is_list(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Append)
+}
+
+/// The values `arg`'s flag would take for the file's `value`, or what is
+/// wrong with its type.
+fn to_flag_values(
+    arg: &Arg,
+    value: &toml::Value,
+    home: Option<&OsStr>,
+) -> Result<Vec<OsString>, String> {
+    let kind = kind_of(arg);
+    if !is_list(arg) {
+        return to_flag_value(arg, kind, value, home).map(|v| vec![v]);
+    }
+    let toml::Value::Array(items) = value else {
+        return Err(format!(
+            "expected a list in brackets, like [{}], found {}",
+            match kind {
+                Kind::Integer => "1, 2",
+                _ => "\"a\", \"b\"",
+            },
+            type_name(value)
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            to_flag_value(arg, kind, item, home).map_err(|e| format!("item {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// The value `arg`'s flag would take for one TOML value of `kind`.
+fn to_flag_value(
+    arg: &Arg,
+    kind: Kind,
+    value: &toml::Value,
+    home: Option<&OsStr>,
+) -> Result<OsString, String> {
+    let found = type_name(value);
+    match (kind, value) {
+        (Kind::Integer, toml::Value::Integer(n)) => Ok(n.to_string().into()),
+        (Kind::Integer, toml::Value::String(s)) if s.trim().parse::<i64>().is_ok() => Err(format!(
+            "expected a number, found {found}; write it without quotes: {} = {}",
+            arg.get_id(),
+            s.trim()
+        )),
+        (Kind::Integer, _) => Err(format!("expected a whole number, found {found}")),
+        (Kind::Boolean, toml::Value::Boolean(b)) => Ok(b.to_string().into()),
+        (Kind::Boolean, _) => Err(format!("expected true or false, found {found}")),
+        (Kind::Duration, toml::Value::String(s)) => Ok(s.into()),
+        (Kind::Duration, toml::Value::Integer(n)) => Err(format!(
+            "durations are strings with a unit: write \"{n}s\" or \"{n}ms\", not {n}"
+        )),
+        (Kind::Duration, _) => Err(format!(
+            "expected a duration in quotes, like \"10s\", found {found}"
+        )),
+        (Kind::Path, toml::Value::String(s)) => expand_home(s, home).map(PathBuf::into_os_string),
+        (Kind::Path, _) => Err(format!(
+            "expected a path in quotes (absolute, or starting with ~/), found {found}"
+        )),
+        (Kind::Text, toml::Value::String(s)) => Ok(s.into()),
+        (Kind::Text, _) => {
+            let example = match arg.get_default_values().first() {
+                Some(default) if !arg.is_hide_default_value_set() => format!(
+                    ", like {} = {}",
+                    arg.get_id(),
+                    toml_string(&default.to_string_lossy())
+                ),
+                _ => String::new(),
+            };
+            Err(format!(
+                "expected a string in quotes{example}, found {found}"
+            ))
+        }
+    }
+}
+
+/// Runs each of `values` through `arg`'s own parser, naming the item of a
+/// list that it refuses.
+fn check_each(arg: &Arg, values: &[OsString]) -> Result<(), String> {
+    for (i, value) in values.iter().enumerate() {
+        check(arg, std::slice::from_ref(value)).map_err(|e| {
+            if is_list(arg) {
+                format!("item {}: {e}", i + 1)
+            } else {
+                e
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs `values` through `arg`'s own parser (as its defaults, in a command
+/// of that one argument), so the file accepts exactly what the flag does.
+fn check(arg: &Arg, values: &[OsString]) -> Result<(), String> {
+    let probe = Command::new("mayflyd")
+        .no_binary_name(true)
+        .arg(arg.clone().env(None).default_values(values.iter().cloned()));
+    match probe.try_get_matches_from(std::iter::empty::<OsString>()) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(parser_message(arg, &e)),
+    }
+}
+
+/// What `arg`'s parser said about a value, without clap's framing (which
+/// names the flag, not the key).
+fn parser_message(arg: &Arg, e: &clap::Error) -> String {
+    if let Some(source) = std::error::Error::source(e) {
+        return source.to_string();
+    }
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) => format!("{v:?}"),
+        _ => "the value".to_string(),
+    };
+    let choices: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|p| !p.is_hide_set())
+        .map(|p| toml_string(p.get_name()))
+        .collect();
+    if choices.is_empty() {
+        format!("{value} is not valid ({})", e.kind())
+    } else {
+        format!("{value} is not valid; write one of {}", choices.join(", "))
+    }
+}
+
+/// The TOML name of `v`'s type, with the value for short scalars.
+fn type_name(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("the string {}", toml_string(s)),
+        toml::Value::Integer(n) => format!("the integer {n}"),
+        toml::Value::Float(x) => format!("the float {x}"),
+        toml::Value::Boolean(b) => format!("the boolean {b}"),
+        toml::Value::Datetime(d) => format!("the date-time {d}"),
+        toml::Value::Array(_) => "a list".to_string(),
+        toml::Value::Table(_) => "a table".to_string(),
+    }
+}
+
+/// `arg`'s values as TOML (`"10ms"`, `4`, `[1, 2]`), from the text they had
+/// as flag values (`raw`: on the command line, in the environment, or as
+/// defaults); `None` for a setting that is not set. What this gives reads
+/// back as the same values.
+pub fn toml_value(arg: &Arg, raw: &[&OsStr]) -> Option<String> {
+    let kind = kind_of(arg);
+    let items: Vec<String> = raw.iter().map(|r| toml_scalar(kind, r)).collect();
+    if is_list(arg) {
+        Some(format!("[{}]", items.join(", ")))
+    } else {
+        items.into_iter().next()
+    }
+}
+
+/// One flag value of `kind` as TOML.
+fn toml_scalar(kind: Kind, raw: &OsStr) -> String {
+    let text = raw.to_string_lossy();
+    match kind {
+        Kind::Integer => match text.trim().parse::<i128>() {
+            Ok(n) => n.to_string(),
+            Err(_) => toml_string(&text),
+        },
+        Kind::Boolean if text == "true" || text == "false" => text.into_owned(),
+        _ => toml_string(&text),
+    }
+}
+
+/// Turns `~/rest` into `home/rest`; other paths must be absolute (a relative
+/// path in a config file has no obvious base).
+pub fn expand_home(raw: &str, home: Option<&OsStr>) -> Result<PathBuf, String> {
+    if raw == "~" || raw.starts_with("~/") {
+        let home = home.filter(|h| !h.is_empty()).ok_or_else(|| {
+            format!("{raw:?} starts with ~ but HOME is not set; write an absolute path")
+        })?;
+        let rest = raw.trim_start_matches('~').trim_start_matches('/');
+        let mut path = PathBuf::from(home);
+        if !rest.is_empty() {
+            path.push(rest);
+        }
+        return Ok(path);
+    }
+    let path = PathBuf::from(raw);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{raw:?} is a relative path; write an absolute path, or one starting with ~/"
+        ))
     }
 }
 
@@ -347,312 +505,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-impl ConfigFile {
-    /// Checks `key`'s value with `check`, if the file has the key: the
-    /// converted value, or an error at the value's place naming the key.
-    fn value<T>(
-        &self,
-        key: &str,
-        raw: impl Fn(&FileConfig) -> &Raw,
-        check: impl Fn(&toml::Value) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some(raw) = raw(&self.values) else {
-            return Ok(None);
-        };
-        check(raw.get_ref()).map(Some).map_err(|message| {
-            invalid(
-                &self.path,
-                &self.text,
-                Some(raw.span()),
-                &format!("{key}: {message}"),
-            )
-        })
-    }
-}
-
-/// Collects the effective settings one key at a time, remembering where each
-/// came from.
-struct Merger<'a> {
-    /// What the command line and environment gave.
-    given: &'a ArgSources,
-    /// The config file, if one was read.
-    file: Option<&'a ConfigFile>,
-    /// The provenance of the keys merged so far.
-    provenance: Vec<Provenance>,
-}
-
-impl Merger<'_> {
-    /// The effective value of `key`: `cli` when the command line or the
-    /// environment gave it, else the file's value, else `cli` (which then
-    /// holds clap's default or the built-in one). The file's value is checked
-    /// with `check` even when it is not used. `show` renders the result as
-    /// TOML, `None` for unset.
-    fn pick<T>(
-        &mut self,
-        key: &'static str,
-        cli: T,
-        raw: impl Fn(&FileConfig) -> &Raw,
-        check: impl Fn(&toml::Value) -> Result<T, String>,
-        show: impl Fn(&T) -> Option<String>,
-    ) -> Result<T, ConfigError> {
-        let from_file = match self.file {
-            Some(file) => file
-                .value(key, raw, check)?
-                .map(|v| (v, Source::File(file.path.clone()))),
-            None => None,
-        };
-        let (value, source) = match (self.given.get(key), from_file) {
-            (Some(given), _) => (cli, given.clone()),
-            (None, Some(file)) => file,
-            (None, None) => (cli, Source::Default),
-        };
-        self.provenance.push(Provenance {
-            key,
-            value: show(&value),
-            source,
-        });
-        Ok(value)
-    }
-}
-
-/// Merges the command line (`args`, with where clap found each value in
-/// `given`), the config file and the defaults into the effective settings:
-/// per setting, flag > environment > config file > default.
-///
-/// Every key of the file is checked, even where a flag overrides it; the
-/// first bad one is the error.
-pub fn merge(
-    args: &Args,
-    given: &ArgSources,
-    file: Option<&ConfigFile>,
-) -> Result<Effective, ConfigError> {
-    let defaults = Settings::default();
-    let home = std::env::var_os("HOME");
-    let path = |v: &toml::Value| file_path(v, home.as_deref());
-    let mut m = Merger {
-        given,
-        file,
-        provenance: Vec::new(),
-    };
-    let socket = m.pick(
-        "socket",
-        args.socket.clone().unwrap_or(defaults.socket.clone()),
-        |f| &f.socket,
-        path,
-        |p| Some(toml_string(&p.to_string_lossy())),
-    )?;
-    let state_dir = m.pick(
-        "state_dir",
-        args.state_dir.clone().unwrap_or(defaults.state_dir.clone()),
-        |f| &f.state_dir,
-        path,
-        |p| Some(toml_string(&p.to_string_lossy())),
-    )?;
-    let concurrency = m.pick(
-        "concurrency",
-        args.concurrency.unwrap_or(defaults.concurrency),
-        |f| &f.concurrency,
-        file_concurrency,
-        |n| Some(n.to_string()),
-    )?;
-    let quantum = m.pick(
-        "quantum",
-        args.quantum,
-        |f| &f.quantum,
-        file_duration,
-        show_duration,
-    )?;
-    let shutdown_timeout = m.pick(
-        "shutdown_timeout",
-        args.shutdown_timeout,
-        |f| &f.shutdown_timeout,
-        file_duration,
-        show_duration,
-    )?;
-    let kill_grace = m.pick(
-        "kill_grace",
-        args.kill_grace,
-        |f| &f.kill_grace,
-        file_duration,
-        show_duration,
-    )?;
-    let wal_flush_interval = m.pick(
-        "wal_flush_interval",
-        args.wal_flush_interval,
-        |f| &f.wal_flush_interval,
-        file_duration,
-        show_duration,
-    )?;
-    let snapshot_bytes = m.pick(
-        "snapshot_bytes",
-        args.snapshot_bytes,
-        |f| &f.snapshot_bytes,
-        file_bytes,
-        |n| Some(n.to_string()),
-    )?;
-    let http_addr = m.pick(
-        "http_addr",
-        args.http_addr,
-        |f| &f.http_addr,
-        |v| {
-            parse_http_addr(file_str(
-                v,
-                "an address like \"127.0.0.1:9479\", or \"off\"",
-            )?)
-        },
-        |a| {
-            Some(toml_string(
-                &a.0.map_or_else(|| "off".to_string(), |addr| addr.to_string()),
-            ))
-        },
-    )?;
-    let push_gateway = m.pick(
-        "push_gateway",
-        args.push_gateway.clone(),
-        |f| &f.push_gateway,
-        |v| crate::pusher::parse_gateway(file_str(v, "an http:// URL")?).map(Some),
-        |g| g.as_ref().map(|uri| toml_string(&uri.to_string())),
-    )?;
-    let metrics_interval = m.pick(
-        "metrics_interval",
-        args.metrics_interval,
-        |f| &f.metrics_interval,
-        |v| {
-            let d = file_duration(v)?;
-            if d.is_zero() {
-                return Err("must be longer than 0 (write it like \"10s\")".to_string());
-            }
-            Ok(d)
-        },
-        show_duration,
-    )?;
-    let log_format = m.pick(
-        "log_format",
-        args.log_format,
-        |f| &f.log_format,
-        file_log_format,
-        |f| f.to_possible_value().map(|v| toml_string(v.get_name())),
-    )?;
-    let settings = Settings {
-        socket,
-        state_dir,
-        concurrency,
-        quantum,
-        shutdown_timeout,
-        kill_grace,
-        wal_flush_interval,
-        snapshot_bytes,
-        repair_wal: args.repair_wal,
-        http_addr: http_addr.0,
-        push_gateway,
-        metrics_interval,
-        dump_state: args.dump_state,
-        ..defaults
-    };
-    Ok(Effective {
-        settings,
-        log_format,
-        provenance: m.provenance,
-    })
-}
-
-/// The string in `v`, or an error saying that the key wants `what`.
-fn file_str<'v>(v: &'v toml::Value, what: &str) -> Result<&'v str, String> {
-    v.as_str()
-        .ok_or_else(|| format!("expected {what} (a string), found {}", type_name(v)))
-}
-
-/// The TOML name of `v`'s type, with the value for short scalars.
-fn type_name(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => format!("the string {}", toml_string(s)),
-        toml::Value::Integer(n) => format!("the integer {n}"),
-        toml::Value::Float(x) => format!("the float {x}"),
-        toml::Value::Boolean(b) => format!("the boolean {b}"),
-        toml::Value::Datetime(d) => format!("the date-time {d}"),
-        toml::Value::Array(_) => "an array".to_string(),
-        toml::Value::Table(_) => "a table".to_string(),
-    }
-}
-
-/// A path in the file: absolute, or `~/…` under `home`.
-fn file_path(v: &toml::Value, home: Option<&OsStr>) -> Result<PathBuf, String> {
-    expand_home(file_str(v, "a path")?, home)
-}
-
-/// Turns `~/rest` into `home/rest`; other paths must be absolute (a relative
-/// path in a config file has no obvious base).
-pub fn expand_home(raw: &str, home: Option<&OsStr>) -> Result<PathBuf, String> {
-    if raw == "~" || raw.starts_with("~/") {
-        let home = home.filter(|h| !h.is_empty()).ok_or_else(|| {
-            format!("{raw:?} starts with ~ but HOME is not set; write an absolute path")
-        })?;
-        let rest = raw.trim_start_matches('~').trim_start_matches('/');
-        let mut path = PathBuf::from(home);
-        if !rest.is_empty() {
-            path.push(rest);
-        }
-        return Ok(path);
-    }
-    let path = PathBuf::from(raw);
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{raw:?} is a relative path; write an absolute path, or one starting with ~/"
-        ))
-    }
-}
-
-/// `concurrency`: an integer from 1 to 2³²−1.
-fn file_concurrency(v: &toml::Value) -> Result<u32, String> {
-    let n = v
-        .as_integer()
-        .ok_or_else(|| format!("expected an integer ≥ 1, found {}", type_name(v)))?;
-    u32::try_from(n)
-        .ok()
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| format!("{n} is out of range: give at least 1 (jobs at once)"))
-}
-
-/// `snapshot_bytes`: a non-negative integer.
-fn file_bytes(v: &toml::Value) -> Result<u64, String> {
-    let n = v
-        .as_integer()
-        .ok_or_else(|| format!("expected a number of bytes, found {}", type_name(v)))?;
-    u64::try_from(n).map_err(|_| format!("{n} is negative: give a number of bytes"))
-}
-
-/// A duration: a string in human form.
-fn file_duration(v: &toml::Value) -> Result<Duration, String> {
-    match v {
-        toml::Value::String(s) => {
-            parse_duration(s).map_err(|e| format!("{s:?} is not a duration: {e}"))
-        }
-        toml::Value::Integer(n) => Err(format!(
-            "durations are strings with a unit: write \"{n}s\" or \"{n}ms\", not {n}"
-        )),
-        other => Err(format!(
-            "expected a duration like \"10s\", found {}",
-            type_name(other)
-        )),
-    }
-}
-
-/// `log_format`: `"text"` or `"json"`.
-fn file_log_format(v: &toml::Value) -> Result<LogFormat, String> {
-    let s = file_str(v, "\"text\" or \"json\"")?;
-    LogFormat::from_str(s, true)
-        .map_err(|_| format!("{s:?} is not a log format; write \"text\" or \"json\""))
-}
-
-/// A duration as a TOML string in human form (`"10ms"`).
-fn show_duration(d: &Duration) -> Option<String> {
-    Some(toml_string(&humantime::format_duration(*d).to_string()))
-}
-
 /// `s` as a TOML basic string, quoted and escaped.
-fn toml_string(s: &str) -> String {
+pub fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -670,230 +524,120 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The text `mayflyd --print-config` prints: a comment naming the config
-/// file, then one `key = value  # source` line per setting, the comments
-/// aligned. Unset settings are commented out, so the text is itself a valid
-/// config file.
-pub fn render(provenance: &[Provenance], location: &ConfigPath, found: bool) -> String {
-    let file_line = match location {
-        ConfigPath::Given(path) => format!("# config file: {} (--config)", path.display()),
-        ConfigPath::Default(path) if found => format!("# config file: {}", path.display()),
-        ConfigPath::Default(path) => {
-            format!("# config file: {} (not found)", path.display())
-        }
-        ConfigPath::Nowhere => {
-            "# config file: none (neither XDG_CONFIG_HOME nor HOME is set)".to_string()
-        }
-    };
-    let lines: Vec<(String, &Source)> = provenance
-        .iter()
-        .map(|p| {
-            let text = match &p.value {
-                Some(value) => format!("{} = {value}", p.key),
-                None => format!("# {} (not set)", p.key),
-            };
-            (text, &p.source)
-        })
-        .collect();
-    let width = lines
-        .iter()
-        .map(|(t, _)| t.chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    out.push_str(
-        "# mayflyd's effective settings; precedence: flag > env > config file > default\n",
-    );
-    out.push_str(&file_line);
-    out.push('\n');
-    for (text, source) in lines {
-        out.push_str(&format!("{text:<width$}  # {source}\n"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, FromArgMatches};
+    use crate::settings::keyed_args;
 
-    /// Parses `argv` like `mayflyd` does, with where each value came from.
-    fn cli(argv: &[&str]) -> (Args, ArgSources) {
-        let cmd = Args::command();
-        let matches = cmd.clone().try_get_matches_from(argv).expect("valid flags");
-        let args = Args::from_arg_matches(&matches).expect("flags convert");
-        (args, ArgSources::from_matches(&cmd, &matches))
-    }
+    /// The file every test pretends to read.
+    const PATH: &str = "/etc/x/mayflyd.toml";
 
-    /// A config file at `/etc/x/mayflyd.toml` with `text`.
-    fn file(text: &str) -> ConfigFile {
-        parse(PathBuf::from("/etc/x/mayflyd.toml"), text.to_string()).expect("valid file")
-    }
-
-    /// The error of parsing `text` as a config file, then merging it.
+    /// The error of `text` as a config file of the daemon's settings.
     fn error_of(text: &str) -> String {
-        let (args, given) = cli(&["mayflyd"]);
-        match parse(PathBuf::from("/etc/x/mayflyd.toml"), text.to_string()) {
+        match parse(PathBuf::from(PATH), text.to_string()) {
             Err(e) => e.to_string(),
-            Ok(f) => merge(&args, &given, Some(&f))
+            Ok(f) => f
+                .flag_values(&keyed_args(), Some(OsStr::new("/home/me")))
                 .expect_err("the file should be rejected")
                 .to_string(),
         }
     }
 
-    /// Where `key` came from in `e`, and its shown value.
-    fn prov<'a>(e: &'a Effective, key: &str) -> &'a Provenance {
-        e.provenance
+    /// The flag values of `text`, checked against `args`.
+    fn values_of(text: &str, args: &[Arg]) -> Vec<FlagValues> {
+        parse(PathBuf::from(PATH), text.to_string())
+            .expect("valid TOML")
+            .flag_values(args, Some(OsStr::new("/home/me")))
+            .expect("valid values")
+    }
+
+    /// A setting like the `allow_uid` to come: a list of uids, the flag
+    /// repeated once per uid.
+    fn allow_uid() -> Arg {
+        Arg::new("allow_uid")
+            .long("allow-uid")
+            .action(ArgAction::Append)
+            .value_parser(clap::value_parser!(u32))
+    }
+
+    #[test]
+    fn values_become_what_the_flags_would_take() {
+        let got = values_of(
+            "concurrency = 7\nstate_dir = \"~/jobs\"\nquantum = \"1s 500ms\"\n\
+             http_addr = \"off\"\n",
+            &keyed_args(),
+        );
+        let got: Vec<(&str, Vec<&OsStr>)> = got
             .iter()
-            .find(|p| p.key == key)
-            .unwrap_or_else(|| panic!("no {key} in {:?}", e.provenance))
-    }
-
-    /// The config file used by the precedence tests.
-    const FILE: &str = "\
-socket = \"/file/s.sock\"
-state_dir = \"/file/state\"
-concurrency = 5
-quantum = \"25ms\"
-";
-
-    #[test]
-    fn the_file_wins_over_the_defaults() {
-        let (args, given) = cli(&["mayflyd"]);
-        let f = file(FILE);
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        assert_eq!(e.settings.socket, PathBuf::from("/file/s.sock"));
-        assert_eq!(e.settings.state_dir, PathBuf::from("/file/state"));
-        assert_eq!(e.settings.concurrency, 5);
-        // `quantum` has a clap default ("10ms"): that must not count as given.
-        assert_eq!(e.settings.quantum, Duration::from_millis(25));
-        let from_file = Source::File(PathBuf::from("/etc/x/mayflyd.toml"));
-        for key in ["socket", "state_dir", "concurrency", "quantum"] {
-            assert_eq!(prov(&e, key).source, from_file, "{key}");
-        }
-        assert_eq!(prov(&e, "quantum").value.as_deref(), Some("\"25ms\""));
-        // Keys the file lacks keep their defaults.
-        assert_eq!(e.settings.shutdown_timeout, Duration::from_secs(10));
-        assert_eq!(prov(&e, "shutdown_timeout").source, Source::Default);
-        assert_eq!(e.log_format, LogFormat::Text);
-    }
-
-    #[test]
-    fn the_environment_wins_over_the_file() {
-        // clap read MAYFLY_STATE_DIR and MAYFLY_SOCKET into these values.
-        let (args, _) = cli(&["mayflyd", "--state-dir", "/env/state", "--socket", "/env/s"]);
-        let given = ArgSources::default()
-            .with("state_dir", Source::Env("MAYFLY_STATE_DIR".into()))
-            .with("socket", Source::Env("MAYFLY_SOCKET".into()));
-        let f = file(FILE);
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        assert_eq!(e.settings.state_dir, PathBuf::from("/env/state"));
-        assert_eq!(e.settings.socket, PathBuf::from("/env/s"));
+            .map(|v| {
+                (
+                    v.key.as_str(),
+                    v.values.iter().map(OsString::as_os_str).collect(),
+                )
+            })
+            .collect();
         assert_eq!(
-            prov(&e, "state_dir").source.to_string(),
-            "env MAYFLY_STATE_DIR"
-        );
-        assert_eq!(e.settings.concurrency, 5, "the file still sets the rest");
-    }
-
-    #[test]
-    fn flags_win_over_the_file() {
-        let (args, given) = cli(&[
-            "mayflyd",
-            "--concurrency",
-            "3",
-            "--quantum",
-            "10ms",
-            "--state-dir",
-            "/flag/state",
-        ]);
-        let f = file(FILE);
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        assert_eq!(e.settings.concurrency, 3);
-        // Given on the command line, even though it equals the default.
-        assert_eq!(e.settings.quantum, Duration::from_millis(10));
-        assert_eq!(e.settings.state_dir, PathBuf::from("/flag/state"));
-        for key in ["concurrency", "quantum", "state_dir"] {
-            assert_eq!(prov(&e, key).source, Source::Flag, "{key}");
-        }
-        assert_eq!(e.settings.socket, PathBuf::from("/file/s.sock"));
-    }
-
-    #[test]
-    fn without_a_file_the_flags_and_defaults_apply() {
-        let (args, given) = cli(&["mayflyd", "--kill-grace", "2s", "--repair-wal"]);
-        let e = merge(&args, &given, None).unwrap();
-        let plain = args.settings();
-        assert_eq!(e.settings.kill_grace, Duration::from_secs(2));
-        assert_eq!(e.settings.socket, plain.socket);
-        assert_eq!(e.settings.concurrency, plain.concurrency);
-        assert!(e.settings.repair_wal);
-        assert_eq!(prov(&e, "kill_grace").source, Source::Flag);
-        assert_eq!(prov(&e, "concurrency").source, Source::Default);
-        let keys: Vec<_> = e.provenance.iter().map(|p| p.key).collect();
-        assert_eq!(
-            keys,
+            got,
             [
-                "socket",
-                "state_dir",
-                "concurrency",
-                "quantum",
-                "shutdown_timeout",
-                "kill_grace",
-                "wal_flush_interval",
-                "snapshot_bytes",
-                "http_addr",
-                "push_gateway",
-                "metrics_interval",
-                "log_format",
-            ]
+                ("concurrency", vec![OsStr::new("7")]),
+                ("state_dir", vec![OsStr::new("/home/me/jobs")]),
+                ("quantum", vec![OsStr::new("1s 500ms")]),
+                ("http_addr", vec![OsStr::new("off")]),
+            ],
+            "in the file's order, paths expanded"
         );
     }
 
     #[test]
-    fn every_key_is_read() {
-        let f = file(
-            "socket = \"/s\"\nstate_dir = \"/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
-             shutdown_timeout = \"1m\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
-             snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
-             push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
-             log_format = \"json\"\n",
-        );
-        let (args, given) = cli(&["mayflyd"]);
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        let s = &e.settings;
-        assert_eq!(s.concurrency, 7);
-        assert_eq!(s.shutdown_timeout, Duration::from_secs(60));
-        assert_eq!(s.kill_grace, Duration::from_secs(3));
-        assert_eq!(s.wal_flush_interval, Duration::from_millis(5));
-        assert_eq!(s.snapshot_bytes, 4096);
-        assert_eq!(s.http_addr, Some("0.0.0.0:8080".parse().unwrap()));
+    fn a_list_setting_takes_a_toml_list() {
+        let args = [allow_uid()];
+        let got = values_of("allow_uid = [1000, 1001]\n", &args);
         assert_eq!(
-            s.push_gateway.as_ref().map(ToString::to_string).as_deref(),
-            Some("http://127.0.0.1:9091/")
+            got,
+            [FlagValues {
+                key: "allow_uid".into(),
+                values: vec!["1000".into(), "1001".into()],
+            }]
         );
-        assert_eq!(s.metrics_interval, Duration::from_secs(2));
-        assert_eq!(e.log_format, LogFormat::Json);
+        assert_eq!(values_of("allow_uid = []\n", &args)[0].values.len(), 0);
+        let err = parse(PathBuf::from(PATH), "allow_uid = [1000, -1]\n".into())
+            .unwrap()
+            .flag_values(&args, None)
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.provenance
-                .iter()
-                .all(|p| matches!(p.source, Source::File(_))),
-            "{:?}",
-            e.provenance
+            err.starts_with("/etc/x/mayflyd.toml:1:13: allow_uid: item 2: "),
+            "{err}"
         );
+        let err = parse(PathBuf::from(PATH), "allow_uid = 1000\n".into())
+            .unwrap()
+            .flag_values(&args, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected a list in brackets, like [1, 2]"),
+            "{err}"
+        );
+        // Shown as a list, which reads back the same.
+        let shown = toml_value(&args[0], &[OsStr::new("1000"), OsStr::new("1001")]);
+        assert_eq!(shown.as_deref(), Some("[1000, 1001]"));
+        assert_eq!(toml_value(&args[0], &[]).as_deref(), Some("[]"));
     }
 
     #[test]
-    fn http_addr_off_turns_http_off() {
-        let (args, given) = cli(&["mayflyd"]);
-        let f = file("http_addr = \"off\"\n");
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        assert_eq!(e.settings.http_addr, None);
-        assert_eq!(prov(&e, "http_addr").value.as_deref(), Some("\"off\""));
-        // And a flag turns it back on.
-        let (args, given) = cli(&["mayflyd", "--http-addr", "127.0.0.1:1"]);
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        assert_eq!(e.settings.http_addr, Some("127.0.0.1:1".parse().unwrap()));
+    fn values_show_as_toml_that_reads_back() {
+        let arg = |id: &str| {
+            keyed_args()
+                .into_iter()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("no {id}"))
+        };
+        let show = |id: &str, raw: &str| toml_value(&arg(id), &[OsStr::new(raw)]);
+        assert_eq!(show("concurrency", "+04").as_deref(), Some("4"));
+        assert_eq!(show("quantum", "10ms").as_deref(), Some("\"10ms\""));
+        assert_eq!(show("state_dir", "/a\"b").as_deref(), Some("\"/a\\\"b\""));
+        assert_eq!(show("http_addr", "off").as_deref(), Some("\"off\""));
+        assert_eq!(toml_value(&arg("push_gateway"), &[]), None);
     }
 
     #[test]
@@ -907,6 +651,17 @@ quantum = \"25ms\"
         let err = error_of("[daemon]\nconcurrency = 2\n");
         assert!(err.starts_with("/etc/x/mayflyd.toml:1:"), "{err}");
         assert!(err.contains("daemon"), "{err}");
+        // So are the flags for one run.
+        for key in [
+            "repair_wal",
+            "dump_state",
+            "config",
+            "print_config",
+            "verbose",
+        ] {
+            let err = error_of(&format!("{key} = true\n"));
+            assert!(err.contains(&format!("unknown key `{key}`")), "{err}");
+        }
     }
 
     #[test]
@@ -929,16 +684,26 @@ quantum = \"25ms\"
         let err = error_of("shutdown_timeout = 10\n");
         assert!(err.contains("shutdown_timeout: "), "{err}");
         assert!(err.contains("\"10s\""), "{err}");
+        let err = error_of("concurrency = \"4\"\n");
+        assert!(err.contains("concurrency = 4"), "says what to write: {err}");
+        let err = error_of("log_format = \"xml\"\n");
+        assert!(
+            err.contains("\"text\", \"json\""),
+            "says what to write: {err}"
+        );
         for (text, key) in [
             ("concurrency = 0", "concurrency"),
             ("concurrency = \"4\"", "concurrency"),
+            ("concurrency = 1.5", "concurrency"),
             ("snapshot_bytes = -1", "snapshot_bytes"),
             ("http_addr = \"localhost\"", "http_addr"),
+            ("http_addr = 9479", "http_addr"),
             ("push_gateway = \"https://gw\"", "push_gateway"),
             ("metrics_interval = \"0s\"", "metrics_interval"),
             ("log_format = \"xml\"", "log_format"),
             ("state_dir = \"relative/dir\"", "state_dir"),
             ("socket = 3", "socket"),
+            ("quantum = [\"1s\"]", "quantum"),
         ] {
             let err = error_of(text);
             assert!(
@@ -947,14 +712,6 @@ quantum = \"25ms\"
             );
             assert!(!err.contains('\n'), "one line: {err}");
         }
-    }
-
-    #[test]
-    fn a_bad_value_is_an_error_even_where_a_flag_overrides_it() {
-        let (args, given) = cli(&["mayflyd", "--quantum", "5ms"]);
-        let f = file("quantum = \"soon\"\n");
-        let err = merge(&args, &given, Some(&f)).unwrap_err();
-        assert!(err.to_string().contains("quantum"), "{err}");
     }
 
     #[test]
@@ -1011,56 +768,9 @@ quantum = \"25ms\"
         let f = load(&ConfigPath::Default(missing.clone()))
             .unwrap()
             .unwrap();
-        assert!(f.values.concurrency.is_some());
+        assert!(f.has("concurrency"));
         let err = load(&ConfigPath::Default(dir.path().to_path_buf())).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn print_config_output_is_itself_a_config_file() {
-        let (args, given) = cli(&["mayflyd", "--concurrency", "3", "--http-addr", "off"]);
-        let f = file("state_dir = \"/file/st\\\"ate\"\nquantum = \"1s 500ms\"\n");
-        let e = merge(&args, &given, Some(&f)).unwrap();
-        let text = render(
-            &e.provenance,
-            &ConfigPath::Given(PathBuf::from("/etc/x/mayflyd.toml")),
-            true,
-        );
-        assert!(text.contains("\nconcurrency = 3"), "{text}");
-        assert!(text.contains("# flag\n"), "{text}");
-        assert!(text.contains("# config /etc/x/mayflyd.toml\n"), "{text}");
-        assert!(text.contains("# push_gateway (not set)"), "{text}");
-        // The source comments line up.
-        let columns: Vec<_> = text
-            .lines()
-            .filter(|l| !l.starts_with("# mayflyd") && !l.starts_with("# config file"))
-            .map(|l| l.rfind("  # ").expect("a source comment"))
-            .collect();
-        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
-        // Read back, it gives the same settings.
-        let again = parse(PathBuf::from("/printed.toml"), text.clone()).expect("valid TOML");
-        let (plain, none) = cli(&["mayflyd"]);
-        let e2 = merge(&plain, &none, Some(&again)).unwrap();
-        assert_eq!(e2.settings.state_dir, PathBuf::from("/file/st\"ate"));
-        assert_eq!(e2.settings.quantum, Duration::from_millis(1500));
-        assert_eq!(e2.settings.concurrency, 3);
-        assert_eq!(e2.settings.http_addr, None);
-        assert_eq!(e2.settings.socket, e.settings.socket);
-        assert_eq!(e2.settings.push_gateway, None);
-    }
-
-    #[test]
-    fn sources_render_as_print_config_shows_them() {
-        assert_eq!(Source::Flag.to_string(), "flag");
-        assert_eq!(
-            Source::Env("MAYFLY_SOCKET".into()).to_string(),
-            "env MAYFLY_SOCKET"
-        );
-        assert_eq!(
-            Source::File(PathBuf::from("/a/b.toml")).to_string(),
-            "config /a/b.toml"
-        );
-        assert_eq!(Source::Default.to_string(), "default");
     }
 
     #[test]

@@ -84,6 +84,10 @@ impl From<Response> for Outgoing {
     }
 }
 
+/// How much of a command the activity log tells (`JobSubmitted`); `status`
+/// shows it whole.
+const COMMAND_CHARS_TOLD: usize = 1024;
+
 /// How many jobs go in one `Jobs` frame of a listing.
 const JOBS_PER_FRAME: usize = 1000;
 
@@ -224,6 +228,9 @@ struct Group {
     held: Vec<Held>,
     /// Effects to carry out.
     actions: Vec<Action>,
+    /// What the activity log (and the metrics fed from it) will tell of its
+    /// events, once they are durable: a refused change is never told.
+    activity: Vec<Activity>,
 }
 
 /// A job whose process the executor is starting.
@@ -289,6 +296,9 @@ pub struct Driver {
     batch_needs_sync: bool,
     /// Replies held for this batch.
     held: Vec<Held>,
+    /// What this batch's events will tell the activity log when the batch
+    /// is released.
+    batch_activity: Vec<Activity>,
     /// Groups handed to the journal and not yet released, oldest first.
     groups: VecDeque<Group>,
     /// Next journal ticket.
@@ -360,6 +370,7 @@ impl Driver {
             batch_records: Vec::new(),
             batch_needs_sync: false,
             held: Vec::new(),
+            batch_activity: Vec::new(),
             groups: VecDeque::new(),
             next_ticket: 0,
             since_durable: VecDeque::new(),
@@ -587,16 +598,22 @@ impl Driver {
         }
     }
 
-    /// Tells the activity log about a job's change of state.
+    /// What the activity log will tell of a job's change of state, queued
+    /// with the batch (see [`Driver::release`]).
     fn log_transition(&mut self, id: JobId, state: mayfly_protocol::JobState) {
+        if let Some(activity) = self.transition_activity(id, state) {
+            self.batch_activity.push(activity);
+        }
+    }
+
+    /// The activity that tells of job `id` reaching `state`, if any.
+    fn transition_activity(&self, id: JobId, state: mayfly_protocol::JobState) -> Option<Activity> {
         use mayfly_protocol::JobState as S;
         // Borrowed: a submit passes through here twice (waiting, queued),
         // and copying the whole job each time for a few fields is waste.
-        let Some(info) = self.core.job_view(id) else {
-            return;
-        };
+        let info = self.core.job_view(id)?;
         let activity = match state {
-            S::Running => return, // told at spawn, with the pid
+            S::Running => return None, // told at spawn, with the pid
             S::Waiting if info.attempts > 0 => Activity::JobRetrying {
                 id,
                 attempt: info.attempts,
@@ -619,18 +636,19 @@ impl Driver {
                 reason: info.reason.map(str::to_owned),
             },
         };
-        self.pal.emit(activity);
+        Some(activity)
     }
 
-    /// Tells the activity log about what an event says beyond state changes
-    /// (those are told by [`Driver::log_transition`]).
+    /// Queues what the activity log will tell of an event beyond state
+    /// changes (those are told by [`Driver::log_transition`]).
     fn log_activity(&mut self, event: &Event) {
         let activity = match event {
             Event::Submitted { id, spec, .. } => Activity::JobSubmitted {
                 id: *id,
                 queue: spec.queue.clone(),
                 priority: spec.priority,
-                command: spec.command.to_string(),
+                command: crate::core::shorten(&spec.command.to_string(), COMMAND_CHARS_TOLD)
+                    .into_owned(),
             },
             Event::StopRequested {
                 id,
@@ -648,7 +666,7 @@ impl Driver {
             },
             _ => return,
         };
-        self.pal.emit(activity);
+        self.batch_activity.push(activity);
     }
 
     /// [`Driver::record`] for a change a client asked for: its batch must be
@@ -683,7 +701,11 @@ impl Driver {
     /// core's pending actions, and releases whatever groups are ready.
     fn commit(&mut self) {
         let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
-        if self.batch_events.is_empty() && self.held.is_empty() && actions.is_empty() {
+        if self.batch_events.is_empty()
+            && self.held.is_empty()
+            && actions.is_empty()
+            && self.batch_activity.is_empty()
+        {
             return;
         }
         let events = std::mem::take(&mut self.batch_events);
@@ -700,6 +722,7 @@ impl Driver {
             events,
             held: std::mem::take(&mut self.held),
             actions,
+            activity: std::mem::take(&mut self.batch_activity),
         });
         self.release_ready();
         self.maybe_snapshot();
@@ -771,8 +794,12 @@ impl Driver {
         }
     }
 
-    /// Sends a group's replies and carries out its actions.
+    /// Sends a group's replies, tells the activity log of its events (now
+    /// durable, or facts of the world) and carries out its actions.
     fn release(&mut self, group: Group) {
+        for activity in group.activity {
+            self.pal.emit(activity);
+        }
         for held in group.held {
             // A client that hung up does not care.
             let _ = held.reply.send(held.response.into());
@@ -860,6 +887,9 @@ impl Driver {
             .into_iter()
             .flat_map(|(_, events)| events)
             .collect();
+        // The facts before this index were released, so the activity log
+        // has told them; those of the failed groups it has not.
+        let told = facts.len();
         let failed: Vec<Group> = self.groups.drain(..).collect();
         for group in failed {
             // What happened in the world stays true: exits were observed.
@@ -900,13 +930,30 @@ impl Driver {
             Err(_) => return,
         };
         core.adopt_runtime_state(&self.core);
-        for event in &facts {
+        let mut untold = Vec::new();
+        for (n, event) in facts.iter().enumerate() {
+            if n == told {
+                // Replaying the log and the told facts changed nothing the
+                // activity log has not seen.
+                core.take_transitions();
+            }
             if let Err(e) = core.apply(event) {
                 tracing::warn!(error = %e, ?event, "could not re-apply an event after a storage failure");
             }
         }
+        if told < facts.len() {
+            untold = core.take_transitions();
+        }
+        core.take_transitions();
         while core.poll_action().is_some() {}
         let old = std::mem::replace(&mut self.core, core);
+        // The facts of the failed groups happened in the world (a job
+        // exited): told now, as they stand in the rebuilt state.
+        for (id, state) in untold {
+            if let Some(activity) = self.transition_activity(id, state) {
+                self.pal.emit(activity);
+            }
+        }
         if old.is_shutting_down() {
             // The stop requests may have been among the lost records.
             for event in self
@@ -975,6 +1022,10 @@ impl Driver {
                 self.list_jobs(&reply, &[], Some(header));
             }
             Request::Cancel(CancelRequest { ids }) => {
+                if let Err(e) = crate::core::refuse_duplicates(&ids) {
+                    self.hold(&reply, error_response(&e));
+                    return;
+                }
                 let now = Timestamp::now();
                 let mut outcomes = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -1106,6 +1157,10 @@ impl Driver {
     /// Streams the listed jobs (all when `ids` is empty), preceded by
     /// `header` for a dump. Unknown ids fail the whole request.
     fn list_jobs(&mut self, reply: &Reply, ids: &[JobId], header: Option<StateHeader>) {
+        if let Err(e) = crate::core::refuse_duplicates(ids) {
+            self.hold(reply, error_response(&e));
+            return;
+        }
         if let Some(missing) = ids.iter().find(|id| self.core.state_of(**id).is_none()) {
             self.hold(reply, error_response(&CoreError::NotFound(*missing)));
             return;
@@ -1147,6 +1202,9 @@ impl Driver {
         for id in ids {
             match self.core.state_of(id) {
                 Some(s) if s.is_terminal() => {
+                    // Its end may not be durable yet: see `job_ended`. (With
+                    // nothing left unsynced, the journal skips the fsync.)
+                    self.batch_needs_sync = true;
                     if let Some(info) = self.core.job_info(id) {
                         self.hold(&reply, Response::JobEnded(Box::new(info)));
                     }
@@ -1172,11 +1230,15 @@ impl Driver {
         );
     }
 
-    /// Reports a job's end to everyone waiting for it.
+    /// Reports a job's end to everyone waiting for it. The report is held
+    /// until the job's end is durable (the batch is fsynced): a client told
+    /// "it exited 0" must never see the job come back `interrupted` — or run
+    /// again — after a crash.
     fn job_ended(&mut self, id: JobId) {
         let Some(keys) = self.waiters.remove(&id) else {
             return;
         };
+        self.batch_needs_sync = true;
         let Some(info) = self.core.job_info(id) else {
             return;
         };

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use mayfly_protocol::{decode_blob, decode_payload, encode_payload};
+use mayfly_protocol::{decode_payload, encode_payload};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Core, CoreConfig, CoreSnapshot, Event};
@@ -63,8 +63,8 @@ pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recov
     let (wal, stats) = Wal::open(
         dir,
         opts,
-        |snapshot| -> Result<(), String> {
-            *core.borrow_mut() = restore_snapshot(config.clone(), snapshot)?;
+        |format, snapshot| -> Result<(), String> {
+            *core.borrow_mut() = restore_snapshot(config.clone(), format, snapshot)?;
             Ok(())
         },
         |record| -> Result<(), String> {
@@ -78,12 +78,13 @@ pub fn recover(dir: &Path, opts: WalOptions, config: CoreConfig) -> Result<Recov
     Ok(Recovered { wal, core, stats })
 }
 
-/// Builds a core from a snapshot's payload (what [`Wal::open`] hands over
-/// once the file's checksum passed): decode, then check and rebuild. Public
-/// so the snapshot fuzz target drives exactly what recovery runs.
-pub fn restore_snapshot(config: CoreConfig, payload: &[u8]) -> Result<Core, String> {
-    let snap: CoreSnapshot =
-        decode_blob(payload).map_err(|e| format!("undecodable snapshot: {e}"))?;
+/// Builds a core from a snapshot's payload in `format` (what [`Wal::open`]
+/// hands over once the file's checksum passed): decode, then check and
+/// rebuild. Public so the snapshot fuzz target drives exactly what
+/// recovery runs.
+pub fn restore_snapshot(config: CoreConfig, format: u8, payload: &[u8]) -> Result<Core, String> {
+    let snap =
+        CoreSnapshot::decode(format, payload).map_err(|e| format!("undecodable snapshot: {e}"))?;
     Core::from_snapshot(config, snap).map_err(|e| format!("inconsistent snapshot: {e}"))
 }
 
@@ -371,30 +372,33 @@ fn run_thread(
                     match other {
                         WalCmd::Snapshot { ticket, snapshot } => {
                             let started = Instant::now();
-                            let encoded = mayfly_protocol::encode_blob(&*snapshot)
+                            let encoded = snapshot
+                                .encode()
                                 .map_err(|e| format!("cannot encode the snapshot: {e}"));
                             drop(snapshot);
                             let result = match (&failure, wal.as_mut(), encoded) {
                                 (Some(f), _, _) => Err(f.clone()),
                                 (None, None, _) => Err("the WAL is closed".to_string()),
                                 (None, Some(_), Err(e)) => Err(e),
-                                (None, Some(w), Ok(payload)) => match w.write_snapshot(&payload) {
-                                    Ok(stats) => {
-                                        tracing::info!(
-                                            bytes = payload.len(),
-                                            segments_removed = stats.files_removed,
-                                            elapsed_ms = started.elapsed().as_millis() as u64,
-                                            "snapshot written"
-                                        );
-                                        Ok(AckInfo {
-                                            synced: true,
-                                            bytes_since_snapshot: w.bytes_since_snapshot(),
-                                            fsync: None,
-                                            snapshot_bytes: payload.len() as u64,
-                                        })
+                                (None, Some(w), Ok(payload)) => {
+                                    match w.write_snapshot(crate::core::SNAPSHOT_FORMAT, &payload) {
+                                        Ok(stats) => {
+                                            tracing::info!(
+                                                bytes = payload.len(),
+                                                segments_removed = stats.files_removed,
+                                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                                "snapshot written"
+                                            );
+                                            Ok(AckInfo {
+                                                synced: true,
+                                                bytes_since_snapshot: w.bytes_since_snapshot(),
+                                                fsync: None,
+                                                snapshot_bytes: payload.len() as u64,
+                                            })
+                                        }
+                                        Err(e) => Err(e.to_string()),
                                     }
-                                    Err(e) => Err(e.to_string()),
-                                },
+                                }
                             };
                             let _ = acks.send(WalAck { ticket, result });
                         }

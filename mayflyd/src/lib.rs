@@ -24,6 +24,8 @@ pub mod pusher;
 pub mod scheduler;
 #[cfg(feature = "ipc")]
 pub mod session;
+pub mod settings;
 pub mod wal;
 
-pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle, Settings};
+pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle};
+pub use settings::Settings;

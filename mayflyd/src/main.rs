@@ -1,12 +1,13 @@
-//! `mayflyd`: parses flags, reads the config file, sets up logging, runs the
-//! scheduler.
+//! `mayflyd`: resolves its settings (flags, environment, config file,
+//! defaults), sets up logging, runs the scheduler.
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use mayflyd::Scheduler;
-use mayflyd::config::{Args, LogFormat};
-use mayflyd::config_file::{self, ArgSources, ConfigError, Effective};
+use mayflyd::config::{self, ResolveError, Resolved};
+use mayflyd::settings::LogFormat;
+use mayflyd::{Scheduler, Settings};
 use tracing_subscriber::EnvFilter;
 
 /// The exit status of a bad config file: a usage error, like a bad flag.
@@ -28,49 +29,47 @@ fn init_tracing(level: &str, format: LogFormat) {
     }
 }
 
-/// Reads the config file (`--config`'s, else the default one) and merges it
-/// with the flags, the environment and the defaults. Also returns where the
-/// file was looked for and whether it was found, for `--print-config`.
+/// The flags, environment, config file and defaults, layered; a bad flag
+/// (and `--help`, `--version`) is printed by clap, which exits.
 #[tracing::instrument(skip_all)]
-fn effective_settings(
-    args: &Args,
-    given: &ArgSources,
-) -> Result<(Effective, config_file::ConfigPath, bool), ConfigError> {
-    let location = config_file::locate(args.config.as_deref());
-    let file = config_file::load(&location)?;
-    let effective = config_file::merge(args, given, file.as_ref())?;
-    Ok((effective, location, file.is_some()))
+fn resolve(argv: &[OsString]) -> Result<Resolved, mayflyd::config_file::ConfigError> {
+    match config::resolve(argv) {
+        Ok(resolved) => Ok(resolved),
+        Err(ResolveError::Flags(e)) => e.exit(),
+        Err(ResolveError::File(e)) => Err(e),
+    }
 }
 
 /// Builds the scheduler from the effective settings and runs it to
 /// completion.
 #[tracing::instrument(skip_all)]
-fn run(effective: Effective) -> Result<(), mayflyd::DaemonError> {
-    let scheduler = Scheduler::builder().settings(effective.settings).build();
+fn run(settings: Settings) -> Result<(), mayflyd::DaemonError> {
+    let scheduler = Scheduler::builder().settings(settings).build();
     scheduler.run_blocking()
 }
 
 /// Entry point: exit 0 after a graceful shutdown or `--print-config`, 1 when
 /// the daemon could not run, 2 for a bad flag or config file.
 fn main() -> ExitCode {
-    let (args, given) =
-        Args::try_parse_with_sources(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    let (effective, location, found) = match effective_settings(&args, &given) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let Resolved {
+        layered,
+        location,
+        found,
+    } = match resolve(&argv) {
         Ok(resolved) => resolved,
         Err(e) => {
             eprintln!("mayflyd: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let args = layered.args;
     if args.print_config {
-        print!(
-            "{}",
-            config_file::render(&effective.provenance, &location, found)
-        );
+        print!("{}", config::render(&layered.provenance, &location, found));
         return ExitCode::SUCCESS;
     }
-    init_tracing(args.log_level(), effective.log_format);
-    match run(effective) {
+    init_tracing(args.log_level(), args.settings.log_format);
+    match run(args.settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mayflyd: {e}");

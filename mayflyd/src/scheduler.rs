@@ -32,7 +32,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::core::CoreConfig;
 use crate::driver::{ClientMsg, DriverConfig, DriverInbox, InternalMsg, SystemContext};
 use crate::executor::Executor;
 use crate::http::{self, HttpError, HttpState, Readiness};
@@ -43,74 +42,8 @@ use crate::metrics::{Metrics, Refresh};
 use crate::pusher::{self, PushConfig};
 #[cfg(feature = "ipc")]
 use crate::session::SessionContext;
+use crate::settings::{HttpAddr, Settings};
 use crate::wal::WalOptions;
-
-/// Everything a daemon is configured with. [`Settings::default`] gives the
-/// daemon's defaults (socket and state dir from the environment as the
-/// contract says).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The Unix socket to serve.
-    pub socket: PathBuf,
-    /// Where the WAL, snapshots and job logs live.
-    pub state_dir: PathBuf,
-    /// The global limit on running jobs.
-    pub concurrency: u32,
-    /// The driver's time slice.
-    pub quantum: Duration,
-    /// How long running jobs get between SIGTERM and SIGKILL at shutdown.
-    pub shutdown_timeout: Duration,
-    /// How long a cancelled job gets between SIGTERM and SIGKILL.
-    pub kill_grace: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// How long a new connection has to complete the handshake.
-    pub handshake_timeout: Duration,
-    /// Install SIGTERM/SIGINT handlers in [`Scheduler::run_blocking`].
-    pub handle_signals: bool,
-    /// How often the WAL flusher makes the daemon's own records durable.
-    pub wal_flush_interval: Duration,
-    /// Take a snapshot once the log has grown this many bytes past the last.
-    pub snapshot_bytes: u64,
-    /// Before opening the log, back up and cut off damaged records.
-    pub repair_wal: bool,
-    /// Print a JSON snapshot of tasks and queues to stdout on shutdown.
-    pub dump_state: bool,
-    /// Where to serve `/metrics` and `/__health`; `None` serves no HTTP.
-    pub http_addr: Option<SocketAddr>,
-    /// A Prometheus Pushgateway to push the metrics to, if any.
-    pub push_gateway: Option<hyper::Uri>,
-    /// How often the metrics task refreshes sampled gauges and pushes.
-    pub metrics_interval: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            socket: default_socket_path(),
-            state_dir: default_state_dir(),
-            concurrency: std::thread::available_parallelism()
-                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-                .unwrap_or(1),
-            quantum: Duration::from_millis(10),
-            shutdown_timeout: Duration::from_secs(10),
-            kill_grace: Duration::from_secs(5),
-            max_connections: 1024,
-            handshake_timeout: Duration::from_secs(5),
-            handle_signals: true,
-            wal_flush_interval: Duration::from_millis(100),
-            snapshot_bytes: 64 << 20,
-            repair_wal: false,
-            dump_state: false,
-            http_addr: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))),
-            push_gateway: None,
-            metrics_interval: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The contract's HTTP port (`127.0.0.1:9479`).
-pub const DEFAULT_HTTP_PORT: u16 = 9479;
 
 /// `SIGTERM` or `SIGINT` for the signals we handle, the number otherwise.
 fn signal_name(sig: i32) -> String {
@@ -147,25 +80,6 @@ enum SocketPlan {
     Bind(PathBuf),
     /// Serve no socket.
     None,
-}
-
-/// The contract's default socket: `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else
-/// `/tmp/mayfly-$UID/mayfly.sock`.
-pub fn default_socket_path() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => Path::new(&dir).join("mayfly").join("mayfly.sock"),
-        None => PathBuf::from(format!("/tmp/mayfly-{}/mayfly.sock", nix::unistd::getuid())),
-    }
-}
-
-/// The contract's default state dir: `$XDG_STATE_HOME/mayfly`, else
-/// `~/.local/state/mayfly`.
-pub fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return Path::new(&dir).join("mayfly");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
-    Path::new(&home).join(".local/state/mayfly")
 }
 
 /// Why the daemon could not run.
@@ -234,7 +148,7 @@ impl SchedulerBuilder {
 
     /// Serve `/metrics` and `/__health` on `addr` (`None`: no HTTP).
     pub fn http_addr(mut self, addr: Option<SocketAddr>) -> Self {
-        self.settings.http_addr = addr;
+        self.settings.http_addr = HttpAddr(addr);
         self
     }
 
@@ -369,7 +283,7 @@ impl Scheduler {
             let socket = SocketPlan::Bind(self.settings.socket.clone());
             #[cfg(not(feature = "ipc"))]
             let socket = SocketPlan::None;
-            let http = bind_http(self.settings.http_addr).await?;
+            let http = bind_http(self.settings.http_addr.0).await?;
             self.run_inner(socket, http).await
         })
     }
@@ -378,7 +292,7 @@ impl Scheduler {
     /// bind their own socket and hand it in); `None` serves no socket. The
     /// HTTP endpoint is bound here from [`Settings::http_addr`].
     pub async fn run(self, listener: Option<UnixListener>) -> Result<(), DaemonError> {
-        let http = bind_http(self.settings.http_addr).await?;
+        let http = bind_http(self.settings.http_addr.0).await?;
         self.run_with_http(listener, http).await
     }
 
@@ -467,13 +381,9 @@ impl Scheduler {
             TaskTracker::new(),
         )
         .map_err(DaemonError::Runtime)?;
-        let config = CoreConfig {
-            concurrency: settings.concurrency,
-            kill_grace_ms: u64::try_from(settings.kill_grace.as_millis()).unwrap_or(u64::MAX),
-            quantum_ms: u64::try_from(settings.quantum.as_millis()).unwrap_or(u64::MAX),
-        };
+        let config = settings.core_config();
         let wal_dir = settings.state_dir.join("wal");
-        let repair = settings.repair_wal;
+        let repair = settings.one_run.repair_wal;
         let recovered = tokio::task::spawn_blocking(move || {
             if repair {
                 let report = crate::wal::repair(&wal_dir)?;
@@ -509,7 +419,7 @@ impl Scheduler {
             }
         }
         let mut recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
-        if settings.repair_wal
+        if settings.one_run.repair_wal
             && let Some(event) =
                 highest_output_id(&logs_dir).and_then(|max| core.reserve_ids_through(max))
         {
@@ -658,7 +568,7 @@ impl Scheduler {
         let result = tokio::select! {
             core = driver_task => {
                 match core {
-                    Ok(core) if settings.dump_state => {
+                    Ok(core) if settings.one_run.dump_state => {
                         println!("{:#}", crate::driver::state_json(&core));
                     }
                     Ok(_) => {}

@@ -225,6 +225,10 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
                     tokio::spawn(serve_events(req, ctx.clone(), stream_tx));
                 }
                 Some(Ok(request)) => {
+                    if let Err(refusal) = check_working_dirs(&request) {
+                        let _ = tx.send(Response::Error(refusal).into());
+                        continue;
+                    }
                     if ctx
                         .driver
                         .send(ClientMsg { request, reply: tx })
@@ -239,6 +243,43 @@ pub async fn serve(stream: UnixStream, ctx: SessionContext, shutdown: Cancellati
     };
 
     tokio::join!(reader, writer);
+}
+
+/// Refuses a submit whose working directory is not a directory: the core
+/// checks what it can without I/O (an absolute path), this checks the file
+/// system, so the mistake is told at submit, naming the field, instead of
+/// failing the job when it starts. Each distinct directory of a batch is
+/// looked at once.
+fn check_working_dirs(request: &Request) -> Result<(), ErrorResponse> {
+    let specs = match request {
+        Request::Submit(req) => std::slice::from_ref(&req.spec),
+        Request::SubmitBatch(req) => req.specs.as_slice(),
+        _ => return Ok(()),
+    };
+    let mut checked = std::collections::HashSet::new();
+    for (line, spec) in specs.iter().enumerate() {
+        if !spec.cwd.starts_with('/') || !checked.insert(spec.cwd.as_str()) {
+            continue; // the core refuses a relative one, naming it
+        }
+        let problem = match std::fs::metadata(&spec.cwd) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => "is not a directory".to_string(),
+            Err(e) => format!("cannot be used: {e}"),
+        };
+        let at = if specs.len() > 1 {
+            format!("line {}: ", line + 1)
+        } else {
+            String::new()
+        };
+        return Err(ErrorResponse::new(
+            ErrorKind::BadRequest,
+            format!(
+                "{at}working directory {} {problem}; give an existing directory with --cwd",
+                crate::core::excerpt(&spec.cwd)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The session's codec: requests in; responses out, and frames the driver

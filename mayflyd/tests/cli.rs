@@ -231,3 +231,39 @@ fn help_teaches_the_config_file() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+#[test]
+fn the_environment_wins_over_the_file_and_the_file_sets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "mayfly/mayflyd.toml",
+        "socket = \"/file/s.sock\"\nstate_dir = \"/file/state\"\nconcurrency = 5\n\
+         http_addr = \"off\"\n",
+    );
+    let out = mayflyd_env(
+        dir.path(),
+        &["--print-config"],
+        &[
+            ("MAYFLY_SOCKET", "/env/s.sock"),
+            ("MAYFLY_STATE_DIR", "/env/state"),
+            ("MAYFLY_HTTP_ADDR", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for (key, value, var) in [
+        ("socket", "\"/env/s.sock\"", "MAYFLY_SOCKET"),
+        ("state_dir", "\"/env/state\"", "MAYFLY_STATE_DIR"),
+        ("http_addr", "\"127.0.0.1:1\"", "MAYFLY_HTTP_ADDR"),
+    ] {
+        let line = line_of(&out, key);
+        assert!(line.starts_with(&format!("{key} = {value} ")), "{line}");
+        assert!(line.ends_with(&format!("# env {var}")), "{line}");
+    }
+    let concurrency = line_of(&out, "concurrency");
+    assert!(concurrency.starts_with("concurrency = 5 "), "{concurrency}");
+    assert!(
+        concurrency.ends_with(&format!("# config {file}")),
+        "the file still sets the rest: {concurrency}"
+    );
+}

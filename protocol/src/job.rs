@@ -150,7 +150,7 @@ impl JobSpec {
             after: Vec::new(),
             not_before: None,
             timeout_ms: None,
-            retries: 0,
+            retries: crate::DEFAULT_RETRIES,
             retry_delay_ms: crate::DEFAULT_RETRY_DELAY_MS,
         }
     }

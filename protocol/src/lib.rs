@@ -65,5 +65,9 @@ pub const MAX_USER_PRIORITY: u8 = 99;
 /// say (`--retry-delay`); it doubles for each later retry.
 pub const DEFAULT_RETRY_DELAY_MS: u64 = 1_000;
 
+/// How many times a failed job is run again when the submit does not say
+/// (`--retries`): none.
+pub const DEFAULT_RETRIES: u32 = 0;
+
 /// The queue every daemon has and every job goes to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";

@@ -482,6 +482,213 @@ fn bad_input_is_refused_and_other_clients_are_served() {
     assert_hello_refused(&mut stalled, "half a length prefix, then silence");
 }
 
+/// The error of a refused request, or a panic naming what was answered.
+fn refusal(answer: &[Response]) -> String {
+    match answer {
+        [Response::Error(e)] => {
+            assert_eq!(e.kind, ErrorKind::BadRequest, "{e:?}");
+            e.message.clone()
+        }
+        other => panic!("expected one BadRequest error, got {other:?}"),
+    }
+}
+
+/// Regression: the daemon accepted specs no process can be started with
+/// (an environment name with '=' or NUL, NUL in an argument), label keys
+/// that break every listing, a working directory that does not exist, and
+/// lists naming one job many times (`restart 1 1 1` made three copies; a
+/// status request repeating one id answered with as many copies). Each is
+/// refused at submit, naming the field, and quoting at most a little of it.
+#[test]
+fn bad_specs_and_repeated_ids_are_refused_naming_the_field() {
+    let d = Daemon::start(&[]);
+    let mut raw = RawClient::connect(d.socket());
+    let good = shell_spec("true", d.work());
+    let submit = |spec: mayfly_protocol::JobSpec| Request::Submit(SubmitRequest { spec });
+
+    let cases: Vec<(&str, mayfly_protocol::JobSpec, &str)> = vec![
+        (
+            "an empty env name",
+            {
+                let mut s = good.clone();
+                s.env.push((String::new(), "v".into()));
+                s
+            },
+            "environment variable name",
+        ),
+        (
+            "'=' in an env name",
+            {
+                let mut s = good.clone();
+                s.env.push(("A=B".into(), "v".into()));
+                s
+            },
+            "\"A=B\"",
+        ),
+        (
+            "NUL in an env name",
+            {
+                let mut s = good.clone();
+                s.env.push(("A\0B".into(), "v".into()));
+                s
+            },
+            "environment variable name",
+        ),
+        (
+            "NUL in an env value",
+            {
+                let mut s = good.clone();
+                s.env.push(("TOKEN".into(), "a\0b".into()));
+                s
+            },
+            "\"TOKEN\" has a NUL byte",
+        ),
+        (
+            "NUL in an argument",
+            {
+                let mut s = good.clone();
+                s.command = mayfly_protocol::Command::Argv(vec!["echo".into(), "a\0b".into()]);
+                s
+            },
+            "word 2 of the command",
+        ),
+        (
+            "NUL in a shell line",
+            {
+                let mut s = good.clone();
+                s.command = mayfly_protocol::Command::Shell("echo a\0b".into());
+                s
+            },
+            "NUL byte",
+        ),
+        (
+            "an empty label key",
+            {
+                let mut s = good.clone();
+                s.labels.push((String::new(), "v".into()));
+                s
+            },
+            "label key",
+        ),
+        (
+            "a newline in a label key",
+            {
+                let mut s = good.clone();
+                s.labels.push(("a\nb".into(), "v".into()));
+                s
+            },
+            "label key",
+        ),
+        (
+            "a missing working directory",
+            {
+                let mut s = good.clone();
+                s.cwd = d.work().join("no-such-dir").display().to_string();
+                s
+            },
+            "no-such-dir",
+        ),
+        (
+            "a file as working directory",
+            {
+                d.touch("a-file");
+                let mut s = good.clone();
+                s.cwd = d.file("a-file").display().to_string();
+                s
+            },
+            "is not a directory",
+        ),
+    ];
+    for (what, spec, names) in cases {
+        let message = refusal(&raw.request(&submit(spec)));
+        assert!(message.contains(names), "{what}: {message}");
+    }
+    let long = "q".repeat(10_000);
+    let mut spec = good.clone();
+    spec.queue = long.clone();
+    let message = refusal(&raw.request(&submit(spec)));
+    assert!(
+        message.contains("queue name") && message.len() < 300,
+        "a 10k-character queue name is quoted whole: {} bytes",
+        message.len()
+    );
+    // Nothing above was accepted: the next job is job 1.
+    let first = d.submit(&["--", "true"]);
+    assert_eq!(first, 1);
+    wait_all_succeeded(&d, &[first]);
+
+    // Through the CLI too, with the exit code of a refusal.
+    let out = d.ctl(&["submit", "--cwd", "/no/such/mayfly/dir", "--", "true"]);
+    assert_eq!(code_of(&out), 1, "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("/no/such/mayfly/dir"),
+        "{}",
+        stderr_of(&out)
+    );
+    for args in [
+        ["restart", "1", "1"],
+        ["status", "1", "1"],
+        ["cancel", "1", "1"],
+    ] {
+        let out = d.ctl(&args);
+        assert_eq!(code_of(&out), 1, "{args:?}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("job 1 is named more than once"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+    }
+    let listed = d.status_json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "restart 1 1 made copies: {listed}"
+    );
+}
+
+/// Regression: a 1 MB command was written whole into one activity-log
+/// line (and every `events` reader got all of it). The log tells the start
+/// of a long command and its length; `status` still shows it whole.
+#[test]
+fn a_huge_command_is_not_logged_whole() {
+    let d = Daemon::start(&[]);
+    // Words of 1,000 characters: one 1 MB word is more than Linux lets a
+    // program be given (128 KiB a word), and the job should succeed.
+    let line = format!("true{}", format!(" {}", "x".repeat(999)).repeat(1000));
+    let mut cmd = d.ctl_command();
+    cmd.args(["submit", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start mayflyctl submit --stdin");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("write the command");
+    let out = child.wait_with_output().expect("mayflyctl submit --stdin");
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let id: u64 = stdout_of(&out).trim().parse().expect("an id");
+    wait_all_succeeded(&d, &[id]);
+
+    let longest = d.log_text().lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 16 * 1024, "a log line of {longest} bytes");
+    let events = d.ctl_ok(&["--json", "events"]);
+    let submitted: Value = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .find(|e| e["event"] == "JobSubmitted")
+        .expect("a JobSubmitted event");
+    let told = submitted["command"].as_str().expect("the command");
+    assert!(
+        told.len() < 4096 && told.contains(&format!("({} bytes)", line.len())),
+        "the event tells {} bytes of the command",
+        told.len()
+    );
+    assert_eq!(d.job(id)["command"], line.as_str(), "status shows it whole");
+}
+
 /// A client may pipeline: a hello and 50 submits in one write get 50
 /// `Submitted` answers, in request order (ids strictly increasing, and the
 /// k-th id runs the k-th command).

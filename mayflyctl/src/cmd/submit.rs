@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mayfly_protocol::{
-    Command, DEFAULT_PRIORITY, DepRef, Dependency, JobId, JobSpec, Request, Response,
-    SubmitBatchRequest, SubmitRequest, Timestamp, WaitRequest,
+    Command, DepRef, Dependency, JobId, JobSpec, Request, Response, SubmitBatchRequest,
+    SubmitRequest, Timestamp, WaitRequest,
 };
 use serde_json::{Value, json};
 
@@ -27,9 +27,6 @@ use crate::plan::{
     Action, parse_at, parse_duration_ms, parse_id, parse_key_value, parse_priority,
     parse_timeout_ms, upsert, utf8,
 };
-
-/// The retry delay when `--retry-delay` is not given (the protocol's default).
-pub const DEFAULT_RETRY_DELAY_MS: u64 = 1_000;
 
 /// Everything a job spec holds except its command: what the flags of one
 /// `submit` give every job it queues.
@@ -60,7 +57,7 @@ pub struct JobDefaults {
 impl JobDefaults {
     /// Validates the shared flags of `submit` against the caller's context.
     pub fn from_args(args: &SubmitArgs, ctx: &ClientContext) -> Result<Self, UsageError> {
-        let priority = args.priority.map_or(Ok(DEFAULT_PRIORITY), parse_priority)?;
+        let priority = parse_priority(args.priority)?;
         if args.queue.is_empty() {
             return Err(UsageError::EmptyQueue);
         }
@@ -104,13 +101,8 @@ impl JobDefaults {
                 .as_deref()
                 .map(|t| parse_timeout_ms("--timeout", t))
                 .transpose()?,
-            retries: args.retries.unwrap_or(0),
-            retry_delay_ms: args
-                .retry_delay
-                .as_deref()
-                .map(|t| parse_duration_ms("--retry-delay", t))
-                .transpose()?
-                .unwrap_or(DEFAULT_RETRY_DELAY_MS),
+            retries: args.retries,
+            retry_delay_ms: parse_duration_ms("--retry-delay", &args.retry_delay)?,
         })
     }
 

@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use mayfly_protocol::{
-    Attempt, Command, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId, JobInfoRef, JobSpec,
-    JobState, Timestamp,
+    Attempt, Command, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId,
+    JobInfoRef, JobSpec, JobState, Timestamp,
 };
 
 use super::StopReason;
@@ -86,7 +86,7 @@ impl Options {
         deps: Vec::new(),
         not_before: None,
         timeout_ms: None,
-        retries: 0,
+        retries: DEFAULT_RETRIES,
         retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
     };
 
@@ -180,12 +180,15 @@ impl Job {
     }
 
     /// A job from a snapshot's spec, in state `waiting` (the caller sets
-    /// the rest), its shared strings taken from `interner`.
+    /// the rest), with the shared values the snapshot's tables gave (already
+    /// interned).
     pub(super) fn from_snapshot(
         spec: SpecSnapshot,
+        cwd: Arc<str>,
+        env: Env,
+        queue: Arc<str>,
         deps: Vec<(JobId, bool)>,
         submitted_at: Timestamp,
-        interner: &mut Interner,
     ) -> Self {
         let options = Options {
             labels: spec.labels,
@@ -197,9 +200,9 @@ impl Job {
         };
         Job::assemble(
             spec.command,
-            interner.str(&spec.cwd),
-            interner.env(&spec.env),
-            interner.str(&spec.queue),
+            cwd,
+            env,
+            queue,
             spec.priority,
             options,
             submitted_at,
@@ -299,15 +302,15 @@ impl Job {
         }
     }
 
-    /// Its spec for a snapshot: like [`Job::spec`], but sharing the
-    /// interned strings instead of copying them.
-    pub(super) fn spec_snapshot(&self) -> SpecSnapshot {
+    /// Its spec for a snapshot: like [`Job::spec`], but with its shared
+    /// values as the indexes the snapshot's tables gave them.
+    pub(super) fn spec_snapshot(&self, cwd: u32, env: u32, queue: u32) -> SpecSnapshot {
         let options = self.options();
         SpecSnapshot {
             command: self.command.clone(),
-            cwd: self.cwd.clone(),
-            env: self.env.clone(),
-            queue: self.queue.clone(),
+            cwd,
+            env,
+            queue,
             priority: self.priority,
             labels: options.labels.clone(),
             after: dependencies(&options.deps),

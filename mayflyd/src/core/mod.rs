@@ -46,10 +46,10 @@ pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot};
+pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot, v1};
 
-/// Settings of the core. The defaults are what `mayflyd` uses without flags,
-/// except `concurrency`, which the daemon sets to the number of CPUs.
+/// The core's view of the daemon's settings, built by
+/// [`crate::settings::Settings::core_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
     /// The global limit on running jobs (at least 1).
@@ -61,12 +61,10 @@ pub struct CoreConfig {
 }
 
 impl Default for CoreConfig {
+    /// The daemon's defaults, read from [`crate::settings::Settings`], where
+    /// each is written once (`concurrency` is the number of CPUs).
     fn default() -> Self {
-        Self {
-            concurrency: 1,
-            kill_grace_ms: 5_000,
-            quantum_ms: 10,
-        }
+        crate::settings::Settings::default().core_config()
     }
 }
 
@@ -74,10 +72,71 @@ impl Default for CoreConfig {
 fn validate_queue_name(name: &str) -> Result<(), CoreError> {
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(CoreError::BadRequest(format!(
-            "invalid queue name {name:?}: use 1-64 printable characters"
+            "invalid queue name {}: use 1-64 printable characters",
+            excerpt(name)
         )));
     }
     Ok(())
+}
+
+/// How much of a client's text an error message or a log line quotes.
+const EXCERPT_CHARS: usize = 64;
+
+/// `text` quoted for an error message or a log line: whole if short, else
+/// its start and its length, so a 10 MB name never makes a 10 MB message.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// `text` cut to at most `max_chars` characters, the cut marked with the
+/// whole text's length: what the activity log shows of a command, so a
+/// 10 MB command line never makes a 10 MB log line.
+pub fn shorten(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len()))
+        }
+    }
+}
+
+/// Checks label keys: non-empty and printable (a newline in a key would
+/// break every table and every `key=value` listing).
+fn validate_labels(labels: &[(String, String)]) -> Result<(), CoreError> {
+    for (key, _) in labels {
+        if key.is_empty() || key.chars().any(char::is_control) {
+            return Err(CoreError::BadRequest(format!(
+                "label key {} is not valid: use printable characters, at least one",
+                excerpt(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a list of job ids that names a job more than once: `restart 1 1`
+/// would make two copies, and a status request repeating one id a million
+/// times would answer with a million copies of the job.
+pub fn refuse_duplicates(ids: &[JobId]) -> Result<(), CoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    match ids.iter().find(|id| !seen.insert(**id)) {
+        Some(id) => Err(CoreError::BadRequest(format!(
+            "job {id} is named more than once; name each job once"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Why a job ended `timed_out`, for its `reason`.
+fn timed_out_reason(timeout_ms: Option<u64>) -> String {
+    let ms = timeout_ms.unwrap_or_default();
+    format!(
+        "ran past its {} timeout",
+        humantime::format_duration(std::time::Duration::from_millis(ms))
+    )
 }
 
 /// The refusal of a priority outside the user range.
@@ -314,13 +373,44 @@ impl Core {
             }
             _ => {}
         }
+        match &spec.command {
+            mayfly_protocol::Command::Argv(argv) => {
+                if let Some(n) = argv.iter().position(|word| word.contains('\0')) {
+                    return Err(CoreError::BadRequest(format!(
+                        "word {} of the command contains a NUL byte, which no program can be given",
+                        n + 1
+                    )));
+                }
+            }
+            mayfly_protocol::Command::Shell(line) if line.contains('\0') => {
+                return Err(CoreError::BadRequest(
+                    "the shell command contains a NUL byte, which sh cannot be given".into(),
+                ));
+            }
+            mayfly_protocol::Command::Shell(_) => {}
+        }
         validate_queue_name(&spec.queue)?;
-        if !spec.cwd.starts_with('/') {
+        if !spec.cwd.starts_with('/') || spec.cwd.contains('\0') {
             return Err(CoreError::BadRequest(format!(
-                "working directory {:?} is not absolute",
-                spec.cwd
+                "working directory {} is not an absolute path",
+                excerpt(&spec.cwd)
             )));
         }
+        for (key, value) in &spec.env {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                return Err(CoreError::BadRequest(format!(
+                    "environment variable name {} is not valid: it must be non-empty, without '=' or NUL",
+                    excerpt(key)
+                )));
+            }
+            if value.contains('\0') {
+                return Err(CoreError::BadRequest(format!(
+                    "environment variable {} has a NUL byte in its value, which no program can be given",
+                    excerpt(key)
+                )));
+            }
+        }
+        validate_labels(&spec.labels)?;
         if spec.timeout_ms == Some(0) {
             return Err(CoreError::BadRequest(
                 "a timeout of 0 would stop the job at once; give a positive duration".into(),
@@ -391,7 +481,8 @@ impl Core {
         }
         let Some(q) = self.queues.get(name) else {
             return Err(CoreError::BadRequest(format!(
-                "no queue {name:?}; `mayflyctl queue list` shows them"
+                "no queue {}; `mayflyctl queue list` shows them",
+                excerpt(name)
             )));
         };
         let unfinished = q.counts.waiting + q.counts.queued + q.counts.running;
@@ -414,7 +505,8 @@ impl Core {
     ) -> Result<Vec<Event>, CoreError> {
         if let Some(missing) = queues.iter().find(|q| !self.queues.contains_key(*q)) {
             return Err(CoreError::BadRequest(format!(
-                "no queue {missing:?}; `mayflyctl queue list` shows them"
+                "no queue {}; `mayflyctl queue list` shows them",
+                excerpt(missing)
             )));
         }
         let names: Vec<String> = if queues.is_empty() {
@@ -435,6 +527,7 @@ impl Core {
     /// Decides `restart`: each listed job must have finished; its copy gets
     /// a new id (and no dependencies or delay: those were about the original).
     pub fn decide_restart(&self, now: Timestamp, ids: &[JobId]) -> Result<Vec<Event>, CoreError> {
+        refuse_duplicates(ids)?;
         let mut specs = Vec::with_capacity(ids.len());
         for id in ids {
             let job = self.jobs.get(id).ok_or(CoreError::NotFound(*id))?;
@@ -503,6 +596,9 @@ impl Core {
             return Err(priority_error(priority));
         }
         validate_queue_name(&queue)?;
+        if let Some(labels) = &labels {
+            validate_labels(labels)?;
+        }
         Ok(Event::Edited {
             id,
             priority,
@@ -655,6 +751,7 @@ impl Core {
                 run.started_at = Some(*at);
                 run.exit_code = None;
                 run.signal = None;
+                run.stop = None;
                 run.timeout_at = timeout_at;
                 if let Some(t) = timeout_at {
                     self.timeout_at.insert((t, *id));
@@ -669,19 +766,7 @@ impl Core {
                 self.actions.push_back(Action::Spawn { id: *id, attempt });
             }
             Event::Exited { id, at, outcome } => self.apply_exited(*id, *at, outcome)?,
-            Event::Interrupted { id, at } => {
-                self.job_in(*id, &[JobState::Running])?;
-                self.end_attempt(*id, *at);
-                self.leave_running(*id);
-                if !self.retry(*id, *at, 0) {
-                    self.finish(
-                        *id,
-                        JobState::Interrupted,
-                        *at,
-                        Some("the daemon stopped or crashed while it ran".into()),
-                    );
-                }
-            }
+            Event::Interrupted { id, at } => self.apply_interrupted(*id, *at)?,
             Event::QueueConfigured { name, concurrency } => {
                 self.queues.entry(name.clone()).or_default().concurrency = *concurrency;
             }
@@ -872,6 +957,51 @@ impl Core {
         Ok(())
     }
 
+    /// Applies `Interrupted`: the daemon stopped or crashed while the job
+    /// ran. A stop that was asked for and logged before the crash still
+    /// decides the outcome — an acknowledged cancel ends the job
+    /// `cancelled` and is never undone by a retry, a timeout ends it
+    /// `timed_out` (retried like any timeout) — so a crash cannot make the
+    /// daemon forget what it told a client. Otherwise the attempt counts as
+    /// failed by the crash: retried at once if it has retries left, else
+    /// `interrupted`.
+    fn apply_interrupted(&mut self, id: JobId, at: Timestamp) -> Result<(), CoreError> {
+        let job = self.job_in_mut(id, &[JobState::Running])?;
+        let timeout_ms = job.options().timeout_ms;
+        let stop = job.run_mut().stop.take();
+        self.end_attempt(id, at);
+        self.leave_running(id);
+        match stop {
+            Some(StopReason::Cancel) => self.finish(
+                id,
+                JobState::Cancelled,
+                at,
+                Some("cancelled while running (the daemon stopped before the job exited)".into()),
+            ),
+            Some(StopReason::Timeout) => {
+                let reason = timed_out_reason(timeout_ms);
+                if self.retry(id, at, self.backoff_ms(id)) {
+                    if let Some(job) = self.jobs.get_mut(&id) {
+                        job.run_mut().reason = Some(reason);
+                    }
+                } else {
+                    self.finish(id, JobState::TimedOut, at, Some(reason));
+                }
+            }
+            Some(StopReason::Shutdown) | None => {
+                if !self.retry(id, at, 0) {
+                    self.finish(
+                        id,
+                        JobState::Interrupted,
+                        at,
+                        Some("the daemon stopped or crashed while it ran".into()),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies `Exited`: the attempt ends; the job is retried or finishes.
     fn apply_exited(
         &mut self,
@@ -914,16 +1044,7 @@ impl Core {
                 JobState::Interrupted,
                 Some("the daemon shut down while it ran".to_string()),
             ),
-            Some(StopReason::Timeout) => {
-                let ms = timeout_ms.unwrap_or_default();
-                (
-                    JobState::TimedOut,
-                    Some(format!(
-                        "ran past its {} timeout",
-                        humantime::format_duration(std::time::Duration::from_millis(ms))
-                    )),
-                )
-            }
+            Some(StopReason::Timeout) => (JobState::TimedOut, Some(timed_out_reason(timeout_ms))),
             None => (state, reason),
         };
         self.end_attempt(id, at);

@@ -786,6 +786,75 @@ fn a_crash_interrupts_a_job_unless_it_has_retries_left() {
     assert_eq!(c.state_of(b), Some(JobState::Interrupted));
 }
 
+/// Regression: a cancel of a running job was acknowledged (its stop request
+/// logged and fsynced), then a crash made recovery interrupt the job — and
+/// retry it when it had retries left, so the cancelled job ran again.
+#[test]
+fn a_logged_cancel_wins_over_the_crash_and_is_never_retried() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.retries = 3;
+    let a = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 1);
+    let (outcome, event) = c.decide_cancel(Timestamp(2), a);
+    assert_eq!(outcome, CancelOutcome::Signalled);
+    c.apply(&event.expect("a stop request to log")).unwrap();
+    for ev in c.recovery_events(Timestamp(5)) {
+        c.apply(&ev).unwrap();
+    }
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Cancelled, "{info:?}");
+    assert_eq!(info.attempts, 1, "not started again");
+    assert!(info.reason.unwrap().contains("cancelled"));
+    assert_eq!(c.running_count(), 0);
+    assert!(c.next_start(Timestamp(6)).is_none());
+}
+
+/// A timeout whose stop was logged before a crash ends the job `timed_out`
+/// (retried as timeouts are), not `interrupted`; and a retried attempt
+/// starts with no stop request of its own, so a cancel of it is logged.
+#[test]
+fn a_logged_timeout_survives_the_crash_and_the_next_attempt_starts_clean() {
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.timeout_ms = Some(100);
+    s.retries = 1;
+    s.retry_delay_ms = 10;
+    let a = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 0);
+    tick(&mut c, 100);
+    assert_eq!(c.job_info(a).unwrap().state, JobState::Running);
+    for ev in c.recovery_events(Timestamp(150)) {
+        c.apply(&ev).unwrap();
+    }
+    let info = c.job_info(a).unwrap();
+    assert_eq!(info.state, JobState::Waiting, "retried: {info:?}");
+    assert!(info.reason.unwrap().contains("timeout"));
+    tick(&mut c, 160);
+    assert_eq!(start_all(&mut c, 160), vec![a]);
+    let (_, event) = c.decide_cancel(Timestamp(170), a);
+    assert!(
+        event.is_some(),
+        "the new attempt has no stop request left over from the last one"
+    );
+    c.apply(&event.unwrap()).unwrap();
+    for ev in c.recovery_events(Timestamp(180)) {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(c.state_of(a), Some(JobState::Cancelled));
+
+    let mut c = core(1);
+    let mut s = spec("default", 50);
+    s.timeout_ms = Some(100);
+    let b = submit_spec(&mut c, 0, s);
+    start_all(&mut c, 0);
+    tick(&mut c, 100);
+    for ev in c.recovery_events(Timestamp(150)) {
+        c.apply(&ev).unwrap();
+    }
+    assert_eq!(c.state_of(b), Some(JobState::TimedOut));
+}
+
 #[test]
 fn paused_queues_start_nothing_and_can_freeze_running_jobs() {
     let mut c = core(2);
@@ -1152,7 +1221,7 @@ fn a_plain_queued_job_allocates_no_option_or_run_box() {
 }
 
 #[test]
-fn snapshots_share_environments_and_keep_the_on_disk_format() {
+fn snapshots_hold_each_shared_value_once_and_read_format_1() {
     let env: &[(&str, &str)] = &[("PATH", "/usr/bin"), ("LANG", "C.UTF-8")];
     let mut c = core(1);
     let mut rich = spec_in("build", "/src", env);
@@ -1163,30 +1232,79 @@ fn snapshots_share_environments_and_keep_the_on_disk_format() {
     let d = submit_spec(&mut c, 0, rich);
     let snap = c.snapshot();
     let spec_of = |id: JobId| &snap.jobs.iter().find(|j| j.id == id).unwrap().spec;
-    // Taking a snapshot copies pointers, not every job's environment.
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &spec_of(d).env));
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).env, &c.jobs[&a].env));
-    assert!(std::sync::Arc::ptr_eq(&spec_of(a).cwd, &spec_of(d).cwd));
-
-    // On disk a snapshot's spec is exactly a protocol JobSpec, both ways,
-    // so snapshots written before and after this layout read the same.
+    // Each shared value is in the tables once, shared with the core (taking
+    // a snapshot copies pointers, not every job's environment).
+    assert_eq!(snap.envs.len(), 2, "{:?}", snap.envs);
+    assert_eq!(snap.strs.len(), 4, "{:?}", snap.strs);
+    assert_eq!(spec_of(a).env, spec_of(d).env);
+    assert_eq!(spec_of(a).cwd, spec_of(d).cwd);
+    assert!(std::sync::Arc::ptr_eq(
+        &snap.envs[spec_of(a).env as usize],
+        &c.jobs[&a].env
+    ));
     for id in [a, b, d] {
-        let shared = spec_of(id);
-        let plain = shared.to_spec();
-        assert_eq!(Some(&plain), c.spec(id).as_ref());
-        let bytes = mayfly_protocol::encode_blob(shared).unwrap();
-        assert_eq!(bytes, mayfly_protocol::encode_blob(&plain).unwrap());
-        let back: JobSpec = mayfly_protocol::decode_blob(&bytes).unwrap();
-        assert_eq!(back, plain);
-        let back: super::snapshot::SpecSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
-        assert_eq!(&back, shared);
+        assert_eq!(Some(snap.spec_of(spec_of(id)).unwrap()), c.spec(id));
     }
-    // And the whole snapshot round-trips through its encoding.
-    let bytes = mayfly_protocol::encode_blob(&snap).unwrap();
-    let back: super::CoreSnapshot = mayfly_protocol::decode_blob(&bytes).unwrap();
+
+    // Format 2 round-trips through its encoding.
+    let bytes = snap.encode().unwrap();
+    let back = super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &bytes).unwrap();
     assert_eq!(back, snap);
     let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
     for id in [a, b, d] {
         assert_eq!(restored.spec(id), c.spec(id));
     }
+
+    // Format 1 (every job its own copy of every value) reads as the same
+    // state.
+    let old = super::v1::CoreSnapshot {
+        next_id: snap.next_id,
+        submitted: snap.submitted,
+        started: snap.started,
+        finished: snap.finished,
+        queues: snap.queues.clone(),
+        jobs: snap
+            .jobs
+            .iter()
+            .map(|j| super::v1::JobSnapshot {
+                id: j.id,
+                spec: snap.spec_of(&j.spec).unwrap(),
+                state: j.state,
+                attempts: j.attempts,
+                exit_code: j.exit_code,
+                signal: j.signal,
+                submitted_at: j.submitted_at,
+                started_at: j.started_at,
+                finished_at: j.finished_at,
+                progress: j.progress.clone(),
+                reason: j.reason.clone(),
+                stop: j.stop,
+                deps: j.deps.clone(),
+                time_ok: j.time_ok,
+                retry_at: j.retry_at,
+                history: j.history.clone(),
+                process: j.process,
+            })
+            .collect(),
+    };
+    let bytes = mayfly_protocol::encode_blob(&old).unwrap();
+    let back = super::CoreSnapshot::decode(1, &bytes).unwrap();
+    assert_eq!(back, snap, "format 1 converts to the same tables");
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    for id in [a, b, d] {
+        assert_eq!(restored.spec(id), c.spec(id));
+    }
+    assert!(super::CoreSnapshot::decode(9, &bytes).is_err());
+}
+
+/// A snapshot naming a table entry it does not have is refused as
+/// inconsistent, never a panic.
+#[test]
+fn a_snapshot_with_a_bad_table_index_is_an_error() {
+    let mut c = core(1);
+    submit(&mut c, 0, "default", 50);
+    let mut snap = c.snapshot();
+    snap.jobs[0].spec.env = 7;
+    let err = Core::from_snapshot(c.config().clone(), snap).unwrap_err();
+    assert!(matches!(err, CoreError::Inconsistent(_)), "{err:?}");
 }

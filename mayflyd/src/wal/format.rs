@@ -4,12 +4,21 @@
 //! in the parent module's documentation can be checked against one short
 //! file, and the I/O code never does offset arithmetic of its own.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 /// Version byte written into every record, segment header and snapshot
 /// header. Bumped when the layout changes, so an older build refuses a newer
 /// log instead of misreading it. Independent of the wire protocol's version.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// Versions a snapshot header may carry. The snapshot file's own layout is
+/// the same for all of them; the version says how its payload is encoded,
+/// which is the writer's business (the scheduler core's snapshot formats),
+/// so the writer names it ([`super::Wal::write_snapshot`]) and the reader
+/// is handed it with the payload. An older build refuses a newer snapshot
+/// by its version rather than misreading it.
+pub const SNAPSHOT_FORMATS: RangeInclusive<u8> = 1..=2;
 
 /// Largest payload a record may carry. Appends above it are refused, and the
 /// reader treats a larger length field as damage *before* allocating, so a
@@ -65,7 +74,12 @@ pub(super) enum DamageKind {
     Corrupt(String),
     /// The structure checks out but carries a format version this build does
     /// not know.
-    UnknownVersion(u8),
+    UnknownVersion {
+        /// The version byte found.
+        found: u8,
+        /// The newest version this build reads there.
+        supported: u8,
+    },
 }
 
 impl Damage {
@@ -85,11 +99,11 @@ impl Damage {
                 offset: self.offset,
                 reason,
             },
-            DamageKind::UnknownVersion(found) => super::WalError::UnknownVersion {
+            DamageKind::UnknownVersion { found, supported } => super::WalError::UnknownVersion {
                 path: path.to_path_buf(),
                 offset: self.offset,
                 found,
-                supported: FORMAT_VERSION,
+                supported,
             },
         }
     }
@@ -98,8 +112,8 @@ impl Damage {
     pub(super) fn describe(&self) -> String {
         match &self.kind {
             DamageKind::Corrupt(reason) => format!("offset {}: {reason}", self.offset),
-            DamageKind::UnknownVersion(v) => {
-                format!("offset {}: unknown format version {v}", self.offset)
+            DamageKind::UnknownVersion { found, .. } => {
+                format!("offset {}: unknown format version {found}", self.offset)
             }
         }
     }
@@ -170,7 +184,10 @@ pub(super) fn check_record(
     if header.version != FORMAT_VERSION {
         return Err(Damage {
             offset,
-            kind: DamageKind::UnknownVersion(header.version),
+            kind: DamageKind::UnknownVersion {
+                found: header.version,
+                supported: FORMAT_VERSION,
+            },
         });
     }
     Ok(())
@@ -211,7 +228,10 @@ pub(super) fn check_segment_header(
     if header[8] != FORMAT_VERSION {
         return Err(Damage {
             offset: 8,
-            kind: DamageKind::UnknownVersion(header[8]),
+            kind: DamageKind::UnknownVersion {
+                found: header[8],
+                supported: FORMAT_VERSION,
+            },
         });
     }
     let found = u64_at(header, 12);
@@ -224,12 +244,17 @@ pub(super) fn check_segment_header(
     Ok(())
 }
 
-/// Builds the header of snapshot `seq`; the checksum covers the header's
+/// Builds the header of snapshot `seq` whose payload is encoded in
+/// `format` (one of [`SNAPSHOT_FORMATS`]); the checksum covers the header's
 /// first 28 bytes and the whole payload.
-pub(super) fn encode_snapshot_header(seq: u64, payload: &[u8]) -> [u8; SNAPSHOT_HEADER_LEN] {
+pub(super) fn encode_snapshot_header(
+    seq: u64,
+    format: u8,
+    payload: &[u8],
+) -> [u8; SNAPSHOT_HEADER_LEN] {
     let mut header = [0u8; SNAPSHOT_HEADER_LEN];
     header[..8].copy_from_slice(&SNAPSHOT_MAGIC);
-    header[8] = FORMAT_VERSION;
+    header[8] = format;
     header[12..20].copy_from_slice(&seq.to_le_bytes());
     header[20..28].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     let mut hasher = crc32fast::Hasher::new();
@@ -239,8 +264,9 @@ pub(super) fn encode_snapshot_header(seq: u64, payload: &[u8]) -> [u8; SNAPSHOT_
     header
 }
 
-/// Checks a whole snapshot file read into memory and returns its payload.
-pub(super) fn check_snapshot(data: &[u8], seq: u64) -> Result<&[u8], Damage> {
+/// Checks a whole snapshot file read into memory and returns its payload
+/// format and its payload.
+pub(super) fn check_snapshot(data: &[u8], seq: u64) -> Result<(u8, &[u8]), Damage> {
     if data.len() < SNAPSHOT_HEADER_LEN {
         return Err(Damage::corrupt(
             data.len() as u64,
@@ -280,10 +306,13 @@ pub(super) fn check_snapshot(data: &[u8], seq: u64) -> Result<&[u8], Damage> {
             ),
         ));
     }
-    if data[8] != FORMAT_VERSION {
+    if !SNAPSHOT_FORMATS.contains(&data[8]) {
         return Err(Damage {
             offset: 8,
-            kind: DamageKind::UnknownVersion(data[8]),
+            kind: DamageKind::UnknownVersion {
+                found: data[8],
+                supported: *SNAPSHOT_FORMATS.end(),
+            },
         });
     }
     let found = u64_at(data, 12);
@@ -293,7 +322,7 @@ pub(super) fn check_snapshot(data: &[u8], seq: u64) -> Result<&[u8], Damage> {
             format!("snapshot header says sequence {found} but the file name says {seq}"),
         ));
     }
-    Ok(payload)
+    Ok((data[8], payload))
 }
 
 /// Reads a little-endian `u64` at `at`; callers have checked the length.
@@ -363,7 +392,10 @@ mod tests {
             err,
             Err(Damage {
                 offset: 100,
-                kind: DamageKind::UnknownVersion(9)
+                kind: DamageKind::UnknownVersion {
+                    found: 9,
+                    supported: FORMAT_VERSION
+                }
             })
         );
     }
@@ -393,14 +425,27 @@ mod tests {
         }
 
         let payload = b"state".to_vec();
-        let mut file = encode_snapshot_header(5, &payload).to_vec();
+        let mut file = encode_snapshot_header(5, 2, &payload).to_vec();
         file.extend_from_slice(&payload);
-        assert_eq!(check_snapshot(&file, 5), Ok(&payload[..]));
+        assert_eq!(check_snapshot(&file, 5), Ok((2, &payload[..])));
         for i in 0..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 0x01;
             assert!(check_snapshot(&bad, 5).is_err(), "flip at {i} undetected");
         }
         assert!(check_snapshot(&file[..10], 5).is_err());
+        let mut future = encode_snapshot_header(5, 3, &payload).to_vec();
+        future.extend_from_slice(&payload);
+        assert_eq!(
+            check_snapshot(&future, 5),
+            Err(Damage {
+                offset: 8,
+                kind: DamageKind::UnknownVersion {
+                    found: 3,
+                    supported: 2
+                }
+            }),
+            "a snapshot format from a newer build is refused by its version"
+        );
     }
 }

@@ -113,7 +113,7 @@ pub fn scan_segment(bytes: &[u8], seq: u64) -> SegmentReport {
         SegmentEnd::Damaged(damage) => SegmentEnding::Damaged {
             offset: damage.offset,
             unknown_version: match damage.kind {
-                DamageKind::UnknownVersion(v) => Some(v),
+                DamageKind::UnknownVersion { found, .. } => Some(found),
                 DamageKind::Corrupt(_) => None,
             },
         },
@@ -125,15 +125,16 @@ pub fn scan_segment(bytes: &[u8], seq: u64) -> SegmentReport {
     }
 }
 
-/// A snapshot file of `payload` named as snapshot `seq`, as the log writes it.
-pub fn snapshot_file(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut file = format::encode_snapshot_header(seq, payload).to_vec();
+/// A snapshot file of `payload`, encoded in payload `format`, named as
+/// snapshot `seq`, as the log writes it.
+pub fn snapshot_file(seq: u64, format: u8, payload: &[u8]) -> Vec<u8> {
+    let mut file = format::encode_snapshot_header(seq, format, payload).to_vec();
     file.extend_from_slice(payload);
     file
 }
 
 /// Checks `bytes` as snapshot file `seq`, as recovery does, and returns its
-/// payload or what is wrong.
-pub fn check_snapshot(bytes: &[u8], seq: u64) -> Result<&[u8], String> {
+/// payload's format and the payload, or what is wrong.
+pub fn check_snapshot(bytes: &[u8], seq: u64) -> Result<(u8, &[u8]), String> {
     format::check_snapshot(bytes, seq).map_err(|damage| damage.describe())
 }

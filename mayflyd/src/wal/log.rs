@@ -213,7 +213,7 @@ impl Wal {
     /// which is the only case that starts empty), replays it and readies it
     /// for appending.
     ///
-    /// The newest snapshot's payload goes to `on_snapshot`, then every later
+    /// The newest snapshot's format and payload go to `on_snapshot`, then every later
     /// record's payload to `on_record`, in append order, streamed (memory
     /// use does not grow with the log). A torn tail of the last segment is
     /// cut on disk, with a warning, before this returns.
@@ -229,7 +229,7 @@ impl Wal {
         mut on_record: R,
     ) -> Result<(Wal, Recovery), WalError>
     where
-        S: FnMut(&[u8]) -> Result<(), E>,
+        S: FnMut(u8, &[u8]) -> Result<(), E>,
         R: FnMut(&[u8]) -> Result<(), E>,
         E: Into<BoxError>,
     {
@@ -242,8 +242,10 @@ impl Wal {
         let base = match listing.newest_snapshot() {
             Some((seq, path)) => {
                 let data = scan::read_snapshot(path, *seq)?;
+                // Checked by `read_snapshot`: one of `SNAPSHOT_FORMATS`.
+                let format = data[8];
                 let payload = &data[SNAPSHOT_HEADER_LEN..];
-                on_snapshot(payload).map_err(|e| WalError::Replay {
+                on_snapshot(format, payload).map_err(|e| WalError::Replay {
                     path: path.clone(),
                     offset: SNAPSHOT_HEADER_LEN as u64,
                     error: e.into(),
@@ -518,6 +520,10 @@ impl Wal {
     /// Writes a snapshot covering every record appended so far, synced or
     /// not, then starts a new segment and deletes the covered ones.
     ///
+    /// `format` names the payload's encoding (one of
+    /// [`super::SNAPSHOT_FORMATS`],
+    /// handed back with the payload at open).
+    ///
     /// `payload` must reflect the state after *all* appended records: pending
     /// records are not written to a segment but discarded, because the
     /// snapshot already contains their effect. So on `Ok` everything
@@ -530,7 +536,11 @@ impl Wal {
     /// [`WalError::Poisoned`]) and the daemon must restart; recovery then
     /// finds a consistent state either way. Failing to delete covered files
     /// afterwards is only logged; the next open removes them.
-    pub fn write_snapshot(&mut self, payload: &[u8]) -> Result<SnapshotStats, WalError> {
+    pub fn write_snapshot(
+        &mut self,
+        format: u8,
+        payload: &[u8],
+    ) -> Result<SnapshotStats, WalError> {
         let started = Instant::now();
         // The active segment, if its file exists, is covered too.
         let snap_seq = if self.active.is_some() {
@@ -539,7 +549,7 @@ impl Wal {
             self.seq
         };
         let path = self.dir.join(format::snapshot_file_name(snap_seq));
-        let header = format::encode_snapshot_header(snap_seq, payload);
+        let header = format::encode_snapshot_header(snap_seq, format, payload);
         self.check_usable()?;
         write_atomically(&temp_path(&path), &path, &[&header, payload], &self.faults)?;
         if let Err(e) = self.sync_dir() {

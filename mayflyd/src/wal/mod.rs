@@ -13,14 +13,14 @@
 //! let (mut wal, recovery) = Wal::open(
 //!     dir,
 //!     WalOptions::default(),
-//!     |snapshot| -> Result<(), std::io::Error> { /* load state */ Ok(()) },
+//!     |format, snapshot| -> Result<(), std::io::Error> { /* load state */ Ok(()) },
 //!     |record| { /* apply event */ Ok(()) },
 //! )?;
 //! wal.append(b"event 1")?; // memory only
 //! wal.append(b"event 2")?;
 //! wal.sync()?; // one write + one fdatasync for the whole batch
 //! if wal.bytes_since_snapshot() > 256 << 20 {
-//!     wal.write_snapshot(b"full state")?;
+//!     wal.write_snapshot(2, b"full state")?; // payload format 2
 //! }
 //! # Ok(()) }
 //! ```
@@ -68,7 +68,7 @@
 //! | offset | size  | field                                           |
 //! |--------|-------|-------------------------------------------------|
 //! | 0      | 8     | magic `MAYFLYSN`                                |
-//! | 8      | 1     | format version                                  |
+//! | 8      | 1     | payload format, one of [`SNAPSHOT_FORMATS`]     |
 //! | 9      | 3     | reserved, zero                                  |
 //! | 12     | 8     | `seq`, equal to the number in the file name     |
 //! | 20     | 8     | payload length; must equal file size − 32       |
@@ -142,7 +142,7 @@ mod scan;
 mod tests;
 
 pub use error::{BoxError, WalError};
-pub use format::{FORMAT_VERSION, MAX_RECORD_BYTES};
+pub use format::{FORMAT_VERSION, MAX_RECORD_BYTES, SNAPSHOT_FORMATS};
 pub use log::{
     DEFAULT_SEGMENT_BYTES, Recovery, SnapshotStats, SyncStats, Wal, WalMetrics, WalOptions,
 };

@@ -298,7 +298,7 @@ pub(super) fn scan_source<R: Read + Seek>(
                 scan.payload_bytes += len as u64;
                 offset = claimed_end;
             }
-            Err(damage) if matches!(damage.kind, DamageKind::UnknownVersion(_)) => {
+            Err(damage) if matches!(damage.kind, DamageKind::UnknownVersion { .. }) => {
                 scan.end = SegmentEnd::Damaged(damage);
                 return Ok(scan);
             }

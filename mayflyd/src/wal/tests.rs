@@ -14,6 +14,10 @@ use proptest::test_runner::TestCaseError;
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::*;
 
+/// The snapshot format these tests write (the WAL does not look into
+/// payloads; it only hands the format back).
+const FORMAT: u8 = 2;
+
 /// What one `open` produced, collected for comparison.
 #[derive(Debug)]
 struct Opened {
@@ -21,6 +25,8 @@ struct Opened {
     wal: Wal,
     /// Snapshot payload handed to `on_snapshot`, if any.
     snapshot: Option<Vec<u8>>,
+    /// The format `on_snapshot` was told, if it was called.
+    snapshot_format: Option<u8>,
     /// Record payloads handed to `on_record`, in order.
     records: Vec<Vec<u8>>,
     /// The returned statistics.
@@ -43,12 +49,14 @@ fn open_with(dir: &Path, segment_bytes: u64) -> Result<Opened, WalError> {
 /// Opens `dir` with `opts`, collecting everything replayed.
 fn open_opts(dir: &Path, opts: WalOptions) -> Result<Opened, WalError> {
     let mut snapshot = None;
+    let mut snapshot_format = None;
     let mut records = Vec::new();
     let (wal, recovery) = Wal::open(
         dir,
         opts,
-        |s| -> Result<(), std::convert::Infallible> {
+        |format, s| -> Result<(), std::convert::Infallible> {
             snapshot = Some(s.to_vec());
+            snapshot_format = Some(format);
             Ok(())
         },
         |r| {
@@ -59,6 +67,7 @@ fn open_opts(dir: &Path, opts: WalOptions) -> Result<Opened, WalError> {
     Ok(Opened {
         wal,
         snapshot,
+        snapshot_format,
         records,
         recovery,
     })
@@ -556,7 +565,10 @@ fn corrupt_snapshot_is_an_error_not_an_empty_start() {
     {
         let mut opened = open(&dir).unwrap();
         append_synced(&mut opened.wal, &[payload(0, 10)]);
-        opened.wal.write_snapshot(b"the whole state").unwrap();
+        opened
+            .wal
+            .write_snapshot(FORMAT, b"the whole state")
+            .unwrap();
         append_synced(&mut opened.wal, &[payload(1, 10)]);
     }
     let snap = snapshots(&dir).pop().unwrap();
@@ -604,7 +616,10 @@ fn snapshot_then_replay() {
         let old_segments = segments(&dir);
         assert!(old_segments.len() > 1);
         assert!(opened.wal.bytes_since_snapshot() > 0);
-        let stats = opened.wal.write_snapshot(b"state after six").unwrap();
+        let stats = opened
+            .wal
+            .write_snapshot(FORMAT, b"state after six")
+            .unwrap();
         assert_eq!(opened.wal.bytes_since_snapshot(), 0);
         assert_eq!(stats.files_removed, old_segments.len() as u64);
         for seg in &old_segments {
@@ -618,15 +633,18 @@ fn snapshot_then_replay() {
     }
     let mut opened = open_with(&dir, 700).unwrap();
     assert_eq!(opened.snapshot.as_deref(), Some(&b"state after six"[..]));
+    assert_eq!(opened.snapshot_format, Some(FORMAT));
     assert_eq!(opened.records, after);
     assert_eq!(opened.recovery.snapshot_bytes, Some(15));
 
-    // A second snapshot replaces the first.
-    opened.wal.write_snapshot(b"second").unwrap();
+    // A second snapshot replaces the first; its format comes back as
+    // written.
+    opened.wal.write_snapshot(1, b"second").unwrap();
     assert_eq!(snapshots(&dir).len(), 1);
     drop(opened);
     let opened = open(&dir).unwrap();
     assert_eq!(opened.snapshot.as_deref(), Some(&b"second"[..]));
+    assert_eq!(opened.snapshot_format, Some(1));
     assert!(opened.records.is_empty());
 }
 
@@ -637,9 +655,9 @@ fn snapshot_covers_pending_records_and_back_to_back_snapshots_work() {
     {
         let mut opened = open(&dir).unwrap();
         opened.wal.append(b"in the snapshot").unwrap();
-        opened.wal.write_snapshot(b"one").unwrap();
+        opened.wal.write_snapshot(FORMAT, b"one").unwrap();
         assert_eq!(opened.wal.pending_bytes(), 0);
-        opened.wal.write_snapshot(b"two").unwrap();
+        opened.wal.write_snapshot(FORMAT, b"two").unwrap();
         append_synced(&mut opened.wal, &[b"r".to_vec()]);
     }
     let opened = open(&dir).unwrap();
@@ -661,11 +679,11 @@ fn leftovers_of_interrupted_snapshots_are_cleaned_up() {
     fs::copy(&covered[0], tmp.path().join("seg1")).unwrap();
     {
         let mut opened = open(&dir).unwrap();
-        opened.wal.write_snapshot(b"s").unwrap();
+        opened.wal.write_snapshot(FORMAT, b"s").unwrap();
     }
     fs::copy(tmp.path().join("seg1"), &covered[0]).unwrap();
     let old_snap = dir.join(format::snapshot_file_name(1));
-    let mut file = format::encode_snapshot_header(1, b"old").to_vec();
+    let mut file = format::encode_snapshot_header(1, FORMAT, b"old").to_vec();
     file.extend_from_slice(b"old");
     fs::write(&old_snap, file).unwrap();
     let temp = dir.join("00000000000000000009.snap.tmp");
@@ -833,7 +851,7 @@ fn failed_snapshot_write_changes_nothing() {
     append_synced(&mut opened.wal, &[b"A".to_vec()]);
     opened.wal.append(b"B").unwrap();
     opened.wal.faults().before_rename.set(true);
-    let err = opened.wal.write_snapshot(b"state").unwrap_err();
+    let err = opened.wal.write_snapshot(FORMAT, b"state").unwrap_err();
     assert_eq!(err.io_kind(), Some(ErrorKind::StorageFull), "{err}");
     assert!(snapshots(&dir).is_empty());
     assert!(
@@ -877,13 +895,13 @@ fn ambiguous_snapshot_poisons_the_handle() {
     let mut opened = open(&dir).unwrap();
     append_synced(&mut opened.wal, &[b"A".to_vec()]);
     opened.wal.faults().dir_sync.set(true);
-    opened.wal.write_snapshot(b"state").unwrap_err();
+    opened.wal.write_snapshot(FORMAT, b"state").unwrap_err();
     opened.wal.append(b"B").unwrap();
     let err = opened.wal.sync().unwrap_err();
     assert!(matches!(err, WalError::Poisoned { .. }), "{err:?}");
     assert!(err.to_string().contains("restart"), "{err}");
     assert!(matches!(
-        opened.wal.write_snapshot(b"x"),
+        opened.wal.write_snapshot(FORMAT, b"x"),
         Err(WalError::Poisoned { .. })
     ));
     drop(opened);
@@ -932,7 +950,7 @@ fn replay_callback_errors_carry_the_position_and_change_nothing() {
     let err = Wal::open(
         &dir,
         WalOptions::default(),
-        |_| Ok(()),
+        |_, _| Ok(()),
         |r| {
             seen += 1;
             if r == b"b" {
@@ -1045,7 +1063,7 @@ fn metrics_count_appends_and_syncs() {
     assert_eq!(stats.records, 2);
     assert_eq!(stats.bytes, framed(3) + framed(2));
     assert_eq!(stats.segment, 1);
-    opened.wal.write_snapshot(b"s").unwrap();
+    opened.wal.write_snapshot(FORMAT, b"s").unwrap();
     let m = opened.wal.metrics();
     assert_eq!(
         (
@@ -1202,7 +1220,7 @@ proptest! {
                         opened.wal.sync().unwrap();
                     }
                     Op::Snapshot => {
-                        opened.wal.write_snapshot(&snapshot_payload(written.len())).unwrap();
+                        opened.wal.write_snapshot(FORMAT, &snapshot_payload(written.len())).unwrap();
                         snapshots_written.push(written.len());
                     }
                 }
@@ -1313,7 +1331,7 @@ fn replay_one_million_records() {
     let (_wal, recovery) = Wal::open(
         &dir,
         WalOptions::default(),
-        |_| Ok(()),
+        |_, _| Ok(()),
         |r| {
             let n = u64::from_le_bytes(r[..8].try_into().unwrap());
             if n == next {

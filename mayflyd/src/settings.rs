@@ -1,0 +1,363 @@
+//! The daemon's settings, each one defined in one place.
+//!
+//! [`Settings`] is that place. A setting is one field, and the field's
+//! attributes say everything about it: the flag (the field's name in
+//! kebab-case), the help text (the doc comment), the environment variable if
+//! there is one, the default, and the parser that checks a value. The rest
+//! is derived:
+//!
+//! - the config file's key is the field's name, the flag in snake_case, and
+//!   a value from the file goes through the same parser as the flag's (see
+//!   [`crate::config_file`]), so the two cannot accept different things;
+//! - precedence (flag > environment > config file > default) is clap's: the
+//!   file's values become the flags' defaults (see [`crate::config`]);
+//! - [`Settings::default`] is what the attributes give without any flag, and
+//!   the core's defaults ([`CoreConfig`]'s) are read from it.
+//!
+//! So adding a setting is adding a field. A list (say `--allow-uid`, given
+//! once per uid) is a `Vec` field: repeated flags on the command line,
+//! `allow_uid = [1000, 1001]` in the file, a flag list replacing the file's
+//! whole list.
+//!
+//! Two kinds of field are not settings of the config file: the flags of
+//! [`OneRun`], which ask something of one run, and fields marked
+//! `#[arg(skip = …)]`, which are settings of the library only (tests and
+//! embedders set them through [`crate::SchedulerBuilder`]) until they get a
+//! flag.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Command, FromArgMatches, ValueEnum};
+
+use crate::core::CoreConfig;
+
+/// Everything a daemon is configured with: see the module documentation.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// The Unix socket to listen on
+    /// [default: $XDG_RUNTIME_DIR/mayfly/mayfly.sock, else /tmp/mayfly-$UID/mayfly.sock].
+    #[arg(
+        long,
+        env = "MAYFLY_SOCKET",
+        value_name = "PATH",
+        default_value_os_t = default_socket_path(),
+        hide_default_value = true
+    )]
+    pub socket: PathBuf,
+
+    /// Where the write-ahead log, snapshots and job output are kept
+    /// [default: $XDG_STATE_HOME/mayfly, else ~/.local/state/mayfly].
+    #[arg(
+        long,
+        env = "MAYFLY_STATE_DIR",
+        value_name = "DIR",
+        default_value_os_t = default_state_dir(),
+        hide_default_value = true
+    )]
+    pub state_dir: PathBuf,
+
+    /// How many jobs may run at once, over all queues [default: number of CPUs].
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cpu_count(),
+        hide_default_value = true,
+        value_parser = parse_concurrency
+    )]
+    pub concurrency: u32,
+
+    /// The scheduler's time slice: the longest it works on one batch of client
+    /// requests before it turns to timers and job exits.
+    #[arg(long, value_name = "DUR", default_value = "10ms", value_parser = parse_duration)]
+    pub quantum: Duration,
+
+    /// How long running jobs get after SIGTERM at shutdown before SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// How long a cancelled job gets after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub kill_grace: Duration,
+
+    /// How often the daemon's own records (job started, job exited) are made
+    /// durable. Client changes (submit, cancel) are always fsynced before
+    /// they are acknowledged.
+    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = parse_duration)]
+    pub wal_flush_interval: Duration,
+
+    /// Write a snapshot of the state once the write-ahead log has grown this
+    /// many bytes past the last one, so restarts stay fast.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = parse_bytes)]
+    pub snapshot_bytes: u64,
+
+    /// Where to serve HTTP (`GET /metrics` in the Prometheus text format,
+    /// `GET /__health`), as IP:PORT; `off` serves no HTTP.
+    #[arg(
+        long,
+        env = "MAYFLY_HTTP_ADDR",
+        value_name = "ADDR|off",
+        default_value = "127.0.0.1:9479",
+        value_parser = parse_http_addr
+    )]
+    pub http_addr: HttpAddr,
+
+    /// Also push the metrics to this Prometheus Pushgateway (an http:// URL)
+    /// every --metrics-interval, as job "mayflyd", instance = host name.
+    #[arg(long, value_name = "URL", value_parser = crate::pusher::parse_gateway)]
+    pub push_gateway: Option<hyper::Uri>,
+
+    /// How often the metrics task refreshes the sampled gauges and pushes to
+    /// --push-gateway.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    pub metrics_interval: Duration,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// The flags for one run, which have no config key.
+    #[command(flatten)]
+    pub one_run: OneRun,
+
+    /// Connections served at once.
+    #[arg(skip = 1024_usize)]
+    pub max_connections: usize,
+
+    /// How long a new connection has to complete the handshake.
+    #[arg(skip = Duration::from_secs(5))]
+    pub handshake_timeout: Duration,
+
+    /// Install SIGTERM/SIGINT handlers in [`crate::Scheduler::run_blocking`]
+    /// (tests that run a daemon in their own process turn this off).
+    #[arg(skip = true)]
+    pub handle_signals: bool,
+}
+
+/// Flags that ask something of one run rather than set how the daemon runs:
+/// they have no config key, so a file cannot leave them on by mistake.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OneRun {
+    /// Start even though the write-ahead log is damaged: copy the damaged
+    /// files to a backup folder under STATE_DIR/wal/, then cut the log at the
+    /// first bad record (the jobs after it are lost).
+    #[arg(long)]
+    pub repair_wal: bool,
+
+    /// On shutdown, print a JSON snapshot of every task and queue to stdout
+    /// (the same shape as `mayflyctl dump-state`). SIGUSR1 writes one to the
+    /// log at any time without stopping anything.
+    #[arg(long)]
+    pub dump_state: bool,
+}
+
+impl Default for Settings {
+    /// What the attributes of [`Settings`] give when no flag is given. The
+    /// `MAYFLY_*` environment variables are not read here: a program that
+    /// embeds the daemon gets the same defaults whatever its caller's
+    /// environment (the binary reads them, in [`crate::config`]).
+    fn default() -> Self {
+        let cmd = Self::augment_args(Command::new("mayflyd")).mut_args(|arg| arg.env(None));
+        cmd.try_get_matches_from(["mayflyd"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .unwrap_or_else(|e| panic!("a built-in default does not parse (a bug): {e}"))
+    }
+}
+
+impl Settings {
+    /// The core's view of these settings.
+    pub fn core_config(&self) -> CoreConfig {
+        CoreConfig {
+            concurrency: self.concurrency,
+            kill_grace_ms: millis(self.kill_grace),
+            quantum_ms: millis(self.quantum),
+        }
+    }
+}
+
+/// `d` in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The clap arguments of the settings that have a config key: every
+/// argument of [`Settings`] except [`OneRun`]'s, in the order of the fields.
+/// Each argument's id is its key (the field's name).
+pub fn keyed_args() -> Vec<clap::Arg> {
+    let one_run = OneRun::augment_args(Command::new("mayflyd"));
+    let is_one_run = |arg: &clap::Arg| one_run.get_arguments().any(|o| o.get_id() == arg.get_id());
+    Settings::augment_args(Command::new("mayflyd"))
+        .get_arguments()
+        .filter(|arg| !is_one_run(arg))
+        .cloned()
+        .collect()
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The value of `--http-addr`: an address, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+/// Parses `--http-addr`: `IP:PORT` or `off`.
+pub fn parse_http_addr(s: &str) -> Result<HttpAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HttpAddr(None));
+    }
+    s.parse().map(|addr| HttpAddr(Some(addr))).map_err(|_| {
+        format!("{s:?} is not IP:PORT (write it like 127.0.0.1:9479, or off to serve no HTTP)")
+    })
+}
+
+/// Parses `--concurrency`: a whole number from 1.
+fn parse_concurrency(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("must be at least 1 (the number of jobs that may run at once)".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a number of jobs; write a whole number from 1, like 4"
+        )),
+    }
+}
+
+/// Parses a size in bytes: a whole number from 0.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not a number of bytes; write a whole number from 0, like 67108864")
+    })
+}
+
+/// Parses a human duration that must not be zero (a period).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than 0 (write it like 500ms, 10s or 1m)".to_string());
+    }
+    Ok(d)
+}
+
+/// Parses a human duration (`500ms`, `30s`, `5m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| {
+        format!("{s:?} is not a duration: {e} (write durations like 500ms, 30s or 5m)")
+    })
+}
+
+/// The number of CPUs this process may use (1 when it cannot be told).
+fn cpu_count() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1)
+}
+
+/// The contract's default socket: `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else
+/// `/tmp/mayfly-$UID/mayfly.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => Path::new(&dir).join("mayfly").join("mayfly.sock"),
+        None => PathBuf::from(format!("/tmp/mayfly-{}/mayfly.sock", nix::unistd::getuid())),
+    }
+}
+
+/// The contract's default state dir: `$XDG_STATE_HOME/mayfly`, else
+/// `~/.local/state/mayfly`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&dir).join("mayfly");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    Path::new(&home).join(".local/state/mayfly")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let s = Settings::default();
+        assert_eq!(s.socket, default_socket_path());
+        assert_eq!(s.state_dir, default_state_dir());
+        assert_eq!(s.concurrency, cpu_count());
+        assert_eq!(s.quantum, Duration::from_millis(10));
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(s.kill_grace, Duration::from_secs(5));
+        assert_eq!(s.wal_flush_interval, Duration::from_millis(100));
+        assert_eq!(s.snapshot_bytes, 64 << 20);
+        assert_eq!(
+            s.http_addr,
+            HttpAddr(Some("127.0.0.1:9479".parse().unwrap()))
+        );
+        assert_eq!(s.push_gateway, None);
+        assert_eq!(s.metrics_interval, Duration::from_secs(10));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(!s.one_run.repair_wal && !s.one_run.dump_state);
+        assert_eq!(s.max_connections, 1024);
+        assert_eq!(s.handshake_timeout, Duration::from_secs(5));
+        assert!(s.handle_signals);
+    }
+
+    #[test]
+    fn the_core_defaults_come_from_the_settings() {
+        let s = Settings::default();
+        assert_eq!(CoreConfig::default(), s.core_config());
+        assert_eq!(s.core_config().kill_grace_ms, 5_000);
+        assert_eq!(s.core_config().quantum_ms, 10);
+    }
+
+    #[test]
+    fn every_key_is_its_flag_in_snake_case() {
+        let keys: Vec<String> = keyed_args()
+            .iter()
+            .map(|arg| {
+                let key = arg.get_id().as_str();
+                let flag = arg.get_long().expect("every keyed setting has a long flag");
+                assert_eq!(key, flag.replace('-', "_"), "the key of --{flag}");
+                key.to_string()
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "socket",
+                "state_dir",
+                "concurrency",
+                "quantum",
+                "shutdown_timeout",
+                "kill_grace",
+                "wal_flush_interval",
+                "snapshot_bytes",
+                "http_addr",
+                "push_gateway",
+                "metrics_interval",
+                "log_format",
+            ]
+        );
+    }
+
+    #[test]
+    fn parsers_teach_the_form() {
+        assert!(parse_concurrency("0").unwrap_err().contains("at least 1"));
+        assert!(parse_concurrency("four").unwrap_err().contains("like 4"));
+        assert_eq!(parse_concurrency("4"), Ok(4));
+        assert!(parse_bytes("-1").unwrap_err().contains("whole number"));
+        let err = parse_duration("soon").unwrap_err();
+        assert!(err.starts_with("\"soon\" is not a duration"), "{err}");
+        assert!(err.contains("500ms"), "{err}");
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_http_addr("OFF"), Ok(HttpAddr(None)));
+        assert!(
+            parse_http_addr("localhost")
+                .unwrap_err()
+                .contains("127.0.0.1:9479")
+        );
+    }
+}
