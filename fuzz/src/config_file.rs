@@ -1,34 +1,41 @@
-//! The daemon's config file (`mayflyd/src/config_file.rs`): `parse` reads
-//! the TOML text (syntax and key names), `merge` checks each value and lays
-//! the file under the command line's values, `render` writes the effective
-//! settings as `mayflyd --print-config` prints them — itself a config file.
+//! The daemon's config file (`mayflyd/src/config_file.rs`, `config.rs`):
+//! `config_file::parse` reads the TOML text, `config::layer` checks each
+//! key and value (through the flag's own parser) and lays the file under
+//! the command line, and `config::render` writes the effective settings as
+//! `mayflyd --print-config` prints them — itself a config file.
 //!
-//! The raw half reads the bytes (as UTF-8, lossily) as the file, with a
+//! The raw half reads the bytes (as UTF-8, lossily) as the file, under a
 //! command line that gives nothing, so every key the file sets is used.
-//! Asserted: nothing panics; an error is one line; settings that merge
-//! survive the trip through `--print-config`: the printed text parses and
-//! merges to the same settings.
+//! Asserted: nothing panics; a refusal is the config file's error (one
+//! line), never a usage error of a flag the person did not type; settings
+//! that layer survive the trip through `--print-config`: the printed text
+//! reads back to the same settings.
 //!
 //! The structured half builds settings with `arbitrary`, writes them as the
 //! config file a person would, and reads it back. Asserted: the effective
 //! settings are exactly what the file said (`parse(write(x)) == x`).
 
+use std::ffi::{OsStr, OsString};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use mayflyd::config::{Args, LogFormat};
-use mayflyd::config_file::{ArgSources, ConfigPath, Effective, merge, parse, render};
+use mayflyd::config::{Layered, ResolveError, layer, render};
+use mayflyd::config_file::{ConfigPath, parse};
+use mayflyd::settings::LogFormat;
 
 /// The fuzz input. See the module documentation.
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
-    if let Ok(effective) = read(text) {
+    if let Ok(layered) = read(text) {
         // What --print-config prints for it, read back as a config file.
-        let printed = render(&effective.provenance, &ConfigPath::Nowhere, false);
+        let printed = render(&layered.provenance, &ConfigPath::Nowhere, false);
         let again = read(printed.clone())
             .unwrap_or_else(|e| panic!("--print-config's text is refused: {e}\n{printed}"));
-        assert_same(&effective, &again, &printed);
+        assert_eq!(
+            format!("{:?}", layered.args.settings),
+            format!("{:?}", again.args.settings),
+            "settings changed through --print-config:\n{printed}"
+        );
     }
 
     if let Ok(file) = FileSettings::arbitrary_take_rest(Unstructured::new(data)) {
@@ -36,35 +43,23 @@ pub fn run(data: &[u8]) {
     }
 }
 
-/// The command line of a plain `mayflyd` (nothing given), parsed once.
-fn command_line() -> &'static (Args, ArgSources) {
-    static PARSED: OnceLock<(Args, ArgSources)> = OnceLock::new();
-    PARSED.get_or_init(|| {
-        Args::try_parse_with_sources(["mayflyd"]).expect("a bare command line parses")
-    })
-}
-
-/// Parses and merges `text` as the daemon does at start-up; the error
-/// message of a refused file, after checking that it is one line.
-fn read(text: String) -> Result<Effective, String> {
-    let (args, given) = command_line();
-    parse("mayflyd.toml".into(), text)
-        .and_then(|file| merge(args, given, Some(&file)))
-        .map_err(|e| {
-            let message = e.to_string();
-            assert!(!message.contains('\n'), "an error is one line: {message:?}");
-            message
-        })
-}
-
-/// The two readings give the same settings.
-fn assert_same(first: &Effective, second: &Effective, text: &str) {
-    assert_eq!(
-        format!("{:?}", first.settings),
-        format!("{:?}", second.settings),
-        "settings changed through:\n{text}"
-    );
-    assert_eq!(first.log_format, second.log_format, "through:\n{text}");
+/// Reads `text` as the daemon reads its config file at start-up, under a
+/// bare `mayflyd` command line and `HOME=/home/fuzz`; a refusal is the
+/// message, after checking that it is one line.
+fn read(text: String) -> Result<Layered, String> {
+    let one_line = |message: String| {
+        assert!(!message.contains('\n'), "an error is one line: {message:?}");
+        message
+    };
+    let file = parse("mayflyd.toml".into(), text).map_err(|e| one_line(e.to_string()))?;
+    let argv = [OsString::from("mayflyd")];
+    match layer(&argv, Some(&file), Some(OsStr::new("/home/fuzz"))) {
+        Ok(layered) => Ok(layered),
+        Err(ResolveError::File(e)) => Err(one_line(e.to_string())),
+        Err(ResolveError::Flags(e)) => {
+            panic!("a config file's value was refused as a flag the person did not type: {e}")
+        }
+    }
 }
 
 /// Settings as a person would write them: every value valid.
@@ -121,9 +116,9 @@ impl FileSettings {
             );
         }
 
-        let effective =
+        let layered =
             read(text.clone()).unwrap_or_else(|e| panic!("a valid file is refused: {e}\n{text}"));
-        let s = &effective.settings;
+        let s = &layered.args.settings;
         if let Some(socket) = socket {
             assert_eq!(s.socket.as_os_str(), socket.as_str(), "{text}");
         }
@@ -141,7 +136,7 @@ impl FileSettings {
             assert_eq!(s.snapshot_bytes, u64::from(n), "{text}");
         }
         if let Some(addr) = http {
-            assert_eq!(s.http_addr, addr, "{text}");
+            assert_eq!(s.http_addr.0, addr, "{text}");
         }
         if let Some(json) = self.json_logs {
             let want = if json {
@@ -149,7 +144,7 @@ impl FileSettings {
             } else {
                 LogFormat::Text
             };
-            assert_eq!(effective.log_format, want, "{text}");
+            assert_eq!(s.log_format, want, "{text}");
         }
     }
 }

@@ -15,10 +15,9 @@ use mayfly_protocol::{
     JobInfo, JobSpec, JobState, LogStream, LogsRequest, MAGIC, PROTOCOL_VERSION, PauseRequest,
     ProgressRequest, QueueInfo, QueueRemoveRequest, QueueSetRequest, Request, Response,
     RestartRequest, SchedulerInfo, ShutdownRequest, StateCounts, StateHeader, StatusRequest,
-    SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest, encode_blob,
-    encode_frame,
+    SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest, encode_frame,
 };
-use mayflyd::core::{Core, CoreConfig, Event, ExitOutcome, StopReason};
+use mayflyd::core::{Core, CoreConfig, Event, ExitOutcome, SNAPSHOT_FORMAT, StopReason};
 use mayflyd::journal::encode_event;
 use mayflyd::wal::fuzzing::{encode_record, segment_header, snapshot_file};
 
@@ -559,20 +558,24 @@ fn busy_core() -> Core {
     core
 }
 
-/// Snapshot files of an empty and of a busy state, and their bare payloads.
+/// Snapshot files of an empty and of a busy state, and their bare
+/// payloads; and a format-1 snapshot file as an older daemon wrote it (the
+/// fixture of the end-to-end upgrade test).
 fn snapshot() -> Vec<Seed> {
     let empty = Core::new(CoreConfig::default()).snapshot();
     let busy = busy_core().snapshot();
     let mut seeds: Vec<Seed> = Vec::new();
     for (name, snap) in [("empty", empty), ("busy", busy)] {
-        let payload = encode_blob(&snap).expect("a snapshot encodes");
+        let payload = snap.encode().expect("a snapshot encodes");
         seeds.push((
             "snapshot",
             format!("file-{name}"),
-            snapshot_file(7, &payload),
+            snapshot_file(7, SNAPSHOT_FORMAT, &payload),
         ));
         seeds.push(("snapshot", format!("payload-{name}"), payload));
     }
+    let v1 = include_bytes!("../../tests/fixtures/snapshot-v1/wal/00000000000000000005.snap");
+    seeds.push(("snapshot", "file-format-1".into(), v1.to_vec()));
     seeds
 }
 

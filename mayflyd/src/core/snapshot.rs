@@ -381,6 +381,7 @@ pub mod v1 {
 
     /// Format 1 of [`super::CoreSnapshot`]: the same, without the tables.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
     pub struct CoreSnapshot {
         /// The id the next job gets.
         pub next_id: u64,
@@ -398,6 +399,7 @@ pub mod v1 {
 
     /// Format 1 of [`super::JobSnapshot`]: its spec is a whole [`JobSpec`].
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
     pub struct JobSnapshot {
         /// Its id.
         pub id: mayfly_protocol::JobId,
