@@ -56,10 +56,20 @@ fn raw(data: &[u8]) {
             offset,
             unknown_version,
         } => {
-            assert!(*offset <= len);
-            match unknown_version {
-                Some(_) => assert_eq!(*offset, report.valid_len),
-                None => assert_eq!(report.valid_len, 0, "only a header is damage"),
+            if report.valid_len == 0 {
+                // The segment header: its magic, CRC, version or number.
+                assert!(
+                    *offset < SEGMENT_HEADER_BYTES as u64,
+                    "header damage at {offset}"
+                );
+            } else {
+                // Past the header, only a record of a foreign version (with
+                // a valid CRC) is damage rather than a bad tail.
+                assert!(
+                    unknown_version.is_some(),
+                    "damage past the header: {report:?}"
+                );
+                assert_eq!(*offset, report.valid_len);
             }
         }
         SegmentEnding::Clean => assert_eq!(report.valid_len, len, "clean but bytes left"),
