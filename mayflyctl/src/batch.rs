@@ -130,7 +130,7 @@ pub fn parse_json_lines(
         let spec = json_spec(line, number, &batch.lines, defaults, ctx).map_err(|reason| {
             UsageError::BadLine {
                 line: number,
-                reason,
+                reason: one_line(reason),
             }
         })?;
         batch.specs.push(spec);
@@ -140,6 +140,25 @@ pub fn parse_json_lines(
         return Err(UsageError::EmptyBatch);
     }
     Ok(batch)
+}
+
+/// `reason` with its control characters escaped: it quotes the line's own
+/// text (serde_json names a misspelt field as written, and a JSON string
+/// may hold an escaped newline), and an error is one line.
+fn one_line(reason: String) -> String {
+    if !reason.contains(char::is_control) {
+        return reason;
+    }
+    reason
+        .chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_debug());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect()
 }
 
 /// The spec of one JSON line. `earlier` holds the line numbers of the jobs
@@ -377,6 +396,25 @@ mod tests {
         let comment = "# x\n{\"command\": \"b\", \"after_lines\": [1]}\n";
         let err = parse_json_lines(comment, &defaults(), &ctx()).expect_err("no job");
         assert!(err.to_string().contains("holds no job"), "{err}");
+    }
+
+    #[test]
+    /// A field name or value holding an escaped newline does not break the
+    /// error onto two lines (found by the json_line fuzz target).
+    fn json_line_errors_stay_one_line_with_control_characters() {
+        let text = "{\"comm\\nd, \"at\": \"2prior:00\"}\n";
+        let err = parse_json_lines(text, &defaults(), &ctx()).expect_err("unknown field");
+        let msg = err.to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(
+            msg.contains(r"comm\nd"),
+            "the field as written, escaped: {msg}"
+        );
+        let text = "{\"command\": \"x\", \"timeout\": \"soon\\nlater\"}\n";
+        let msg = parse_json_lines(text, &defaults(), &ctx())
+            .expect_err("bad timeout")
+            .to_string();
+        assert!(!msg.contains('\n'), "one line: {msg}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::job::{JobId, JobState, Timestamp};
 
 /// One entry of the activity log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ActivityRecord {
     /// Position in the daemon's activity log since it started (from 1), so
     /// a reader can tell whether it missed any.
@@ -22,6 +23,7 @@ pub struct ActivityRecord {
 
 /// What happened. Variants are only ever appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Activity {
     /// The scheduler is up and serving, its state recovered.
     SchedulerBoot {

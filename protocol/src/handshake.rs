@@ -15,6 +15,7 @@ pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The client's opening frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Hello {
     /// Must equal [`MAGIC`].
     pub magic: [u8; 8],
@@ -60,6 +61,7 @@ impl Hello {
 
 /// The server's answer to a [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum HelloReply {
     /// The connection goes on with this protocol version.
     Accepted {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct JobId(pub u64);
 
 impl fmt::Display for JobId {
@@ -28,6 +29,7 @@ impl fmt::Display for JobId {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -58,6 +60,7 @@ impl Timestamp {
 
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Command {
     /// Run this argv directly (no shell): `argv[0]` is looked up on the
     /// job's own `PATH`.
@@ -101,6 +104,7 @@ impl fmt::Display for Command {
 /// Everything the client captures at submit time: the command and the
 /// context it runs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct JobSpec {
     /// What to run.
     pub command: Command,
@@ -135,6 +139,7 @@ pub struct JobSpec {
 /// A setting a job seldom has (see [`JobSpec::ext`]). Variants are only
 /// ever appended: bincode numbers them by position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum SpecExt {
     /// Keep at most this many bytes of each of the job's output streams
     /// (`--max-output`); what comes after is dropped, and the cut is noted
@@ -199,6 +204,7 @@ impl JobSpec {
 
 /// One prerequisite of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Dependency {
     /// The job it waits for.
     pub on: DepRef,
@@ -209,6 +215,7 @@ pub struct Dependency {
 
 /// How a dependency names its prerequisite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum DepRef {
     /// An existing job.
     Job(JobId),
@@ -218,6 +225,7 @@ pub enum DepRef {
 
 /// One finished attempt of a job (a job with retries has several).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Attempt {
     /// When it started.
     pub started_at: Timestamp,
@@ -231,6 +239,7 @@ pub struct Attempt {
 
 /// A job's state. The names are the contract's snake_case spellings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum JobState {
     /// Dependencies or a not-before time are pending.
     Waiting,
@@ -303,6 +312,7 @@ impl fmt::Display for JobState {
 
 /// Which of a job's two output files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum LogStream {
     /// The job's standard output.
     Stdout,
@@ -312,6 +322,7 @@ pub enum LogStream {
 
 /// What the daemon reports about one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct JobInfo {
     /// The job's id.
     pub id: JobId,
@@ -513,6 +524,7 @@ impl JobInfoRef<'_> {
 
 /// How many jobs are in each state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StateCounts {
     /// Jobs in `waiting`.
     pub waiting: u64,
@@ -568,6 +580,7 @@ impl StateCounts {
 
 /// One queue as `dump-state` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct QueueInfo {
     /// The queue's name.
     pub name: String,
@@ -584,6 +597,7 @@ pub struct QueueInfo {
 
 /// What runs a queue's jobs. Variants are only ever appended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum ExecutorSpec {
     /// A process group on the daemon's machine.
     #[default]
@@ -642,6 +656,7 @@ impl fmt::Display for ExecutorSpec {
 
 /// The scheduler's settings and counters, as `dump-state` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SchedulerInfo {
     /// The global limit on running jobs.
     pub concurrency: u32,
@@ -661,6 +676,7 @@ pub struct SchedulerInfo {
 
 /// One system task (priority 0) as `dump-state` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SystemTaskInfo {
     /// The task's name, e.g. `looptask_wal_flush`.
     pub name: String,

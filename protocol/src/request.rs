@@ -8,6 +8,7 @@ use crate::job::{JobId, JobSpec, JobState, LogStream};
 /// A request. Variants are only ever appended (bincode numbers them by
 /// position).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Request {
     /// Queue a job. Answered with [`crate::Response::Submitted`] once durable.
     Submit(SubmitRequest),
@@ -91,6 +92,7 @@ impl Request {
 
 /// Queue one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SubmitRequest {
     /// The job to queue.
     pub spec: JobSpec,
@@ -98,6 +100,7 @@ pub struct SubmitRequest {
 
 /// Report the given jobs, or every job when `ids` is empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StatusRequest {
     /// The jobs to report; empty means all.
     pub ids: Vec<JobId>,
@@ -105,6 +108,7 @@ pub struct StatusRequest {
 
 /// Cancel queued or running jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CancelRequest {
     /// The jobs to cancel.
     pub ids: Vec<JobId>,
@@ -112,6 +116,7 @@ pub struct CancelRequest {
 
 /// Wait until every listed job has ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct WaitRequest {
     /// The jobs to wait for.
     pub ids: Vec<JobId>,
@@ -119,6 +124,7 @@ pub struct WaitRequest {
 
 /// Read one of a job's output files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct LogsRequest {
     /// The job.
     pub id: JobId,
@@ -130,6 +136,7 @@ pub struct LogsRequest {
 
 /// Begin a graceful shutdown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ShutdownRequest {
     /// How long running jobs get after SIGTERM before SIGKILL; `None` uses the
     /// daemon's `--shutdown-timeout`.
@@ -138,6 +145,7 @@ pub struct ShutdownRequest {
 
 /// Queue several jobs at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SubmitBatchRequest {
     /// The jobs, in order; a dependency may name an earlier line as
     /// [`crate::DepRef::BatchLine`].
@@ -146,6 +154,7 @@ pub struct SubmitBatchRequest {
 
 /// Create a queue or change its limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct QueueSetRequest {
     /// The queue.
     pub name: String,
@@ -162,6 +171,7 @@ pub struct QueueSetRequest {
 
 /// Remove a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct QueueRemoveRequest {
     /// The queue; refused while it holds unfinished jobs.
     pub name: String,
@@ -169,6 +179,7 @@ pub struct QueueRemoveRequest {
 
 /// Pause or resume queues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct PauseRequest {
     /// The queues; empty means every queue.
     pub queues: Vec<String>,
@@ -180,6 +191,7 @@ pub struct PauseRequest {
 
 /// Queue copies of finished jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct RestartRequest {
     /// The jobs to copy.
     pub ids: Vec<JobId>,
@@ -187,6 +199,7 @@ pub struct RestartRequest {
 
 /// Forget finished jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CleanRequest {
     /// Only jobs in these (terminal) states; empty means every terminal state.
     pub states: Vec<JobState>,
@@ -196,6 +209,7 @@ pub struct CleanRequest {
 
 /// Change a job that has not started yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct EditRequest {
     /// The job.
     pub id: JobId,
@@ -209,6 +223,7 @@ pub struct EditRequest {
 
 /// Report progress from inside a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ProgressRequest {
     /// The job (a job knows its id from `MAYFLY_JOB_ID`).
     pub id: JobId,
@@ -218,6 +233,7 @@ pub struct ProgressRequest {
 
 /// Read the activity log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct EventsRequest {
     /// After the recent events, keep streaming new ones until the daemon stops.
     pub follow: bool,

@@ -10,6 +10,7 @@ use crate::job::{JobId, JobInfo, JobInfoRef, JobState, QueueInfo, SchedulerInfo,
 
 /// A response frame. Variants are only ever appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Response {
     /// The job is queued (and durable) under this id.
     Submitted {
@@ -80,6 +81,7 @@ impl Serialize for JobsRef<'_> {
 
 /// What a cancel did to one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum CancelOutcome {
     /// It had not started; it is now `cancelled`.
     Cancelled,
@@ -94,6 +96,7 @@ pub enum CancelOutcome {
 
 /// The non-job part of a `DumpState`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct StateHeader {
     /// The scheduler's settings and counters.
     pub scheduler: SchedulerInfo,
@@ -105,6 +108,7 @@ pub struct StateHeader {
 
 /// A failed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ErrorResponse {
     /// What class of failure, for the client's exit code and wording.
     pub kind: ErrorKind,
@@ -130,6 +134,7 @@ impl fmt::Display for ErrorResponse {
 
 /// Classes of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum ErrorKind {
     /// The request is malformed or names something invalid (bad priority, …).
     BadRequest,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// A durable change of state. Variants are only ever appended (the log is
 /// bincode, which numbers variants by position).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Event {
     /// A client queued a job; it got the next id.
     Submitted {
@@ -215,6 +216,7 @@ impl Event {
 
 /// Why a running job is being stopped; decides the state it ends in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum StopReason {
     /// A user cancelled it: it ends `cancelled`.
     Cancel,
@@ -226,6 +228,7 @@ pub enum StopReason {
 
 /// How a job's process ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum ExitOutcome {
     /// It exited with this status code.
     Code(i32),

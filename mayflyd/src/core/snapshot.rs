@@ -44,6 +44,7 @@ pub const SNAPSHOT_FORMAT: u8 = 2;
 /// The serialized form of a [`Core`]'s durable state (format 2, see the
 /// module documentation). A change of its encoding is a new format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct CoreSnapshot {
     /// The id the next job gets.
     pub next_id: u64,
@@ -66,6 +67,7 @@ pub struct CoreSnapshot {
 
 /// One queue's settings in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct QueueSnapshot {
     /// Its name.
     pub name: String,
@@ -79,6 +81,7 @@ pub struct QueueSnapshot {
 
 /// One job in a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct JobSnapshot {
     /// Its id.
     pub id: JobId,
@@ -121,6 +124,7 @@ pub struct JobSnapshot {
 /// A job's spec in a snapshot: [`JobSpec`]'s fields, with the values jobs
 /// share given as indexes into the snapshot's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct SpecSnapshot {
     /// What to run.
     pub command: Command,

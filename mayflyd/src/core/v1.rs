@@ -17,6 +17,7 @@ use super::{ExitOutcome, StopReason};
 
 /// Format 1 of [`mayfly_protocol::JobSpec`]: the same fields, without `ext`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct JobSpec {
     /// What to run.
     pub command: Command,
@@ -249,6 +250,7 @@ impl From<Event> for super::Event {
 
 /// Format 1 of [`super::snapshot::CoreSnapshot`]: the same, without the tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct CoreSnapshot {
     /// The id the next job gets.
     pub next_id: u64,
@@ -266,6 +268,7 @@ pub struct CoreSnapshot {
 
 /// Format 1 of [`super::snapshot::JobSnapshot`]: its spec is a whole [`JobSpec`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct JobSnapshot {
     /// Its id.
     pub id: JobId,

@@ -132,6 +132,9 @@
 mod error;
 mod fault;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod log;
 mod repair;
 mod scan;

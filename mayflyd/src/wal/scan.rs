@@ -161,6 +161,21 @@ pub(super) fn scan_segment(
         .metadata()
         .map_err(io_err("reading the segment's size"))?
         .len();
+    scan_source(file, file_len, path, seq, on_record)
+}
+
+/// The scan of [`scan_segment`] over any seekable source of `file_len`
+/// bytes: the segment file there, a byte slice in the fuzz target (so the
+/// fuzzer drives the very code recovery runs). `path` only names the source
+/// in errors.
+pub(super) fn scan_source<R: Read + Seek>(
+    source: R,
+    file_len: u64,
+    path: &Path,
+    seq: u64,
+    on_record: &mut RecordSink<'_>,
+) -> Result<SegmentScan, WalError> {
+    let io_err = |action: &'static str| move |e: io::Error| WalError::io(path, action, e);
     let mut scan = SegmentScan {
         file_len,
         valid_len: 0,
@@ -181,7 +196,7 @@ pub(super) fn scan_segment(
         };
         return Ok(scan);
     }
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, source);
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     reader
         .read_exact(&mut header)
@@ -296,8 +311,8 @@ pub(super) fn scan_segment(
 
 /// Finishes a scan that hit a bad record: decides whether it looks torn by
 /// checking that only zero bytes lie between `claimed_end` and end of file.
-fn bad_tail(
-    mut reader: BufReader<File>,
+fn bad_tail<R: Read + Seek>(
+    mut reader: BufReader<R>,
     mut scan: SegmentScan,
     damage: Damage,
     claimed_end: u64,
@@ -317,7 +332,7 @@ fn bad_tail(
 /// True if every byte in `from..to` is zero. Zero-filled tails are what
 /// file systems leave when a crash persisted a file's new size but not its
 /// data, so a bad record followed only by zeros is still a torn append.
-fn only_zeros(reader: &mut BufReader<File>, from: u64, to: u64) -> io::Result<bool> {
+fn only_zeros<R: Read + Seek>(reader: &mut BufReader<R>, from: u64, to: u64) -> io::Result<bool> {
     reader.seek(SeekFrom::Start(from))?;
     let mut left = to - from;
     while left > 0 {
