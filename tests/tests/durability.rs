@@ -13,12 +13,6 @@
 //! runs and `MAYFLY_CRASH_SEED` replays a failing run; `bench/crash-soak.sh`
 //! runs the crash test for many rounds.
 
-#[allow(
-    dead_code,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
@@ -34,9 +28,10 @@ use mayflyd::wal::WalOptions;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
-use helper::raw::RawClient;
-use helper::wait::sleep_before_random_crash;
-use helper::{
+use crate::helper;
+use crate::helper::raw::RawClient;
+use crate::helper::wait::sleep_before_random_crash;
+use crate::helper::{
     DEADLINE, Daemon, code_of, poll_until, process_gone, read_pid_file, run, stderr_of, stdout_of,
     until_file, wait_until, write_pid,
 };

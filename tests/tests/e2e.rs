@@ -5,8 +5,6 @@
 //! in parallel; each is named after the contract rule it guards (DESIGN.md
 //! sections 1–5). Job scripts are bounded: every loop gives up after 30 s.
 
-mod helper;
-
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -19,8 +17,9 @@ use mayfly_protocol::{
 };
 use serde_json::Value;
 
-use helper::raw::{RawClient, connect_raw, frame, shell_spec};
-use helper::{
+use crate::helper;
+use crate::helper::raw::{RawClient, connect_raw, frame, shell_spec};
+use crate::helper::{
     DEADLINE, Daemon, Grandchild, code_of, process_gone, read_pid_file, run, stderr_of, stdout_of,
     until_file, wait_until, write_pid,
 };

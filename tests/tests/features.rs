@@ -10,17 +10,11 @@
 //! something did *not* happen (a paused queue starting nothing) first waits
 //! for something else that proves the daemon had its chance.
 
-#[allow(
-    dead_code,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use helper::{
+use crate::helper::{
     DEADLINE, Daemon, Grandchild, bin, code_of, process_gone, read_pid_file, run, stderr_of,
     stdout_of, until_file, wait_until, write_pid,
 };

@@ -5,13 +5,6 @@
 //! `/proc/PID/status`) bounded, other clients still served — always within
 //! a deadline.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -25,8 +18,9 @@ use mayfly_protocol::{
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use helper::raw::{RawClient, connect_raw, frame, shell_spec};
-use helper::{DEADLINE, Daemon, code_of, poll_until, stderr_of, wait_until};
+use crate::helper;
+use crate::helper::raw::{RawClient, connect_raw, frame, shell_spec};
+use crate::helper::{DEADLINE, Daemon, code_of, poll_until, stderr_of, wait_until};
 
 /// The daemon's resident memory in bytes, from `/proc/PID/status`.
 fn rss(d: &Daemon) -> u64 {

@@ -78,10 +78,6 @@ pub fn write_pid(name: &str) -> String {
 /// Sleeps for `delay`: the one deliberate sleep outside [`poll_until`]. The
 /// crash tests kill the daemon at a random moment while clients submit, and
 /// a random moment is, by definition, not a condition anything can poll for.
-#[allow(
-    dead_code,
-    reason = "used by durability.rs; every test binary compiles this module"
-)]
 pub fn sleep_before_random_crash(delay: Duration) {
     std::thread::sleep(delay);
 }
