@@ -36,6 +36,17 @@ pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
     );
 }
 
+/// True while the time `at` (as the daemon's JSON writes times: RFC 3339,
+/// UTC, milliseconds, whose text order is time order) is still to come.
+///
+/// For tests that look at a job waiting for its time on a machine that may
+/// be too slow to look before the time comes: read the job first, then ask
+/// this; when it is true, the job was looked at before its time, and must
+/// still have been waiting. Nothing here waits.
+pub fn still_before(at: &str) -> bool {
+    mayfly_protocol::json::rfc3339(mayfly_protocol::Timestamp::now()).as_str() < at
+}
+
 /// True when process `pid` no longer runs: `/proc/PID` is gone, or the
 /// process is a zombie (dead, not yet reaped by whoever inherited it).
 pub fn process_gone(pid: u32) -> bool {
