@@ -12,6 +12,7 @@ pub use mayfly_protocol::json::{
 };
 use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timestamp};
 use serde_json::{Value, json};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The usual name of a signal number, as in `SIGTERM`; `SIG<n>` otherwise.
 pub fn signal_name(signal: i32) -> String {
@@ -141,13 +142,32 @@ fn exit_cell(info: &JobInfo) -> String {
     }
 }
 
-/// Shortens `text` to at most `max` characters, marking the cut with `…`.
+/// How many terminal columns `text` takes: two for a CJK character or most
+/// emoji, none for a combining mark, one for the rest. Tables are aligned
+/// and cut by this, not by characters or bytes, so a wide label or command
+/// neither shifts the columns after it nor runs past the terminal.
+fn columns(text: &str) -> usize {
+    text.width()
+}
+
+/// Shortens `text` to at most `max` columns, marking the cut with `…` (one
+/// column). A wide character that would straddle the edge is left out
+/// whole, so the cut text may be a column short.
 fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if columns(text) <= max {
         return text.to_string();
     }
-    let keep = max.saturating_sub(1);
-    let mut out: String = text.chars().take(keep).collect();
+    let room = max.saturating_sub(1);
+    let mut used = 0;
+    let mut out = String::new();
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -211,7 +231,8 @@ fn paint(text: &str, code: Option<&str>, color: bool) -> String {
 type Cell = (String, Option<&'static str>);
 
 /// Lays out rows of cells: every column but the last padded to its widest
-/// cell (by characters: colour codes are added after measuring), two spaces
+/// cell (in terminal columns, see [`width`]; colour codes are added after
+/// measuring), two spaces
 /// apart, the header bold when colouring, trailing blanks trimmed. The last
 /// two columns are cut to `limits` when given.
 fn layout(
@@ -221,10 +242,10 @@ fn layout(
     color: bool,
 ) -> String {
     let n = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| columns(h)).collect();
     for row in rows {
         for (w, (text, _)) in widths.iter_mut().zip(row) {
-            *w = (*w).max(text.chars().count());
+            *w = (*w).max(columns(text));
         }
     }
     if let Some((second_last, _)) = limits {
@@ -242,7 +263,7 @@ fn layout(
             };
             line.push_str(&paint(&text, *code, color));
             if i + 1 < n {
-                let pad = widths[i].saturating_sub(text.chars().count()) + 2;
+                let pad = widths[i].saturating_sub(columns(&text)) + 2;
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -281,8 +302,8 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
         let fixed: usize = (0..7)
             .map(|i| {
                 rows.iter()
-                    .map(|r| r[i].0.chars().count())
-                    .chain([HEADERS[i].len()])
+                    .map(|r| columns(&r[i].0))
+                    .chain([columns(HEADERS[i])])
                     .max()
                     .unwrap_or(0)
                     + 2
@@ -290,8 +311,8 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
             .sum();
         let natural = |i: usize| {
             rows.iter()
-                .map(|r| r[i].0.chars().count())
-                .chain([HEADERS[i].len()])
+                .map(|r| columns(&r[i].0))
+                .chain([columns(HEADERS[i])])
                 .max()
                 .unwrap_or(0)
         };
@@ -608,6 +629,62 @@ pub(crate) mod tests {
         let row = cut.lines().nth(1).expect("a row");
         assert_eq!(row.chars().count(), 100, "{row}");
         assert!(row.ends_with("y…"));
+    }
+
+    #[test]
+    /// Wide characters (CJK, emoji) take two columns: the columns after a
+    /// wide queue name or progress text stay aligned, and a wide command is
+    /// cut to the terminal's width in columns, not in characters.
+    fn table_aligns_and_cuts_wide_characters() {
+        let now = Timestamp(1_700_000_001_000);
+        let mut wide = info(1, JobState::Running);
+        wide.queue = "默认".into();
+        wide.progress = Some("🚀🚀 半分".into());
+        wide.command = Command::Shell("echo 你好，世界".into());
+        let mut narrow = info(22, JobState::Queued);
+        narrow.progress = Some("ok".into());
+        let jobs = [wide, narrow];
+        // The terminal column at which `needle` starts in `line`.
+        let column = |line: &str, needle: &str| {
+            let at = line
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+            columns(&line[..at])
+        };
+
+        let table = status_table(&jobs, now, TableStyle::default());
+        let lines: Vec<&str> = table.lines().collect();
+        let pri = column(lines[0], "PRI");
+        let command = column(lines[0], "COMMAND");
+        assert_eq!(column(lines[1], "50"), pri, "{table}");
+        assert_eq!(column(lines[2], "50"), pri, "{table}");
+        assert_eq!(column(lines[1], "echo 你好"), command, "{table}");
+        assert_eq!(column(lines[2], "make test"), command, "{table}");
+        assert_eq!(
+            lines[1],
+            "1   running  默认     50   -     1         0s ago  🚀🚀 半分  echo 你好，世界"
+        );
+
+        let mut long = info(1, JobState::Queued);
+        long.command = Command::Shell("长".repeat(100));
+        for cols in [100, 101] {
+            let cut = status_table(
+                std::slice::from_ref(&long),
+                now,
+                TableStyle {
+                    width: Some(cols),
+                    color: false,
+                },
+            );
+            let row = cut.lines().nth(1).expect("a row");
+            assert!(row.ends_with("长…"), "{row}");
+            // A wide character is never split: one column may stay empty.
+            assert!(
+                columns(row) == cols || columns(row) == cols - 1,
+                "{} columns of {cols}: {row}",
+                columns(row)
+            );
+        }
     }
 
     #[test]
