@@ -14,28 +14,12 @@ use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timest
 use serde_json::{Value, json};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// The usual name of a signal number, as in `SIGTERM`; `SIG<n>` otherwise.
+/// The name of a signal number, as in `SIGTERM`, from `nix`'s table of
+/// this platform's signals (the daemon runs on the same machine); `SIG<n>`
+/// for a number without a name there, such as a real-time signal.
 pub fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        _ => return format!("SIG{signal}"),
-    };
-    name.to_string()
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("SIG{signal}"), |s| s.as_str().to_string())
 }
 
 /// What one cancel did, as the text line `7: cancelled`.
@@ -540,6 +524,27 @@ pub(crate) mod tests {
             cancel_json(JobId(3), &CancelOutcome::AlreadyEnded(JobState::Failed)),
             json!({"id": 3, "outcome": "already_ended", "state": "failed"})
         );
+    }
+
+    #[test]
+    /// Signals are named as the platform names them, numbers without a name
+    /// (real-time signals, nonsense) as `SIG<n>`.
+    fn signal_names() {
+        use nix::sys::signal::Signal;
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        for signal in [
+            Signal::SIGHUP,
+            Signal::SIGCHLD,
+            Signal::SIGWINCH,
+            Signal::SIGSYS,
+        ] {
+            assert_eq!(signal_name(signal as i32), signal.as_str());
+        }
+        assert_eq!(signal_name(Signal::SIGCHLD as i32), "SIGCHLD");
+        assert_eq!(signal_name(0), "SIG0");
+        assert_eq!(signal_name(-3), "SIG-3");
+        assert_eq!(signal_name(40), "SIG40");
     }
 
     #[test]
