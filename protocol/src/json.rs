@@ -5,8 +5,6 @@
 //! be added, never renamed. Times are RFC 3339 with milliseconds, in UTC, or
 //! `null`.
 
-mod pretty;
-
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,6 +14,7 @@ use crate::{
     SystemTaskInfo, Timestamp,
 };
 use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::ser::{Formatter, PrettyFormatter};
 use serde_json::{Map, Value, json};
 
 /// The last millisecond `humantime` can format (end of year 9999); later
@@ -37,10 +36,10 @@ fn rfc3339_display(ts: Timestamp) -> humantime::Rfc3339Timestamp {
 /// its fields in sorted order: the order a [`Value`] object prints them in
 /// (its map is sorted), so printing either gives the same bytes.
 ///
-/// [`job_json`] is built from this, so there is one serde definition of the
-/// job object. The hand-written [`JobsJsonWriter`] (for the thousands of
-/// jobs of `status --json`) must print the same bytes; property tests in
-/// `mayflyctl` hold them to it.
+/// [`job_json`] is built from this, and [`JobsJsonWriter`] (for the
+/// thousands of jobs of `status --json`) serializes it straight into its
+/// output, so there is one serde definition of the job object; property
+/// tests in `mayflyctl` hold the two outputs to the same bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct JobJson<'a>(pub &'a JobInfo);
 
@@ -188,9 +187,14 @@ where
 
 /// Writes the pretty-printed JSON array of `status --json` one job at a
 /// time: the same bytes as printing the [`Value`] array of the jobs'
-/// [`job_json`] objects with `{:#}`, several times faster (see
-/// `json/pretty.rs`), and without holding the whole output: `out` gets
-/// writes of about 64 KiB as jobs are pushed.
+/// [`job_json`] objects with `{:#}`, without building a [`Value`] per job
+/// and without holding the whole output: `out` gets writes of about 64 KiB
+/// as jobs are pushed.
+///
+/// Every byte comes from serde_json's [`PrettyFormatter`]: the writer drives
+/// one formatter through the array (its opening, each element's separator,
+/// its closing) and serializes each job's [`JobJson`] with a copy of it,
+/// which starts at the array's depth as the element it is.
 ///
 /// Only [`JobsJsonWriter::finish`] closes the array. A caller whose listing
 /// fails part way returns without it, so what reached `out` is not valid
@@ -201,6 +205,9 @@ pub struct JobsJsonWriter<W: Write> {
     out: W,
     /// Text not yet handed to `out`.
     buf: Vec<u8>,
+    /// The formatter of the array, inside it (one level deep) from
+    /// [`JobsJsonWriter::new`] to [`JobsJsonWriter::finish`].
+    array: PrettyFormatter<'static>,
     /// No job pushed yet.
     empty: bool,
 }
@@ -212,17 +219,23 @@ impl<W: Write> JobsJsonWriter<W> {
     /// Opens the array.
     pub fn new(out: W) -> Self {
         let mut buf = Vec::with_capacity(Self::CHUNK + 4096);
-        pretty::push_jobs_start(&mut buf);
+        let mut array = PrettyFormatter::new();
+        // Writing to a Vec cannot fail.
+        let _ = array.begin_array(&mut buf);
         Self {
             out,
             buf,
+            array,
             empty: true,
         }
     }
 
     /// Writes one more job object.
     pub fn push(&mut self, job: &JobInfo) -> std::io::Result<()> {
-        pretty::push_job_element(&mut self.buf, job, self.empty);
+        self.array.begin_array_value(&mut self.buf, self.empty)?;
+        let mut element = serde_json::Serializer::with_formatter(&mut self.buf, self.array.clone());
+        JobJson(job).serialize(&mut element)?;
+        self.array.end_array_value(&mut self.buf)?;
         self.empty = false;
         if self.buf.len() >= Self::CHUNK {
             self.out.write_all(&self.buf)?;
@@ -233,7 +246,7 @@ impl<W: Write> JobsJsonWriter<W> {
 
     /// Closes the array, ends the line and writes what is left.
     pub fn finish(mut self) -> std::io::Result<()> {
-        pretty::push_jobs_end(&mut self.buf, self.empty);
+        self.array.end_array(&mut self.buf)?;
         self.buf.push(b'\n');
         self.out.write_all(&self.buf)
     }
