@@ -1,4 +1,5 @@
-//! Output: the JSON shapes of DESIGN.md §3 and the human-readable text.
+//! Output: the JSON shapes of `docs/protocol.md` ("JSON for scripts") and
+//! the human-readable text.
 //!
 //! Everything here is a pure function of protocol data (and, for ages, a
 //! `now` passed in), so the stable JSON contract is unit-tested without a

@@ -1,8 +1,9 @@
-//! Durability end to end (DESIGN.md §6): what a client was told is on disk
-//! survives `kill -9`; a job running at a crash comes back `interrupted`; a
-//! full disk refuses changes but keeps serving reads; a snapshot plus the
-//! log after it rebuilds exactly the live state; a damaged log stops the
-//! daemon until `--repair-wal`, while a torn tail is cut with a warning.
+//! Durability end to end (`docs/durability.md`): what a client was told is
+//! on disk survives `kill -9`; a job running at a crash comes back
+//! `interrupted`; a full disk refuses changes but keeps serving reads; a
+//! snapshot plus the log after it rebuilds exactly the live state; a
+//! damaged log stops the daemon until `--repair-wal`, while a torn tail is
+//! cut with a warning.
 //!
 //! Jobs of a daemon killed with SIGKILL keep running (each has its own
 //! process group), so every long job here waits for a `release` file that a

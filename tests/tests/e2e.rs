@@ -2,8 +2,10 @@
 //! where the wire itself is under test, by a raw protocol client).
 //!
 //! Each test starts its own daemon through [`helper::Daemon`], so tests run
-//! in parallel; each is named after the contract rule it guards (DESIGN.md
-//! sections 1–5). Job scripts are bounded: every loop gives up after 30 s.
+//! in parallel; each is named after the contract rule it guards
+//! (`docs/protocol.md` for the wire, the JSON and the exit codes,
+//! `docs/architecture.md` for the scheduling). Job scripts are bounded:
+//! every loop gives up after 30 s.
 
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -1,9 +1,9 @@
 //! End-to-end tests of the scheduling features and the commands that
 //! control them, each driven through the real `mayflyctl` against the real
-//! `mayflyd` (DESIGN.md §2–3): dependencies, delays, timeouts, retries,
-//! queues, pause and resume, restart, clean, edit, batch submits, progress,
-//! labels and status filters — and the same state surviving a `kill -9` of
-//! the daemon.
+//! `mayflyd` (see the README's tour and `man mayflyctl-submit`):
+//! dependencies, delays, timeouts, retries, queues, pause and resume,
+//! restart, clean, edit, batch submits, progress, labels and status filters
+//! — and the same state surviving a `kill -9` of the daemon.
 //!
 //! Each test starts its own daemon, so tests run in parallel. Job scripts are
 //! bounded (every loop gives up after 30 s), and a test that must show that

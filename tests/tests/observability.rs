@@ -1,7 +1,7 @@
-//! Observability end to end (DESIGN.md §1, §6): the real `mayflyd` serves
-//! `GET /metrics` and `GET /__health` on `--http-addr`, pushes to a real
-//! Prometheus Pushgateway with `--push-gateway`, and its metrics pass
-//! `promtool check metrics` without a lint warning.
+//! Observability end to end (the README's "Watching it"): the real
+//! `mayflyd` serves `GET /metrics` and `GET /__health` on `--http-addr`,
+//! pushes to a real Prometheus Pushgateway with `--push-gateway`, and its
+//! metrics pass `promtool check metrics` without a lint warning.
 //!
 //! Each test starts its own daemon on a free loopback port
 //! ([`Daemon::start_with_http`]); the daemons of every other test run with
@@ -17,7 +17,8 @@ use crate::helper::http::{Scrape, free_port, get, request};
 use crate::helper::raw::RawClient;
 use crate::helper::{DEADLINE, Daemon, poll_until, run, stderr_of, until_file, wait_until};
 
-/// Every family DESIGN.md §6 names, spelled as served.
+/// Every family the daemon promises to serve, spelled as served (the
+/// README's "Watching it" names them by prefix).
 const FAMILIES: &[&str] = &[
     "mayfly_jobs_submitted_total",
     "mayfly_jobs_finished_total",
