@@ -721,7 +721,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__add)
-            opts="-c -h -V --concurrency --socket --json --daemon-timeout --help --version"
+            opts="-c -h -V --concurrency --executor --slurm-partition --slurm-arg --a2a-url --a2a-token-file --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +732,26 @@ _mayflyctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
+                    COMPREPLY=($(compgen -W "local slurm a2a" -- "${cur}"))
+                    return 0
+                    ;;
+                --slurm-partition)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slurm-arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -879,7 +899,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__queue__subcmd__set)
-            opts="-c -h -V --concurrency --unlimited --socket --json --daemon-timeout --help --version"
+            opts="-c -h -V --concurrency --unlimited --executor --slurm-partition --slurm-arg --a2a-url --a2a-token-file --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -890,6 +910,26 @@ _mayflyctl() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --executor)
+                    COMPREPLY=($(compgen -W "local slurm a2a" -- "${cur}"))
+                    return 0
+                    ;;
+                --slurm-partition)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slurm-arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

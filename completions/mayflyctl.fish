@@ -116,19 +116,33 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fis
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "add" -d 'Create a queue (refused if it exists)'
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "set" -d 'Change a queue\'s concurrency limit (refused if it does not exist)'
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "set" -d 'Change a queue\'s concurrency limit or executor (refused if it does not exist)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "rm" -d 'Remove a queue (refused while it holds unfinished jobs; never \'default\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "remove" -d 'Remove a queue (refused while it holds unfinished jobs; never \'default\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "list" -d 'List the queues: limit, paused, and jobs by state'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "ls" -d 'List the queues: limit, paused, and jobs by state'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and not __fish_seen_subcommand_from add set rm remove list ls help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s c -l concurrency -d 'How many of its jobs may run at once. [default: unlimited, i.e. only the daemon\'s global limit]' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l executor -d 'What runs the queue\'s jobs: local (a process group on this machine), slurm (sbatch on a Slurm cluster) or a2a (a remote A2A agent). The daemon\'s --concurrency bounds local jobs only; the queue\'s own limit bounds all of them. [default for a new queue: local]' -r -f -a "local\t''
+slurm\t''
+a2a\t''"
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l slurm-partition -d 'With --executor slurm: the partition to submit to' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l slurm-arg -d 'With --executor slurm: one more sbatch argument, as one word (--slurm-arg=--mem=2G); repeat for more' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l a2a-url -d 'With --executor a2a: the remote agent\'s JSON-RPC endpoint' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l a2a-token-file -d 'With --executor a2a: an absolute path to a file holding the bearer token to send to the agent' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -s c -l concurrency -d 'How many of its jobs may run at once' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l executor -d 'What runs the queue\'s jobs: local (a process group on this machine), slurm (sbatch on a Slurm cluster) or a2a (a remote A2A agent). The daemon\'s --concurrency bounds local jobs only; the queue\'s own limit bounds all of them. [default for a new queue: local]' -r -f -a "local\t''
+slurm\t''
+a2a\t''"
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l slurm-partition -d 'With --executor slurm: the partition to submit to' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l slurm-arg -d 'With --executor slurm: one more sbatch argument, as one word (--slurm-arg=--mem=2G); repeat for more' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l a2a-url -d 'With --executor a2a: the remote agent\'s JSON-RPC endpoint' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l a2a-token-file -d 'With --executor a2a: an absolute path to a file holding the bearer token to send to the agent' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from set" -l unlimited -d 'Remove the queue\'s own limit (only the daemon\'s global limit applies)'
@@ -156,7 +170,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_se
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create a queue (refused if it exists)'
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change a queue\'s concurrency limit (refused if it does not exist)'
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change a queue\'s concurrency limit or executor (refused if it does not exist)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a queue (refused while it holds unfinished jobs; never \'default\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the queues: limit, paused, and jobs by state'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand queue; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -218,6 +232,6 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and not __fish
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and not __fish_seen_subcommand_from submit status cancel wait logs dump-state shutdown events queue pause resume restart clean edit progress help" -f -a "progress" -d 'Report a running job\'s progress, shown by \'status\''
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and not __fish_seen_subcommand_from submit status cancel wait logs dump-state shutdown events queue pause resume restart clean edit progress help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "add" -d 'Create a queue (refused if it exists)'
-complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "set" -d 'Change a queue\'s concurrency limit (refused if it does not exist)'
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "set" -d 'Change a queue\'s concurrency limit or executor (refused if it does not exist)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "rm" -d 'Remove a queue (refused while it holds unfinished jobs; never \'default\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand help; and __fish_seen_subcommand_from queue" -f -a "list" -d 'List the queues: limit, paused, and jobs by state'

@@ -4,6 +4,7 @@ complete -c mayflyd -l state-dir -d 'Where the write-ahead log, snapshots and jo
 complete -c mayflyd -l concurrency -d 'How many jobs may run at once, over all queues [default: number of CPUs]' -r
 complete -c mayflyd -l quantum -d 'The scheduler\'s time slice: the longest it works on one batch of client requests before it turns to timers and job exits' -r
 complete -c mayflyd -l shutdown-timeout -d 'How long running jobs get after SIGTERM at shutdown before SIGKILL' -r
+complete -c mayflyd -l shutdown-step-timeout -d 'How long each of a shutdown\'s last steps may take (the log\'s last writes, system tasks, open connections) before it goes on without them; also how long after SIGKILL it waits for jobs to be reaped' -r
 complete -c mayflyd -l kill-grace -d 'How long a cancelled job gets after SIGTERM before SIGKILL' -r
 complete -c mayflyd -l wal-flush-interval -d 'How often the daemon\'s own records (job started, job exited) are made durable. Client changes (submit, cancel) are always fsynced before they are acknowledged' -r
 complete -c mayflyd -l snapshot-bytes -d 'Write a snapshot of the state once the write-ahead log has grown this many bytes past the last one, so restarts stay fast' -r

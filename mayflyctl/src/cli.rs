@@ -790,13 +790,16 @@ pub enum QueueCommand {
     /// Create a queue (refused if it exists).
     #[command(after_help = "Examples:\n  \
         mayflyctl queue add gpu --concurrency 1\n  \
-        mayflyctl queue add batch")]
+        mayflyctl queue add batch\n  \
+        mayflyctl queue add hpc --executor slurm --slurm-partition debug --concurrency 50")]
     Add(QueueAddArgs),
 
-    /// Change a queue's concurrency limit (refused if it does not exist).
+    /// Change a queue's concurrency limit or executor (refused if it does
+    /// not exist).
     #[command(after_help = "Examples:\n  \
         mayflyctl queue set gpu --concurrency 4\n  \
-        mayflyctl queue set gpu --unlimited")]
+        mayflyctl queue set gpu --unlimited\n  \
+        mayflyctl queue set hpc --executor local")]
     Set(QueueSetArgs),
 
     /// Remove a queue (refused while it holds unfinished jobs; never 'default').
@@ -810,9 +813,11 @@ pub enum QueueCommand {
     #[command(
         visible_alias = "ls",
         long_about = "List the queues as a table: NAME, LIMIT (its concurrency limit, \
-            or 'unlimited'), PAUSED, and how many of its jobs are WAITING, QUEUED, \
-            RUNNING and DONE (finished in any way). --json prints an array of \
-            {\"name\", \"concurrency\" (null: unlimited), \"paused\", \"counts\" (by state)}.",
+            or 'unlimited'), PAUSED, how many of its jobs are WAITING, QUEUED, \
+            RUNNING and DONE (finished in any way), and its EXECUTOR. --json prints an \
+            array of {\"name\", \"concurrency\" (null: unlimited), \"paused\", \
+            \"counts\" (by state), \"executor\" ({\"kind\": \"local\"}, with the kind's \
+            settings)}.",
         after_help = "Examples:\n  \
             mayflyctl queue list\n  \
             mayflyctl queue list --json | jq -r '.[] | select(.paused) | .name'"
@@ -828,6 +833,10 @@ pub struct QueueAddArgs {
     #[arg(long, short = 'c', value_name = "N")]
     pub concurrency: Option<u32>,
 
+    /// What runs its jobs.
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
+
     /// The queue's name.
     #[arg(value_name = "NAME")]
     pub name: String,
@@ -835,19 +844,57 @@ pub struct QueueAddArgs {
 
 /// Arguments of `queue set`.
 #[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("limit").required(true).args(["concurrency", "unlimited"])))]
+#[command(group(
+    ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["concurrency", "unlimited", "executor"])
+))]
 pub struct QueueSetArgs {
     /// How many of its jobs may run at once.
     #[arg(long, short = 'c', value_name = "N")]
     pub concurrency: Option<u32>,
 
     /// Remove the queue's own limit (only the daemon's global limit applies).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "concurrency")]
     pub unlimited: bool,
+
+    /// What runs its jobs from now on (only while none of them runs).
+    #[command(flatten)]
+    pub executor: ExecutorArgs,
 
     /// The queue's name.
     #[arg(value_name = "NAME")]
     pub name: String,
+}
+
+/// Which executor runs a queue's jobs, and its settings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExecutorArgs {
+    /// What runs the queue's jobs: local (a process group on this machine),
+    /// slurm (sbatch on a Slurm cluster) or a2a (a remote A2A agent). The
+    /// daemon's --concurrency bounds local jobs only; the queue's own limit
+    /// bounds all of them. [default for a new queue: local]
+    #[arg(long, value_name = "KIND", value_parser = ["local", "slurm", "a2a"])]
+    pub executor: Option<String>,
+
+    /// With --executor slurm: the partition to submit to.
+    #[arg(long, value_name = "PARTITION")]
+    pub slurm_partition: Option<String>,
+
+    /// With --executor slurm: one more sbatch argument, as one word
+    /// (--slurm-arg=--mem=2G); repeat for more.
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub slurm_args: Vec<String>,
+
+    /// With --executor a2a: the remote agent's JSON-RPC endpoint.
+    #[arg(long, value_name = "URL")]
+    pub a2a_url: Option<String>,
+
+    /// With --executor a2a: an absolute path to a file holding the bearer
+    /// token to send to the agent.
+    #[arg(long, value_name = "FILE")]
+    pub a2a_token_file: Option<String>,
 }
 
 /// Arguments of commands that take one queue name.

@@ -159,6 +159,25 @@ pub enum UsageError {
     )]
     ZeroConcurrency,
 
+    /// A setting of one executor kind given for another.
+    #[error("{flag} is a setting of --executor {kind}; add --executor {kind} or leave it out")]
+    ExecutorSetting {
+        /// The flag, e.g. `--slurm-partition`.
+        flag: &'static str,
+        /// The kind it belongs to.
+        kind: &'static str,
+    },
+
+    /// `--executor a2a` without `--a2a-url`.
+    #[error("--executor a2a needs the agent's URL: add --a2a-url URL")]
+    A2aUrlMissing,
+
+    /// `--a2a-token-file` with a relative path (the daemon reads it).
+    #[error(
+        "--a2a-token-file {0:?} is relative; give an absolute path (the daemon reads the file)"
+    )]
+    RelativeTokenFile(String),
+
     /// `edit` without any change.
     #[error("nothing to change; pass --priority, --queue, --label or --clear-labels")]
     NothingToEdit,

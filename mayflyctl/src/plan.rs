@@ -1143,33 +1143,92 @@ echo b | wc -c
             action(&["queue", "add", "gpu", "--concurrency", "2"]),
             Ok(Action::QueueSet(QueueSetRequest {
                 name: "gpu".into(),
-                concurrency: Some(2),
-                create: true
+                concurrency: Some(Some(2)),
+                create: true,
+                executor: None,
             }))
         );
         assert_eq!(
             action(&["queue", "add", "io"]),
             Ok(Action::QueueSet(QueueSetRequest {
                 name: "io".into(),
-                concurrency: None,
-                create: true
+                concurrency: Some(None),
+                create: true,
+                executor: None,
             }))
         );
         assert_eq!(
             action(&["queue", "set", "gpu", "--unlimited"]),
             Ok(Action::QueueSet(QueueSetRequest {
                 name: "gpu".into(),
-                concurrency: None,
-                create: false
+                concurrency: Some(None),
+                create: false,
+                executor: None,
             }))
         );
         assert_eq!(
             action(&["queue", "set", "gpu", "-c", "3"]),
             Ok(Action::QueueSet(QueueSetRequest {
                 name: "gpu".into(),
-                concurrency: Some(3),
-                create: false
+                concurrency: Some(Some(3)),
+                create: false,
+                executor: None,
             }))
+        );
+        assert_eq!(
+            action(&[
+                "queue",
+                "add",
+                "hpc",
+                "--executor",
+                "slurm",
+                "--slurm-partition",
+                "debug",
+                "--slurm-arg=--mem=2G",
+            ]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "hpc".into(),
+                concurrency: Some(None),
+                create: true,
+                executor: Some(mayfly_protocol::ExecutorSpec::Slurm {
+                    partition: Some("debug".into()),
+                    args: vec!["--mem=2G".into()],
+                }),
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "set", "hpc", "--executor", "local"]),
+            Ok(Action::QueueSet(QueueSetRequest {
+                name: "hpc".into(),
+                concurrency: None,
+                create: false,
+                executor: Some(mayfly_protocol::ExecutorSpec::Local),
+            }))
+        );
+        assert_eq!(
+            action(&["queue", "add", "x", "--slurm-partition", "p"]),
+            Err(UsageError::ExecutorSetting {
+                flag: "--slurm-partition",
+                kind: "slurm"
+            })
+        );
+        assert_eq!(
+            action(&["queue", "add", "x", "--executor", "a2a"]),
+            Err(UsageError::A2aUrlMissing)
+        );
+        assert_eq!(
+            action(&[
+                "queue",
+                "add",
+                "x",
+                "--executor",
+                "a2a",
+                "--a2a-url",
+                "http://h:1/",
+                "--a2a-token-file",
+                "tok"
+            ]),
+            Err(UsageError::RelativeTokenFile("tok".into()))
         );
         assert_eq!(
             action(&["queue", "add", "gpu", "--concurrency", "0"]),

@@ -324,10 +324,11 @@ fn done_count(counts: &mayfly_protocol::StateCounts) -> u64 {
         .sum()
 }
 
-/// The `queue list` table: NAME, LIMIT, PAUSED, WAITING, QUEUED, RUNNING, DONE.
+/// The `queue list` table: NAME, LIMIT, PAUSED, WAITING, QUEUED, RUNNING,
+/// DONE, EXECUTOR.
 pub fn queue_table(queues: &[QueueInfo], color: bool) -> String {
-    const HEADERS: [&str; 7] = [
-        "NAME", "LIMIT", "PAUSED", "WAITING", "QUEUED", "RUNNING", "DONE",
+    const HEADERS: [&str; 8] = [
+        "NAME", "LIMIT", "PAUSED", "WAITING", "QUEUED", "RUNNING", "DONE", "EXECUTOR",
     ];
     let rows: Vec<Vec<Cell>> = queues
         .iter()
@@ -348,6 +349,7 @@ pub fn queue_table(queues: &[QueueInfo], color: bool) -> String {
                 (q.counts.queued.to_string(), None),
                 (q.counts.running.to_string(), None),
                 (done_count(&q.counts).to_string(), None),
+                (escape_controls(&q.executor.to_string()), None),
             ]
         })
         .collect();
@@ -355,7 +357,7 @@ pub fn queue_table(queues: &[QueueInfo], color: bool) -> String {
 }
 
 /// One queue as JSON: `name`, `concurrency` (null: unlimited), `paused`,
-/// `counts` (by state) — the shape of `dump-state`'s queues.
+/// `counts` (by state), `executor` — the shape of `dump-state`'s queues.
 pub fn queue_json(queue: &QueueInfo) -> Value {
     let counts: serde_json::Map<String, Value> = JobState::ALL
         .iter()
@@ -366,6 +368,7 @@ pub fn queue_json(queue: &QueueInfo) -> Value {
         "concurrency": queue.concurrency,
         "paused": queue.paused,
         "counts": counts,
+        "executor": mayfly_protocol::json::executor_json(&queue.executor),
     })
 }
 
@@ -403,6 +406,7 @@ pub(crate) mod tests {
             retries: 0,
             retry_at: None,
             history: vec![],
+            remote_id: None,
         }
     }
 
@@ -431,6 +435,7 @@ pub(crate) mod tests {
                 "finished_at": null,
                 "progress": "50%",
                 "reason": null,
+                "remote_id": null,
                 "pid": null,
                 "after": [],
                 "not_before": null,
@@ -473,6 +478,7 @@ pub(crate) mod tests {
                     running: 1,
                     ..StateCounts::default()
                 },
+                executor: mayfly_protocol::ExecutorSpec::Local,
             }],
             system_tasks: vec![SystemTaskInfo {
                 name: "looptask_wal_flush".into(),
@@ -802,6 +808,7 @@ pub(crate) mod tests {
                     failed: 1,
                     ..StateCounts::default()
                 },
+                executor: mayfly_protocol::ExecutorSpec::Local,
             },
             QueueInfo {
                 name: "gpu".into(),
@@ -812,20 +819,22 @@ pub(crate) mod tests {
                     waiting: 4,
                     ..StateCounts::default()
                 },
+                executor: mayfly_protocol::ExecutorSpec::Local,
             },
         ];
         let table = queue_table(&queues, false);
         assert_eq!(
             table,
-            "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE\n\
-             default  unlimited  no      0        2       0        4\n\
-             gpu      1          yes     4        0       1        0\n"
+            "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE  EXECUTOR\n\
+             default  unlimited  no      0        2       0        4     local\n\
+             gpu      1          yes     4        0       1        0     local\n"
         );
         let v = queue_json(&queues[1]);
         assert_eq!(v["name"], "gpu");
         assert_eq!(v["concurrency"], 1);
         assert_eq!(v["paused"], true);
         assert_eq!(v["counts"]["waiting"], 4);
+        assert_eq!(v["executor"], json!({"kind": "local"}));
         assert_eq!(queue_json(&queues[0])["concurrency"], Value::Null);
     }
 
@@ -875,6 +884,7 @@ pub(crate) mod tests {
             "finished_at": time(info.finished_at),
             "progress": info.progress,
             "reason": info.reason,
+            "remote_id": info.remote_id,
             "pid": info.pid,
             "after": info.after.iter().map(|(id, any)| json!({"id": id.0, "any_outcome": any})).collect::<Vec<_>>(),
             "not_before": time(info.not_before),
@@ -970,6 +980,7 @@ pub(crate) mod tests {
                         signal,
                     })
                     .collect(),
+                remote_id: None,
             },
         )
     }

@@ -589,6 +589,7 @@ fn dump_state_object() {
                     queued: 1,
                     ..StateCounts::default()
                 },
+                executor: mayfly_protocol::ExecutorSpec::Local,
             }],
             system_tasks: vec![SystemTaskInfo {
                 name: "looptask_wal_flush".into(),
@@ -737,12 +738,14 @@ fn two_queues() -> Vec<QueueInfo> {
                 succeeded: 2,
                 ..StateCounts::default()
             },
+            executor: mayfly_protocol::ExecutorSpec::Local,
         },
         QueueInfo {
             name: "gpu".into(),
             concurrency: Some(2),
             paused: true,
             counts: StateCounts::default(),
+            executor: mayfly_protocol::ExecutorSpec::Local,
         },
     ]
 }
@@ -759,9 +762,9 @@ fn queue_commands_round_trip() {
     assert_eq!(got.requests[0], Request::QueueList);
     assert_eq!(
         out.stdout,
-        "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE\n\
-         default  unlimited  no      0        1       0        2\n\
-         gpu      2          yes     0        0       0        0\n"
+        "NAME     LIMIT      PAUSED  WAITING  QUEUED  RUNNING  DONE  EXECUTOR\n\
+         default  unlimited  no      0        1       0        2     local\n\
+         gpu      2          yes     0        0       0        0     local\n"
     );
 
     let daemon = FakeDaemon::start(|s| {
@@ -776,8 +779,9 @@ fn queue_commands_round_trip() {
         got.requests[0],
         Request::QueueSet(QueueSetRequest {
             name: "gpu".into(),
-            concurrency: Some(2),
-            create: true
+            concurrency: Some(Some(2)),
+            create: true,
+            executor: None,
         })
     );
 

@@ -480,6 +480,7 @@ quantum = \"25ms\"
                 "concurrency",
                 "quantum",
                 "shutdown_timeout",
+                "shutdown_step_timeout",
                 "kill_grace",
                 "wal_flush_interval",
                 "snapshot_bytes",
@@ -505,7 +506,7 @@ quantum = \"25ms\"
     fn every_key_is_read() {
         let f = file(
             "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
-             shutdown_timeout = \"1m\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
+             shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
@@ -521,6 +522,7 @@ quantum = \"25ms\"
         assert_eq!(s.concurrency, 7);
         assert_eq!(s.quantum, Duration::from_millis(1));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(60));
+        assert_eq!(s.shutdown_step_timeout, Duration::from_secs(7));
         assert_eq!(s.kill_grace, Duration::from_secs(3));
         assert_eq!(s.wal_flush_interval, Duration::from_millis(5));
         assert_eq!(s.snapshot_bytes, 4096);

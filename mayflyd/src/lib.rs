@@ -1,17 +1,20 @@
 //! The Mayfly daemon as a library: everything `mayflyd` does, so that tests
 //! can run a daemon inside their own process.
 //!
-//! Data flows one way (see DESIGN.md section 8): a socket frame is decoded by
-//! a [`session`], becomes a command for the [`driver`], which asks the
-//! sans-IO [`core`] to decide, logs and applies the resulting events, replies,
-//! and hands actions to the [`executor`]; job exits come back to the driver
-//! as messages. [`scheduler`] wires it together and owns shutdown.
+//! Data flows one way (see `docs/architecture.md`): a front door (the
+//! Unix-socket [`session`]) turns a request into a call on the [`service`]
+//! handle, which becomes a command for the [`driver`]; the driver asks the
+//! sans-IO [`core`] to decide, logs and applies the resulting events,
+//! answers once they are durable, and hands actions to the queue's
+//! executor ([`exec`]); starts and exits come back to the driver as
+//! reports. [`scheduler`] starts it all, step by step; [`shutdown`] is how
+//! it stops.
 
 pub mod config;
 pub mod config_file;
 pub mod core;
 pub mod driver;
-pub mod executor;
+pub mod exec;
 pub mod http;
 pub mod journal;
 #[cfg(feature = "ipc")]
@@ -26,9 +29,11 @@ pub mod private;
 pub mod pusher;
 pub mod reply;
 pub mod scheduler;
+pub mod service;
 #[cfg(feature = "ipc")]
 pub mod session;
 pub mod settings;
+pub mod shutdown;
 pub mod wal;
 
 pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle};

@@ -566,6 +566,7 @@ mod tests {
     /// A queue's info with `queued` and `running` jobs.
     fn queue_info(name: &str, queued: u64, running: u64) -> QueueInfo {
         QueueInfo {
+            executor: mayfly_protocol::ExecutorSpec::Local,
             name: name.to_string(),
             concurrency: None,
             paused: false,

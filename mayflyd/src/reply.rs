@@ -11,14 +11,21 @@
 //! be large, go out in chunks the session asks for one at a time
 //! ([`Outgoing::More`]), so a listing in flight holds one chunk.
 //!
-//! Replies made for the daemon's own use ([`Reply::new`]: the metrics
-//! refresh, a session asking the driver about a job) count nothing.
+//! Replies made for the daemon's own use ([`Reply::new`]) count nothing.
+//!
+//! [`IpcList`] and [`IpcWait`] are the service API's sinks of a listing
+//! and of a wait, for this door: they put each page (encoded straight from
+//! the core's jobs) or report on a connection's [`Reply`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mayfly_protocol::{JobId, Response};
+use mayfly_protocol::{
+    ErrorKind, JobId, JobInfo, JobInfoRef, JobsRef, Response, StateHeader, encode_frame,
+};
 use tokio::sync::{Notify, mpsc};
+
+use crate::service::{ListCursor, ListSink, NextPage, ServiceError, WaitSink};
 
 /// One frame of an answer on its way to a session.
 #[derive(Debug)]
@@ -32,8 +39,9 @@ pub enum Outgoing {
     /// [`Response::Jobs`].
     Frame(Vec<u8>),
     /// The listing goes on: the session hands this back to the driver
-    /// (`InternalMsg::ListMore`) once everything before it has left for the
-    /// socket, and the driver answers with the next chunk. Never written.
+    /// ([`crate::service::Mayfly::list_more`]) once everything before it has
+    /// left for the socket, and the driver answers with the next page.
+    /// Never written.
     More(ListCursor),
 }
 
@@ -52,32 +60,6 @@ impl Outgoing {
             Outgoing::More(_) => 0,
         }
     }
-}
-
-/// Where a listing stops until the client is ready for more of it.
-#[derive(Debug)]
-pub struct ListCursor {
-    /// Where the next chunk goes (the same request's reply).
-    pub reply: Reply,
-    /// Which jobs are left.
-    pub rest: ListRest,
-    /// How many jobs the next chunk takes: adjusted after each chunk so
-    /// that a chunk comes to about 64 KiB however large the jobs are.
-    pub per_chunk: usize,
-}
-
-/// The jobs a listing has yet to send.
-#[derive(Debug)]
-pub enum ListRest {
-    /// Every job after this id (ids grow in submission order).
-    After(JobId),
-    /// These ids, from `next` on (ids asked for by name).
-    Ids {
-        /// The ids the client named, in its order.
-        ids: Vec<JobId>,
-        /// The first one not yet sent.
-        next: usize,
-    },
 }
 
 /// The answers of one connection that are queued and not yet taken by its
@@ -203,6 +185,90 @@ impl Reply {
     }
 }
 
+/// A listing's pages as `Jobs` frames on a connection (see
+/// [`crate::service::ListSink`]): encoded here, straight from the core's
+/// borrowed jobs, rather than copied into `JobInfo`s for the session to
+/// encode and then drop.
+#[derive(Debug)]
+pub struct IpcList(pub Reply);
+
+impl ListSink for IpcList {
+    fn header(&mut self, header: StateHeader) {
+        let _ = self.0.send(Response::State(header).into());
+    }
+
+    fn page(&mut self, jobs: &[JobInfoRef<'_>]) -> Option<usize> {
+        send_jobs(&self.0, jobs)
+    }
+
+    fn park(self: Box<Self>, next: NextPage) {
+        let reply = self.0.clone();
+        let _ = reply.send(Outgoing::More(ListCursor { sink: self, next }));
+    }
+
+    fn end(&mut self) {
+        let _ = self.0.send(Response::End.into());
+    }
+
+    fn error(&mut self, error: ServiceError) {
+        let _ = self.0.send(Response::Error(error).into());
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+/// Sends `jobs` as one `Jobs` frame (nothing for no jobs). A page too large
+/// for one frame goes out in halves; a single job too large for a frame
+/// ends the stream with an error. Returns the bytes sent, or `None` when
+/// the stream has ended.
+fn send_jobs(reply: &Reply, jobs: &[JobInfoRef<'_>]) -> Option<usize> {
+    if jobs.is_empty() {
+        return Some(0);
+    }
+    match encode_frame(&JobsRef(jobs)) {
+        Ok(frame) => {
+            let len = frame.len();
+            let _ = reply.send(Outgoing::Frame(frame));
+            Some(len)
+        }
+        Err(_) if jobs.len() > 1 => {
+            let (first, second) = jobs.split_at(jobs.len() / 2);
+            Some(send_jobs(reply, first)? + send_jobs(reply, second)?)
+        }
+        Err(e) => {
+            let id = jobs.first().map_or(JobId(0), |job| job.id);
+            let _ = reply.send(
+                Response::Error(ServiceError::new(
+                    ErrorKind::Internal,
+                    format!("job {id} cannot be listed: {e}"),
+                ))
+                .into(),
+            );
+            None
+        }
+    }
+}
+
+/// A wait's reports as `JobEnded` frames on a connection, then `End`.
+#[derive(Debug)]
+pub struct IpcWait(pub Reply);
+
+impl WaitSink for IpcWait {
+    fn ended(&self, job: JobInfo) {
+        let _ = self.0.send(Response::JobEnded(Box::new(job)).into());
+    }
+
+    fn end(&self) {
+        let _ = self.0.send(Response::End.into());
+    }
+
+    fn error(&self, error: ServiceError) {
+        let _ = self.0.send(Response::Error(error).into());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +311,79 @@ mod tests {
         reply.send(Outgoing::Frame(vec![0; 10])).unwrap();
         assert!(matches!(rx.try_recv(), Ok(Outgoing::Frame(f)) if f.len() == 10));
         assert!(!reply.is_closed());
+    }
+
+    /// A queued job with one label of `label_bytes` bytes.
+    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
+        use mayfly_protocol::{Command, JobState, Timestamp};
+        JobInfo {
+            id: JobId(id),
+            state: JobState::Queued,
+            command: Command::Shell("true".into()),
+            cwd: "/".into(),
+            queue: "default".into(),
+            priority: 50,
+            labels: vec![("pad".into(), "x".repeat(label_bytes))],
+            exit_code: None,
+            signal: None,
+            attempts: 0,
+            submitted_at: Timestamp(0),
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            reason: None,
+            pid: None,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: Vec::new(),
+            remote_id: None,
+        }
+    }
+
+    #[test]
+    /// A page too large for one frame goes out in smaller frames, in
+    /// order; a single job too large for any frame ends the stream with an
+    /// error instead of a frame the client would refuse.
+    fn listing_pages_split_to_fit_the_frame_limit() {
+        use mayfly_protocol::{MAX_FRAME_LEN, decode_payload};
+        let (tx, mut rx) = Reply::new();
+        let jobs = [
+            job_with_label(1, 9 << 20),
+            job_with_label(2, 9 << 20),
+            job_with_label(3, 10),
+        ];
+        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
+        assert!(send_jobs(&tx, &views).is_some());
+        let mut ids = Vec::new();
+        let mut frames = 0;
+        while let Ok(out) = rx.try_recv() {
+            let Outgoing::Frame(frame) = out else {
+                panic!("expected a frame, got {out:?}");
+            };
+            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
+            let Ok(Response::Jobs(page)) = decode_payload::<Response>(&frame[4..]) else {
+                panic!("a frame that is not Response::Jobs");
+            };
+            ids.extend(page.iter().map(|job| job.id.0));
+            frames += 1;
+        }
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(frames, 2, "the page of three went out as [1] and [2, 3]");
+
+        let huge = [job_with_label(4, MAX_FRAME_LEN)];
+        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
+        assert!(send_jobs(&tx, &views).is_none(), "the stream has ended");
+        match rx.try_recv() {
+            Ok(Outgoing::Response(Response::Error(e))) => {
+                assert_eq!(e.kind, ErrorKind::Internal);
+                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
+            }
+            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
+            other => panic!("expected an error response, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "nothing after the error");
     }
 }

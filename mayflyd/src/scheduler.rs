@@ -29,11 +29,14 @@ use futures::StreamExt;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::driver::{ClientMsg, DriverConfig, DriverInbox, InternalMsg, SystemContext};
-use crate::executor::Executor;
+use mayfly_protocol::JobId;
+use tokio::sync::watch;
+
+use crate::core::Core;
+use crate::driver::{BootInfo, Driver, DriverConfig, DriverInbox, InternalMsg, SystemContext};
+use crate::exec::{Executors, Handle, LocalExecutor, Report};
 use crate::http::{self, HttpError, HttpState, Readiness};
 use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
@@ -42,9 +45,11 @@ use crate::metrics::{Metrics, Refresh};
 #[cfg(feature = "ipc")]
 use crate::peer::PeerPolicy;
 use crate::pusher::{self, PushConfig};
+use crate::service::{Mayfly, View};
 #[cfg(feature = "ipc")]
 use crate::session::{SessionContext, SessionLimits};
 use crate::settings::{HttpAddr, Settings};
+use crate::shutdown::Shutdown;
 use crate::wal::WalOptions;
 
 /// `SIGTERM` or `SIGINT` for the signals we handle, the number otherwise.
@@ -310,19 +315,74 @@ impl Scheduler {
         self.run_inner(socket, http).await
     }
 
-    /// The body of every `run*`: recover, bind the socket if asked to, serve
-    /// until shut down.
+    /// The body of every `run*`: start-up in small steps, then serve until
+    /// shut down.
     async fn run_inner(
         self,
         socket: SocketPlan,
         http: Option<TcpListener>,
     ) -> Result<(), DaemonError> {
+        let mut startup = Startup::new(self)?;
+        startup.handle_signals()?;
+        let recovered = startup.recover().await?;
+        let (driver, boot) = startup.driver(recovered)?;
+        startup.system_tasks();
+        if let Some(http) = http {
+            startup.serve_http(http);
+        }
+        startup.listen(socket)?;
+        startup.run(driver, boot).await
+    }
+}
+
+/// The daemon while it starts: what the start-up steps build, in order, for
+/// the ones after them (see [`Scheduler::run_inner`]).
+struct Startup {
+    /// The settings.
+    settings: Settings,
+    /// The library's handle, for the signal handler.
+    handle: SchedulerHandle,
+    /// The driver's internal channel, receiving end.
+    internal_rx: Option<mpsc::UnboundedReceiver<InternalMsg>>,
+    /// The one shutdown.
+    shutdown: Shutdown,
+    /// Where job output lives.
+    logs_dir: PathBuf,
+    /// The daemon's metrics.
+    metrics: Arc<Metrics>,
+    /// What `/__health` reports.
+    readiness: Arc<Readiness>,
+    /// The service every front door uses (once the driver is built).
+    mayfly: Option<Mayfly>,
+}
+
+/// What recovery found, for the driver.
+struct Recovered {
+    /// The state, replayed.
+    core: Core,
+    /// The log, ready for appending.
+    wal: crate::wal::Wal,
+    /// Figures for the `SchedulerBoot` event.
+    boot: BootInfo,
+    /// The events that close the books on jobs that were running.
+    events: Vec<crate::core::Event>,
+    /// Attempts that run elsewhere and were re-attached.
+    reattached: Vec<(JobId, Handle)>,
+    /// The executors (with the re-attached attempts' ones made).
+    executors: Executors,
+    /// Where the executors report.
+    reports: mpsc::UnboundedReceiver<Report>,
+}
+
+impl Startup {
+    /// Makes the state dir safe to use and sets up what every later step
+    /// shares.
+    fn new(scheduler: Scheduler) -> Result<Self, DaemonError> {
         let Scheduler {
             settings,
             handle,
             internal_rx,
-        } = self;
-        let logs_dir = settings.state_dir.join("logs");
+        } = scheduler;
         let tightening = crate::private::prepare_state_dir(
             &settings.state_dir,
             nix::unistd::geteuid().as_raw(),
@@ -339,64 +399,70 @@ impl Scheduler {
         if let Err(e) = started {
             tracing::warn!(error = %e, "cannot start the thread that makes the files under the state dir private; its folders are");
         }
+        Ok(Self {
+            logs_dir: settings.state_dir.join("logs"),
+            shutdown: Shutdown::new(settings.shutdown_step_timeout),
+            settings,
+            handle,
+            internal_rx: Some(internal_rx),
+            metrics: Metrics::new()?,
+            readiness: Readiness::new(),
+            mayfly: None,
+        })
+    }
 
-        let shutdown = CancellationToken::new();
-        let shutdown_begun = CancellationToken::new();
-        let forced = CancellationToken::new();
-        let tracker = TaskTracker::new();
-
-        if settings.handle_signals {
-            let signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGUSR1])
-                .map_err(DaemonError::Runtime)?;
-            let signals_handle = signals.handle();
-            let handle = handle.clone();
-            let forced = forced.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let mut signals = signals.fuse();
-                let mut seen = 0;
-                loop {
-                    tokio::select! {
-                        sig = signals.next() => match sig {
-                            Some(SIGUSR1) => {
-                                let _ = handle.internal.send(InternalMsg::LogState);
-                            }
-                            Some(sig) => {
-                                seen += 1;
-                                if seen == 1 {
-                                    tracing::info!(signal = sig, "signal received: shutting down gracefully (send it again to force)");
-                                    let _ = handle.internal.send(InternalMsg::Shutdown {
-                                        timeout: None,
-                                        reason: format!("signal {}", signal_name(sig)),
-                                    });
-                                } else {
-                                    tracing::warn!(signal = sig, "second signal: forcing exit");
-                                    forced.cancel();
-                                    break;
-                                }
-                            }
-                            None => break,
-                        },
-                        () = stop.cancelled() => break,
-                    }
-                }
-                signals_handle.close();
-            });
+    /// SIGTERM and SIGINT begin a graceful shutdown, a second one forces
+    /// the exit; SIGUSR1 writes the state to the log.
+    fn handle_signals(&self) -> Result<(), DaemonError> {
+        if !self.settings.handle_signals {
+            return Ok(());
         }
+        let signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGUSR1])
+            .map_err(DaemonError::Runtime)?;
+        let signals_handle = signals.handle();
+        let internal = self.handle.internal.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut signals = signals.fuse();
+            let mut seen = 0;
+            let done = shutdown.done_token();
+            loop {
+                tokio::select! {
+                    sig = signals.next() => match sig {
+                        Some(SIGUSR1) => {
+                            let _ = internal.send(InternalMsg::LogState);
+                        }
+                        Some(sig) => {
+                            seen += 1;
+                            if seen == 1 {
+                                tracing::info!(signal = sig, "signal received: shutting down gracefully (send it again to force)");
+                                let _ = internal.send(InternalMsg::Shutdown {
+                                    timeout: None,
+                                    reason: format!("signal {}", signal_name(sig)),
+                                });
+                            } else {
+                                tracing::warn!(signal = sig, "second signal: forcing exit");
+                                shutdown.force();
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    () = done.cancelled() => break,
+                }
+            }
+            signals_handle.close();
+        });
+        Ok(())
+    }
 
-        let (clients_tx, clients_rx) = mpsc::channel(4096);
-        let (processes_tx, processes_rx) = mpsc::unbounded_channel();
-        let executor = Executor::new(
-            logs_dir.clone(),
-            settings.socket.clone(),
-            settings.max_output.map(|s| s.0),
-            processes_tx,
-            TaskTracker::new(),
-        )
-        .map_err(DaemonError::Runtime)?;
-        let config = settings.core_config();
-        let wal_dir = settings.state_dir.join("wal");
-        let repair = settings.one_run.repair_wal;
+    /// Replays the log (after `--repair-wal`, if asked), stops what a crash
+    /// left running locally, re-attaches what runs elsewhere, and works out
+    /// the events that close the books on the rest.
+    async fn recover(&self) -> Result<Recovered, DaemonError> {
+        let config = self.settings.core_config();
+        let wal_dir = self.settings.state_dir.join("wal");
+        let repair = self.settings.one_run.repair_wal;
         let recovered = tokio::task::spawn_blocking(move || {
             if repair {
                 let report = crate::wal::repair(&wal_dir)?;
@@ -416,129 +482,175 @@ impl Scheduler {
             jobs = recovered.core.job_count(),
             "state recovered from the write-ahead log"
         );
-        let boot = crate::driver::BootInfo {
+        let boot = BootInfo {
             recovered_jobs: recovered.core.job_count() as u64,
             replayed_records: stats.records,
             replay_ms: stats.elapsed.as_millis() as u64,
             snapshot_bytes: stats.snapshot_bytes.unwrap_or(0),
             log_bytes: recovered.wal.bytes_since_snapshot(),
         };
-        let core = recovered.core;
-        // A crash leaves job processes running: stop exactly those the log
-        // names (same pid and start time), since they are now interrupted.
-        for (id, pid, start_ticks) in core.logged_processes() {
-            if crate::executor::kill_leftover_group(pid, start_ticks) {
-                tracing::warn!(job = %id, pid, "stopped the process group the previous daemon left running");
-            }
-        }
-        let mut recovery_events = core.recovery_events(mayfly_protocol::Timestamp::now());
-        if settings.one_run.repair_wal
-            && let Some(event) =
-                highest_output_id(&logs_dir).and_then(|max| core.reserve_ids_through(max))
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let local = LocalExecutor::new(
+            self.logs_dir.clone(),
+            self.settings.socket.clone(),
+            self.settings.max_output.map(|s| s.0),
+            reports_tx.clone(),
+            TaskTracker::new(),
+        )
+        .map_err(DaemonError::Runtime)?;
+        let mut executors = Executors::new(local, reports_tx);
+        let reattached = reattach(&recovered.core, &mut executors);
+        let ids: Vec<JobId> = reattached.iter().map(|(id, _)| *id).collect();
+        let mut events = recovered
+            .core
+            .recovery_events(mayfly_protocol::Timestamp::now(), &ids);
+        if self.settings.one_run.repair_wal
+            && let Some(event) = highest_output_id(&self.logs_dir)
+                .and_then(|max| recovered.core.reserve_ids_through(max))
         {
             // The repair dropped records of jobs whose output files remain;
             // their ids must not be handed out again.
-            recovery_events.insert(0, event);
+            events.insert(0, event);
         }
-        if !recovery_events.is_empty() {
+        let interrupted = events
+            .iter()
+            .filter(|e| matches!(e, crate::core::Event::Interrupted { .. }))
+            .count();
+        if interrupted > 0 {
             tracing::warn!(
-                jobs = recovery_events
-                    .iter()
-                    .filter(|e| matches!(e, crate::core::Event::Interrupted { .. }))
-                    .count(),
+                jobs = interrupted,
                 "jobs that were running when the daemon stopped are marked interrupted"
             );
         }
-        let metrics = Metrics::new()?;
-        let readiness = Readiness::new();
-        let (acks_tx, acks_rx) = mpsc::unbounded_channel();
-        let journal = Journal::start(recovered.wal, acks_tx, Some(metrics.clone()))
+        Ok(Recovered {
+            core: recovered.core,
+            wal: recovered.wal,
+            boot,
+            events,
+            reattached,
+            executors,
+            reports,
+        })
+    }
+
+    /// Builds the driver over the recovered state, with its journal, and
+    /// the service handle the front doors use.
+    fn driver(&mut self, recovered: Recovered) -> Result<(Driver, Boot), DaemonError> {
+        let Recovered {
+            core,
+            wal,
+            boot,
+            events,
+            reattached,
+            executors,
+            reports,
+        } = recovered;
+        let (acks_tx, acks) = mpsc::unbounded_channel();
+        let journal = Journal::start(wal, acks_tx, Some(self.metrics.clone()))
             .map_err(DaemonError::Runtime)?;
-        let refresh = queue_gauge_refresh(clients_tx.clone(), metrics.clone());
-
-        let metrics_task = metrics.clone();
-        let metrics_refresh = refresh.clone();
-        let push = PushConfig {
-            gateway: settings.push_gateway.clone(),
-            interval: settings.metrics_interval,
-        };
-        handle.spawn_system("looptask_metrics", move |ctx| {
-            pusher::run(metrics_task, Some(metrics_refresh), push, ctx.shutdown)
-        });
-
-        let flush_every = settings.wal_flush_interval;
-        let flusher = handle.internal.clone();
-        handle.spawn_system("looptask_wal_flush", move |ctx| async move {
-            let mut tick = tokio::time::interval(flush_every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if flusher.send(InternalMsg::FlushWal).is_err() {
-                            break;
-                        }
-                    }
-                    () = ctx.shutdown.cancelled() => break,
-                }
-            }
-            Ok(())
-        });
-
-        let driver = crate::driver::Driver::new(
+        let (commands_tx, commands) = mpsc::channel(4096);
+        let (view_tx, view_rx) = watch::channel(Arc::new(View::default()));
+        let internal = self
+            .internal_rx
+            .take()
+            .ok_or_else(|| DaemonError::Runtime(std::io::Error::other("started twice")))?;
+        self.mayfly = Some(Mayfly::new(
+            commands_tx,
+            self.handle.internal.clone(),
+            self.logs_dir.clone(),
+            view_rx,
+        ));
+        let driver = Driver::new(
             core,
             journal,
-            executor,
+            executors,
             DriverConfig {
-                quantum: settings.quantum,
-                shutdown_timeout: settings.shutdown_timeout,
-                logs_dir: logs_dir.clone(),
-                snapshot_bytes: settings.snapshot_bytes,
+                quantum: self.settings.quantum,
+                shutdown_timeout: self.settings.shutdown_timeout,
+                snapshot_bytes: self.settings.snapshot_bytes,
             },
             DriverInbox {
-                clients: clients_rx,
-                internal: internal_rx,
-                internal_tx: handle.internal.clone(),
-                processes: processes_rx,
-                acks: acks_rx,
+                commands,
+                internal,
+                internal_tx: self.handle.internal.clone(),
+                reports,
+                acks,
             },
-            shutdown_begun.clone(),
-            shutdown.clone(),
-            tracker.clone(),
+            view_tx,
+            self.shutdown.clone(),
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(self.metrics.clone())
+        .with_reattached(reattached);
+        Ok((driver, Boot { info: boot, events }))
+    }
 
-        if let Some(http) = http {
-            let state = HttpState {
-                metrics: metrics.clone(),
-                readiness: readiness.clone(),
-                refresh: Some(refresh),
-            };
-            // Health turns 503 the moment a shutdown begins; /metrics keeps
-            // answering until the daemon has stopped.
-            tracker.spawn(http::serve(http, state, shutdown.clone()));
-        }
-        {
-            let readiness = readiness.clone();
-            let begun = shutdown_begun.clone();
-            let done = shutdown.clone();
-            tracker.spawn(async move {
-                tokio::select! {
-                    () = begun.cancelled() => {}
-                    () = done.cancelled() => {}
+    /// The service handle (built by [`Startup::driver`]).
+    fn mayfly(&self) -> Result<Mayfly, DaemonError> {
+        self.mayfly
+            .clone()
+            .ok_or_else(|| DaemonError::Runtime(std::io::Error::other("no driver yet")))
+    }
+
+    /// Starts the system tasks: the metrics task and the WAL flusher.
+    fn system_tasks(&self) {
+        let metrics = self.metrics.clone();
+        let refresh = self
+            .mayfly
+            .clone()
+            .map(|m| queue_gauge_refresh(m, metrics.clone()));
+        let push = PushConfig {
+            gateway: self.settings.push_gateway.clone(),
+            interval: self.settings.metrics_interval,
+        };
+        self.handle.spawn_system("looptask_metrics", move |ctx| {
+            pusher::run(metrics, refresh, push, ctx.shutdown)
+        });
+        let flush_every = self.settings.wal_flush_interval;
+        let flusher = self.handle.internal.clone();
+        self.handle
+            .spawn_system("looptask_wal_flush", move |ctx| async move {
+                let mut tick = tokio::time::interval(flush_every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            if flusher.send(InternalMsg::FlushWal).is_err() {
+                                break;
+                            }
+                        }
+                        () = ctx.shutdown.cancelled() => break,
+                    }
                 }
-                readiness.set_stopping();
-                crate::notify::notify("STOPPING=1");
+                Ok(())
             });
-        }
+    }
 
+    /// Serves `/metrics` and `/__health` on `http`. Health turns 503 the
+    /// moment a shutdown begins; `/metrics` keeps answering until the
+    /// daemon has stopped.
+    fn serve_http(&self, http: TcpListener) {
+        let state = HttpState {
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+            refresh: self
+                .mayfly
+                .clone()
+                .map(|m| queue_gauge_refresh(m, self.metrics.clone())),
+        };
+        let tasks = self.shutdown.tasks();
+        tasks.spawn(http::serve(http, state, self.shutdown.done_token()));
+    }
+
+    /// Binds the socket (if asked to) and accepts connections on it.
+    fn listen(&self, socket: SocketPlan) -> Result<(), DaemonError> {
         let listener = match socket {
             SocketPlan::Bound(listener) => Some(listener),
             #[cfg(feature = "ipc")]
-            SocketPlan::Bind(path) => match listener::bind(&path, socket_mode(&settings)) {
+            SocketPlan::Bind(path) => match listener::bind(&path, socket_mode(&self.settings)) {
                 Ok(listener) => Some(listener),
                 Err(e) => {
                     // Nothing was started for clients yet; close the log.
-                    shutdown.cancel();
+                    self.shutdown.driver_done();
                     return Err(e.into());
                 }
             },
@@ -546,42 +658,59 @@ impl Scheduler {
         };
         #[cfg(feature = "ipc")]
         if let Some(listener) = listener {
+            let settings = &self.settings;
             let session_ctx = SessionContext {
-                driver: clients_tx,
-                internal: handle.internal.clone(),
-                logs_dir,
-                metrics: metrics.clone(),
-                limits: SessionLimits::from_settings(&settings),
+                mayfly: self.mayfly()?,
+                metrics: self.metrics.clone(),
+                limits: SessionLimits::from_settings(settings),
                 request_budget: crate::session::request_budget(
                     usize::try_from(settings.request_buffer_bytes.0).unwrap_or(usize::MAX),
                 ),
                 peers: Arc::new(PeerPolicy::for_this_process(settings.allow_uid.clone())),
             };
-            tracker.spawn(listener::run(
+            let done = self.shutdown.done_token();
+            let tasks = self.shutdown.tasks();
+            tasks.spawn(listener::run(
                 listener,
                 session_ctx,
                 Limits {
                     max_connections: settings.max_connections,
                 },
-                shutdown.clone(),
-                shutdown.clone(),
-                tracker.clone(),
+                done.clone(),
+                done,
+                tasks.clone(),
             ));
         }
         #[cfg(not(feature = "ipc"))]
-        let _ = (listener, clients_tx);
+        let _ = listener;
+        Ok(())
+    }
+
+    /// Declares the daemon ready and runs the driver until the shutdown
+    /// completes (or is forced); then stops everything else, bounded, and
+    /// removes the socket.
+    async fn run(self, driver: Driver, boot: Boot) -> Result<(), DaemonError> {
+        let settings = &self.settings;
         tracing::info!(
             socket = %settings.socket.display(),
             state_dir = %settings.state_dir.display(),
             concurrency = settings.concurrency,
             "mayflyd ready"
         );
-
+        {
+            let readiness = self.readiness.clone();
+            let shutdown = self.shutdown.clone();
+            self.shutdown.tasks().spawn(async move {
+                shutdown.begun().await;
+                readiness.set_stopping();
+                crate::notify::notify("STOPPING=1");
+            });
+        }
         // The socket accepts and the driver is about to run: requests get
         // answers. (Set first, so no request is answered while not ready.)
-        readiness.set_ready();
+        self.readiness.set_ready();
         crate::notify::notify("READY=1");
-        let driver_task = tokio::spawn(driver.run(boot, recovery_events));
+        let driver_task = tokio::spawn(driver.run(boot.info, boot.events));
         let result = tokio::select! {
             core = driver_task => {
                 match core {
@@ -593,15 +722,13 @@ impl Scheduler {
                 }
                 Ok(())
             }
-            () = forced.cancelled() => Err(DaemonError::Forced),
+            () = self.shutdown.forced() => Err(DaemonError::Forced),
         };
-        shutdown.cancel();
-        tracker.close();
-        if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some connections did not close within 5s; exiting anyway");
+        if !self.shutdown.wait_tasks().await {
+            tracing::warn!(
+                "some connections did not close within {}; exiting anyway",
+                humantime::format_duration(self.shutdown.step_timeout())
+            );
         }
         match std::fs::remove_file(&settings.socket) {
             Ok(()) => {}
@@ -613,6 +740,52 @@ impl Scheduler {
         }
         result
     }
+}
+
+/// What the driver starts with: the recovery figures and the events that
+/// close the books.
+struct Boot {
+    /// Figures about recovery.
+    info: BootInfo,
+    /// The events to log first.
+    events: Vec<crate::core::Event>,
+}
+
+/// For each attempt the log shows running: stops what a crash left running
+/// locally (same pid and start time, so a recycled pid is never touched),
+/// and asks remote executors to re-attach theirs. Returns the re-attached
+/// attempts with their handles.
+fn reattach(core: &Core, executors: &mut Executors) -> Vec<(JobId, Handle)> {
+    let mut reattached = Vec::new();
+    for attempt in core.running_attempts() {
+        if attempt.executor.is_local() {
+            if let Some((pid, start_ticks)) = attempt.process
+                && crate::exec::kill_leftover_group(pid, start_ticks)
+            {
+                tracing::warn!(job = %attempt.id, pid, "stopped the process group the previous daemon left running");
+            }
+            continue;
+        }
+        let executor = match executors.get(&attempt.executor) {
+            Ok(executor) => executor,
+            Err(e) => {
+                tracing::warn!(job = %attempt.id, error = %e, "cannot re-attach the job");
+                continue;
+            }
+        };
+        if let Some(remote_id) = &attempt.remote_id
+            && executor.reattach(&attempt)
+        {
+            tracing::info!(job = %attempt.id, %remote_id, "re-attached a job that runs elsewhere");
+            reattached.push((
+                attempt.id,
+                Handle::Remote {
+                    id: remote_id.clone(),
+                },
+            ));
+        }
+    }
+    reattached
 }
 
 /// The permission bits of the socket: `0600`, or `0666` when other users
@@ -635,29 +808,13 @@ async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Daem
 }
 
 /// The hook that makes the queued and running gauges current before a
-/// scrape or a push: it asks the driver for its queues (`QueueList`, cheap:
-/// one entry per queue, counts kept by the core) and sets the gauges from
-/// the answer. Callers bound how long they wait for it.
-fn queue_gauge_refresh(driver: mpsc::Sender<ClientMsg>, metrics: Arc<Metrics>) -> Refresh {
+/// scrape or a push: it reads the queues from the view the driver
+/// publishes after each step (no request to the driver).
+fn queue_gauge_refresh(mayfly: Mayfly, metrics: Arc<Metrics>) -> Refresh {
     Arc::new(move || {
-        let driver = driver.clone();
-        let metrics = metrics.clone();
-        Box::pin(async move {
-            let (reply, mut answer) = crate::reply::Reply::new();
-            let msg = ClientMsg {
-                request: mayfly_protocol::Request::QueueList,
-                reply,
-            };
-            if driver.send(msg).await.is_err() {
-                return; // the driver has stopped
-            }
-            if let Some(crate::driver::Outgoing::Response(mayfly_protocol::Response::Queues(
-                queues,
-            ))) = answer.recv().await
-            {
-                metrics.set_queue_gauges(&queues);
-            }
-        })
+        let view = mayfly.view();
+        metrics.set_queue_gauges(&view.queues);
+        Box::pin(std::future::ready(()))
     })
 }
 

@@ -1,20 +1,21 @@
 //! One client connection: handshake, then requests in, responses out.
 //!
-//! The session decodes frames into typed requests and hands them to the
-//! driver; it never touches job state. Clients may pipeline: every request
-//! gets its own response channel, and the writer drains those channels in
-//! request order, so responses leave in the order requests came in even when
-//! a later request is answered first. A streaming response simply keeps its
-//! channel open until its `End` frame.
+//! This is the Unix-socket front door: an adapter between frames and the
+//! service API ([`crate::service::Mayfly`]). It decodes frames into typed
+//! requests, calls the service, and turns the answers back into frames; it
+//! never touches job state. Clients may pipeline: every request gets its own
+//! answer in the order queue, and the writer takes the answers in request
+//! order, so responses leave in the order requests came in even when a later
+//! request is answered first. A streaming response keeps its channel open
+//! until its `End` frame.
 //!
-//! Responses come from the driver typed ([`Outgoing::Response`]), except the
-//! chunks of a listing: the driver encodes those itself, straight from the
-//! core's jobs through the protocol crate's `JobsRef`, and the session writes
-//! the finished frame ([`Outgoing::Frame`]) as it is. Copying every job into
-//! a typed response first was most of the cost of `status` with many jobs.
-//! A listing goes out one chunk at a time: when the writer meets
-//! [`Outgoing::More`], it first hands everything before it to the socket,
-//! then asks the driver for the next chunk.
+//! A listing's pages are encoded by its sink ([`crate::reply::IpcList`]),
+//! straight from the core's jobs through the protocol crate's `JobsRef`, and
+//! the session writes the finished frame ([`Outgoing::Frame`]) as it is:
+//! copying every job into a typed response first was most of the cost of
+//! `status` with many jobs. A listing goes out one page at a time: when the
+//! writer meets [`Outgoing::More`], it first hands everything before it to
+//! the socket, then asks for the next page.
 //!
 //! Before anything is read, the peer's credentials are checked
 //! ([`crate::peer`]); a user the daemon does not serve gets one `Rejected`
@@ -48,7 +49,7 @@
 //!   `--idle-timeout` is closed with an error frame saying so. A connection
 //!   waiting for an answer (a `wait`, a `--follow`) is never idle.
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,30 +57,22 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, BytesMut};
 use mayfly_protocol::{
     ErrorKind, ErrorResponse, EventsRequest, FrameError, Hello, HelloReply, LogsRequest,
-    MAX_FRAME_LEN, READ_AHEAD, Request, Response, StatusRequest, WaitRequest, decode_payload,
-    encode_frame, encode_payload, frame_len,
+    MAX_FRAME_LEN, READ_AHEAD, Request, Response, decode_payload, encode_frame, encode_payload,
+    frame_len,
 };
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{ReadHalf, WriteHalf};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{ClientMsg, InternalMsg};
-use crate::executor::log_path;
 use crate::metrics::Metrics;
 use crate::peer::{PeerPolicy, admit};
-use crate::reply::{Backlog, Outgoing, Reply};
+use crate::reply::{Backlog, IpcList, IpcWait, Outgoing, Reply};
+use crate::service::{EventItem, ListQuery, Mayfly, ServiceResult};
 use crate::settings::Settings;
-
-/// How often `logs --follow` looks for new output.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
-
-/// Size of one `LogChunk` frame.
-const LOG_CHUNK: usize = 64 * 1024;
 
 /// How many frames a streaming task (logs, events) may have waiting for the
 /// socket. A slow client makes the task wait, never the daemon: `logs` reads
@@ -140,21 +133,40 @@ pub fn request_budget(bytes: usize) -> Arc<Semaphore> {
     ))
 }
 
+/// One answer of the service, as the one frame it becomes.
+type AnswerFrame = Pin<Box<dyn Future<Output = Response> + Send>>;
+
 /// One request's response frames, in the order the writer must send them.
-#[derive(Debug)]
 enum Responses {
-    /// Answered by the driver, which never waits; its frames count in the
-    /// connection's [`Backlog`].
+    /// One frame, once the service answers (the answer itself is small:
+    /// what bounds these is `--max-in-flight`).
+    Answer(Option<AnswerFrame>),
+    /// Frames of a listing or a wait, made by the driver, which never
+    /// waits; they count in the connection's [`Backlog`].
     Unbounded(mpsc::UnboundedReceiver<Outgoing>),
-    /// Answered by a session task that waits for the socket (its channel
-    /// is the bound).
+    /// Frames of a stream that waits for the socket (its channel is the
+    /// bound).
     Bounded(mpsc::Receiver<Response>),
+}
+
+impl std::fmt::Debug for Responses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Responses::Answer(_) => "Answer",
+            Responses::Unbounded(_) => "Unbounded",
+            Responses::Bounded(_) => "Bounded",
+        })
+    }
 }
 
 impl Responses {
     /// The next frame, or `None` when the request is fully answered.
     async fn recv(&mut self) -> Option<Outgoing> {
         match self {
+            Responses::Answer(answer) => match answer.take() {
+                Some(answer) => Some(Outgoing::Response(answer.await)),
+                None => None,
+            },
             Responses::Unbounded(rx) => rx.recv().await,
             Responses::Bounded(rx) => rx.recv().await.map(Outgoing::Response),
         }
@@ -163,6 +175,7 @@ impl Responses {
     /// The next frame if one is waiting already.
     fn try_recv(&mut self) -> Option<Outgoing> {
         match self {
+            Responses::Answer(_) => None,
             Responses::Unbounded(rx) => rx.try_recv().ok(),
             Responses::Bounded(rx) => rx.try_recv().ok().map(Outgoing::Response),
         }
@@ -199,13 +212,8 @@ struct Flight {
 /// What every session needs from the daemon.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
-    /// The driver's command channel.
-    pub driver: mpsc::Sender<ClientMsg>,
-    /// The driver's internal channel (to subscribe to the activity log and
-    /// to ask for the next chunk of a listing).
-    pub internal: mpsc::UnboundedSender<InternalMsg>,
-    /// Where job output lives.
-    pub logs_dir: PathBuf,
+    /// The service every request goes to.
+    pub mayfly: Mayfly,
     /// Where requests and connections are counted.
     pub metrics: Arc<Metrics>,
     /// What bounds each connection.
@@ -652,35 +660,119 @@ async fn read_requests(
             return;
         }
         let kind = Some(request.kind());
-        match request {
+        let responses = match request {
             Request::Logs(req) => {
                 let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
-                if !queue(Responses::Bounded(rx), kind) {
-                    return;
-                }
-                tokio::spawn(serve_logs(req, ctx.clone(), tx));
+                tokio::spawn(serve_logs(req, ctx.mayfly.clone(), tx));
+                Responses::Bounded(rx)
             }
             Request::Events(req) => {
                 let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
-                if !queue(Responses::Bounded(rx), kind) {
-                    return;
-                }
-                tokio::spawn(serve_events(req, ctx.clone(), tx));
+                tokio::spawn(serve_events(req, ctx.mayfly.clone(), tx));
+                Responses::Bounded(rx)
             }
-            request => {
+            Request::Status(req) => {
                 let (reply, rx) = Reply::counted(backlog.clone());
-                if !queue(Responses::Unbounded(rx), kind) {
-                    return;
-                }
-                if let Err(refusal) = check_working_dirs(&request) {
-                    let _ = reply.send(Response::Error(refusal).into());
-                    continue;
-                }
-                if ctx.driver.send(ClientMsg { request, reply }).await.is_err() {
-                    return; // the driver has stopped: the daemon is exiting
-                }
+                let query = ListQuery {
+                    ids: req.ids,
+                    ..ListQuery::default()
+                };
+                ctx.mayfly
+                    .list_into(query, false, Box::new(IpcList(reply)))
+                    .await;
+                Responses::Unbounded(rx)
             }
+            Request::DumpState => {
+                let (reply, rx) = Reply::counted(backlog.clone());
+                ctx.mayfly
+                    .list_into(ListQuery::default(), true, Box::new(IpcList(reply)))
+                    .await;
+                Responses::Unbounded(rx)
+            }
+            Request::Wait(req) => {
+                let (reply, rx) = Reply::counted(backlog.clone());
+                ctx.mayfly
+                    .wait_into(req.ids, Arc::new(IpcWait(reply)))
+                    .await;
+                Responses::Unbounded(rx)
+            }
+            request => Responses::Answer(Some(answer(&ctx.mayfly, request).await)),
+        };
+        if !queue(responses, kind) {
+            return;
         }
+    }
+}
+
+/// Hands a request that is answered by one frame to the service, in order,
+/// and returns the frame its answer becomes.
+async fn answer(mayfly: &Mayfly, request: Request) -> AnswerFrame {
+    /// The frame of a result: `ok`'s, or the error.
+    fn frame<T>(result: ServiceResult<T>, ok: impl FnOnce(T) -> Response) -> Response {
+        result.map_or_else(Response::Error, ok)
+    }
+    match request {
+        Request::Submit(req) => {
+            let answer = mayfly.submit(req.spec).await;
+            Box::pin(async move { frame(answer.await, |id| Response::Submitted { id }) })
+        }
+        Request::SubmitBatch(req) => {
+            let answer = mayfly.submit_batch(req.specs).await;
+            Box::pin(async move { frame(answer.await, |ids| Response::SubmittedBatch { ids }) })
+        }
+        Request::Cancel(req) => {
+            let answer = mayfly.cancel(req.ids).await;
+            Box::pin(async move { frame(answer.await, Response::Cancelled) })
+        }
+        Request::QueueSet(req) => {
+            let answer = mayfly.queue_set(req).await;
+            Box::pin(async move { frame(answer.await, Response::Queues) })
+        }
+        Request::QueueRemove(req) => {
+            let answer = mayfly.queue_remove(req.name).await;
+            Box::pin(async move { frame(answer.await, Response::Queues) })
+        }
+        Request::QueueList => {
+            let answer = mayfly.queues().await;
+            Box::pin(async move { frame(answer.await, Response::Queues) })
+        }
+        Request::Pause(req) => {
+            let answer = mayfly.pause(req).await;
+            Box::pin(async move { frame(answer.await, Response::Queues) })
+        }
+        Request::Restart(req) => {
+            let answer = mayfly.restart(req.ids).await;
+            Box::pin(async move { frame(answer.await, Response::Restarted) })
+        }
+        Request::Clean(req) => {
+            let answer = mayfly.clean(req).await;
+            Box::pin(async move { frame(answer.await, |ids| Response::Cleaned { ids }) })
+        }
+        Request::Edit(req) => {
+            let answer = mayfly.edit(req).await;
+            Box::pin(async move { frame(answer.await, |job| Response::Jobs(vec![job])) })
+        }
+        Request::Progress(req) => {
+            let answer = mayfly.progress(req.id, req.text).await;
+            Box::pin(async move { frame(answer.await, |()| Response::Ok) })
+        }
+        Request::Shutdown(req) => {
+            let timeout = req.timeout_ms.map(Duration::from_millis);
+            let reason = "requested by a client (mayflyctl shutdown)".to_string();
+            let answer = mayfly.shutdown(timeout, reason).await;
+            Box::pin(async move { frame(answer.await, |()| Response::ShuttingDown) })
+        }
+        // Streams are served by the reader; reaching here is a bug.
+        Request::Status(_)
+        | Request::DumpState
+        | Request::Wait(_)
+        | Request::Logs(_)
+        | Request::Events(_) => Box::pin(async {
+            Response::Error(ErrorResponse::new(
+                ErrorKind::Internal,
+                "a streaming request reached the one-frame path",
+            ))
+        }),
     }
 }
 
@@ -744,13 +836,9 @@ async fn write_answers(
                 };
                 match item {
                     Outgoing::More(cursor) => {
-                        // The next chunk is made once this one has left.
+                        // The next page is made once this one has left.
                         writer.flush().await?;
-                        if ctx.internal.send(InternalMsg::ListMore(cursor)).is_err() {
-                            ok = false;
-                            writer.push(shutting_down().into(), false);
-                            return Ok(());
-                        }
+                        ctx.mayfly.list_more(cursor);
                     }
                     item => {
                         ok &= !matches!(item, Outgoing::Response(Response::Error(_)));
@@ -816,176 +904,46 @@ async fn write_answers(
     let _ = writer.flush().await;
 }
 
-/// Refuses a submit whose working directory is not a directory: the core
-/// checks what it can without I/O (an absolute path), this checks the file
-/// system, so the mistake is told at submit, naming the field, instead of
-/// failing the job when it starts. Each distinct directory of a batch is
-/// looked at once.
-fn check_working_dirs(request: &Request) -> Result<(), ErrorResponse> {
-    let specs = match request {
-        Request::Submit(req) => std::slice::from_ref(&req.spec),
-        Request::SubmitBatch(req) => req.specs.as_slice(),
-        _ => return Ok(()),
-    };
-    let mut checked = std::collections::HashSet::new();
-    for (line, spec) in specs.iter().enumerate() {
-        if !spec.cwd.starts_with('/') || !checked.insert(spec.cwd.as_str()) {
-            continue; // the core refuses a relative one, naming it
-        }
-        let problem = match std::fs::metadata(&spec.cwd) {
-            Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => "is not a directory".to_string(),
-            Err(e) => format!("cannot be used: {e}"),
-        };
-        let at = if specs.len() > 1 {
-            format!("line {}: ", line + 1)
-        } else {
-            String::new()
-        };
-        return Err(ErrorResponse::new(
-            ErrorKind::BadRequest,
-            format!(
-                "{at}working directory {} {problem}; give an existing directory with --cwd",
-                crate::core::excerpt(&spec.cwd)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Asks the driver one question and returns its response stream.
-async fn ask(ctx: &SessionContext, request: Request) -> Option<mpsc::UnboundedReceiver<Outgoing>> {
-    let (reply, rx) = Reply::new();
-    ctx.driver.send(ClientMsg { request, reply }).await.ok()?;
-    Some(rx)
-}
-
-/// The error a streaming task sends when the driver is gone.
-fn shutting_down() -> Response {
-    Response::Error(ErrorResponse::new(
-        ErrorKind::ShuttingDown,
-        "the daemon is shutting down",
-    ))
-}
-
-/// Serves `logs`: the output file's contents, and with `follow`, what is
-/// appended until the job ends.
-async fn serve_logs(req: LogsRequest, ctx: SessionContext, out: mpsc::Sender<Response>) {
-    // The job must exist; the driver says so (or why not).
-    let Some(mut status) = ask(&ctx, Request::Status(StatusRequest { ids: vec![req.id] })).await
-    else {
-        let _ = out.send(shutting_down()).await;
-        return;
-    };
-    match status.recv().await {
-        Some(Outgoing::Response(Response::Error(e))) => {
-            let _ = out.send(Response::Error(e)).await;
-            return;
-        }
-        Some(_) => {}
-        None => {
-            let _ = out.send(shutting_down()).await;
-            return;
-        }
-    }
-    let mut ended = if req.follow {
-        ask(&ctx, Request::Wait(WaitRequest { ids: vec![req.id] })).await
-    } else {
-        None
-    };
-    let path = log_path(&ctx.logs_dir, req.id, req.stream);
-    let mut offset = 0u64;
+/// Serves `logs` from the service's stream of the job's output.
+async fn serve_logs(req: LogsRequest, mayfly: Mayfly, out: mpsc::Sender<Response>) {
+    let mut chunks = mayfly.logs(req.id, req.stream, req.follow).await;
     loop {
-        match send_new_output(&path, &mut offset, &out).await {
-            Ok(true) => {}
-            Ok(false) => return, // the client hung up
-            Err(e) => {
-                let _ = out
-                    .send(Response::Error(ErrorResponse::new(
-                        ErrorKind::Internal,
-                        format!("cannot read {}: {e}", path.display()),
-                    )))
-                    .await;
-                return;
-            }
-        }
-        let Some(rx) = ended.as_mut() else { break };
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(Outgoing::Response(Response::JobEnded(_))) => {}
-                Some(Outgoing::Response(Response::Error(e))) => { let _ = out.send(Response::Error(e)).await; return; }
-                // End (or the driver went away): one last read, then stop.
-                _ => ended = None,
+        let response = tokio::select! {
+            chunk = chunks.recv() => match chunk {
+                Some(Ok(bytes)) => Response::LogChunk(bytes),
+                Some(Err(e)) => {
+                    let _ = out.send(Response::Error(e)).await;
+                    return;
+                }
+                None => break,
             },
-            () = tokio::time::sleep(FOLLOW_POLL) => {}
             () = out.closed() => return,
+        };
+        if out.send(response).await.is_err() {
+            return;
         }
     }
     let _ = out.send(Response::End).await;
 }
 
-/// Sends whatever `path` holds past `offset`. Returns false if the client
-/// has gone. A file that does not exist yet (the job has not started) holds
-/// nothing.
-async fn send_new_output(
-    path: &Path,
-    offset: &mut u64,
-    out: &mpsc::Sender<Response>,
-) -> std::io::Result<bool> {
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    file.seek(std::io::SeekFrom::Start(*offset)).await?;
-    let mut buf = vec![0u8; LOG_CHUNK];
+/// Serves `events` from the service's activity stream.
+async fn serve_events(req: EventsRequest, mayfly: Mayfly, out: mpsc::Sender<Response>) {
+    let mut events = mayfly.events(req.follow).await;
     loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(true);
-        }
-        *offset += n as u64;
-        if out
-            .send(Response::LogChunk(buf[..n].to_vec()))
-            .await
-            .is_err()
-        {
-            return Ok(false);
-        }
-    }
-}
-
-/// Serves `events`: the recent activity, then with `follow` each new event
-/// until the daemon stops. A client that reads too slowly is told how many
-/// events it missed.
-async fn serve_events(req: EventsRequest, ctx: SessionContext, out: mpsc::Sender<Response>) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if ctx.internal.send(InternalMsg::SubscribeEvents(tx)).is_err() {
-        let _ = out.send(shutting_down()).await;
-        return;
-    }
-    let Ok((recent, mut live)) = rx.await else {
-        let _ = out.send(shutting_down()).await;
-        return;
-    };
-    for record in recent {
-        if out.send(Response::Event(record)).await.is_err() {
+        let response = tokio::select! {
+            item = events.recv() => match item {
+                Some(Ok(EventItem::Event(record))) => Response::Event(record),
+                Some(Ok(EventItem::Missed(count))) => Response::EventsMissed { count },
+                Some(Err(e)) => {
+                    let _ = out.send(Response::Error(e)).await;
+                    return;
+                }
+                None => break,
+            },
+            () = out.closed() => return,
+        };
+        if out.send(response).await.is_err() {
             return;
-        }
-    }
-    if req.follow {
-        loop {
-            let response = tokio::select! {
-                next = live.recv() => match next {
-                    Ok(record) => Response::Event(record),
-                    Err(RecvError::Lagged(count)) => Response::EventsMissed { count },
-                    Err(RecvError::Closed) => break,
-                },
-                () = out.closed() => return,
-            };
-            if out.send(response).await.is_err() {
-                return;
-            }
         }
     }
     let _ = out.send(Response::End).await;
@@ -994,11 +952,15 @@ async fn serve_events(req: EventsRequest, ctx: SessionContext, out: mpsc::Sender
 #[cfg(test)]
 mod tests {
     use futures::{SinkExt, StreamExt};
-    use mayfly_protocol::{Command, FrameCodec, Hello, HelloReply, JobId, JobSpec, Timestamp};
+    use mayfly_protocol::{
+        FrameCodec, Hello, HelloReply, JobId, JobSpec, StatusRequest, Timestamp, WaitRequest,
+    };
     use tokio_util::codec::Framed;
 
     use super::*;
     use crate::core::{Core, CoreConfig};
+    use crate::driver::InternalMsg;
+    use crate::service::{Command, ListCursor, ListRest, NextPage, View};
 
     /// The longest any step may take.
     const DEADLINE: Duration = Duration::from_secs(20);
@@ -1021,7 +983,7 @@ mod tests {
         /// The client's end, handshaken.
         client: Framed<UnixStream, FrameCodec<Response, Request>>,
         /// What the session hands to the driver.
-        requests: mpsc::Receiver<ClientMsg>,
+        requests: mpsc::Receiver<Command>,
         /// What the session hands to the driver's internal channel.
         internal: mpsc::UnboundedReceiver<InternalMsg>,
         /// The session task.
@@ -1043,10 +1005,9 @@ mod tests {
             let (driver, requests) = mpsc::channel(8);
             let (internal_tx, internal) = mpsc::unbounded_channel();
             let dir = tempfile::tempdir().expect("a temp dir");
+            let (_, view) = tokio::sync::watch::channel(Arc::new(View::default()));
             let ctx = SessionContext {
-                driver,
-                internal: internal_tx,
-                logs_dir: dir.path().to_path_buf(),
+                mayfly: Mayfly::new(driver, internal_tx, dir.path().to_path_buf(), view),
                 metrics: Metrics::new().expect("metrics"),
                 limits,
                 request_budget: budget,
@@ -1070,11 +1031,17 @@ mod tests {
         }
 
         /// The next request the session hands to the driver.
-        async fn next_request(&mut self) -> ClientMsg {
+        async fn next_request(&mut self) -> Command {
             tokio::time::timeout(DEADLINE, self.requests.recv())
                 .await
                 .expect("a request in time")
                 .expect("the session is running")
+        }
+
+        /// The connection's reply channel of the next listing or wait the
+        /// session hands to the driver (the test plays the driver on it).
+        async fn next_reply(&mut self) -> Reply {
+            reply_of(self.next_request().await)
         }
 
         /// True if the session hands the driver a request within `wait`.
@@ -1112,6 +1079,24 @@ mod tests {
         }
     }
 
+    /// The reply channel behind a listing's or a wait's sink.
+    fn reply_of(command: Command) -> Reply {
+        match command {
+            Command::List { sink, .. } => {
+                let sink: Box<dyn std::any::Any> = sink;
+                sink.downcast::<IpcList>().expect("the socket's sink").0
+            }
+            Command::Wait { sink, .. } => {
+                let sink: Arc<dyn std::any::Any + Send + Sync> = sink;
+                sink.downcast::<IpcWait>()
+                    .expect("the socket's sink")
+                    .0
+                    .clone()
+            }
+            other => panic!("expected a listing or a wait, got {other:?}"),
+        }
+    }
+
     /// A status request for all jobs.
     fn status() -> Request {
         Request::Status(StatusRequest { ids: Vec::new() })
@@ -1120,7 +1105,12 @@ mod tests {
     /// What a job looks like to a client, with id `id`.
     fn job(id: u64) -> mayfly_protocol::JobInfo {
         let mut core = Core::new(CoreConfig::default());
-        let spec = JobSpec::new(Command::Shell("true".into()), "/", "default", 50);
+        let spec = JobSpec::new(
+            mayfly_protocol::Command::Shell("true".into()),
+            "/",
+            "default",
+            50,
+        );
         let event = core.decide_submit(Timestamp(0), spec).expect("a valid job");
         core.apply(&event).expect("the submit applies");
         let info = core.job_info(JobId(1)).expect("the job");
@@ -1145,20 +1135,20 @@ mod tests {
         // wait at once, with no await in between.
         let wait = rig.next_request().await;
         let status = rig.next_request().await;
-        assert!(matches!(wait.request, Request::Wait(_)));
-        assert!(matches!(status.request, Request::Status(_)));
+        assert!(matches!(wait, Command::Wait { .. }));
+        assert!(matches!(status, Command::List { .. }));
+        let (wait, status) = (reply_of(wait), reply_of(status));
         status
-            .reply
             .send(Response::Jobs(Vec::new()).into())
             .expect("status");
-        status.reply.send(Response::End.into()).expect("status end");
+        status.send(Response::End.into()).expect("status end");
         // The driver lets go of a reply once it is complete.
         drop(status);
         for id in &ids {
             let ended = Response::JobEnded(Box::new(job(id.0)));
-            wait.reply.send(ended.into()).expect("job ended");
+            wait.send(ended.into()).expect("job ended");
         }
-        wait.reply.send(Response::End.into()).expect("wait end");
+        wait.send(Response::End.into()).expect("wait end");
         drop(wait);
 
         let mut frames = Vec::new();
@@ -1186,21 +1176,20 @@ mod tests {
     async fn a_listing_asks_for_its_next_chunk_only_once_the_last_one_has_left() {
         let mut rig = Rig::start(roomy(), 64 << 20).await;
         rig.client.send(status()).await.expect("send status");
-        let listing = rig.next_request().await;
+        let listing = rig.next_reply().await;
         let chunk = encode_frame(&Response::Jobs(vec![job(1)])).expect("a chunk");
         listing
-            .reply
             .send(Outgoing::Frame(chunk.clone()))
             .expect("a chunk");
-        let cursor = crate::reply::ListCursor {
-            reply: listing.reply.clone(),
-            rest: crate::reply::ListRest::After(JobId(1)),
-            per_chunk: 1,
+        let cursor = ListCursor {
+            sink: Box::new(IpcList(listing.clone())),
+            next: NextPage {
+                rest: ListRest::After(JobId(1)),
+                per_page: 1,
+                query: Arc::new(ListQuery::default()),
+            },
         };
-        listing
-            .reply
-            .send(Outgoing::More(cursor))
-            .expect("more to come");
+        listing.send(Outgoing::More(cursor)).expect("more to come");
         assert!(matches!(rig.read().await, Some(Response::Jobs(jobs)) if jobs.len() == 1));
         let more = tokio::time::timeout(DEADLINE, rig.internal.recv())
             .await
@@ -1208,13 +1197,15 @@ mod tests {
         let Some(InternalMsg::ListMore(cursor)) = more else {
             panic!("expected a request for the next chunk, got {more:?}");
         };
-        assert!(matches!(
-            cursor.rest,
-            crate::reply::ListRest::After(JobId(1))
-        ));
-        cursor.reply.send(Outgoing::Frame(chunk)).expect("a chunk");
-        cursor.reply.send(Response::End.into()).expect("the end");
-        drop((cursor, listing));
+        assert!(matches!(cursor.next.rest, ListRest::After(JobId(1))));
+        let reply = reply_of(Command::List {
+            query: ListQuery::default(),
+            header: false,
+            sink: cursor.sink,
+        });
+        reply.send(Outgoing::Frame(chunk)).expect("a chunk");
+        reply.send(Response::End.into()).expect("the end");
+        drop((reply, listing));
         assert!(matches!(rig.read().await, Some(Response::Jobs(_))));
         assert!(matches!(rig.read().await, Some(Response::End)));
     }
@@ -1230,13 +1221,13 @@ mod tests {
             rig.client.feed(status()).await.expect("send");
         }
         rig.client.flush().await.expect("flush");
-        let first = rig.next_request().await;
+        let first = rig.next_reply().await;
         let _second = rig.next_request().await;
         assert!(
             !rig.hands_over_within(Duration::from_millis(300)).await,
             "a third request was read with two in flight"
         );
-        first.reply.send(Response::End.into()).expect("answer");
+        first.send(Response::End.into()).expect("answer");
         drop(first);
         assert!(matches!(rig.read().await, Some(Response::End)));
         assert!(rig.hands_over_within(DEADLINE).await, "the third is read");
@@ -1252,15 +1243,12 @@ mod tests {
         rig.client.feed(status()).await.expect("send");
         rig.client.feed(status()).await.expect("send");
         rig.client.flush().await.expect("flush");
-        let first = rig.next_request().await;
+        let first = rig.next_reply().await;
         let _second = rig.next_request().await;
         // Far more than the socket holds, and nobody reads.
         let chunk = encode_frame(&Response::LogChunk(vec![0; 1 << 20])).expect("a frame");
         for _ in 0..8 {
-            first
-                .reply
-                .send(Outgoing::Frame(chunk.clone()))
-                .expect("queued");
+            first.send(Outgoing::Frame(chunk.clone())).expect("queued");
         }
         rig.client.send(status()).await.expect("send a third");
         assert!(
@@ -1270,7 +1258,7 @@ mod tests {
         // The client reads nothing: within the grace (and some), the
         // session gives up, frees what was queued and closes.
         let ended = tokio::time::timeout(STALL_GRACE * 10, async {
-            while !first.reply.is_closed() {
+            while !first.is_closed() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -1296,15 +1284,14 @@ mod tests {
         };
         let mut rig = Rig::start(limits, 64 << 20).await;
         rig.client.send(status()).await.expect("send");
-        let listing = rig.next_request().await;
+        let listing = rig.next_reply().await;
         let chunk = encode_frame(&Response::LogChunk(vec![0; 256 * 1024])).expect("a frame");
         for _ in 0..16 {
             listing
-                .reply
                 .send(Outgoing::Frame(chunk.clone()))
                 .expect("queued");
         }
-        listing.reply.send(Response::End.into()).expect("the end");
+        listing.send(Response::End.into()).expect("the end");
         drop(listing);
         // Read it all, pausing less than the grace between frames.
         for _ in 0..16 {
@@ -1322,10 +1309,10 @@ mod tests {
         };
         let mut rig = Rig::start(limits, 64 << 20).await;
         rig.client.send(status()).await.expect("send");
-        let waiting = rig.next_request().await;
+        let waiting = rig.next_reply().await;
         // In flight for several idle timeouts: not idle.
         tokio::time::sleep(Duration::from_millis(800)).await;
-        waiting.reply.send(Response::End.into()).expect("answer");
+        waiting.send(Response::End.into()).expect("answer");
         drop(waiting);
         assert!(matches!(rig.read().await, Some(Response::End)));
         let since = std::time::Instant::now();

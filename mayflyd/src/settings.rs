@@ -84,6 +84,12 @@ pub struct Settings {
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long each of a shutdown's last steps may take (the log's last
+    /// writes, system tasks, open connections) before it goes on without
+    /// them; also how long after SIGKILL it waits for jobs to be reaped.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_step_timeout: Duration,
+
     /// How long a cancelled job gets after SIGTERM before SIGKILL.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,
@@ -462,6 +468,7 @@ mod tests {
                 "concurrency",
                 "quantum",
                 "shutdown_timeout",
+                "shutdown_step_timeout",
                 "kill_grace",
                 "wal_flush_interval",
                 "snapshot_bytes",

@@ -358,6 +358,9 @@ pub struct JobInfo {
     pub retry_at: Option<Timestamp>,
     /// Every finished attempt, oldest first.
     pub history: Vec<Attempt>,
+    /// What the queue's executor calls the running attempt elsewhere (a
+    /// Slurm job id, a remote A2A task id), for a job that runs elsewhere.
+    pub remote_id: Option<String>,
 }
 
 /// [`JobInfo`] borrowed from wherever the job is held: the daemon lists its
@@ -415,6 +418,8 @@ pub struct JobInfoRef<'a> {
     pub retry_at: Option<Timestamp>,
     /// Every finished attempt, oldest first.
     pub history: &'a [Attempt],
+    /// What the queue's executor calls the running attempt elsewhere.
+    pub remote_id: Option<&'a str>,
 }
 
 impl JobInfo {
@@ -445,6 +450,7 @@ impl JobInfo {
             retries,
             retry_at,
             history,
+            remote_id,
         } = self;
         JobInfoRef {
             id: *id,
@@ -469,6 +475,7 @@ impl JobInfo {
             retries: *retries,
             retry_at: *retry_at,
             history,
+            remote_id: remote_id.as_deref(),
         }
     }
 }
@@ -499,6 +506,7 @@ impl JobInfoRef<'_> {
             retries: self.retries,
             retry_at: self.retry_at,
             history: self.history.to_vec(),
+            remote_id: self.remote_id.map(str::to_owned),
         }
     }
 }
@@ -570,6 +578,66 @@ pub struct QueueInfo {
     pub paused: bool,
     /// Its jobs, counted by state.
     pub counts: StateCounts,
+    /// What runs its jobs.
+    pub executor: ExecutorSpec,
+}
+
+/// What runs a queue's jobs. Variants are only ever appended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExecutorSpec {
+    /// A process group on the daemon's machine.
+    #[default]
+    Local,
+    /// `sbatch` on a Slurm cluster.
+    Slurm {
+        /// The partition to submit to (`--partition`), if not the default.
+        partition: Option<String>,
+        /// More `sbatch` arguments, as given.
+        args: Vec<String>,
+    },
+    /// `SendMessage` to a remote A2A agent.
+    A2a {
+        /// The agent's JSON-RPC endpoint.
+        url: String,
+        /// A file holding the bearer token to send, if the agent wants one.
+        token_file: Option<String>,
+    },
+}
+
+impl ExecutorSpec {
+    /// Its kind, as `queue list` and the metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecutorSpec::Local => "local",
+            ExecutorSpec::Slurm { .. } => "slurm",
+            ExecutorSpec::A2a { .. } => "a2a",
+        }
+    }
+
+    /// True for the executor whose jobs count against the daemon's global
+    /// `--concurrency` (the others run elsewhere).
+    pub fn is_local(&self) -> bool {
+        matches!(self, ExecutorSpec::Local)
+    }
+}
+
+impl fmt::Display for ExecutorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecutorSpec::Local => f.write_str("local"),
+            ExecutorSpec::Slurm { partition, args } => {
+                f.write_str("slurm")?;
+                if let Some(p) = partition {
+                    write!(f, " partition={p}")?;
+                }
+                for arg in args {
+                    write!(f, " {arg}")?;
+                }
+                Ok(())
+            }
+            ExecutorSpec::A2a { url, .. } => write!(f, "a2a {url}"),
+        }
+    }
 }
 
 /// The scheduler's settings and counters, as `dump-state` shows them.

@@ -48,7 +48,7 @@ impl Serialize for JobJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let info = self.0;
         // Keep these in byte order of the names: see the type's documentation.
-        let mut obj = serializer.serialize_struct("Job", 22)?;
+        let mut obj = serializer.serialize_struct("Job", 23)?;
         obj.serialize_field("after", &AfterJson(&info.after))?;
         obj.serialize_field("attempts", &info.attempts)?;
         obj.serialize_field("command", &CommandJson(&info.command))?;
@@ -64,6 +64,7 @@ impl Serialize for JobJson<'_> {
         obj.serialize_field("progress", &info.progress)?;
         obj.serialize_field("queue", &info.queue)?;
         obj.serialize_field("reason", &info.reason)?;
+        obj.serialize_field("remote_id", &info.remote_id)?;
         obj.serialize_field("retries", &info.retries)?;
         obj.serialize_field("retry_at", &TimeJson(info.retry_at))?;
         obj.serialize_field("signal", &info.signal)?;
@@ -269,7 +270,21 @@ fn queue_json(queue: &QueueInfo) -> Value {
         "concurrency": queue.concurrency,
         "paused": queue.paused,
         "counts": counts_json(&queue.counts),
+        "executor": executor_json(&queue.executor),
     })
+}
+
+/// A queue's executor: `{"kind": "local"}`, with the kind's settings.
+pub fn executor_json(executor: &crate::ExecutorSpec) -> Value {
+    match executor {
+        crate::ExecutorSpec::Local => json!({ "kind": "local" }),
+        crate::ExecutorSpec::Slurm { partition, args } => {
+            json!({ "kind": "slurm", "partition": partition, "args": args })
+        }
+        crate::ExecutorSpec::A2a { url, token_file } => {
+            json!({ "kind": "a2a", "url": url, "token_file": token_file })
+        }
+    }
 }
 
 /// The scheduler part of `dump-state`.

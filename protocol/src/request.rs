@@ -149,11 +149,15 @@ pub struct SubmitBatchRequest {
 pub struct QueueSetRequest {
     /// The queue.
     pub name: String,
-    /// Its limit; `None` leaves only the global limit.
-    pub concurrency: Option<u32>,
+    /// Its new limit (`Some(None)`: only the global limit applies); `None`
+    /// leaves it as it is (no limit of its own for a new queue).
+    pub concurrency: Option<Option<u32>>,
     /// `true` for `queue add` (refused if it exists), `false` for `queue set`
     /// (refused if it does not).
     pub create: bool,
+    /// What runs its jobs from now on; `None` leaves it as it is (`local`
+    /// for a new queue).
+    pub executor: Option<crate::ExecutorSpec>,
 }
 
 /// Remove a queue.

@@ -91,6 +91,7 @@ fn sample_info() -> JobInfo {
         retries: 0,
         retry_at: None,
         history: vec![],
+        remote_id: None,
     }
 }
 
@@ -163,8 +164,12 @@ fn job_control_requests() -> Vec<Request> {
         }),
         Request::QueueSet(QueueSetRequest {
             name: "gpu".into(),
-            concurrency: Some(1),
+            concurrency: Some(Some(1)),
             create: true,
+            executor: Some(mayfly_protocol::ExecutorSpec::Slurm {
+                partition: Some("debug".into()),
+                args: vec!["--mem=2G".into()],
+            }),
         }),
         Request::QueueRemove(QueueRemoveRequest { name: "gpu".into() }),
         Request::QueueList,
@@ -321,6 +326,7 @@ fn examples_responses() -> Vec<Response> {
                     queued: 2,
                     ..StateCounts::default()
                 },
+                executor: mayfly_protocol::ExecutorSpec::Local,
             }],
             system_tasks: vec![SystemTaskInfo {
                 name: "looptask_wal_flush".into(),
@@ -471,6 +477,7 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
                 exit_code: Some(1),
                 signal: None,
             }],
+            remote_id: None,
         },
     )
 }
@@ -526,6 +533,7 @@ fn state_header() -> impl Strategy<Value = StateHeader> {
             concurrency,
             paused,
             counts,
+            executor: mayfly_protocol::ExecutorSpec::Local,
         },
     );
     let task = (text(), any::<u8>(), text(), timestamp()).prop_map(
@@ -783,14 +791,14 @@ proptest! {
 // Pinned encodings
 // ---------------------------------------------------------------------------
 
-/// The client's hello: length 10, `MAYFLY\0\0`, versions 3..=3 (version 2
+/// The client's hello: length 10, `MAYFLY\0\0`, versions 4..=4 (version 2
 /// added dependencies, times, timeouts and retries to the job spec; version
-/// 3 its `ext` settings).
+/// 3 its `ext` settings; version 4 queue executors and a job's remote id).
 #[test]
 fn pinned_hello_current() {
     assert_eq!(
         encode_frame(&Hello::current()).expect("encodes"),
-        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 3, 3]
+        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 4, 4]
     );
 }
 
@@ -881,7 +889,7 @@ fn pinned_jobs_from_borrowed_jobs() {
     );
     assert_eq!(
         &borrowed[..12],
-        [0, 0, 0, 245, 1, 2, 3, 4, 1, 19, 109, 97],
+        [0, 0, 0, 247, 1, 2, 3, 4, 1, 19, 109, 97],
         "length, Response::Jobs (1), two jobs, id 3, Failed (4), Shell (1), 19 bytes \"ma…"
     );
     let back: Option<Response> = read_frame(&mut Cursor::new(borrowed)).expect("decodes");

@@ -298,7 +298,7 @@ fn queues_limit_their_jobs_and_are_removed_only_when_idle() {
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
-            "NAME", "LIMIT", "PAUSED", "WAITING", "QUEUED", "RUNNING", "DONE"
+            "NAME", "LIMIT", "PAUSED", "WAITING", "QUEUED", "RUNNING", "DONE", "EXECUTOR"
         ]
     );
     let row = lines
@@ -307,7 +307,7 @@ fn queues_limit_their_jobs_and_are_removed_only_when_idle() {
         .expect("a gpu row");
     assert_eq!(
         row.split_whitespace().collect::<Vec<_>>(),
-        ["gpu", "2", "no", "0", "1", "2", "0"]
+        ["gpu", "2", "no", "0", "1", "2", "0", "local"]
     );
 
     let busy = refused(&d.ctl(&["queue", "rm", "gpu"]), 1);
@@ -988,4 +988,50 @@ fn job_limits_refuse_with_what_to_do() {
     let big = format!("BIG={}", "x".repeat(10_000));
     let err = refused(&d.ctl(&["submit", "--env", &big, "--", "true"]), 1);
     assert!(err.contains("--max-job-bytes"), "{err}");
+}
+
+// ---------------------------------------------------------------- executors
+
+/// Each queue names what runs its jobs: `local` unless set, shown by `queue
+/// list` and `dump-state`. An executor this daemon does not have is refused
+/// with what to use instead, and a setting of another kind is a usage
+/// error.
+#[test]
+fn a_queue_shows_its_executor_and_an_unknown_one_is_refused() {
+    let d = Daemon::start(&[]);
+    d.ctl_ok(&["queue", "add", "build", "--executor", "local", "-c", "2"]);
+    let queues: Value =
+        serde_json::from_str(&d.ctl_ok(&["--json", "queue", "list"])).expect("queue list --json");
+    let build = queues
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["name"] == "build"))
+        .expect("the build queue");
+    assert_eq!(build["executor"]["kind"], "local", "{build}");
+    let dump: Value = serde_json::from_str(&d.ctl_ok(&["dump-state"])).expect("dump-state");
+    let queues = dump["queues"].as_array().expect("queues");
+    assert!(
+        queues.iter().all(|q| q["executor"]["kind"] == "local"),
+        "{queues:?}"
+    );
+    let err = refused(
+        &d.ctl(&[
+            "queue",
+            "add",
+            "hpc",
+            "--executor",
+            "slurm",
+            "--slurm-partition",
+            "p",
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("no slurm executor") && err.contains("--executor local"),
+        "{err}"
+    );
+    let err = refused(
+        &d.ctl(&["queue", "set", "build", "-c", "3", "--a2a-url", "http://x/"]),
+        2,
+    );
+    assert!(err.contains("--executor a2a"), "{err}");
 }

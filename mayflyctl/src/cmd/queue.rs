@@ -6,11 +6,13 @@
 
 use std::io::Write;
 
-use mayfly_protocol::{QueueInfo, QueueRemoveRequest, QueueSetRequest, Request, Response};
+use mayfly_protocol::{
+    ExecutorSpec, QueueInfo, QueueRemoveRequest, QueueSetRequest, Request, Response,
+};
 use serde_json::Value;
 
 use super::emit_line;
-use crate::cli::{QueueAddArgs, QueueNameArgs, QueueSetArgs};
+use crate::cli::{ExecutorArgs, QueueAddArgs, QueueNameArgs, QueueSetArgs};
 use crate::client::{Connection, Target, daemon_error, unexpected};
 use crate::context::ClientContext;
 use crate::error::{CtlError, EXIT_OK, UsageError};
@@ -25,26 +27,77 @@ fn limit(concurrency: Option<u32>) -> Result<Option<u32>, UsageError> {
     }
 }
 
-/// `queue add NAME [--concurrency N]`.
+/// The executor the flags name, if they name one; settings of a kind other
+/// than the one named are refused, so a typo never goes unnoticed.
+fn executor(args: &ExecutorArgs) -> Result<Option<ExecutorSpec>, UsageError> {
+    let kind = args.executor.as_deref();
+    let bad =
+        |flag: &'static str, kind: &'static str| Err(UsageError::ExecutorSetting { flag, kind });
+    if kind != Some("slurm") {
+        if args.slurm_partition.is_some() {
+            return bad("--slurm-partition", "slurm");
+        }
+        if !args.slurm_args.is_empty() {
+            return bad("--slurm-arg", "slurm");
+        }
+    }
+    if kind != Some("a2a") {
+        if args.a2a_url.is_some() {
+            return bad("--a2a-url", "a2a");
+        }
+        if args.a2a_token_file.is_some() {
+            return bad("--a2a-token-file", "a2a");
+        }
+    }
+    Ok(match kind {
+        None => None,
+        Some("local") => Some(ExecutorSpec::Local),
+        Some("slurm") => Some(ExecutorSpec::Slurm {
+            partition: args.slurm_partition.clone(),
+            args: args.slurm_args.clone(),
+        }),
+        Some("a2a") => {
+            let Some(url) = args.a2a_url.clone() else {
+                return Err(UsageError::A2aUrlMissing);
+            };
+            if let Some(file) = &args.a2a_token_file
+                && !file.starts_with('/')
+            {
+                return Err(UsageError::RelativeTokenFile(file.clone()));
+            }
+            Some(ExecutorSpec::A2a {
+                url,
+                token_file: args.a2a_token_file.clone(),
+            })
+        }
+        // clap allows only the kinds above.
+        Some(_) => None,
+    })
+}
+
+/// `queue add NAME [--concurrency N] [--executor KIND ...]`.
 pub fn plan_add(args: &QueueAddArgs) -> Result<Action, UsageError> {
     Ok(Action::QueueSet(QueueSetRequest {
         name: args.name.clone(),
-        concurrency: limit(args.concurrency)?,
+        concurrency: Some(limit(args.concurrency)?),
         create: true,
+        executor: executor(&args.executor)?,
     }))
 }
 
-/// `queue set NAME (--concurrency N | --unlimited)`; clap requires one.
+/// `queue set NAME [--concurrency N | --unlimited] [--executor KIND ...]`;
+/// clap requires one change.
 pub fn plan_set(args: &QueueSetArgs) -> Result<Action, UsageError> {
     let concurrency = if args.unlimited {
-        None
+        Some(None)
     } else {
-        limit(args.concurrency)?
+        limit(args.concurrency)?.map(Some)
     };
     Ok(Action::QueueSet(QueueSetRequest {
         name: args.name.clone(),
         concurrency,
         create: false,
+        executor: executor(&args.executor)?,
     }))
 }
 

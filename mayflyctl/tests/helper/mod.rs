@@ -237,6 +237,7 @@ pub fn job(id: u64, state: JobState) -> JobInfo {
         retries: 0,
         retry_at: None,
         history: vec![],
+        remote_id: None,
     }
 }
 

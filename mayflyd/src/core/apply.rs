@@ -71,6 +71,15 @@ impl Core {
                 reason,
                 ..
             } => self.apply_start_deferred(*id, *retry_at, reason),
+            Event::QueueExecutor { name, executor } => {
+                self.queue_mut(name).executor = executor.clone();
+                Ok(())
+            }
+            Event::Attached { id, remote_id } => {
+                self.job_in_mut(*id, &[JobState::Running])?.run_mut().remote =
+                    Some(remote_id.clone());
+                Ok(())
+            }
         }
     }
 
@@ -133,11 +142,16 @@ impl Core {
             self.timeout_at.insert((t, id));
         }
         self.set_state(id, JobState::Running);
+        let mut local = true;
         if let Some(q) = self.queues.get_mut(&*queue_name) {
             q.ready.remove(&key);
             q.running += 1;
+            local = q.executor.is_local();
         }
         self.running += 1;
+        if local {
+            self.running_local += 1;
+        }
         self.counters.started += 1;
         self.actions.push_back(Action::Spawn { id, attempt });
         Ok(())
@@ -254,9 +268,7 @@ impl Core {
             .get_mut(&id)
             .filter(|j| j.state == JobState::Running)
         {
-            let run = job.run_mut();
-            run.pid = Some(pid);
-            run.process = Some((pid, start_ticks));
+            job.run_mut().process = Some((pid, start_ticks));
         }
     }
 
@@ -421,7 +433,7 @@ impl Core {
         let timeout_ms = job.options().timeout_ms;
         let run = job.run_mut();
         let stop = run.stop.take();
-        if let (Some(_), Some(pgid)) = (stop, run.pid) {
+        if let (Some(_), Some((pgid, _))) = (stop, run.process) {
             self.actions.push_back(Action::SweepGroup { pgid });
         }
         let run = self.job_in_mut(id, &[JobState::Running])?.run_mut();
@@ -551,16 +563,21 @@ impl Core {
             return;
         };
         if let Some(run) = job.run.as_mut() {
-            run.pid = None;
             run.process = None;
+            run.remote = None;
             if let Some(t) = run.timeout_at.take() {
                 self.timeout_at.remove(&(t, id));
             }
         }
+        let mut local = true;
         if let Some(q) = self.queues.get_mut(&*job.queue) {
             q.running = q.running.saturating_sub(1);
+            local = q.executor.is_local();
         }
         self.running = self.running.saturating_sub(1);
+        if local {
+            self.running_local = self.running_local.saturating_sub(1);
+        }
         self.kill_at.retain(|&(_, j)| j != id);
     }
 

@@ -3,14 +3,14 @@
 //! then applies them (see [`super::apply`]).
 
 use mayfly_protocol::{
-    CancelOutcome, DepRef, JobId, JobSpec, JobState, MAX_USER_PRIORITY, MIN_USER_PRIORITY,
-    Timestamp,
+    CancelOutcome, DepRef, ExecutorSpec, JobId, JobSpec, JobState, MAX_USER_PRIORITY,
+    MIN_USER_PRIORITY, Timestamp,
 };
 
 use super::validate::{
     excerpt, priority_error, refuse_duplicates, validate_labels, validate_queue_name,
 };
-use super::{Core, CoreError, Event, StopReason};
+use super::{Core, CoreError, Event, RunningAttempt, StopReason};
 
 impl Core {
     /// Validates a submit and returns its event (which assigns the next id).
@@ -121,30 +121,65 @@ impl Core {
     }
 
     /// Decides `queue add` (`create`) or `queue set`.
+    /// `concurrency` and `executor` are the settings to change (`None`:
+    /// leave as they are; a new queue has no limit of its own and runs its
+    /// jobs locally). A queue's executor changes only while none of its
+    /// jobs runs: a running job stays with the executor that started it.
     pub fn decide_queue_set(
         &self,
         name: &str,
-        concurrency: Option<u32>,
+        concurrency: Option<Option<u32>>,
         create: bool,
-    ) -> Result<Event, CoreError> {
+        executor: Option<ExecutorSpec>,
+    ) -> Result<Vec<Event>, CoreError> {
         validate_queue_name(name)?;
-        if concurrency == Some(0) {
+        if concurrency == Some(Some(0)) {
             return Err(CoreError::BadRequest(
                 "a concurrency of 0 would never run anything; pause the queue instead".into(),
             ));
         }
-        match (create, self.queues.contains_key(name)) {
-            (true, true) => Err(CoreError::BadRequest(format!(
-                "queue {name:?} already exists; change its limit with `mayflyctl queue set {name} --concurrency N`"
-            ))),
-            (false, false) => Err(CoreError::BadRequest(format!(
-                "no queue {name:?}; create it with `mayflyctl queue add {name}`"
-            ))),
-            _ => Ok(Event::QueueConfigured {
-                name: name.to_string(),
-                concurrency,
-            }),
+        let existing = self.queues.get(name);
+        match (create, existing) {
+            (true, Some(_)) => {
+                return Err(CoreError::BadRequest(format!(
+                    "queue {name:?} already exists; change it with `mayflyctl queue set {name} ...`"
+                )));
+            }
+            (false, None) => {
+                return Err(CoreError::BadRequest(format!(
+                    "no queue {name:?}; create it with `mayflyctl queue add {name}`"
+                )));
+            }
+            _ => {}
         }
+        if let (Some(queue), Some(new)) = (existing, &executor)
+            && *new != queue.executor
+            && queue.running > 0
+        {
+            return Err(CoreError::BadRequest(format!(
+                "queue {name:?} has {} running jobs on its {} executor; change its executor \
+                 once none runs (pause the queue and wait for them)",
+                queue.running,
+                queue.executor.kind()
+            )));
+        }
+        let mut events = Vec::new();
+        if create || concurrency.is_some() {
+            events.push(Event::QueueConfigured {
+                name: name.to_string(),
+                concurrency: concurrency.flatten(),
+            });
+        }
+        if let Some(executor) = executor
+            && existing.is_none_or(|q| q.executor != executor)
+            && !(create && executor.is_local())
+        {
+            events.push(Event::QueueExecutor {
+                name: name.to_string(),
+                executor,
+            });
+        }
+        Ok(events)
     }
 
     /// Decides `queue rm`: only an existing queue other than `default` that
@@ -320,13 +355,17 @@ impl Core {
     ///
     /// Picks the best `(priority, id)` among the queues that have room, so a
     /// full or paused queue never blocks the others.
+    ///
+    /// The global limit (`--concurrency`) bounds the jobs of local queues;
+    /// a queue whose jobs run elsewhere is bounded by its own limit alone.
     pub fn next_start(&self, now: Timestamp) -> Option<Event> {
-        if self.shutting_down || self.running >= self.config.concurrency {
+        if self.shutting_down {
             return None;
         }
+        let local_room = self.running_local < self.config.concurrency;
         self.queues
             .values()
-            .filter(|q| q.has_room())
+            .filter(|q| q.has_room() && (local_room || !q.executor.is_local()))
             .filter_map(|q| q.ready.first())
             .min()
             .map(|&(_, id)| Event::Started { id, at: now })
@@ -367,12 +406,28 @@ impl Core {
         (seen >= self.next_id).then_some(Event::IdsReserved { next_id: seen + 1 })
     }
 
-    /// Events that close the books after a replay: every job the log still
-    /// shows running was interrupted by the crash or stop.
-    pub fn recovery_events(&self, now: Timestamp) -> Vec<Event> {
+    /// The attempts the log shows running, with where they run: after a
+    /// restart, each is re-attached by its executor or interrupted.
+    pub fn running_attempts(&self) -> Vec<RunningAttempt> {
         self.jobs
             .iter()
             .filter(|(_, job)| job.state == JobState::Running)
+            .map(|(&id, job)| RunningAttempt {
+                id,
+                executor: self.executor_of(&job.queue),
+                process: job.run().process,
+                remote_id: job.run().remote.clone(),
+            })
+            .collect()
+    }
+
+    /// Events that close the books after a replay: every job the log still
+    /// shows running was interrupted by the crash or stop, except those
+    /// `reattached` (their executor follows them to their end).
+    pub fn recovery_events(&self, now: Timestamp, reattached: &[JobId]) -> Vec<Event> {
+        self.jobs
+            .iter()
+            .filter(|(id, job)| job.state == JobState::Running && !reattached.contains(id))
             .map(|(&id, _)| Event::Interrupted { id, at: now })
             .collect()
     }

@@ -153,6 +153,22 @@ pub enum Event {
         /// What went wrong, shown as the job's reason meanwhile.
         reason: String,
     },
+    /// A queue's jobs run on another executor from now on.
+    QueueExecutor {
+        /// The queue.
+        name: String,
+        /// What runs its jobs.
+        executor: mayfly_protocol::ExecutorSpec,
+    },
+    /// A started job's attempt runs elsewhere under this id (a Slurm job id,
+    /// a remote task id). Logged before the job counts as started there, so
+    /// that after a crash the attempt is found again, never started twice.
+    Attached {
+        /// The job.
+        id: JobId,
+        /// What its executor calls the attempt.
+        remote_id: String,
+    },
 }
 
 /// The record format events are written in: the version byte of each WAL
@@ -185,10 +201,12 @@ impl Event {
             | Event::Edited { id, .. }
             | Event::Progress { id, .. }
             | Event::Spawned { id, .. }
-            | Event::StartDeferred { id, .. } => Some(*id),
+            | Event::StartDeferred { id, .. }
+            | Event::Attached { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }
+            | Event::QueueExecutor { .. }
             | Event::Removed { .. }
             | Event::IdsReserved { .. } => None,
         }

@@ -118,8 +118,7 @@ pub(super) struct Run {
     pub(super) progress: Option<String>,
     /// Why it ended as it did, when the exit status does not say.
     pub(super) reason: Option<String>,
-    /// The running attempt's pid (= process group id). Not durable.
-    pub(super) pid: Option<u32>,
+
     /// Set while a running job has been asked to stop.
     pub(super) stop: Option<StopReason>,
     /// While it waits to be retried: when the next attempt may start.
@@ -128,9 +127,12 @@ pub(super) struct Run {
     pub(super) timeout_at: Option<Timestamp>,
     /// Finished attempts.
     pub(super) history: Vec<Attempt>,
-    /// The running attempt's process as logged: `(pid, start ticks)`.
-    /// Durable, unlike `pid`, so recovery can stop what a crash left running.
+    /// The running attempt's process as logged: `(pid, start ticks)`, so
+    /// signals reach it and recovery can stop what a crash left running.
     pub(super) process: Option<(u32, u64)>,
+    /// What the queue's executor calls the running attempt elsewhere, as
+    /// logged, so recovery re-attaches it.
+    pub(super) remote: Option<String>,
 }
 
 impl Run {
@@ -142,12 +144,12 @@ impl Run {
         finished_at: None,
         progress: None,
         reason: None,
-        pid: None,
         stop: None,
         retry_at: None,
         timeout_at: None,
         history: Vec::new(),
         process: None,
+        remote: None,
     };
 }
 
@@ -348,13 +350,14 @@ impl Job {
             finished_at: run.finished_at,
             progress: run.progress.as_deref(),
             reason: run.reason.as_deref(),
-            pid: run.pid,
+            pid: run.process.map(|(pid, _)| pid),
             after: &options.deps,
             not_before: options.not_before,
             timeout_ms: options.timeout_ms,
             retries: options.retries,
             retry_at: run.retry_at,
             history: &run.history,
+            remote_id: run.remote.as_deref(),
         }
     }
 }

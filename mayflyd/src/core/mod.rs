@@ -46,7 +46,7 @@ mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use mayfly_protocol::{JobId, JobSpec, JobState, StateCounts, Timestamp};
+use mayfly_protocol::{ExecutorSpec, JobId, JobSpec, JobState, StateCounts, Timestamp};
 
 /// The longest wait between two attempts of a retried job: the backoff
 /// doubles from `--retry-delay` up to this.
@@ -106,7 +106,10 @@ pub enum CoreError {
 /// One queue.
 #[derive(Debug, Clone, Default)]
 struct Queue {
-    /// Its own limit; `None` means only the global one applies.
+    /// What runs its jobs.
+    executor: ExecutorSpec,
+    /// Its own limit; `None` means only the global one applies (to a local
+    /// queue; a remote queue's jobs are bounded by this alone).
     concurrency: Option<u32>,
     /// A paused queue starts nothing.
     paused: bool,
@@ -124,6 +127,20 @@ impl Queue {
     fn has_room(&self) -> bool {
         !self.paused && self.concurrency.is_none_or(|limit| self.running < limit)
     }
+}
+
+/// A job the log shows running, with what the daemon knows of where it runs
+/// (see [`Core::running_attempts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningAttempt {
+    /// The job.
+    pub id: JobId,
+    /// Its queue's executor.
+    pub executor: ExecutorSpec,
+    /// Its process as logged, `(pid, start ticks)`, for a local job.
+    pub process: Option<(u32, u64)>,
+    /// What its executor calls it elsewhere, for a remote job.
+    pub remote_id: Option<String>,
 }
 
 /// A system task's entry in the registry (for `dump-state`).
@@ -167,6 +184,9 @@ pub struct Core {
     next_id: u64,
     /// Jobs running now, over all queues.
     running: u32,
+    /// Jobs of local queues running now: what the global limit bounds (the
+    /// others run elsewhere).
+    running_local: u32,
     /// When to SIGKILL jobs that were asked to stop.
     kill_at: BTreeSet<(Timestamp, JobId)>,
     /// When waiting jobs' time comes (not-before, retry backoff).
@@ -204,6 +224,7 @@ impl Core {
             queues,
             next_id: 1,
             running: 0,
+            running_local: 0,
             kill_at: BTreeSet::new(),
             wake_at: BTreeSet::new(),
             timeout_at: BTreeSet::new(),
@@ -278,22 +299,6 @@ impl Core {
         self.actions.pop_front()
     }
 
-    /// Records the pid of a job's running attempt (so signals can reach it).
-    pub fn note_pid(&mut self, id: JobId, pid: u32) {
-        if let Some(job) = self
-            .jobs
-            .get_mut(&id)
-            .filter(|j| j.state == JobState::Running)
-        {
-            job.run_mut().pid = Some(pid);
-        }
-    }
-
-    /// The pid (= process group id) of a running job.
-    pub fn pid(&self, id: JobId) -> Option<u32> {
-        self.jobs.get(&id).and_then(|j| j.run().pid)
-    }
-
     /// The spec a job was submitted with (as edited since; its
     /// dependencies as job ids). A copy: the core keeps jobs in a compact
     /// form of their own.
@@ -323,17 +328,18 @@ impl Core {
     }
 
     /// Takes over what is not durable from `old`, the core this one replaces
-    /// after a rebuild from disk: system tasks, the shutdown flag, and the
-    /// pids of jobs that run in both.
+    /// after a rebuild from disk: system tasks and the shutdown flag.
     pub fn adopt_runtime_state(&mut self, old: &Core) {
         self.system = old.system.clone();
         self.shutting_down = old.shutting_down;
-        for (id, job) in &mut self.jobs {
-            if job.state == JobState::Running
-                && let Some(pid) = old.pid(*id)
-            {
-                job.run_mut().pid = Some(pid);
-            }
-        }
+    }
+
+    /// What runs the jobs of `queue` (`local` for a queue that does not
+    /// exist).
+    pub fn executor_of(&self, queue: &str) -> ExecutorSpec {
+        self.queues
+            .get(queue)
+            .map(|q| q.executor.clone())
+            .unwrap_or_default()
     }
 }

@@ -53,8 +53,8 @@ pub struct CoreSnapshot {
     pub started: u64,
     /// Jobs finished.
     pub finished: u64,
-    /// Every queue: name, limit, paused.
-    pub queues: Vec<(String, Option<u32>, bool)>,
+    /// Every queue's settings.
+    pub queues: Vec<QueueSnapshot>,
     /// The working directories and queue names jobs hold, each once; a
     /// [`SpecSnapshot`] names its entries by index.
     pub strs: Vec<Arc<str>>,
@@ -62,6 +62,19 @@ pub struct CoreSnapshot {
     pub envs: Vec<Arc<[(String, String)]>>,
     /// Every job, in id order.
     pub jobs: Vec<JobSnapshot>,
+}
+
+/// One queue's settings in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    /// Its name.
+    pub name: String,
+    /// Its own limit.
+    pub concurrency: Option<u32>,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// What runs its jobs.
+    pub executor: mayfly_protocol::ExecutorSpec,
 }
 
 /// One job in a snapshot.
@@ -101,6 +114,8 @@ pub struct JobSnapshot {
     pub history: Vec<Attempt>,
     /// The running attempt's process: `(pid, start ticks)`.
     pub process: Option<(u32, u64)>,
+    /// What its executor calls the running attempt elsewhere.
+    pub remote: Option<String>,
 }
 
 /// A job's spec in a snapshot: [`JobSpec`]'s fields, with the values jobs
@@ -254,6 +269,7 @@ impl Core {
                     retry_at: run.retry_at,
                     history: run.history.clone(),
                     process: run.process,
+                    remote: run.remote.clone(),
                 }
             })
             .collect();
@@ -265,7 +281,12 @@ impl Core {
             queues: self
                 .queues
                 .iter()
-                .map(|(name, q)| (name.clone(), q.concurrency, q.paused))
+                .map(|(name, q)| QueueSnapshot {
+                    name: name.clone(),
+                    concurrency: q.concurrency,
+                    paused: q.paused,
+                    executor: q.executor.clone(),
+                })
                 .collect(),
             strs: tables.strs,
             envs: tables.envs,
@@ -282,10 +303,11 @@ impl Core {
             started: snapshot.started,
             finished: snapshot.finished,
         };
-        for (name, concurrency, paused) in snapshot.queues {
-            let q = core.queues.entry(name).or_default();
-            q.concurrency = concurrency;
-            q.paused = paused;
+        for queue in snapshot.queues {
+            let q = core.queues.entry(queue.name).or_default();
+            q.concurrency = queue.concurrency;
+            q.paused = queue.paused;
+            q.executor = queue.executor;
         }
         // Each shared value is interned once, then handed to its jobs.
         let strs: Vec<Arc<str>> = snapshot.strs.iter().map(|s| core.interner.str(s)).collect();
@@ -311,7 +333,11 @@ impl Core {
                 }
                 JobState::Running => {
                     q.running += 1;
+                    let local = q.executor.is_local();
                     core.running += 1;
+                    if local {
+                        core.running_local += 1;
+                    }
                 }
                 _ => {}
             }
@@ -326,12 +352,12 @@ impl Core {
                 finished_at: js.finished_at,
                 progress: js.progress,
                 reason: js.reason,
-                pid: None,
                 stop: js.stop,
                 retry_at: js.retry_at,
                 timeout_at: None,
                 history: js.history,
                 process: js.process,
+                remote: js.remote,
             };
             if run != Run::default() {
                 job.run = Some(Box::new(run));

@@ -80,8 +80,9 @@ fn upcoming_lists_queued_jobs_in_start_order_across_queues_without_paused_ones()
     let running = submit(&mut c, 0, "default", 50);
     assert_eq!(start_all(&mut c, 0), vec![running]);
     for q in ["build", "paused"] {
-        let ev = c.decide_queue_set(q, None, true).unwrap();
-        c.apply(&ev).unwrap();
+        for ev in c.decide_queue_set(q, None, true, None).unwrap() {
+            c.apply(&ev).unwrap();
+        }
     }
     let late = submit(&mut c, 1, "default", 50);
     let urgent = submit(&mut c, 1, "build", 10);
@@ -316,7 +317,7 @@ fn replay_reproduces_state_and_recovery_interrupts_running_jobs() {
     assert_eq!(live.queue_infos(), replayed.queue_infos());
     assert_eq!(live.scheduler_info(), replayed.scheduler_info());
 
-    let rec = replayed.recovery_events(Timestamp(9));
+    let rec = replayed.recovery_events(Timestamp(9), &[]);
     assert_eq!(
         rec,
         vec![Event::Interrupted {
@@ -491,7 +492,10 @@ proptest! {
                 }
             }
             while let Some(a) = c.poll_action() {
-                if let Action::Spawn { id, .. } = a { c.note_pid(id, 1000 + id.0 as u32); }
+                if let Action::Spawn { id, .. } = a {
+                    let spawned = Event::Spawned { id, pid: 1000 + id.0 as u32, start_ticks: 1 };
+                    c.apply(&spawned).unwrap();
+                }
             }
         }
         // FIFO among equals: within a queue and priority, start order is id order.
@@ -703,7 +707,12 @@ fn a_timeout_stops_the_job_and_it_ends_timed_out() {
     s.timeout_ms = Some(500);
     let a = submit_spec(&mut c, 0, s);
     start_all(&mut c, 100);
-    c.note_pid(a, 4242);
+    c.apply(&Event::Spawned {
+        id: a,
+        pid: 4242,
+        start_ticks: 1,
+    })
+    .unwrap();
     while c.poll_action().is_some() {}
     assert_eq!(c.next_deadline(), Some(Timestamp(600)));
     tick(&mut c, 600);
@@ -775,7 +784,7 @@ fn a_crash_interrupts_a_job_unless_it_has_retries_left() {
     let a = submit_spec(&mut c, 0, s);
     let b = submit(&mut c, 0, "default", 50);
     start_all(&mut c, 1);
-    for ev in c.recovery_events(Timestamp(5)) {
+    for ev in c.recovery_events(Timestamp(5), &[]) {
         c.apply(&ev).unwrap();
     }
     assert_eq!(
@@ -799,7 +808,7 @@ fn a_logged_cancel_wins_over_the_crash_and_is_never_retried() {
     let (outcome, event) = c.decide_cancel(Timestamp(2), a);
     assert_eq!(outcome, CancelOutcome::Signalled);
     c.apply(&event.expect("a stop request to log")).unwrap();
-    for ev in c.recovery_events(Timestamp(5)) {
+    for ev in c.recovery_events(Timestamp(5), &[]) {
         c.apply(&ev).unwrap();
     }
     let info = c.job_info(a).unwrap();
@@ -824,7 +833,7 @@ fn a_logged_timeout_survives_the_crash_and_the_next_attempt_starts_clean() {
     start_all(&mut c, 0);
     tick(&mut c, 100);
     assert_eq!(c.job_info(a).unwrap().state, JobState::Running);
-    for ev in c.recovery_events(Timestamp(150)) {
+    for ev in c.recovery_events(Timestamp(150), &[]) {
         c.apply(&ev).unwrap();
     }
     let info = c.job_info(a).unwrap();
@@ -838,7 +847,7 @@ fn a_logged_timeout_survives_the_crash_and_the_next_attempt_starts_clean() {
         "the new attempt has no stop request left over from the last one"
     );
     c.apply(&event.unwrap()).unwrap();
-    for ev in c.recovery_events(Timestamp(180)) {
+    for ev in c.recovery_events(Timestamp(180), &[]) {
         c.apply(&ev).unwrap();
     }
     assert_eq!(c.state_of(a), Some(JobState::Cancelled));
@@ -849,7 +858,7 @@ fn a_logged_timeout_survives_the_crash_and_the_next_attempt_starts_clean() {
     let b = submit_spec(&mut c, 0, s);
     start_all(&mut c, 0);
     tick(&mut c, 100);
-    for ev in c.recovery_events(Timestamp(150)) {
+    for ev in c.recovery_events(Timestamp(150), &[]) {
         c.apply(&ev).unwrap();
     }
     assert_eq!(c.state_of(b), Some(JobState::TimedOut));
@@ -888,28 +897,43 @@ fn paused_queues_start_nothing_and_can_freeze_running_jobs() {
     assert!(c.decide_pause(&["nope".into()], true, false).is_err());
 }
 
+/// Applies every event of a queue change.
+fn set_queue(c: &mut Core, name: &str, concurrency: Option<Option<u32>>, create: bool) {
+    for ev in c.decide_queue_set(name, concurrency, create, None).unwrap() {
+        c.apply(&ev).unwrap();
+    }
+}
+
 #[test]
 fn queues_are_added_set_and_removed_only_when_empty() {
     let mut c = core(2);
-    c.apply(&c.decide_queue_set("gpu", Some(1), true).unwrap())
-        .unwrap();
+    set_queue(&mut c, "gpu", Some(Some(1)), true);
     assert!(
-        c.decide_queue_set("gpu", Some(2), true).is_err(),
+        c.decide_queue_set("gpu", Some(Some(2)), true, None)
+            .is_err(),
         "add refuses an existing queue"
     );
     assert!(
-        c.decide_queue_set("cpu", Some(2), false).is_err(),
+        c.decide_queue_set("cpu", Some(Some(2)), false, None)
+            .is_err(),
         "set refuses a missing queue"
     );
-    assert!(c.decide_queue_set("gpu", Some(0), false).is_err());
-    c.apply(&c.decide_queue_set("gpu", Some(3), false).unwrap())
-        .unwrap();
+    assert!(
+        c.decide_queue_set("gpu", Some(Some(0)), false, None)
+            .is_err()
+    );
+    set_queue(&mut c, "gpu", Some(Some(3)), false);
     let gpu = c
         .queue_infos()
         .into_iter()
         .find(|q| q.name == "gpu")
         .unwrap();
     assert_eq!(gpu.concurrency, Some(3));
+    assert_eq!(
+        c.decide_queue_set("gpu", None, false, None).unwrap(),
+        vec![],
+        "a set that changes nothing logs nothing"
+    );
     let a = submit(&mut c, 0, "gpu", 50);
     let err = c.decide_queue_remove("gpu").unwrap_err();
     assert!(err.to_string().contains("unfinished"), "{err}");
@@ -918,6 +942,65 @@ fn queues_are_added_set_and_removed_only_when_empty() {
     c.apply(&c.decide_queue_remove("gpu").unwrap()).unwrap();
     assert!(c.queue_infos().iter().all(|q| q.name != "gpu"));
     assert!(c.decide_queue_remove("default").is_err());
+}
+
+/// A queue's executor is durable and shown; it changes only while none of
+/// its jobs runs; the global limit bounds only local queues' jobs.
+#[test]
+fn a_queue_runs_its_jobs_on_its_executor_and_remote_jobs_skip_the_global_limit() {
+    use mayfly_protocol::ExecutorSpec;
+    let slurm = ExecutorSpec::Slurm {
+        partition: Some("debug".into()),
+        args: Vec::new(),
+    };
+    let mut c = core(1);
+    let events = c
+        .decide_queue_set("hpc", Some(Some(2)), true, Some(slurm.clone()))
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    for ev in &events {
+        c.apply(ev).unwrap();
+    }
+    assert_eq!(c.executor_of("hpc"), slurm);
+    assert_eq!(c.executor_of("default"), ExecutorSpec::Local);
+    let info = c
+        .queue_infos()
+        .into_iter()
+        .find(|q| q.name == "hpc")
+        .unwrap();
+    assert_eq!(info.executor, slurm);
+    // One local job fills the global limit; the hpc queue still starts two.
+    let local = submit(&mut c, 0, "default", 50);
+    let remote: Vec<JobId> = (0..3).map(|_| submit(&mut c, 0, "hpc", 50)).collect();
+    let started = start_all(&mut c, 1);
+    assert_eq!(started, vec![local, remote[0], remote[1]]);
+    assert_eq!(c.running_count(), 3);
+    // Not while its jobs run.
+    let err = c
+        .decide_queue_set("hpc", None, false, Some(ExecutorSpec::Local))
+        .unwrap_err();
+    assert!(err.to_string().contains("running"), "{err}");
+    // A remote attempt's id is durable, and comes back in recovery.
+    c.apply(&Event::Attached {
+        id: remote[0],
+        remote_id: "4711".into(),
+    })
+    .unwrap();
+    let attempts = c.running_attempts();
+    let hpc = attempts.iter().find(|a| a.id == remote[0]).unwrap();
+    assert_eq!(hpc.remote_id.as_deref(), Some("4711"));
+    assert_eq!(hpc.executor, slurm);
+    assert_eq!(
+        c.job_info(remote[0]).unwrap().remote_id.as_deref(),
+        Some("4711")
+    );
+    let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
+    assert_eq!(restored.running_attempts(), attempts);
+    assert_eq!(restored.executor_of("hpc"), slurm);
+    // Recovery interrupts the rest, not the re-attached one.
+    let events = c.recovery_events(Timestamp(5), &[remote[0]]);
+    let interrupted: Vec<JobId> = events.iter().filter_map(Event::job_id).collect();
+    assert_eq!(interrupted, vec![local, remote[1]]);
 }
 
 #[test]
@@ -1061,7 +1144,7 @@ fn the_logged_process_of_a_running_job_survives_replay_and_ends_with_it() {
     })
     .unwrap();
     assert_eq!(c.logged_processes(), vec![(a, 4321, 99)]);
-    assert_eq!(c.pid(a), Some(4321));
+    assert_eq!(c.job_info(a).unwrap().pid, Some(4321));
     let restored = Core::from_snapshot(c.config().clone(), c.snapshot()).unwrap();
     assert_eq!(
         restored.logged_processes(),
@@ -1262,7 +1345,11 @@ fn snapshots_hold_each_shared_value_once_and_read_format_1() {
         submitted: snap.submitted,
         started: snap.started,
         finished: snap.finished,
-        queues: snap.queues.clone(),
+        queues: snap
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), q.concurrency, q.paused))
+            .collect(),
         jobs: snap
             .jobs
             .iter()

@@ -382,6 +382,7 @@ impl From<CoreSnapshot> for super::snapshot::CoreSnapshot {
                     retry_at: j.retry_at,
                     history: j.history,
                     process: j.process,
+                    remote: None,
                 }
             })
             .collect();
@@ -390,7 +391,18 @@ impl From<CoreSnapshot> for super::snapshot::CoreSnapshot {
             submitted: old.submitted,
             started: old.started,
             finished: old.finished,
-            queues: old.queues,
+            queues: old
+                .queues
+                .into_iter()
+                .map(
+                    |(name, concurrency, paused)| super::snapshot::QueueSnapshot {
+                        name,
+                        concurrency,
+                        paused,
+                        executor: mayfly_protocol::ExecutorSpec::Local,
+                    },
+                )
+                .collect(),
             strs: ByValue::table(tables.strs),
             envs: ByValue::table(tables.envs),
             jobs,

@@ -68,6 +68,7 @@ impl Core {
                 concurrency: q.concurrency,
                 paused: q.paused,
                 counts: q.counts,
+                executor: q.executor.clone(),
             })
             .collect()
     }

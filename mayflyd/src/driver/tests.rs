@@ -10,20 +10,20 @@ use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-use mayfly_protocol::{
-    Activity, Command, JobSpec, JobState, Request, Response, StatusRequest, SubmitBatchRequest,
-    SubmitRequest, decode_payload,
-};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::sync::Arc;
+
+use mayfly_protocol::{Activity, Command, JobId, JobSpec, JobState, Response, decode_payload};
+use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
-use super::{BootInfo, ClientMsg, Driver, DriverConfig, DriverInbox, InternalMsg, Outgoing, Reply};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-
+use super::{BootInfo, Driver, DriverConfig, DriverInbox, InternalMsg};
 use crate::core::{Action, Core, CoreConfig, Event, Signal};
-use crate::executor::{Executor, ProcessReport};
+use crate::exec::{Executors, Handle, LocalExecutor, Report, Where};
 use crate::journal::{AckInfo, Journal, WalAck, WalCmd};
+use crate::reply::{IpcList, Outgoing, Reply};
+use crate::service::{Answer, ListQuery, Mayfly, View};
+use crate::shutdown::Shutdown;
 
 /// The longest any single step of a test may take.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -43,8 +43,8 @@ struct Write {
 struct Parts {
     /// The driver.
     driver: Driver,
-    /// Client commands into the driver.
-    clients: mpsc::Sender<ClientMsg>,
+    /// The service handle over it.
+    mayfly: Mayfly,
     /// What the driver hands to the journal.
     journal: std_mpsc::Receiver<WalCmd>,
     /// The journal's answers, as the test gives them.
@@ -64,19 +64,21 @@ impl Parts {
         let dir = tempfile::tempdir().expect("a temp dir");
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).expect("the logs dir");
-        let (clients_tx, clients_rx) = mpsc::channel(64);
+        let (commands_tx, commands_rx) = mpsc::channel(64);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let (processes_tx, processes_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
         let (wal_tx, wal_rx) = std_mpsc::channel();
-        let executor = Executor::new(
+        let (view_tx, view_rx) = watch::channel(Arc::new(View::default()));
+        let local = LocalExecutor::new(
             logs.clone(),
             dir.path().join("mayfly.sock"),
             None,
-            processes_tx,
+            reports_tx.clone(),
             TaskTracker::new(),
         )
         .expect("the executor's output thread starts");
+        let mayfly = Mayfly::new(commands_tx, internal_tx.clone(), logs.clone(), view_rx);
         let core = Core::new(CoreConfig {
             concurrency,
             ..CoreConfig::default()
@@ -84,27 +86,25 @@ impl Parts {
         let driver = Driver::new(
             core,
             Journal::detached(wal_tx),
-            executor,
+            Executors::new(local, reports_tx),
             DriverConfig {
                 quantum: Duration::from_millis(10),
                 shutdown_timeout: Duration::from_secs(1),
-                logs_dir: logs.clone(),
                 snapshot_bytes: u64::MAX,
             },
             DriverInbox {
-                clients: clients_rx,
+                commands: commands_rx,
                 internal: internal_rx,
                 internal_tx: internal_tx.clone(),
-                processes: processes_rx,
+                reports: reports_rx,
                 acks: acks_rx,
             },
-            CancellationToken::new(),
-            CancellationToken::new(),
-            TaskTracker::new(),
+            view_tx,
+            Shutdown::new(Duration::from_secs(5)),
         );
         Self {
             driver,
-            clients: clients_tx,
+            mayfly,
             journal: wal_rx,
             acks: acks_tx,
             internal: internal_tx,
@@ -118,8 +118,8 @@ impl Parts {
 struct Rig {
     /// Runs the driver and the job waiters.
     rt: tokio::runtime::Runtime,
-    /// Client commands into the driver.
-    clients: mpsc::Sender<ClientMsg>,
+    /// The service handle over the driver.
+    mayfly: Mayfly,
     /// What the driver hands to the journal.
     journal: std_mpsc::Receiver<WalCmd>,
     /// The journal's answers, as the test gives them.
@@ -147,7 +147,7 @@ impl Rig {
         let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
         Self {
             rt,
-            clients: parts.clients,
+            mayfly: parts.mayfly,
             journal: parts.journal,
             acks: parts.acks,
             internal: parts.internal,
@@ -174,20 +174,28 @@ impl Rig {
             .unwrap_or_else(|_| panic!("{what}: nothing within {DEADLINE:?}"))
     }
 
-    /// Sends a request; its response frames arrive on the returned receiver.
-    fn request(&self, request: Request) -> mpsc::UnboundedReceiver<Outgoing> {
-        let (reply, responses) = Reply::new();
-        self.within("handing a request to the driver", async {
-            self.clients
-                .send(ClientMsg { request, reply })
-                .await
-                .expect("the driver is running")
-        });
-        responses
+    /// Submits `specs` as one batch; the answer comes once durable.
+    fn submit(&self, specs: Vec<JobSpec>) -> Answer<Vec<JobId>> {
+        self.within(
+            "handing a submit to the driver",
+            self.mayfly.submit_batch(specs),
+        )
     }
 
-    /// The next response frame on `rx`.
-    fn response(&self, rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Response {
+    /// Starts a listing as the Unix-socket door does; its frames arrive on
+    /// the returned receiver.
+    fn list(&self, query: ListQuery, header: bool) -> mpsc::UnboundedReceiver<Outgoing> {
+        let (reply, frames) = Reply::new();
+        self.within(
+            "handing a listing to the driver",
+            self.mayfly
+                .list_into(query, header, Box::new(IpcList(reply))),
+        );
+        frames
+    }
+
+    /// The next frame of a listing on `rx`.
+    fn frame(&self, rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Response {
         match self
             .within("a response", rx.recv())
             .expect("the driver dropped the reply channel")
@@ -271,10 +279,12 @@ impl Rig {
     /// The state of job `id`, asked through a status request (which the
     /// driver answers without waiting for the journal).
     fn state(&self, id: u64) -> JobState {
-        let mut rx = self.request(Request::Status(StatusRequest {
-            ids: vec![mayfly_protocol::JobId(id)],
-        }));
-        match self.response(&mut rx) {
+        let query = ListQuery {
+            ids: vec![JobId(id)],
+            ..ListQuery::default()
+        };
+        let mut rx = self.list(query, false);
+        match self.frame(&mut rx) {
             Response::Jobs(jobs) if jobs.len() == 1 => jobs[0].state,
             other => panic!("status of job {id}: {other:?}"),
         }
@@ -318,7 +328,7 @@ fn position(writes: &[Write], pred: impl Fn(&Event) -> bool) -> Option<(usize, u
 /// rides in the same group.
 fn submit_acknowledged(rig: &Rig, specs: Vec<JobSpec>) -> Write {
     let n = specs.len();
-    let mut reply = rig.request(Request::SubmitBatch(SubmitBatchRequest { specs }));
+    let answer = rig.submit(specs);
     let write = rig.next_write();
     assert!(write.sync, "a client's submit is fsynced: {write:?}");
     let submitted = write
@@ -328,18 +338,16 @@ fn submit_acknowledged(rig: &Rig, specs: Vec<JobSpec>) -> Write {
         .count();
     assert_eq!(submitted, n, "{write:?}");
     rig.ack(write.ticket, true);
-    match rig.response(&mut reply) {
-        Response::SubmittedBatch { ids } => assert_eq!(ids.len(), n),
-        other => panic!("submit answered {other:?}"),
-    }
+    let ids = rig.within("the submit's answer", answer).expect("accepted");
+    assert_eq!(ids.len(), n);
     write
 }
 
 /// Every frame of a listing up to `End`, asking for each next chunk as a
 /// session would; returns the frames (`More` markers left out) and how many
 /// times the driver was asked for more.
-fn whole_listing(rig: &Rig, request: Request) -> (Vec<Response>, usize) {
-    let mut rx = rig.request(request);
+fn whole_listing(rig: &Rig, query: ListQuery, header: bool) -> (Vec<Response>, usize) {
+    let mut rx = rig.list(query, header);
     let mut frames = Vec::new();
     let mut asked = 0;
     loop {
@@ -349,9 +357,7 @@ fn whole_listing(rig: &Rig, request: Request) -> (Vec<Response>, usize) {
         let response = match out {
             Outgoing::More(cursor) => {
                 asked += 1;
-                rig.internal
-                    .send(InternalMsg::ListMore(cursor))
-                    .expect("the driver is running");
+                rig.mayfly.list_more(cursor);
                 continue;
             }
             Outgoing::Frame(frame) => decode_payload(&frame[4..]).expect("a listing frame"),
@@ -375,15 +381,13 @@ fn a_long_listing_goes_out_one_chunk_at_a_time_as_the_session_asks() {
             ..rig.shell("true")
         })
         .collect();
-    let mut reply = rig.request(Request::SubmitBatch(SubmitBatchRequest { specs }));
+    let answer = rig.submit(specs);
     let write = rig.next_write();
     rig.ack(write.ticket, true);
-    assert!(matches!(
-        rig.response(&mut reply),
-        Response::SubmittedBatch { ids } if ids.len() == 300
-    ));
+    let ids = rig.within("the submit's answer", answer).expect("accepted");
+    assert_eq!(ids.len(), 300);
 
-    let (frames, asked) = whole_listing(&rig, Request::Status(StatusRequest { ids: Vec::new() }));
+    let (frames, asked) = whole_listing(&rig, ListQuery::default(), false);
     let chunks: Vec<Vec<u64>> = frames
         .iter()
         .filter_map(|f| match f {
@@ -399,7 +403,11 @@ fn a_long_listing_goes_out_one_chunk_at_a_time_as_the_session_asks() {
 
     // By name, and a dump with its header first.
     let named: Vec<mayfly_protocol::JobId> = (1..=300).rev().map(mayfly_protocol::JobId).collect();
-    let (frames, asked) = whole_listing(&rig, Request::Status(StatusRequest { ids: named }));
+    let query = ListQuery {
+        ids: named,
+        ..ListQuery::default()
+    };
+    let (frames, asked) = whole_listing(&rig, query, false);
     let ids: Vec<u64> = frames
         .iter()
         .filter_map(|f| match f {
@@ -410,7 +418,7 @@ fn a_long_listing_goes_out_one_chunk_at_a_time_as_the_session_asks() {
         .collect();
     assert_eq!(ids, (1..=300).rev().collect::<Vec<_>>());
     assert!(asked >= 1);
-    let (frames, _) = whole_listing(&rig, Request::DumpState);
+    let (frames, _) = whole_listing(&rig, ListQuery::default(), true);
     assert!(matches!(frames[0], Response::State(_)), "{:?}", frames[0]);
     let listed: usize = frames
         .iter()
@@ -450,9 +458,10 @@ fn a_job_the_daemon_starts_does_not_wait_for_the_journal_but_its_start_is_logged
 #[test]
 fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
     let rig = Rig::start(1);
-    let mut reply = rig.request(Request::Submit(SubmitRequest {
-        spec: rig.shell("echo ran"),
-    }));
+    let mut answer = rig.within(
+        "handing a submit to the driver",
+        rig.mayfly.submit(rig.shell("echo ran")),
+    );
     let write = rig.next_write();
     assert!(write.sync, "{write:?}");
     assert!(write.events.iter().any(|e| started(e, 1)), "{write:?}");
@@ -461,7 +470,9 @@ fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
     // the time it answers, yet holds the answer and the spawn.
     assert_eq!(rig.state(1), JobState::Running);
     assert!(
-        matches!(reply.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        rig.rt
+            .block_on(async { futures::poll!(&mut answer) })
+            .is_pending(),
         "the submit was answered before its fsync"
     );
     assert!(
@@ -470,10 +481,8 @@ fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
     );
 
     rig.ack(write.ticket, true);
-    match rig.response(&mut reply) {
-        Response::Submitted { id } => assert_eq!(id.0, 1),
-        other => panic!("submit answered {other:?}"),
-    }
+    let id = rig.within("the submit's answer", answer).expect("accepted");
+    assert_eq!(id.0, 1);
     rig.writes_until(|e| exited(e, 1));
     let out = std::fs::read_to_string(rig.logs.join("1.out")).expect("job 1's output");
     assert_eq!(out, "ran\n");
@@ -541,13 +550,7 @@ fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
     while driver.core.poll_action().is_some() {}
 
     // The executor has been asked to start it; its pid is not known yet.
-    driver.starting.insert(
-        id,
-        super::Starting {
-            attempt: 1,
-            signals: Vec::new(),
-        },
-    );
+    driver.processes.starting(id, 1);
     driver.run_action(Action::Signal {
         id,
         signal: Signal::Term,
@@ -559,13 +562,18 @@ fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
         .process_group(0)
         .spawn()
         .expect("sleep starts");
-    driver.on_process(ProcessReport::Started {
+    driver.on_report(Report::Started {
         id,
-        pid: child.id(),
-        start_ticks: None,
+        at: Where::Process {
+            pid: child.id(),
+            start_ticks: None,
+        },
     });
-    assert_eq!(driver.core.pid(id), Some(child.id()));
-    assert!(driver.starting.is_empty());
+    assert_eq!(
+        driver.processes.route(id, Signal::Cont),
+        super::processes::Route::To(Handle::Process { pgid: child.id() })
+    );
+    assert_eq!(driver.core.job_info(id).unwrap().pid, Some(child.id()));
 
     let deadline = std::time::Instant::now() + DEADLINE;
     let status = loop {
@@ -709,83 +717,5 @@ fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
             assert!(ran_ms.is_some(), "{finished:?}");
         }
         other => panic!("no JobFinished: {other:?}"),
-    }
-}
-
-/// Job listings sent to a session.
-mod listing {
-    use mayfly_protocol::{Command, JobState, MAX_FRAME_LEN, decode_payload};
-
-    use super::super::*;
-
-    /// A queued job with one label of `label_bytes` bytes.
-    fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
-        JobInfo {
-            id: JobId(id),
-            state: JobState::Queued,
-            command: Command::Shell("true".into()),
-            cwd: "/".into(),
-            queue: "default".into(),
-            priority: 50,
-            labels: vec![("pad".into(), "x".repeat(label_bytes))],
-            exit_code: None,
-            signal: None,
-            attempts: 0,
-            submitted_at: Timestamp(0),
-            started_at: None,
-            finished_at: None,
-            progress: None,
-            reason: None,
-            pid: None,
-            after: Vec::new(),
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: Vec::new(),
-        }
-    }
-
-    #[test]
-    /// A chunk too large for one frame goes out in smaller frames, in
-    /// order; a single job too large for any frame ends the stream with an
-    /// error instead of a frame the client would refuse.
-    fn listing_chunks_split_to_fit_the_frame_limit() {
-        let (tx, mut rx) = Reply::new();
-        let jobs = [
-            job_with_label(1, 9 << 20),
-            job_with_label(2, 9 << 20),
-            job_with_label(3, 10),
-        ];
-        let views: Vec<JobInfoRef<'_>> = jobs.iter().map(JobInfo::view).collect();
-        assert!(send_jobs(&tx, &views).is_some());
-        let mut ids = Vec::new();
-        let mut frames = 0;
-        while let Ok(out) = rx.try_recv() {
-            let Outgoing::Frame(frame) = out else {
-                panic!("expected a frame, got {out:?}");
-            };
-            assert!(frame.len() <= 4 + MAX_FRAME_LEN, "{} bytes", frame.len());
-            let Ok(Response::Jobs(chunk)) = decode_payload::<Response>(&frame[4..]) else {
-                panic!("a frame that is not Response::Jobs");
-            };
-            ids.extend(chunk.iter().map(|job| job.id.0));
-            frames += 1;
-        }
-        assert_eq!(ids, vec![1, 2, 3]);
-        assert_eq!(frames, 2, "the chunk of three went out as [1] and [2, 3]");
-
-        let huge = [job_with_label(4, MAX_FRAME_LEN)];
-        let views: Vec<JobInfoRef<'_>> = huge.iter().map(JobInfo::view).collect();
-        assert!(send_jobs(&tx, &views).is_none(), "the stream has ended");
-        match rx.try_recv() {
-            Ok(Outgoing::Response(Response::Error(e))) => {
-                assert_eq!(e.kind, ErrorKind::Internal);
-                assert!(e.message.starts_with("job 4 cannot be listed"), "{e}");
-            }
-            Ok(Outgoing::Frame(frame)) => panic!("a frame of {} bytes, not an error", frame.len()),
-            other => panic!("expected an error response, got {other:?}"),
-        }
-        assert!(rx.try_recv().is_err(), "nothing after the error");
     }
 }

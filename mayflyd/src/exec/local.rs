@@ -1,4 +1,5 @@
-//! The executor: starts job processes and signals their process groups.
+//! The `local` executor: starts job processes on this machine and signals
+//! their process groups.
 //!
 //! Each job runs in its own process group (its pid is the group id), so a
 //! signal reaches everything the job started. Its stdout and stderr are file
@@ -17,7 +18,7 @@
 //! is found only after skipping every inode deleted in the last minutes,
 //! which after a large `rm -r` costs ~0.3 ms a file. So the executor's
 //! output thread creates the files of the jobs the core expects to start
-//! next ([`Executor::prepare_output`]) ahead of time; a start then merely
+//! next ([`LocalExecutor::prepare_output`]) ahead of time; a start then merely
 //! opens them (and still creates them if the guess was wrong or late).
 //! Deleting a forgotten job's files goes through the same thread, so it
 //! never races with their creation.
@@ -29,7 +30,7 @@
 //! nothing for it.
 //!
 //! The executor owns no state: it reports each start and each exit to the
-//! driver as a [`ProcessReport`] and forgets the child.
+//! driver as a [`Report`] and forgets the child.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -42,51 +43,12 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::{Executor, Handle, Report, Where};
 use crate::core::{ExitOutcome, Signal};
 
-/// An exit observed by the executor, for the driver.
-#[derive(Debug)]
-pub struct JobExit {
-    /// The job whose process ended.
-    pub id: JobId,
-    /// How it ended.
-    pub outcome: ExitOutcome,
-}
-
-/// What the executor tells the driver about one attempt of a job: first
-/// `Started` or `StartFailed`, then, after `Started`, `Exited`. They share one
-/// channel and each is sent only after the one before it, so the driver
-/// receives them in that order.
-#[derive(Debug)]
-pub enum ProcessReport {
-    /// The process is running.
-    Started {
-        /// The job.
-        id: JobId,
-        /// Its pid, which is also its process group id.
-        pid: u32,
-        /// Its start time in clock ticks since boot (with the pid, what
-        /// recovery needs to find exactly this process again), if readable.
-        start_ticks: Option<u64>,
-    },
-    /// The process could not be started.
-    StartFailed {
-        /// The job.
-        id: JobId,
-        /// Why, in one line naming what was missing.
-        reason: String,
-        /// True when the cause was the daemon's, not the job's, and likely
-        /// to pass (out of file descriptors): the job should start again
-        /// later rather than fail.
-        transient: bool,
-    },
-    /// The process ended.
-    Exited(JobExit),
-}
-
-/// Starts and signals job processes.
+/// Starts and signals job processes on this machine: the `local` executor.
 #[derive(Debug, Clone)]
-pub struct Executor {
+pub struct LocalExecutor {
     /// What every start needs, shared with the threads that do the starts.
     shared: Arc<Shared>,
     /// Work for the output thread, done in the order it was asked for.
@@ -114,7 +76,7 @@ struct Shared {
     /// The output cap of jobs that set none (`mayflyd --max-output`).
     default_max_output: Option<u64>,
     /// Where starts and exits are reported.
-    reports: mpsc::UnboundedSender<ProcessReport>,
+    reports: mpsc::UnboundedSender<Report>,
     /// Tracks the starts under way and the tasks that wait on children, for
     /// shutdown.
     tracker: TaskTracker,
@@ -129,7 +91,7 @@ pub fn log_path(logs_dir: &Path, id: JobId, stream: LogStream) -> PathBuf {
     logs_dir.join(format!("{id}.{ext}"))
 }
 
-impl Executor {
+impl LocalExecutor {
     /// An executor writing output under `logs_dir` and reporting starts and
     /// exits on `reports`; jobs without an output cap of their own get
     /// `default_max_output`. Starts its output thread, which stops once
@@ -138,7 +100,7 @@ impl Executor {
         logs_dir: PathBuf,
         socket: PathBuf,
         default_max_output: Option<u64>,
-        reports: mpsc::UnboundedSender<ProcessReport>,
+        reports: mpsc::UnboundedSender<Report>,
         tracker: TaskTracker,
     ) -> std::io::Result<Self> {
         let (outputs, work) = std_mpsc::channel();
@@ -184,17 +146,6 @@ impl Executor {
         }
     }
 
-    /// Starts job `id` from `spec` on the blocking pool and returns at once.
-    /// The outcome comes back as [`ProcessReport::Started`] (then, when the
-    /// process ends, [`ProcessReport::Exited`]) or
-    /// [`ProcessReport::StartFailed`]. Must be called inside the runtime.
-    pub fn start(&self, id: JobId, spec: JobSpec) {
-        let shared = self.shared.clone();
-        self.shared
-            .tracker
-            .spawn_blocking(move || shared.start(id, &spec));
-    }
-
     /// Sends `signal` to process group `pgid`. A group that is already gone
     /// is not an error.
     pub fn signal_group(&self, pgid: u32, signal: Signal) {
@@ -215,14 +166,33 @@ impl Executor {
     }
 }
 
+impl Executor for LocalExecutor {
+    /// Starts the job on the blocking pool and returns at once. The outcome
+    /// comes back as [`Report::Started`] (then, when the process ends,
+    /// [`Report::Exited`]) or [`Report::StartFailed`]. Must be called
+    /// inside the runtime.
+    fn start(&self, id: JobId, _attempt: u32, spec: JobSpec) {
+        let shared = self.shared.clone();
+        self.shared
+            .tracker
+            .spawn_blocking(move || shared.start(id, &spec));
+    }
+
+    fn signal(&self, _id: JobId, handle: &Handle, signal: Signal) {
+        if let Handle::Process { pgid } = handle {
+            self.signal_group(*pgid, signal);
+        }
+    }
+}
+
 impl Shared {
-    /// The body of [`Executor::start`], on a blocking-pool thread: spawns,
+    /// The body of [`LocalExecutor::start`], on a blocking-pool thread: spawns,
     /// reports, and hands the child to a task that reports its exit.
     fn start(&self, id: JobId, spec: &JobSpec) {
         let (mut child, relays) = match self.spawn(id, spec) {
             Ok(spawned) => spawned,
             Err(failure) => {
-                let _ = self.reports.send(ProcessReport::StartFailed {
+                let _ = self.reports.send(Report::StartFailed {
                     id,
                     reason: failure.reason,
                     transient: failure.transient,
@@ -232,7 +202,7 @@ impl Shared {
         };
         let Some(pid) = child.id() else {
             let reason = "the process exited before its pid was known".to_string();
-            let _ = self.reports.send(ProcessReport::StartFailed {
+            let _ = self.reports.send(Report::StartFailed {
                 id,
                 reason,
                 transient: false,
@@ -243,10 +213,9 @@ impl Shared {
         // Sent before the waiting task exists, so it reaches the driver
         // before the exit does. The driver is gone only when the daemon is
         // exiting.
-        let _ = self.reports.send(ProcessReport::Started {
+        let _ = self.reports.send(Report::Started {
             id,
-            pid,
-            start_ticks,
+            at: Where::Process { pid, start_ticks },
         });
         let reports = self.reports.clone();
         let relays: Vec<_> = relays.into_iter().map(|r| self.tracker.spawn(r)).collect();
@@ -259,7 +228,7 @@ impl Shared {
             // relays write it before anyone is told the job ended, unless
             // something the job left running keeps the pipes open.
             let _ = tokio::time::timeout(RELAY_DRAIN, futures::future::join_all(relays)).await;
-            let _ = reports.send(ProcessReport::Exited(JobExit { id, outcome }));
+            let _ = reports.send(Report::Exited { id, outcome });
         });
     }
 
@@ -640,10 +609,10 @@ mod tests {
     /// An executor over a temporary logs folder, on a small runtime (the
     /// drain waits on a timer), with the receiving end of its reports.
     fn executor() -> (
-        Executor,
+        LocalExecutor,
         tempfile::TempDir,
         tokio::runtime::Runtime,
-        mpsc::UnboundedReceiver<ProcessReport>,
+        mpsc::UnboundedReceiver<Report>,
     ) {
         let dir = tempfile::tempdir().expect("a temp dir");
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -651,7 +620,7 @@ mod tests {
             .build()
             .expect("a runtime");
         let (reports, rx) = mpsc::unbounded_channel();
-        let executor = Executor::new(
+        let executor = LocalExecutor::new(
             dir.path().to_path_buf(),
             dir.path().join("mayfly.sock"),
             None,
@@ -679,13 +648,13 @@ mod tests {
         );
         spec.env = env;
         let outcome = rt.block_on(async {
-            executor.start(id, spec);
+            executor.start(id, 1, spec);
             loop {
                 let next = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
                 match next.expect("a report in time").expect("open") {
-                    ProcessReport::Exited(exit) => break exit.outcome,
-                    ProcessReport::StartFailed { reason, .. } => panic!("{reason}"),
-                    ProcessReport::Started { .. } => {}
+                    Report::Exited { outcome, .. } => break outcome,
+                    Report::StartFailed { reason, .. } => panic!("{reason}"),
+                    Report::Started { .. } => {}
                 }
             }
         });
@@ -813,10 +782,10 @@ mod tests {
         );
         spec.env = env.clone();
         rt.block_on(async {
-            executor.start(id, spec);
+            executor.start(id, 1, spec);
             loop {
                 let next = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
-                if let ProcessReport::Exited(_) = next.expect("in time").expect("open") {
+                if let Report::Exited { .. } = next.expect("in time").expect("open") {
                     break;
                 }
             }
@@ -905,7 +874,7 @@ mod tests {
             50,
         );
         let reports = rt.block_on(async {
-            executor.start(id, spec);
+            executor.start(id, 1, spec);
             let mut reports = Vec::new();
             while reports.len() < 2 {
                 let next = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await;
@@ -917,13 +886,13 @@ mod tests {
             reports
         });
         assert!(
-            matches!(reports[0], ProcessReport::Started { id: j, .. } if j == id),
+            matches!(reports[0], Report::Started { id: j, .. } if j == id),
             "{reports:?}"
         );
         assert!(
             matches!(
                 &reports[1],
-                ProcessReport::Exited(JobExit { id: j, outcome: ExitOutcome::Code(0) }) if *j == id
+                Report::Exited { id: j, outcome: ExitOutcome::Code(0) } if *j == id
             ),
             "{reports:?}"
         );
