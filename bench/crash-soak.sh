@@ -16,7 +16,7 @@
 #
 # Nothing here needs root. The other durability tests (full disk, which
 # mounts a tmpfs, and the rest) are not run; `cargo test -p mayfly-tests
-# --test durability` runs them all.
+# --test integration durability::` runs them all.
 set -euo pipefail
 
 rounds=${1:-500}
@@ -47,5 +47,5 @@ cargo build "${profile_flag[@]}" --quiet -p mayflyd -p mayflyctl
 echo "crash soak: $rounds rounds" >&2
 started=$(date +%s)
 MAYFLY_CRASH_ROUNDS=$rounds cargo test "${profile_flag[@]}" --quiet -p mayfly-tests \
-    --test durability -- --exact crash_acknowledged_submits_survive_kill_9 --nocapture
+    --test integration -- --exact durability::crash_acknowledged_submits_survive_kill_9 --nocapture
 echo "crash soak: $rounds rounds passed in $(($(date +%s) - started))s" >&2

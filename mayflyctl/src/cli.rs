@@ -546,17 +546,17 @@ impl Cli {
     ///
     /// `submit` first tries a parser that knows only the global options and
     /// `submit`: scripts run it thousands of times, and building clap's
-    /// whole command tree (every subcommand with its help) was two thirds of
-    /// the instructions of a `mayflyctl submit` (callgrind: 391k of 580k).
-    /// Anything that parser does not accept — another command, `--help`, a
-    /// mistake — goes to the full parser, so help and error messages are
-    /// always the full ones.
+    /// whole command tree (every subcommand with its help) was most of the
+    /// instructions of a `mayflyctl submit`. Anything that parser does not
+    /// accept — another command, `--help`, a mistake — goes to the full
+    /// parser, so help and error messages are always the full ones.
     ///
     /// Before that, the plainest form of all — `[--socket PATH] [--json]
     /// submit -- CMD [ARGS…]`, what scripts and `xargs` run — is recognised
     /// without clap (see [`Cli::try_parse_plain_submit`]): even the small
-    /// parser was most of the instructions left in that call (callgrind:
-    /// about 180k of 264k).
+    /// parser was most of the instructions left in that call. (The callgrind
+    /// counts: `bench/RESULTS.md`, "Figures that used to live in code
+    /// comments".)
     pub fn parse_args() -> Cli {
         let mut args: Vec<OsString> = std::env::args_os().collect();
         if let Some(cli) = Cli::try_parse_plain_submit(&mut args) {

@@ -3,7 +3,8 @@
 //! Conventions: every message is one line that says what failed and, where
 //! there is something to do, what to do. Messages carry no `mayflyctl:`
 //! prefix and no trailing period; `main` adds the prefix and prints the error
-//! exactly once. The exit codes are the contract of DESIGN.md §3.
+//! exactly once. The exit codes are a contract: `docs/protocol.md`, "Exit
+//! codes of `mayflyctl`".
 
 use std::io;
 use std::path::PathBuf;
@@ -354,7 +355,8 @@ pub enum CtlError {
 }
 
 impl CtlError {
-    /// The process exit code for this failure (DESIGN.md §3).
+    /// The process exit code for this failure (`docs/protocol.md`, "Exit
+    /// codes of `mayflyctl`").
     pub fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) => EXIT_USAGE,

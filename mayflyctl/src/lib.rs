@@ -12,7 +12,8 @@
 //!    ([`render`]) to the output it is given.
 //!
 //! Failures are [`CtlError`]s; [`CtlError::exit_code`] maps them to the exit
-//! codes of DESIGN.md §3. Nothing here prints to stderr or exits the
+//! codes of `docs/protocol.md` ("Exit codes of `mayflyctl`"). Nothing here
+//! prints to stderr or exits the
 //! process: `main` prints the error once and exits.
 //!
 //! There is deliberately no async runtime and no config file: scripts run

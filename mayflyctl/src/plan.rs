@@ -168,7 +168,8 @@ pub fn daemon_timeout(
 
 /// The socket to connect to: `--socket`, else `MAYFLY_SOCKET`, else
 /// `$XDG_RUNTIME_DIR/mayfly/mayfly.sock`, else `/tmp/mayfly-$UID/mayfly.sock`
-/// (DESIGN.md §1). An empty variable counts as unset.
+/// (`docs/security.md`, "The socket's folder"). An empty variable counts as
+/// unset.
 pub fn socket_path(flag: Option<&Path>, ctx: &ClientContext) -> PathBuf {
     if let Some(path) = flag {
         return path.to_path_buf();

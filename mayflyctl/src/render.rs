@@ -1,4 +1,5 @@
-//! Output: the JSON shapes of DESIGN.md §3 and the human-readable text.
+//! Output: the JSON shapes of `docs/protocol.md` ("JSON for scripts") and
+//! the human-readable text.
 //!
 //! Everything here is a pure function of protocol data (and, for ages, a
 //! `now` passed in), so the stable JSON contract is unit-tested without a
@@ -12,29 +13,14 @@ pub use mayfly_protocol::json::{
 };
 use mayfly_protocol::{CancelOutcome, JobId, JobInfo, JobState, QueueInfo, Timestamp};
 use serde_json::{Value, json};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// The usual name of a signal number, as in `SIGTERM`; `SIG<n>` otherwise.
+/// The name of a signal number, as in `SIGTERM`, from `nix`'s table of
+/// this platform's signals (the daemon runs on the same machine); `SIG<n>`
+/// for a number without a name there, such as a real-time signal.
 pub fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        _ => return format!("SIG{signal}"),
-    };
-    name.to_string()
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("SIG{signal}"), |s| s.as_str().to_string())
 }
 
 /// What one cancel did, as the text line `7: cancelled`.
@@ -141,13 +127,32 @@ fn exit_cell(info: &JobInfo) -> String {
     }
 }
 
-/// Shortens `text` to at most `max` characters, marking the cut with `…`.
+/// How many terminal columns `text` takes: two for a CJK character or most
+/// emoji, none for a combining mark, one for the rest. Tables are aligned
+/// and cut by this, not by characters or bytes, so a wide label or command
+/// neither shifts the columns after it nor runs past the terminal.
+fn columns(text: &str) -> usize {
+    text.width()
+}
+
+/// Shortens `text` to at most `max` columns, marking the cut with `…` (one
+/// column). A wide character that would straddle the edge is left out
+/// whole, so the cut text may be a column short.
 fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if columns(text) <= max {
         return text.to_string();
     }
-    let keep = max.saturating_sub(1);
-    let mut out: String = text.chars().take(keep).collect();
+    let room = max.saturating_sub(1);
+    let mut used = 0;
+    let mut out = String::new();
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > room {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -211,7 +216,8 @@ fn paint(text: &str, code: Option<&str>, color: bool) -> String {
 type Cell = (String, Option<&'static str>);
 
 /// Lays out rows of cells: every column but the last padded to its widest
-/// cell (by characters: colour codes are added after measuring), two spaces
+/// cell (in terminal columns, see [`width`]; colour codes are added after
+/// measuring), two spaces
 /// apart, the header bold when colouring, trailing blanks trimmed. The last
 /// two columns are cut to `limits` when given.
 fn layout(
@@ -221,10 +227,10 @@ fn layout(
     color: bool,
 ) -> String {
     let n = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| columns(h)).collect();
     for row in rows {
         for (w, (text, _)) in widths.iter_mut().zip(row) {
-            *w = (*w).max(text.chars().count());
+            *w = (*w).max(columns(text));
         }
     }
     if let Some((second_last, _)) = limits {
@@ -242,7 +248,7 @@ fn layout(
             };
             line.push_str(&paint(&text, *code, color));
             if i + 1 < n {
-                let pad = widths[i].saturating_sub(text.chars().count()) + 2;
+                let pad = widths[i].saturating_sub(columns(&text)) + 2;
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -281,8 +287,8 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
         let fixed: usize = (0..7)
             .map(|i| {
                 rows.iter()
-                    .map(|r| r[i].0.chars().count())
-                    .chain([HEADERS[i].len()])
+                    .map(|r| columns(&r[i].0))
+                    .chain([columns(HEADERS[i])])
                     .max()
                     .unwrap_or(0)
                     + 2
@@ -290,8 +296,8 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
             .sum();
         let natural = |i: usize| {
             rows.iter()
-                .map(|r| r[i].0.chars().count())
-                .chain([HEADERS[i].len()])
+                .map(|r| columns(&r[i].0))
+                .chain([columns(HEADERS[i])])
                 .max()
                 .unwrap_or(0)
         };
@@ -528,6 +534,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    /// Signals are named as the platform names them, numbers without a name
+    /// (real-time signals, nonsense) as `SIG<n>`.
+    fn signal_names() {
+        use nix::sys::signal::Signal;
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        for signal in [
+            Signal::SIGHUP,
+            Signal::SIGCHLD,
+            Signal::SIGWINCH,
+            Signal::SIGSYS,
+        ] {
+            assert_eq!(signal_name(signal as i32), signal.as_str());
+        }
+        assert_eq!(signal_name(Signal::SIGCHLD as i32), "SIGCHLD");
+        assert_eq!(signal_name(0), "SIG0");
+        assert_eq!(signal_name(-3), "SIG-3");
+        assert_eq!(signal_name(40), "SIG40");
+    }
+
+    #[test]
     /// Wait lines name the state and the exit code or signal.
     fn ended_lines() {
         let mut job = info(3, JobState::Succeeded);
@@ -614,6 +641,62 @@ pub(crate) mod tests {
         let row = cut.lines().nth(1).expect("a row");
         assert_eq!(row.chars().count(), 100, "{row}");
         assert!(row.ends_with("y…"));
+    }
+
+    #[test]
+    /// Wide characters (CJK, emoji) take two columns: the columns after a
+    /// wide queue name or progress text stay aligned, and a wide command is
+    /// cut to the terminal's width in columns, not in characters.
+    fn table_aligns_and_cuts_wide_characters() {
+        let now = Timestamp(1_700_000_001_000);
+        let mut wide = info(1, JobState::Running);
+        wide.queue = "默认".into();
+        wide.progress = Some("🚀🚀 半分".into());
+        wide.command = Command::Shell("echo 你好，世界".into());
+        let mut narrow = info(22, JobState::Queued);
+        narrow.progress = Some("ok".into());
+        let jobs = [wide, narrow];
+        // The terminal column at which `needle` starts in `line`.
+        let column = |line: &str, needle: &str| {
+            let at = line
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+            columns(&line[..at])
+        };
+
+        let table = status_table(&jobs, now, TableStyle::default());
+        let lines: Vec<&str> = table.lines().collect();
+        let pri = column(lines[0], "PRI");
+        let command = column(lines[0], "COMMAND");
+        assert_eq!(column(lines[1], "50"), pri, "{table}");
+        assert_eq!(column(lines[2], "50"), pri, "{table}");
+        assert_eq!(column(lines[1], "echo 你好"), command, "{table}");
+        assert_eq!(column(lines[2], "make test"), command, "{table}");
+        assert_eq!(
+            lines[1],
+            "1   running  默认     50   -     1         0s ago  🚀🚀 半分  echo 你好，世界"
+        );
+
+        let mut long = info(1, JobState::Queued);
+        long.command = Command::Shell("长".repeat(100));
+        for cols in [100, 101] {
+            let cut = status_table(
+                std::slice::from_ref(&long),
+                now,
+                TableStyle {
+                    width: Some(cols),
+                    color: false,
+                },
+            );
+            let row = cut.lines().nth(1).expect("a row");
+            assert!(row.ends_with("长…"), "{row}");
+            // A wide character is never split: one column may stay empty.
+            assert!(
+                columns(row) == cols || columns(row) == cols - 1,
+                "{} columns of {cols}: {row}",
+                columns(row)
+            );
+        }
     }
 
     #[test]

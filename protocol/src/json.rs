@@ -1,5 +1,6 @@
-//! The JSON shapes of DESIGN.md §3 (job objects, `dump-state`, events), for
-//! the client's `--json` output and the daemon's `--dump-state`.
+//! The JSON shapes of `docs/protocol.md` ("JSON for scripts": job objects,
+//! `dump-state`, events), for the client's `--json` output and the daemon's
+//! `--dump-state`.
 //!
 //! Pure functions of protocol data. Field names are the contract: fields may
 //! be added, never renamed. Times are RFC 3339 with milliseconds, in UTC, or

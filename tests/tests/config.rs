@@ -5,19 +5,12 @@
 //! `--socket`, `--state-dir` and `--http-addr off` as flags, and the point is
 //! that those come from the file alone.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use helper::{DEADLINE, Daemon, Running, bin, poll_until, run, stderr_of, stdout_of};
+use crate::helper::{DEADLINE, Daemon, Running, bin, poll_until, run, stderr_of, stdout_of};
 
 /// Writes `text` to `path` (a config file for the test).
 fn write_config(path: &Path, text: &str) {

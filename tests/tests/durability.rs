@@ -1,8 +1,9 @@
-//! Durability end to end (DESIGN.md §6): what a client was told is on disk
-//! survives `kill -9`; a job running at a crash comes back `interrupted`; a
-//! full disk refuses changes but keeps serving reads; a snapshot plus the
-//! log after it rebuilds exactly the live state; a damaged log stops the
-//! daemon until `--repair-wal`, while a torn tail is cut with a warning.
+//! Durability end to end (`docs/durability.md`): what a client was told is
+//! on disk survives `kill -9`; a job running at a crash comes back
+//! `interrupted`; a full disk refuses changes but keeps serving reads; a
+//! snapshot plus the log after it rebuilds exactly the live state; a
+//! damaged log stops the daemon until `--repair-wal`, while a torn tail is
+//! cut with a warning.
 //!
 //! Jobs of a daemon killed with SIGKILL keep running (each has its own
 //! process group), so every long job here waits for a `release` file that a
@@ -12,12 +13,6 @@
 //! `MAYFLY_CRASH_ROUNDS` (default 20) sets how many rounds the crash test
 //! runs and `MAYFLY_CRASH_SEED` replays a failing run; `bench/crash-soak.sh`
 //! runs the crash test for many rounds.
-
-#[allow(
-    dead_code,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -34,9 +29,10 @@ use mayflyd::wal::WalOptions;
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
-use helper::raw::RawClient;
-use helper::wait::sleep_before_random_crash;
-use helper::{
+use crate::helper;
+use crate::helper::raw::RawClient;
+use crate::helper::wait::sleep_before_random_crash;
+use crate::helper::{
     DEADLINE, Daemon, code_of, poll_until, process_gone, read_pid_file, run, stderr_of, stdout_of,
     until_file, wait_until, write_pid,
 };
@@ -1325,12 +1321,14 @@ fn every_acknowledged_change_survives_a_crash() {
 }
 
 /// Regression (memory after a restart): snapshots held a copy of every
-/// job's environment, so a daemon holding 200,000 jobs with a 2 KiB
-/// environment wrote a 570 MB snapshot and came back from it at over 1 GB
-/// where it had run at 90 MB. Snapshots are now format 2, with each shared
-/// value once. A state dir written by the previous build (format 1, the
-/// committed fixture `tests/fixtures/snapshot-v1`, made by `mayflyd` before
-/// this change) still loads, job for job, and the next snapshot is format 2.
+/// job's environment, so a daemon holding many jobs with a large
+/// environment wrote a snapshot larger than its whole memory and came back
+/// from it using over ten times the memory it had run in (the figures:
+/// `bench/RESULTS.md`, "Figures that used to live in code comments").
+/// Snapshots are now format 2, with each shared value once. A state dir
+/// written by the previous build (format 1, the committed fixture
+/// `tests/fixtures/snapshot-v1`, made by `mayflyd` before this change)
+/// still loads, job for job, and the next snapshot is format 2.
 #[test]
 fn a_format_1_snapshot_loads_and_the_next_snapshot_is_format_2() {
     let state = tempfile::tempdir().expect("a temp dir");
@@ -1402,11 +1400,12 @@ fn rss_kib(d: &Daemon) -> u64 {
         .expect("a VmRSS line")
 }
 
-/// Regression: a restart from a snapshot left the daemon at several times
-/// the memory it had used live (200,000 jobs with a 2 KiB environment: 87 MB
-/// live, 1.1 GB after the restart), because the snapshot held a copy of
+/// Regression: a restart from a snapshot left the daemon at many times the
+/// memory it had used live (the figures: `bench/RESULTS.md`, "Figures that
+/// used to live in code comments"), because the snapshot held a copy of
 /// every job's environment and decoding allocated all of them. Here 20,000
-/// such jobs: after the restart the daemon uses about what it used live.
+/// jobs with a 2 KiB environment: after the restart the daemon uses about
+/// what it used live.
 #[test]
 fn a_restart_from_a_snapshot_uses_about_the_live_memory() {
     let args = ["--concurrency", "1", "--snapshot-bytes", "1048576"];

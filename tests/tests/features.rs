@@ -1,28 +1,22 @@
 //! End-to-end tests of the scheduling features and the commands that
 //! control them, each driven through the real `mayflyctl` against the real
-//! `mayflyd` (DESIGN.md §2–3): dependencies, delays, timeouts, retries,
-//! queues, pause and resume, restart, clean, edit, batch submits, progress,
-//! labels and status filters — and the same state surviving a `kill -9` of
-//! the daemon.
+//! `mayflyd` (see the README's tour and `man mayflyctl-submit`):
+//! dependencies, delays, timeouts, retries, queues, pause and resume,
+//! restart, clean, edit, batch submits, progress, labels and status filters
+//! — and the same state surviving a `kill -9` of the daemon.
 //!
 //! Each test starts its own daemon, so tests run in parallel. Job scripts are
 //! bounded (every loop gives up after 30 s), and a test that must show that
 //! something did *not* happen (a paused queue starting nothing) first waits
 //! for something else that proves the daemon had its chance.
 
-#[allow(
-    dead_code,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use helper::{
+use crate::helper::{
     DEADLINE, Daemon, Grandchild, bin, code_of, process_gone, read_pid_file, run, stderr_of,
-    stdout_of, until_file, wait_until, write_pid,
+    stdout_of, still_before, until_file, wait_until, write_pid,
 };
 
 /// Runs `mayflyctl wait ID…` and returns its exit code.
@@ -173,25 +167,34 @@ fn after_failure_skips_the_chain_but_after_any_runs() {
 
 /// `--delay` keeps a job `waiting` with its `not_before`, then it runs; and
 /// `--at` takes an RFC 3339 time.
+///
+/// What the short delay's job looks like before its time is checked only if
+/// the test got to look before its time: a loaded machine may take longer
+/// than the delay between the submit and the look. The far `--at` job is
+/// always looked at in time.
 #[test]
 fn delay_keeps_a_job_waiting_then_it_runs() {
     let d = Daemon::start(&[]);
     let id = d.submit(&["--delay", "1500ms", "--", "true"]);
     let job = d.job(id);
-    assert_eq!(job["state"], "waiting", "{job}");
     let not_before = job["not_before"]
         .as_str()
         .expect("not_before is set")
         .to_string();
+    if still_before(&not_before) {
+        assert_eq!(job["state"], "waiting", "{job}");
+    }
     assert!(
         job["submitted_at"].as_str().expect("submitted_at") < not_before.as_str(),
         "{job}"
     );
     let table = d.ctl_ok(&["status", &id.to_string()]);
-    assert!(
-        table.contains("in 1s") || table.contains("in 2s"),
-        "{table}"
-    );
+    if still_before(&not_before) {
+        assert!(
+            table.contains("in 1s") || table.contains("in 2s"),
+            "{table}"
+        );
+    }
     wait_all_succeeded(&d, &[id]);
     let job = d.job(id);
     // Same RFC 3339 format (UTC, milliseconds): text order is time order.
@@ -810,6 +813,10 @@ fn waiting_for_a_time_survives_a_crash() {
 
 /// A dependency chain whose head waits for its time runs in order after a
 /// `kill -9` and restart; a dependency that had already succeeded counts.
+///
+/// That the whole chain is still waiting after the restart is checked if
+/// the test got there before the head's time (a loaded machine may not);
+/// the order is checked always.
 #[test]
 fn dependency_chain_survives_a_crash() {
     let mut d = Daemon::start(&[]);
@@ -821,10 +828,18 @@ fn dependency_chain_survives_a_crash() {
     );
     let mid = d.submit_shell(&["--after", &head.to_string()], "echo mid >> order");
     let tail = d.submit_shell(&["--after", &mid.to_string()], "echo tail >> order");
+    let head_at = d.job(head)["not_before"]
+        .as_str()
+        .expect("the head has a not_before")
+        .to_string();
     d.kill_hard();
     d.restart(&[]);
-    for id in [head, mid, tail] {
-        assert_eq!(d.state(id), "waiting", "job {id} after the restart");
+    let states: Vec<String> = [head, mid, tail].iter().map(|&id| d.state(id)).collect();
+    if still_before(&head_at) {
+        assert_eq!(
+            states, ["waiting"; 3],
+            "jobs {head}, {mid}, {tail} after the restart"
+        );
     }
     wait_all_succeeded(&d, &[head, mid, tail]);
     let order = std::fs::read_to_string(d.file("order")).expect("the order file");
@@ -857,6 +872,10 @@ fn paused_queue_survives_a_crash() {
 
 /// A job waiting to be retried is still waiting for the same time after a
 /// `kill -9` and restart, and its next attempt comes no earlier.
+///
+/// What it looks like just after the restart is checked if the test got
+/// there before the retry's time (a loaded machine may not); that the retry
+/// came no earlier is checked always.
 #[test]
 fn retry_in_backoff_survives_a_crash() {
     let mut d = Daemon::start(&[]);
@@ -879,9 +898,11 @@ fn retry_in_backoff_survives_a_crash() {
     d.kill_hard();
     d.restart(&[]);
     let after = d.job(id);
-    assert_eq!(after["state"], "waiting", "{after}");
-    assert_eq!(after["retry_at"], retry_at, "{after}");
-    assert_eq!(after["attempts"], 1, "{after}");
+    if still_before(retry_at.as_str().expect("retry_at is a time")) {
+        assert_eq!(after["state"], "waiting", "{after}");
+        assert_eq!(after["retry_at"], retry_at, "{after}");
+        assert_eq!(after["attempts"], 1, "{after}");
+    }
     wait_all_succeeded(&d, &[id]);
     let job = d.job(id);
     assert_eq!(job["attempts"], 2, "{job}");

@@ -5,13 +5,6 @@
 //! `/proc/PID/status`) bounded, other clients still served — always within
 //! a deadline.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -25,8 +18,9 @@ use mayfly_protocol::{
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use helper::raw::{RawClient, connect_raw, frame, shell_spec};
-use helper::{DEADLINE, Daemon, code_of, poll_until, stderr_of, wait_until};
+use crate::helper;
+use crate::helper::raw::{RawClient, connect_raw, frame, shell_spec};
+use crate::helper::{DEADLINE, Daemon, code_of, poll_until, stderr_of, wait_until};
 
 /// The daemon's resident memory in bytes, from `/proc/PID/status`.
 fn rss(d: &Daemon) -> u64 {
@@ -331,7 +325,8 @@ fn a_request_that_stops_halfway_is_refused_after_the_frame_timeout() {
 
 /// Regression: a client that pipelined `status` requests and never read the
 /// answers made the daemon list every job for each of them into memory
-/// (326 MB with 20,000 jobs), and another client's submit waited seconds.
+/// (hundreds of MB with 20,000 jobs: `bench/RESULTS.md`, "Figures that used
+/// to live in code comments"), and another client's submit waited seconds.
 /// Now a listing in flight holds one small chunk, and no further request is
 /// read while the answers waiting pass `--reply-buffer-bytes`.
 #[test]
@@ -461,9 +456,10 @@ fn past_max_in_flight_the_next_request_waits_unread() {
 // ----------------------------------------------------------------------- HTTP
 
 /// Regression: 500 connections sending their request headers slowly kept
-/// `/metrics` from answering for about 15 s (64 served at once, 10 s to
-/// send headers). Now a new connection at the limit closes the oldest one
-/// that is not being answered, so a scrape is answered at once.
+/// `/metrics` from answering for longer than their 10 s to send headers (64
+/// were served at once; the figure: `bench/RESULTS.md`, "Figures that used
+/// to live in code comments"). Now a new connection at the limit closes the
+/// oldest one that is not being answered, so a scrape is answered at once.
 #[test]
 fn slow_http_clients_do_not_keep_scrapes_out() {
     let (_d, addr) = Daemon::start_with_http(&[]);

@@ -1,29 +1,24 @@
-//! Observability end to end (DESIGN.md §1, §6): the real `mayflyd` serves
-//! `GET /metrics` and `GET /__health` on `--http-addr`, pushes to a real
-//! Prometheus Pushgateway with `--push-gateway`, and its metrics pass
-//! `promtool check metrics` without a lint warning.
+//! Observability end to end (the README's "Watching it"): the real
+//! `mayflyd` serves `GET /metrics` and `GET /__health` on `--http-addr`,
+//! pushes to a real Prometheus Pushgateway with `--push-gateway`, and its
+//! metrics pass `promtool check metrics` without a lint warning.
 //!
 //! Each test starts its own daemon on a free loopback port
-//! ([`Daemon::start_with_http`]); every other test binary's daemons run with
+//! ([`Daemon::start_with_http`]); the daemons of every other test run with
 //! `--http-addr off`, so nothing collides on the default port. `promtool`
 //! and `prometheus-pushgateway` come from Debian's `prometheus` and
 //! `prometheus-pushgateway` packages, which `contrib/test` installs.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use helper::http::{Scrape, free_port, get, request};
-use helper::raw::RawClient;
-use helper::{DEADLINE, Daemon, poll_until, run, stderr_of, until_file, wait_until};
+use crate::helper;
+use crate::helper::http::{Scrape, free_port, get, request};
+use crate::helper::raw::RawClient;
+use crate::helper::{DEADLINE, Daemon, poll_until, run, stderr_of, until_file, wait_until};
 
-/// Every family DESIGN.md §6 names, spelled as served.
+/// Every family the daemon promises to serve, spelled as served (the
+/// README's "Watching it" names them by prefix).
 const FAMILIES: &[&str] = &[
     "mayfly_jobs_submitted_total",
     "mayfly_jobs_finished_total",

@@ -1,15 +1,22 @@
-//! The daemon as a library inside this test process, as the original task
-//! card asks: a real SIGINT to our own pid shuts the scheduler down
-//! gracefully, and system tasks registered with `spawn_system` run at
-//! priority 0 and see the shutdown.
+//! The daemon as a library inside this test process (the embedding
+//! `mayflyd`'s library offers): a real SIGINT to our own pid shuts the
+//! scheduler down gracefully, and system tasks registered with
+//! `spawn_system` run at priority 0 and see the shutdown.
 //!
-//! This file is its own test binary (its own process), because it sends
-//! signals to itself and installs the daemon's signal handlers; its tests are
+//! This file is its own test binary (its own process), not a module of the
+//! end-to-end binary (`main.rs`): it sends signals to itself, and the
+//! daemon's signal handlers, once installed, stay for the life of the
+//! process (signal-hook never puts the default action back), so a Ctrl-C or
+//! a SIGTERM meant to stop that binary would be swallowed. Its tests are
 //! `serial` for the same reason.
 
 #[path = "helper/raw.rs"]
 mod raw;
 #[path = "helper/wait.rs"]
+#[allow(
+    dead_code,
+    reason = "the waits of the end-to-end binary; this binary needs a few of them"
+)]
 mod wait;
 
 use std::path::{Path, PathBuf};

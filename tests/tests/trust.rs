@@ -10,13 +10,6 @@
 //! user can reach. Without root or `setpriv` the tests fail and say why;
 //! they never skip.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -24,8 +17,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use helper::http::{Scrape, get};
-use helper::{Daemon, bin, code_of, run, stderr_of, stdout_of, tool};
+use crate::helper;
+use crate::helper::http::{Scrape, get};
+use crate::helper::{Daemon, bin, code_of, run, stderr_of, stdout_of, tool};
 
 /// The other user: nobody.
 const OTHER: u32 = 65534;

@@ -10,19 +10,13 @@
 //! name when the test ends.
 //! tmux is the Debian package `tmux`; `contrib/test` installs it.
 
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the fixture serves several test binaries; this one uses part of it"
-)]
-mod helper;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use helper::{DEADLINE, Daemon, bin, poll_until, run, stderr_of, stdout_of, until_file};
+use crate::helper;
+use crate::helper::{DEADLINE, Daemon, bin, poll_until, run, stderr_of, stdout_of, until_file};
 
-/// Gives each session of this test binary its own name.
+/// Gives each session of this test process its own name.
 static SESSIONS: AtomicU32 = AtomicU32::new(0);
 
 /// A detached tmux session on a private tmux server, running one shell

@@ -3,8 +3,9 @@
 //!
 //! This is how `bench/compare` times one CLI call of each tool. A bash loop
 //! forks the whole shell for every call and, to give the call a clean
-//! environment, execs `env -i` as well: about 2 ms per call on the 2-core
-//! bench machine, more than the calls it is measuring. Here every run is a
+//! environment, execs `env -i` as well: more than the calls it is measuring
+//! (the figure: `bench/RESULTS.md`, "Figures that used to live in code
+//! comments"). Here every run is a
 //! single `posix_spawn` (which glibc implements with `vfork`-like cloning)
 //! from a small process, so the overhead left in each figure is the same
 //! small one for every tool, and the bare `lat-loop N F /bin/true` row

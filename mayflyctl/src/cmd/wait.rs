@@ -1,5 +1,5 @@
 //! `wait`: block until jobs end, report each as it ends, and turn how they
-//! ended into the exit code (DESIGN.md §3).
+//! ended into the exit code (`docs/protocol.md`, "Exit codes of `mayflyctl`").
 //!
 //! The exit-code rules live here as pure functions, shared with
 //! `submit --wait`: one job exits with its own code (`128+N` for signal N,

@@ -1,10 +1,12 @@
 //! The `status --json` array, written by hand.
 //!
 //! `status --json` prints every job the daemon holds, thousands of them, and
-//! scripts call it often. Through serde_json's pretty printer each field cost
-//! half a dozen small writes (separator, one write per indentation level,
-//! quote, key, quote, colon) and the array of 10,000 jobs took ~6 ms to
-//! print, more than reading it from the daemon. Here the fixed parts of a job
+//! scripts call it often. Through serde_json each field costs half a dozen
+//! small writes (separator, one write per indentation level, quote, key,
+//! quote, colon) and an escape scan of its key; printing the jobs took
+//! several times longer than writing them here, a large part of the whole
+//! command (measured in `bench/RESULTS.md`, "`status --json`: serde_json's
+//! writer against the hand-written one"). Here the fixed parts of a job
 //! object (separators, indentation and keys) are constants written in one
 //! copy each, and a value is one more.
 //!

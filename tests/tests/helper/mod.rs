@@ -10,16 +10,13 @@
 //! - every process the fixture starts is stopped by its pid, with a
 //!   deadline; nothing is signalled by name;
 //! - the daemon's log (stderr, at debug level) goes to a file that is printed
-//!   when a test fails.
+//!   when a test fails; its stdout (where `--dump-state` prints) to another.
 
-#[allow(
-    dead_code,
-    reason = "used by observability.rs; every test binary compiles this module"
-)]
 pub mod http;
 pub mod raw;
 pub mod wait;
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -34,14 +31,15 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub use self::wait::{
-    DEADLINE, poll_until, process_gone, read_pid_file, until_file, wait_until, write_pid,
+    DEADLINE, poll_until, process_gone, read_pid_file, still_before, until_file, wait_until,
+    write_pid,
 };
 
 /// How long a stopping daemon gets after SIGTERM before the fixture kills it.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The folder holding the workspace's binaries: this test runs as
-/// `target/debug/deps/e2e-HASH`, the binaries are in `target/debug/`.
+/// `target/debug/deps/integration-HASH`, the binaries are in `target/debug/`.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     exe.parent()
@@ -65,10 +63,6 @@ pub fn bin(name: &str) -> PathBuf {
 /// The full path of `program`, looked up on `PATH` as a shell would; panics
 /// saying which Debian package has it and that `contrib/test` installs it.
 /// Tests need these tools; a missing one is a failure, never a silent skip.
-#[allow(
-    dead_code,
-    reason = "used by some test binaries; every test binary compiles this module"
-)]
 pub fn tool(program: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -226,26 +220,27 @@ pub fn code_of(out: &Output) -> i32 {
 }
 
 /// Starts `mayflyd` on `socket` with state in `state`, plus `extra_args`,
-/// its stderr (at debug level) going to `stderr`. Unless `extra_args` name
+/// its stdout going to `stdout` and its stderr (at debug level) to `stderr`,
+/// with `launch`'s environment and shell prelude. Unless `extra_args` name
 /// `--http-addr`, the daemon serves no HTTP, so that daemons of tests
 /// running in parallel do not compete for the default port.
 ///
-/// With a `prelude` (shell commands such as `umask 022` or `ulimit -n 64`),
+/// With a prelude (shell commands such as `umask 022` or `ulimit -n 64`),
 /// `sh` runs it and then execs the daemon in its place, so the pid is the
 /// daemon's.
 fn spawn_mayflyd(
     socket: &Path,
     state: &Path,
-    stderr: std::fs::File,
+    (stdout, stderr): (std::fs::File, std::fs::File),
     extra_args: &[&str],
-    prelude: Option<&str>,
+    launch: &Launch,
 ) -> Child {
     let http_off: &[&str] = if extra_args.iter().any(|a| a.starts_with("--http-addr")) {
         &[]
     } else {
         &["--http-addr", "off"]
     };
-    let mut cmd = match prelude {
+    let mut cmd = match launch.prelude.as_deref() {
         None => Command::new(bin("mayflyd")),
         Some(prelude) => {
             let mut sh = Command::new("/bin/sh");
@@ -264,11 +259,24 @@ fn spawn_mayflyd(
         .env("RUST_LOG", "mayflyd=debug,info")
         .env_remove("MAYFLY_SOCKET")
         .env_remove("MAYFLY_STATE_DIR")
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .expect("start mayflyd")
+}
+
+/// How the fixture starts the daemon, beyond its arguments; kept for
+/// restarts.
+#[derive(Debug, Default)]
+struct Launch {
+    /// Shell commands it starts after (a umask, a limit), when a test chose
+    /// some.
+    prelude: Option<String>,
+    /// Environment variables it gets on top of the test's (e.g.
+    /// `NOTIFY_SOCKET`).
+    env: Vec<(String, OsString)>,
 }
 
 /// A running `mayflyd` in its own temporary directory.
@@ -282,13 +290,14 @@ pub struct Daemon {
     socket: PathBuf,
     /// Where its stderr goes.
     log: PathBuf,
+    /// Where its stdout goes.
+    out: PathBuf,
     /// Where jobs run (the CLI runs here, and jobs inherit its cwd).
     work: PathBuf,
     /// The daemon's `--state-dir` (WAL, snapshots, job output).
     state: PathBuf,
-    /// The shell commands it starts after (a umask, a limit), when a test
-    /// chose some (kept for restarts).
-    prelude: Option<String>,
+    /// Its prelude and environment (kept for restarts).
+    launch: Launch,
     /// Everything the test owns; removed after the daemon has stopped
     /// (fields drop after [`Drop::drop`] ran).
     dir: TempDir,
@@ -304,10 +313,6 @@ impl Daemon {
     }
 
     /// The daemon's pid (while it has not been reaped).
-    #[allow(
-        dead_code,
-        reason = "used by features.rs; every test binary compiles this module"
-    )]
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -329,64 +334,85 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with the daemon (and its restarts) under
     /// `umask`, for tests of the modes of the files it creates.
-    #[allow(
-        dead_code,
-        reason = "used by trust.rs; every test binary compiles this module"
-    )]
     pub fn start_with_umask(umask: u32, extra_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let socket = dir.path().join("s.sock");
-        let state = dir.path().join("state");
-        let prelude = format!("umask {umask:03o}");
-        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(prelude));
-        daemon.wait_ready();
-        daemon
+        Self::start_launched(
+            extra_args,
+            Launch {
+                prelude: Some(format!("umask {umask:03o}")),
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Like [`Daemon::start`], with `env` added to the daemon's environment
+    /// (and its restarts'), e.g. `NOTIFY_SOCKET` for the systemd tests.
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::start_launched(
+            extra_args,
+            Launch {
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), (*v).to_os_string()))
+                    .collect(),
+                ..Launch::default()
+            },
+        )
     }
 
     /// Starts a daemon whose open files are limited to `n` (soft and hard,
     /// set by the shell that execs it), for tests of running out of file
     /// descriptors.
-    #[allow(
-        dead_code,
-        reason = "used by limits.rs; every test binary compiles this module"
-    )]
     pub fn start_with_fd_limit(n: usize, extra_args: &[&str]) -> Self {
+        Self::start_launched(
+            extra_args,
+            Launch {
+                prelude: Some(format!("ulimit -n {n}")),
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// [`Daemon::start`] the way `launch` says.
+    fn start_launched(extra_args: &[&str], launch: Launch) -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let socket = dir.path().join("s.sock");
         let state = dir.path().join("state");
-        let prelude = format!("ulimit -n {n}");
-        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, Some(prelude));
+        let mut daemon = Self::spawn_with(dir, socket, state, extra_args, launch);
         daemon.wait_ready();
         daemon
     }
 
     /// Like [`Daemon::start_full`], without waiting for the socket.
     fn spawn_full(dir: TempDir, socket: PathBuf, state: PathBuf, extra_args: &[&str]) -> Self {
-        Self::spawn_with(dir, socket, state, extra_args, None)
+        Self::spawn_with(dir, socket, state, extra_args, Launch::default())
     }
 
-    /// [`Daemon::spawn_full`], after the shell commands of `prelude` if
-    /// there are some.
+    /// [`Daemon::spawn_full`], the way `launch` says.
     fn spawn_with(
         dir: TempDir,
         socket: PathBuf,
         state: PathBuf,
         extra_args: &[&str],
-        prelude: Option<String>,
+        launch: Launch,
     ) -> Self {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("create the work dir");
         let log = dir.path().join("mayflyd.log");
-        let stderr = std::fs::File::create(&log).expect("create the daemon log");
-        let child = spawn_mayflyd(&socket, &state, stderr, extra_args, prelude.as_deref());
+        let out = dir.path().join("mayflyd.out");
+        let files = (
+            std::fs::File::create(&out).expect("create the daemon's stdout file"),
+            std::fs::File::create(&log).expect("create the daemon log"),
+        );
+        let child = spawn_mayflyd(&socket, &state, files, extra_args, &launch);
         Self {
             child: Some(child),
             exit: None,
             socket,
             log,
+            out,
             work,
             state,
-            prelude,
+            launch,
             dir,
         }
     }
@@ -459,6 +485,19 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the daemon printed on its stdout so far (`--dump-state` prints
+    /// there at shutdown).
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the running daemon, by its pid.
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("the daemon is running");
+        let pid = i32::try_from(child.id()).expect("pid fits in i32");
+        kill(Pid::from_raw(pid), signal).expect("signal mayflyd");
     }
 
     /// A `mayflyctl --socket S` command, run from the work folder.
@@ -588,10 +627,6 @@ impl Daemon {
 
 /// Crashes, restarts and failed starts on the same socket and state dir, for
 /// the durability tests.
-#[allow(
-    dead_code,
-    reason = "used by durability.rs; every test binary compiles this module"
-)]
 impl Daemon {
     /// Starts a daemon (socket, log and work folder in a fresh temp dir) whose
     /// state dir is `state`, for example a small file system the test mounted.
@@ -634,19 +669,22 @@ impl Daemon {
             !self.is_running(),
             "restart asked for while mayflyd still runs"
         );
-        let mut log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.log)
-            .expect("open the daemon log for appending");
+        let append = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .expect("open the daemon's output for appending")
+        };
+        let mut log = append(&self.log);
         let before = log.metadata().map(|m| m.len()).unwrap_or(0);
         writeln!(log, "==== mayflyd started again with {extra_args:?} ====")
             .expect("write to the daemon log");
         self.child = Some(spawn_mayflyd(
             &self.socket,
             &self.state,
-            log,
+            (append(&self.out), log),
             extra_args,
-            self.prelude.as_deref(),
+            &self.launch,
         ));
         self.exit = None;
         before

@@ -36,6 +36,17 @@ pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
     );
 }
 
+/// True while the time `at` (as the daemon's JSON writes times: RFC 3339,
+/// UTC, milliseconds, whose text order is time order) is still to come.
+///
+/// For tests that look at a job waiting for its time on a machine that may
+/// be too slow to look before the time comes: read the job first, then ask
+/// this; when it is true, the job was looked at before its time, and must
+/// still have been waiting. Nothing here waits.
+pub fn still_before(at: &str) -> bool {
+    mayfly_protocol::json::rfc3339(mayfly_protocol::Timestamp::now()).as_str() < at
+}
+
 /// True when process `pid` no longer runs: `/proc/PID` is gone, or the
 /// process is a zombie (dead, not yet reaped by whoever inherited it).
 pub fn process_gone(pid: u32) -> bool {
@@ -78,10 +89,6 @@ pub fn write_pid(name: &str) -> String {
 /// Sleeps for `delay`: the one deliberate sleep outside [`poll_until`]. The
 /// crash tests kill the daemon at a random moment while clients submit, and
 /// a random moment is, by definition, not a condition anything can poll for.
-#[allow(
-    dead_code,
-    reason = "used by durability.rs; every test binary compiles this module"
-)]
 pub fn sleep_before_random_crash(delay: Duration) {
     std::thread::sleep(delay);
 }
