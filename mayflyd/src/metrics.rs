@@ -6,7 +6,7 @@
 //!
 //! Its own [`Registry`] (nothing is registered globally, so several daemons
 //! can live in one process, as the tests do) holding every `mayfly_*` family
-//! of DESIGN.md section 6 plus the standard `process_*` metrics of
+//! listed in `docs/metrics.md` plus the standard `process_*` metrics of
 //! [`ProcessCollector::for_self`]. [`Metrics::render`] produces the
 //! Prometheus text format for `GET /metrics` and the Pushgateway.
 //!
@@ -172,33 +172,12 @@ impl<T: Clone> LabelCache<T> {
 pub struct Metrics {
     /// The registry `render` gathers; private to this daemon.
     registry: Registry,
-    /// `mayfly_jobs_submitted_total{queue}`.
-    jobs_submitted: IntCounterVec,
-    /// `mayfly_jobs_finished_total{queue,outcome}`.
-    jobs_finished: IntCounterVec,
-    /// `mayfly_jobs_queued{queue}`.
-    jobs_queued: IntGaugeVec,
-    /// `mayfly_jobs_running{queue}`.
-    jobs_running: IntGaugeVec,
-    /// `mayfly_job_wait_seconds{queue}`.
-    job_wait: HistogramVec,
-    /// `mayfly_job_run_seconds{queue}`.
-    job_run: HistogramVec,
-    /// `mayfly_ipc_requests_total{kind,result}`.
-    ipc_requests: IntCounterVec,
-    /// `mayfly_ipc_request_duration_seconds{kind}`.
-    ipc_duration: HistogramVec,
-    /// `mayfly_ipc_connections`.
-    ipc_connections: IntGauge,
-    /// `mayfly_ipc_refused_peers_total`: connections refused for their
-    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
-    ipc_refused_peers: IntCounter,
-    /// `mayfly_wal_appends_total`.
-    wal_appends: IntCounter,
-    /// `mayfly_wal_bytes_total`.
-    wal_bytes: IntCounter,
-    /// `mayfly_wal_fsync_duration_seconds`.
-    wal_fsync: Histogram,
+    /// The per-queue job families.
+    jobs: JobFamilies,
+    /// The Unix-socket families.
+    ipc: IpcFamilies,
+    /// The write-ahead log's families.
+    wal: WalFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
     /// Resolved per-queue children, for the job hot paths.
@@ -225,134 +204,195 @@ fn register<C: Collector + Clone + 'static>(
     Ok(collector)
 }
 
+/// Registers a counter family `name` with `labels`.
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a gauge family `name` with `labels`.
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, prometheus::Error> {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a histogram family `name` with `buckets` and `labels`.
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> Result<HistogramVec, prometheus::Error> {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels)?)
+}
+
 /// Seconds as Prometheus wants them.
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-impl Metrics {
-    /// A fresh set of metrics in its own registry, with the process
-    /// collector and `mayfly_build_info` registered. Fails only if two
-    /// families clash, which would be a bug.
-    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
-        let registry = Registry::new();
-        let r = &registry;
-        let jobs_submitted = register(
+/// The families of every queue's jobs.
+struct JobFamilies {
+    /// `mayfly_jobs_submitted_total{queue}`.
+    submitted: IntCounterVec,
+    /// `mayfly_jobs_finished_total{queue,outcome}`.
+    finished: IntCounterVec,
+    /// `mayfly_jobs_queued{queue}`.
+    queued: IntGaugeVec,
+    /// `mayfly_jobs_running{queue}`.
+    running: IntGaugeVec,
+    /// `mayfly_job_wait_seconds{queue}`.
+    wait: HistogramVec,
+    /// `mayfly_job_run_seconds{queue}`.
+    run: HistogramVec,
+}
+
+impl JobFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let submitted = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_submitted_total",
-                    "Jobs accepted by submit requests, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_submitted_total",
+            "Jobs accepted by submit requests, by queue.",
+            &["queue"],
         )?;
-        let jobs_finished = register(
+        let finished = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_finished_total",
-                    "Jobs that reached a terminal state, by queue and outcome (the terminal \
-                     state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
-                ),
-                &["queue", "outcome"],
-            )?,
+            "mayfly_jobs_finished_total",
+            "Jobs that reached a terminal state, by queue and outcome (the terminal \
+         state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
+            &["queue", "outcome"],
         )?;
-        let jobs_queued = register(
+        let queued = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_queued",
-                    "Jobs ready to run and waiting for a free slot, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_queued",
+            "Jobs ready to run and waiting for a free slot, by queue.",
+            &["queue"],
         )?;
-        let jobs_running = register(
+        let running = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_running",
-                    "Jobs whose process is running, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_running",
+            "Jobs whose process is running, by queue.",
+            &["queue"],
         )?;
-        let job_wait = register(
+        let wait = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_wait_seconds",
-                    "Time from a job's submission to the start of its process, by queue.",
-                )
-                .buckets(WAIT_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_wait_seconds",
+            "Time from a job's submission to the start of its process, by queue.",
+            WAIT_BUCKETS,
+            &["queue"],
         )?;
-        let job_run = register(
+        let run = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_run_seconds",
-                    "Time from the start of a job's process to its exit, by queue.",
-                )
-                .buckets(RUN_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_run_seconds",
+            "Time from the start of a job's process to its exit, by queue.",
+            RUN_BUCKETS,
+            &["queue"],
         )?;
-        let ipc_requests = register(
+        Ok(Self {
+            submitted,
+            finished,
+            queued,
+            running,
+            wait,
+            run,
+        })
+    }
+}
+
+/// The families of the Unix-socket door.
+struct IpcFamilies {
+    /// `mayfly_ipc_requests_total{kind,result}`.
+    requests: IntCounterVec,
+    /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: HistogramVec,
+    /// `mayfly_ipc_connections`.
+    connections: IntGauge,
+    /// `mayfly_ipc_refused_peers_total`: connections refused for their
+    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
+    refused_peers: IntCounter,
+}
+
+impl IpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_ipc_requests_total",
-                    "Requests served on the Unix socket, by kind and result (error when \
-                     any response frame was an error).",
-                ),
-                &["kind", "result"],
-            )?,
+            "mayfly_ipc_requests_total",
+            "Requests served on the Unix socket, by kind and result (error when \
+         any response frame was an error).",
+            &["kind", "result"],
         )?;
-        let ipc_duration = register(
+        let duration = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_ipc_request_duration_seconds",
-                    "Time from decoding a Unix-socket request to writing its last response \
-                     frame, by kind (streams such as wait and logs --follow last as long as \
-                     they are followed).",
-                )
-                .buckets(IPC_BUCKETS.to_vec()),
-                &["kind"],
-            )?,
+            "mayfly_ipc_request_duration_seconds",
+            "Time from decoding a Unix-socket request to writing its last response \
+         frame, by kind (streams such as wait and logs --follow last as long as \
+         they are followed).",
+            IPC_BUCKETS,
+            &["kind"],
         )?;
-        let ipc_connections = register(
+        let connections = register(
             r,
             IntGauge::new(
                 "mayfly_ipc_connections",
                 "Unix-socket client connections open now.",
             )?,
         )?;
-        let ipc_refused_peers = register(
+        let refused_peers = register(
             r,
             IntCounter::new(
                 "mayfly_ipc_refused_peers_total",
                 "Unix-socket connections refused because their user may not use this daemon.",
             )?,
         )?;
-        let wal_appends = register(
+        Ok(Self {
+            requests,
+            duration,
+            connections,
+            refused_peers,
+        })
+    }
+}
+
+/// The families of the write-ahead log.
+struct WalFamilies {
+    /// `mayfly_wal_appends_total`.
+    appends: IntCounter,
+    /// `mayfly_wal_bytes_total`.
+    bytes: IntCounter,
+    /// `mayfly_wal_fsync_duration_seconds`.
+    fsync: Histogram,
+}
+
+impl WalFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let appends = register(
             r,
             IntCounter::new(
                 "mayfly_wal_appends_total",
                 "Records written to the write-ahead log files.",
             )?,
         )?;
-        let wal_bytes = register(
+        let bytes = register(
             r,
             IntCounter::new(
                 "mayfly_wal_bytes_total",
                 "Bytes written to the write-ahead log files, record headers included.",
             )?,
         )?;
-        let wal_fsync = register(
+        let fsync = register(
             r,
             Histogram::with_opts(
                 HistogramOpts::new(
@@ -362,26 +402,36 @@ impl Metrics {
                 .buckets(FSYNC_BUCKETS.to_vec()),
             )?,
         )?;
-        let system_task_up = register(
+        Ok(Self {
+            appends,
+            bytes,
+            fsync,
+        })
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry, with the process
+    /// collector and `mayfly_build_info` registered. Fails only if two
+    /// families clash, which would be a bug.
+    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let jobs = JobFamilies::register(r)?;
+        let ipc = IpcFamilies::register(r)?;
+        let wal = WalFamilies::register(r)?;
+        let system_task_up = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_system_task_up",
-                    "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
-                     it has exited.",
-                ),
-                &["name"],
-            )?,
+            "mayfly_system_task_up",
+            "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
+             it has exited.",
+            &["name"],
         )?;
-        let build_info = register(
+        let build_info = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_build_info",
-                    "Always 1; the version label says which mayflyd this is.",
-                ),
-                &["version"],
-            )?,
+            "mayfly_build_info",
+            "Always 1; the version label says which mayflyd this is.",
+            &["version"],
         )?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -389,19 +439,9 @@ impl Metrics {
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
-            jobs_submitted,
-            jobs_finished,
-            jobs_queued,
-            jobs_running,
-            job_wait,
-            job_run,
-            ipc_requests,
-            ipc_duration,
-            ipc_connections,
-            ipc_refused_peers,
-            wal_appends,
-            wal_bytes,
-            wal_fsync,
+            jobs,
+            ipc,
+            wal,
             system_task_up,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
@@ -416,12 +456,12 @@ impl Metrics {
     fn make_queue(&self, queue: &str) -> QueueSeries {
         let labels = [queue];
         QueueSeries {
-            submitted: self.jobs_submitted.with_label_values(&labels),
-            finished: TERMINAL.map(|s| self.jobs_finished.with_label_values(&[queue, s.as_str()])),
-            queued: self.jobs_queued.with_label_values(&labels),
-            running: self.jobs_running.with_label_values(&labels),
-            wait: self.job_wait.with_label_values(&labels),
-            run: self.job_run.with_label_values(&labels),
+            submitted: self.jobs.submitted.with_label_values(&labels),
+            finished: TERMINAL.map(|s| self.jobs.finished.with_label_values(&[queue, s.as_str()])),
+            queued: self.jobs.queued.with_label_values(&labels),
+            running: self.jobs.running.with_label_values(&labels),
+            wait: self.jobs.wait.with_label_values(&labels),
+            run: self.jobs.run.with_label_values(&labels),
         }
     }
 
@@ -493,9 +533,9 @@ impl Metrics {
     /// false when any of its response frames was an error.
     pub fn ipc_request(&self, kind: &str, ok: bool, elapsed: Duration) {
         let make = || KindSeries {
-            ok: self.ipc_requests.with_label_values(&[kind, "ok"]),
-            error: self.ipc_requests.with_label_values(&[kind, "error"]),
-            duration: self.ipc_duration.with_label_values(&[kind]),
+            ok: self.ipc.requests.with_label_values(&[kind, "ok"]),
+            error: self.ipc.requests.with_label_values(&[kind, "error"]),
+            duration: self.ipc.duration.with_label_values(&[kind]),
         };
         self.kinds.with(kind, make, |k| {
             let counter = if ok { &k.ok } else { &k.error };
@@ -506,29 +546,29 @@ impl Metrics {
 
     /// A connection was refused for its peer's uid.
     pub fn ipc_refused_peer(&self) {
-        self.ipc_refused_peers.inc();
+        self.ipc.refused_peers.inc();
     }
 
     /// A client connected to the Unix socket.
     pub fn ipc_connection_opened(&self) {
-        self.ipc_connections.inc();
+        self.ipc.connections.inc();
     }
 
     /// A client connection ended.
     pub fn ipc_connection_closed(&self) {
-        self.ipc_connections.dec();
+        self.ipc.connections.dec();
     }
 
     /// `records` records of `bytes` bytes (framing included) reached the
     /// write-ahead log files.
     pub fn wal_appended(&self, records: u64, bytes: u64) {
-        self.wal_appends.inc_by(records);
-        self.wal_bytes.inc_by(bytes);
+        self.wal.appends.inc_by(records);
+        self.wal.bytes.inc_by(bytes);
     }
 
     /// The write-ahead log's fdatasync took `took`.
     pub fn wal_fsynced(&self, took: Duration) {
-        self.wal_fsync.observe(seconds(took));
+        self.wal.fsync.observe(seconds(took));
     }
 
     /// Every metric in the Prometheus text format (see [`CONTENT_TYPE`]).
