@@ -46,8 +46,8 @@ pub struct WalOptions {
     ///
     /// Why: an fdatasync that makes a file longer must also commit the new
     /// size and block allocation through the file system's journal, which
-    /// on ext4 costs about 1.7× an fdatasync that only overwrites blocks
-    /// already written. With reserved zeros, nearly every sync is the cheap
+    /// on ext4 costs markedly more than an fdatasync that only overwrites
+    /// blocks already written (measured in `bench/RESULTS.md`). With reserved zeros, nearly every sync is the cheap
     /// kind, and the size changes once per `preallocate_bytes`. Readers
     /// treat a zero-filled tail as free space, never as damage. If the
     /// zeros cannot be written (a full disk), the segment goes on without
