@@ -34,6 +34,8 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod shutdown;
+#[cfg(feature = "a2a")]
+pub mod token;
 pub mod wal;
 
 pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle};
