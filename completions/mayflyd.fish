@@ -9,6 +9,9 @@ complete -c mayflyd -l kill-grace -d 'How long a cancelled job gets after SIGTER
 complete -c mayflyd -l wal-flush-interval -d 'How often the daemon\'s own records (job started, job exited) are made durable. Client changes (submit, cancel) are always fsynced before they are acknowledged' -r
 complete -c mayflyd -l snapshot-bytes -d 'Write a snapshot of the state once the write-ahead log has grown this many bytes past the last one, so restarts stay fast' -r
 complete -c mayflyd -l http-addr -d 'Where to serve HTTP (`GET /metrics` in the Prometheus text format, `GET /__health`), as IP:PORT; `off` serves no HTTP' -r
+complete -c mayflyd -l a2a-addr -d 'Serve the A2A front door (Agent2Agent 1.0, JSON-RPC; docs/a2a.md) on HOST:PORT, on loopback when HOST is left out (:9480); every call but the agent card needs the bearer token kept in STATE_DIR/token. `off` serves none. Only a mayflyd built with the a2a feature takes an address' -r
+complete -c mayflyd -l a2a-max-connections -d 'The most A2A connections open at once (streams and SendMessage calls that wait for their job included); past it, the oldest idle one is closed, or the new one waits' -r
+complete -c mayflyd -l a2a-push-queue -d 'The most A2A push notifications waiting to be delivered, over all webhooks; past it, new ones are dropped (and counted), so a dead webhook never holds the daemon' -r
 complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus Pushgateway (an http:// URL) every --metrics-interval, as job "mayflyd", instance = host name' -r
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'

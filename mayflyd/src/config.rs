@@ -485,6 +485,9 @@ quantum = \"25ms\"
                 "wal_flush_interval",
                 "snapshot_bytes",
                 "http_addr",
+                "a2a_addr",
+                "a2a_max_connections",
+                "a2a_push_queue",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
@@ -508,6 +511,7 @@ quantum = \"25ms\"
             "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
              shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
+             a2a_addr = \"off\"\na2a_max_connections = 32\na2a_push_queue = 64\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
              max_output = 1048576\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
@@ -527,6 +531,9 @@ quantum = \"25ms\"
         assert_eq!(s.wal_flush_interval, Duration::from_millis(5));
         assert_eq!(s.snapshot_bytes, 4096);
         assert_eq!(s.http_addr, addr("0.0.0.0:8080"));
+        assert_eq!(s.a2a_addr, settings::A2aAddr(None));
+        assert_eq!(s.a2a_max_connections, 32);
+        assert_eq!(s.a2a_push_queue, 64);
         assert_eq!(
             s.push_gateway.as_ref().map(ToString::to_string).as_deref(),
             Some("http://127.0.0.1:9091/")

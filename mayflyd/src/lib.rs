@@ -10,6 +10,8 @@
 //! reports. [`scheduler`] starts it all, step by step; [`shutdown`] is how
 //! it stops.
 
+#[cfg(feature = "a2a")]
+pub mod a2a;
 pub mod config;
 pub mod config_file;
 pub mod core;

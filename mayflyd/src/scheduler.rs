@@ -96,6 +96,10 @@ pub enum DaemonError {
     /// The HTTP endpoint could not be bound.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The A2A front door could not start.
+    #[cfg(feature = "a2a")]
+    #[error(transparent)]
+    A2a(#[from] crate::a2a::A2aError),
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -335,6 +339,7 @@ impl Scheduler {
             startup.serve_http(http);
         }
         startup.listen(socket)?;
+        startup.serve_a2a().await?;
         startup.run(driver, boot).await
     }
 }
@@ -687,6 +692,36 @@ impl Startup {
         }
         #[cfg(not(feature = "ipc"))]
         let _ = listener;
+        Ok(())
+    }
+
+    /// Serves the A2A front door on `--a2a-addr` (nothing when it is off;
+    /// the setting is refused in a build without the `a2a` feature).
+    async fn serve_a2a(&self) -> Result<(), DaemonError> {
+        #[cfg(feature = "a2a")]
+        if let Some(addr) = self.settings.a2a_addr.0 {
+            let started = async {
+                let listener = crate::a2a::bind(addr).await?;
+                crate::a2a::start(
+                    listener,
+                    crate::a2a::DoorContext {
+                        mayfly: self.mayfly()?,
+                        metrics: self.metrics.clone(),
+                        shutdown: self.shutdown.clone(),
+                        state_dir: self.settings.state_dir.clone(),
+                        max_connections: self.settings.a2a_max_connections,
+                        push_queue: self.settings.a2a_push_queue,
+                    },
+                )?;
+                Ok::<_, DaemonError>(())
+            };
+            if let Err(e) = started.await {
+                // Clients may be connected to the socket already; the
+                // driver has not run: close the log and stop.
+                self.shutdown.driver_done();
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
