@@ -338,8 +338,10 @@ impl Scheduler {
         if let Some(http) = http {
             startup.serve_http(http);
         }
-        startup.listen(socket)?;
+        // The A2A door before the socket: a client that finds the socket
+        // finds the door (and its token) too.
         startup.serve_a2a().await?;
+        startup.listen(socket)?;
         startup.run(driver, boot).await
     }
 }
@@ -716,8 +718,7 @@ impl Startup {
                 Ok::<_, DaemonError>(())
             };
             if let Err(e) = started.await {
-                // Clients may be connected to the socket already; the
-                // driver has not run: close the log and stop.
+                // Nothing was started for clients yet; close the log.
                 self.shutdown.driver_done();
                 return Err(e);
             }

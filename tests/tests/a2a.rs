@@ -1,0 +1,343 @@
+//! The A2A front door (docs/a2a.md), driven by the official Python SDK
+//! (`a2a-sdk`, in the venv `contrib/test` makes) through the scenarios of
+//! `tests/python/a2a_client.py`: the agent card, messages with a text part
+//! and a data part, blocking and non-blocking `SendMessage`, `GetTask`,
+//! `CancelTask`, `ListTasks`, streams, push notifications to a webhook the
+//! script serves, the bearer token, and a crash after an acknowledgement.
+//!
+//! Each test starts its own daemon on a free loopback port. Only with the
+//! `a2a` feature (`cargo test --workspace --all-features`, as
+//! `contrib/test` runs it).
+
+use serde_json::{Value, json};
+
+use crate::helper::a2a::A2aDaemon;
+use crate::helper::{DEADLINE, wait_until};
+
+/// The artifact `id` of a task (as ProtoJSON).
+fn artifact<'a>(task: &'a Value, id: &str) -> &'a Value {
+    task["artifacts"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["artifactId"] == id))
+        .unwrap_or_else(|| panic!("task has no artifact {id}: {task}"))
+}
+
+/// The text of artifact `id` of a task.
+fn artifact_text(task: &Value, id: &str) -> String {
+    artifact(task, id)["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The data of a task's `result` artifact.
+fn result(task: &Value) -> &Value {
+    &artifact(task, "result")["parts"][0]["data"]
+}
+
+/// The state of a task (as ProtoJSON).
+fn state(task: &Value) -> &str {
+    task["status"]["state"].as_str().unwrap_or_default()
+}
+
+/// The task id of a ProtoJSON task, as a job id.
+fn job_id(task: &Value) -> u64 {
+    task["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the task id is no job id: {task}"))
+}
+
+/// How many jobs the daemon holds.
+fn job_count(d: &A2aDaemon) -> usize {
+    d.daemon.status_json().as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn the_card_is_public_and_every_call_needs_the_token() {
+    let d = A2aDaemon::start(&[]);
+    // The SDK resolves the card without a token.
+    let card = d.client_with_token("-", "card", &[]);
+    assert_eq!(card["name"], "Mayfly");
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        json!(format!("{}/", d.url()))
+    );
+    assert_eq!(card["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
+    assert_eq!(card["supportedInterfaces"][0]["protocolVersion"], "1.0");
+    assert_eq!(card["capabilities"]["streaming"], true);
+    assert_eq!(card["capabilities"]["pushNotifications"], true);
+    assert_eq!(card["skills"][0]["name"], "run a command");
+    assert!(
+        card["skills"][0]["examples"]
+            .as_array()
+            .is_some_and(|e| e.len() >= 2),
+        "{card}"
+    );
+    assert_eq!(
+        card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"],
+        "Bearer"
+    );
+
+    // Without the token, or with a wrong one, nothing is submitted.
+    for token in ["-", "0123456789abcdef0123456789abcdef0123456789abcdef"] {
+        let refused = d.client_with_token(token, "noauth", &["touch ran"]);
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("401"),
+            "{refused}"
+        );
+    }
+    let raw = d.client_with_token(
+        "-",
+        "raw",
+        &[r#"{"jsonrpc":"2.0","id":1,"method":"ListTasks","params":{}}"#],
+    );
+    assert_eq!(raw["status"], 401);
+    assert_eq!(raw["www_authenticate"], "Bearer realm=\"mayfly\"");
+    assert_eq!(raw["body"]["error"]["code"], -32000);
+    assert!(
+        raw["body"]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("STATE_DIR/token"),
+        "{raw}"
+    );
+    assert_eq!(job_count(&d), 0, "a refused call submitted a job");
+    assert!(!d.daemon.work().join("ran").exists());
+}
+
+#[test]
+fn a_text_part_and_a_data_part_become_jobs_with_their_output() {
+    let d = A2aDaemon::start(&[]);
+    // Blocking SendMessage: the answer is the ended task.
+    let task = d.client("text", &["sleep 0.3; echo hi; echo err >&2"]);
+    assert_eq!(state(&task), "TASK_STATE_COMPLETED", "{task}");
+    assert_eq!(artifact_text(&task, "stdout"), "hi\n");
+    assert_eq!(artifact_text(&task, "stderr"), "err\n");
+    assert_eq!(result(&task)["exitCode"], 0.0);
+    assert_eq!(result(&task)["state"], "succeeded");
+    // The task id is the job id.
+    let id = job_id(&task);
+    let job = d.daemon.job(id);
+    assert_eq!(job["state"], "succeeded");
+    assert_eq!(d.daemon.ctl_ok(&["logs", &id.to_string()]), "hi");
+
+    // A data part is a --json-input job: an argv, labels, a queue.
+    let spec = json!({
+        "command": ["sh", "-c", "echo data; exit 3"],
+        "labels": {"run": "42"},
+        "queue": "batch",
+    });
+    let task = d.client("data", &[&spec.to_string()]);
+    assert_eq!(state(&task), "TASK_STATE_FAILED", "{task}");
+    assert_eq!(artifact_text(&task, "stdout"), "data\n");
+    assert_eq!(result(&task)["exitCode"], 3.0);
+    let said = task["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(said.contains("exit code 3"), "{task}");
+    let job = d.daemon.job(job_id(&task));
+    assert_eq!(job["queue"], "batch");
+    assert_eq!(job["labels"]["run"], "42");
+    assert_eq!(job["command"], json!(["sh", "-c", "echo data; exit 3"]));
+
+    // A wrong job spec is refused with the parser's reason, and nothing runs.
+    let before = job_count(&d);
+    let bad = d.client(
+        "raw",
+        &[&json!({
+            "jsonrpc": "2.0", "id": "b", "method": "SendMessage",
+            "params": {"message": {"messageId": "x", "role": "ROLE_USER",
+                "parts": [{"data": {"command": ["true"], "priorty": 5}}]}},
+        })
+        .to_string()],
+    );
+    assert_eq!(bad["body"]["error"]["code"], -32602, "{bad}");
+    let message = bad["body"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("priorty"), "{message}");
+    let file = d.client(
+        "raw",
+        &[&json!({
+            "jsonrpc": "2.0", "id": "f", "method": "SendMessage",
+            "params": {"message": {"messageId": "y", "role": "ROLE_USER",
+                "parts": [{"url": "http://127.0.0.1:1/x.sh"}]}},
+        })
+        .to_string()],
+    );
+    assert_eq!(file["body"]["error"]["code"], -32005, "{file}");
+    assert_eq!(job_count(&d), before);
+}
+
+#[test]
+fn return_immediately_answers_at_once_and_get_task_follows_the_job() {
+    let d = A2aDaemon::start(&[]);
+    let seen = d.client("poll", &["sleep 0.5; echo polled"]);
+    let submitted = &seen["submitted"];
+    assert!(
+        ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING"].contains(&state(submitted)),
+        "{submitted}"
+    );
+    assert!(submitted.get("artifacts").is_none(), "{submitted}");
+    let done = &seen["done"];
+    assert_eq!(state(done), "TASK_STATE_COMPLETED", "{done}");
+    assert_eq!(artifact_text(done, "stdout"), "polled\n");
+    assert_eq!(done["metadata"]["mayflyState"], "succeeded");
+    // A missing task is the A2A error.
+    let missing = d.client(
+        "raw",
+        &[r#"{"jsonrpc":"2.0","id":2,"method":"GetTask","params":{"id":"999"}}"#],
+    );
+    assert_eq!(missing["body"]["error"]["code"], -32001, "{missing}");
+}
+
+#[test]
+fn cancel_task_stops_a_running_job() {
+    let d = A2aDaemon::start(&[]);
+    let seen = d.client("cancel", &["sleep 30"]);
+    assert_eq!(state(&seen["done"]), "TASK_STATE_CANCELED", "{seen}");
+    assert_eq!(seen["done"]["metadata"]["mayflyState"], "cancelled");
+    assert_eq!(seen["cancel_again"], "TaskNotCancelableError", "{seen}");
+    let id: u64 = seen["id"].as_str().unwrap_or_default().parse().unwrap_or(0);
+    assert_eq!(d.daemon.state(id), "cancelled");
+}
+
+#[test]
+fn list_tasks_pages_and_filters_by_state() {
+    let d = A2aDaemon::start(&[]);
+    let ok1 = d.daemon.submit(&["true"]);
+    let bad = d.daemon.submit(&["false"]);
+    let ok2 = d.daemon.submit(&["true"]);
+    for id in [ok1, bad, ok2] {
+        d.daemon
+            .wait_state(id, if id == bad { "failed" } else { "succeeded" });
+    }
+    let listing = d.client("list", &["", "TASK_STATE_COMPLETED", "TASK_STATE_FAILED"]);
+    let ids = |key: &str| -> Vec<u64> {
+        listing[key]["ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let mut all = ids("all");
+    all.sort_unstable();
+    assert_eq!(all, vec![ok1, bad, ok2], "{listing}");
+    assert_eq!(listing["all"]["pages"], 2, "a page holds 2: {listing}");
+    assert_eq!(listing["all"]["total"], 3);
+    let mut completed = ids("TASK_STATE_COMPLETED");
+    completed.sort_unstable();
+    assert_eq!(completed, vec![ok1, ok2]);
+    assert_eq!(ids("TASK_STATE_FAILED"), vec![bad]);
+}
+
+#[test]
+fn streams_carry_the_task_its_changes_its_artifacts_and_its_end() {
+    let d = A2aDaemon::start(&[]);
+    for (scenario, line) in [
+        ("stream", "echo streamed"),
+        ("subscribe", "sleep 0.5; echo subscribed"),
+    ] {
+        let seen = d.client(scenario, &[line]);
+        let events = seen["events"].as_array().cloned().unwrap_or_default();
+        assert!(events.len() >= 5, "{scenario}: {seen}");
+        assert!(
+            events[0].get("task").is_some(),
+            "{scenario}: the task first"
+        );
+        let last = events.last().unwrap_or(&Value::Null);
+        assert_eq!(
+            last["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "{scenario}: the end last: {seen}"
+        );
+        let stdout = events
+            .iter()
+            .find(|e| e["artifactUpdate"]["artifact"]["artifactId"] == "stdout")
+            .unwrap_or_else(|| panic!("{scenario}: no stdout artifact: {seen}"));
+        let expected = format!("{}\n", line.rsplit("echo ").next().unwrap_or_default());
+        assert_eq!(
+            stdout["artifactUpdate"]["artifact"]["parts"][0]["text"],
+            json!(expected)
+        );
+    }
+}
+
+#[test]
+fn push_notifications_reach_the_webhooks_of_a_task() {
+    let d = A2aDaemon::start(&[]);
+    let seen = d.client("push", &["sleep 0.5; echo pushed"]);
+    assert_eq!(seen["made"]["id"], "second");
+    assert_eq!(seen["made"]["taskId"], seen["id"]);
+    let received = seen["received"].as_array().cloned().unwrap_or_default();
+    let states = |token: Option<&str>| -> Vec<String> {
+        received
+            .iter()
+            .filter(|r| r["token"].as_str() == token)
+            .map(|r| {
+                assert_eq!(r["body"]["statusUpdate"]["taskId"], seen["id"]);
+                r["body"]["statusUpdate"]["status"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    // The webhook given with the message hears the state at registration
+    // and the end, in order; the one added later hears the end.
+    let first = states(Some("hook-token"));
+    assert_eq!(
+        first.last().map(String::as_str),
+        Some("TASK_STATE_COMPLETED"),
+        "{seen}"
+    );
+    assert!(first.len() >= 2, "{seen}");
+    assert_eq!(
+        states(None).last().map(String::as_str),
+        Some("TASK_STATE_COMPLETED"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn an_ended_task_carries_the_last_64_kib_of_a_long_output() {
+    let d = A2aDaemon::start(&[]);
+    let spec = json!({"command": "head -c 100000 /dev/zero | tr '\\0' x; echo"});
+    let task = d.client("data", &[&spec.to_string()]);
+    assert_eq!(state(&task), "TASK_STATE_COMPLETED", "{task}");
+    let stdout = artifact(&task, "stdout");
+    assert_eq!(stdout["metadata"]["truncated"], true);
+    assert_eq!(stdout["metadata"]["totalBytes"], 100_001.0);
+    let text = artifact_text(&task, "stdout");
+    assert_eq!(text.len(), 64 * 1024);
+    assert!(text.ends_with("xx\n"));
+    assert!(
+        stdout["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("last 65536 of 100001 bytes"),
+        "{stdout}"
+    );
+    assert_eq!(artifact(&task, "stderr")["metadata"]["truncated"], false);
+}
+
+#[test]
+fn an_acknowledged_task_survives_a_crash_of_the_daemon() {
+    let mut d = A2aDaemon::start(&[]);
+    let task = d.client(
+        "submit",
+        &[r#"{"data": {"command": ["true"], "delay": "1h"}}"#],
+    );
+    assert_eq!(state(&task), "TASK_STATE_SUBMITTED", "{task}");
+    let id = task["id"].as_str().unwrap_or_default().to_string();
+    // At once, with no chance to flush anything more.
+    d.daemon.kill_hard();
+    d.restart(&[]);
+    let again = d.client("get", &[&id]);
+    assert_eq!(again["id"], json!(id));
+    assert_eq!(state(&again), "TASK_STATE_SUBMITTED", "{again}");
+    assert_eq!(again["metadata"]["mayflyState"], "waiting");
+    wait_until(DEADLINE, "the job is back", || {
+        d.daemon.state(job_id(&task)) == "waiting"
+    });
+}
