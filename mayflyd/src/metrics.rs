@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mayfly_protocol::{JobState, QueueInfo};
+use mayfly_protocol::{JobState, QueueInfo, Usage};
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -88,6 +88,23 @@ const RUN_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// Buckets of a job's CPU time (user + system): from 10 ms to six hours.
+const CPU_BUCKETS: &[f64] = RUN_BUCKETS;
+
+/// Buckets of a job's peak resident memory, in bytes: 1 MiB to 64 GiB, by
+/// fours.
+const RSS_BUCKETS: &[f64] = &[
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+    68719476736.0,
+];
+
 /// Buckets of IPC request latency: a submit takes about a millisecond
 /// (most of it the fsync); streams (`wait`, `logs --follow`) land high.
 const IPC_BUCKETS: &[f64] = &[
@@ -117,6 +134,10 @@ struct QueueSeries {
     wait: Histogram,
     /// `mayfly_job_run_seconds{queue}`.
     run: Histogram,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: Histogram,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: Histogram,
 }
 
 /// The children of one request kind's series, resolved once.
@@ -255,6 +276,10 @@ struct JobFamilies {
     wait: HistogramVec,
     /// `mayfly_job_run_seconds{queue}`.
     run: HistogramVec,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: HistogramVec,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: HistogramVec,
 }
 
 impl JobFamilies {
@@ -299,6 +324,22 @@ impl JobFamilies {
             RUN_BUCKETS,
             &["queue"],
         )?;
+        let cpu = histogram_vec(
+            r,
+            "mayfly_job_cpu_seconds",
+            "CPU time (user + system) of a job's attempt when it ended, by queue, for \
+             executors that measure it.",
+            CPU_BUCKETS,
+            &["queue"],
+        )?;
+        let max_rss = histogram_vec(
+            r,
+            "mayfly_job_max_rss_bytes",
+            "Peak resident memory of the largest process of a job's attempt, by queue, \
+             for executors that measure it.",
+            RSS_BUCKETS,
+            &["queue"],
+        )?;
         Ok(Self {
             submitted,
             finished,
@@ -306,6 +347,8 @@ impl JobFamilies {
             running,
             wait,
             run,
+            cpu,
+            max_rss,
         })
     }
 }
@@ -462,6 +505,8 @@ impl Metrics {
             running: self.jobs.running.with_label_values(&labels),
             wait: self.jobs.wait.with_label_values(&labels),
             run: self.jobs.run.with_label_values(&labels),
+            cpu: self.jobs.cpu.with_label_values(&labels),
+            max_rss: self.jobs.max_rss.with_label_values(&labels),
         }
     }
 
@@ -484,7 +529,13 @@ impl Metrics {
     /// A job of `queue` reached the terminal state `outcome`; `ran` is how
     /// long its process ran, if it ever started. A non-terminal `outcome` is
     /// a caller bug: it is logged and not counted.
-    pub fn job_finished(&self, queue: &str, outcome: JobState, ran: Option<Duration>) {
+    pub fn job_finished(
+        &self,
+        queue: &str,
+        outcome: JobState,
+        ran: Option<Duration>,
+        usage: Option<Usage>,
+    ) {
         let Some(index) = TERMINAL.iter().position(|s| *s == outcome) else {
             tracing::warn!(
                 queue,
@@ -497,6 +548,11 @@ impl Metrics {
             q.finished[index].inc();
             if let Some(ran) = ran {
                 q.run.observe(seconds(ran));
+            }
+            if let Some(usage) = usage {
+                let cpu_ms = usage.cpu_user_ms.saturating_add(usage.cpu_sys_ms);
+                q.cpu.observe(cpu_ms as f64 / 1000.0);
+                q.max_rss.observe(usage.max_rss_kib as f64 * 1024.0);
             }
         });
     }
@@ -627,6 +683,11 @@ mod tests {
             "default",
             JobState::Succeeded,
             Some(Duration::from_millis(20)),
+            Some(Usage {
+                cpu_user_ms: 1_500,
+                cpu_sys_ms: 500,
+                max_rss_kib: 3 * 1024,
+            }),
         );
         m.set_queue_gauges(&[queue_info("default", 2, 1)]);
         m.system_task_up("looptask_wal_flush", true);
@@ -642,6 +703,8 @@ mod tests {
             "mayfly_jobs_running",
             "mayfly_job_wait_seconds",
             "mayfly_job_run_seconds",
+            "mayfly_job_cpu_seconds",
+            "mayfly_job_max_rss_bytes",
             "mayfly_ipc_requests_total",
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
@@ -680,6 +743,11 @@ mod tests {
         assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_run_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_cpu_seconds_sum{queue="default"}"#), 2.0);
+        assert_eq!(
+            at(r#"mayfly_job_max_rss_bytes_sum{queue="default"}"#),
+            3.0 * 1024.0 * 1024.0
+        );
         assert_eq!(
             at(r#"mayfly_ipc_requests_total{kind="submit",result="ok"}"#),
             1.0
@@ -745,8 +813,8 @@ mod tests {
     #[test]
     fn non_terminal_outcomes_and_failures_are_counted_apart() {
         let m = Metrics::new().unwrap();
-        m.job_finished("q", JobState::Running, None);
-        m.job_finished("q", JobState::Failed, None);
+        m.job_finished("q", JobState::Running, None, None);
+        m.job_finished("q", JobState::Failed, None, None);
         m.ipc_request("status", false, Duration::from_millis(1));
         m.system_task_up("looptask_metrics", true);
         m.system_task_up("looptask_metrics", false);
