@@ -12,6 +12,7 @@
 
 #[cfg(feature = "a2a")]
 pub mod a2a;
+pub mod callback;
 pub mod config;
 pub mod config_file;
 pub mod core;

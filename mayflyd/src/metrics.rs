@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mayfly_protocol::{JobState, QueueInfo};
+use mayfly_protocol::{JobState, QueueInfo, Usage};
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -88,6 +88,23 @@ const RUN_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// Buckets of a job's CPU time (user + system): from 10 ms to six hours.
+const CPU_BUCKETS: &[f64] = RUN_BUCKETS;
+
+/// Buckets of a job's peak resident memory, in bytes: 1 MiB to 64 GiB, by
+/// fours.
+const RSS_BUCKETS: &[f64] = &[
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+    68719476736.0,
+];
+
 /// Buckets of IPC request latency: a submit takes about a millisecond
 /// (most of it the fsync); streams (`wait`, `logs --follow`) land high.
 const IPC_BUCKETS: &[f64] = &[
@@ -117,6 +134,10 @@ struct QueueSeries {
     wait: Histogram,
     /// `mayfly_job_run_seconds{queue}`.
     run: Histogram,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: Histogram,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: Histogram,
 }
 
 /// The children of one request kind's series, resolved once.
@@ -183,6 +204,8 @@ pub struct Metrics {
     a2a: A2aFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
+    /// `mayfly_callbacks_total{result}`.
+    callbacks: IntCounterVec,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
@@ -244,6 +267,10 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// The results of a finish callback, as `mayfly_callbacks_total` labels
+/// them: each series exists from the start, at zero.
+pub const CALLBACK_RESULTS: [&str; 3] = ["ok", "failed", "timed_out"];
+
 /// The families of every queue's jobs.
 struct JobFamilies {
     /// `mayfly_jobs_submitted_total{queue}`.
@@ -258,6 +285,10 @@ struct JobFamilies {
     wait: HistogramVec,
     /// `mayfly_job_run_seconds{queue}`.
     run: HistogramVec,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: HistogramVec,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: HistogramVec,
 }
 
 impl JobFamilies {
@@ -302,6 +333,22 @@ impl JobFamilies {
             RUN_BUCKETS,
             &["queue"],
         )?;
+        let cpu = histogram_vec(
+            r,
+            "mayfly_job_cpu_seconds",
+            "CPU time (user + system) of a job's attempt when it ended, by queue, for \
+             executors that measure it.",
+            CPU_BUCKETS,
+            &["queue"],
+        )?;
+        let max_rss = histogram_vec(
+            r,
+            "mayfly_job_max_rss_bytes",
+            "Peak resident memory of the largest process of a job's attempt, by queue, \
+             for executors that measure it.",
+            RSS_BUCKETS,
+            &["queue"],
+        )?;
         Ok(Self {
             submitted,
             finished,
@@ -309,6 +356,8 @@ impl JobFamilies {
             running,
             wait,
             run,
+            cpu,
+            max_rss,
         })
     }
 }
@@ -525,6 +574,16 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let callbacks = counter_vec(
+            r,
+            "mayfly_callbacks_total",
+            "Finish callbacks (--on-finish) that ran, by result: ok, failed (exited \
+             non-zero, killed, or could not start), timed_out.",
+            &["result"],
+        )?;
+        for result in CALLBACK_RESULTS {
+            callbacks.with_label_values(&[result]).reset();
+        }
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
@@ -534,6 +593,7 @@ impl Metrics {
             #[cfg(feature = "a2a")]
             a2a,
             system_task_up,
+            callbacks,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
         };
@@ -553,6 +613,8 @@ impl Metrics {
             running: self.jobs.running.with_label_values(&labels),
             wait: self.jobs.wait.with_label_values(&labels),
             run: self.jobs.run.with_label_values(&labels),
+            cpu: self.jobs.cpu.with_label_values(&labels),
+            max_rss: self.jobs.max_rss.with_label_values(&labels),
         }
     }
 
@@ -575,7 +637,13 @@ impl Metrics {
     /// A job of `queue` reached the terminal state `outcome`; `ran` is how
     /// long its process ran, if it ever started. A non-terminal `outcome` is
     /// a caller bug: it is logged and not counted.
-    pub fn job_finished(&self, queue: &str, outcome: JobState, ran: Option<Duration>) {
+    pub fn job_finished(
+        &self,
+        queue: &str,
+        outcome: JobState,
+        ran: Option<Duration>,
+        usage: Option<Usage>,
+    ) {
         let Some(index) = TERMINAL.iter().position(|s| *s == outcome) else {
             tracing::warn!(
                 queue,
@@ -588,6 +656,11 @@ impl Metrics {
             q.finished[index].inc();
             if let Some(ran) = ran {
                 q.run.observe(seconds(ran));
+            }
+            if let Some(usage) = usage {
+                let cpu_ms = usage.cpu_user_ms.saturating_add(usage.cpu_sys_ms);
+                q.cpu.observe(cpu_ms as f64 / 1000.0);
+                q.max_rss.observe(usage.max_rss_kib as f64 * 1024.0);
             }
         });
     }
@@ -633,6 +706,12 @@ impl Metrics {
             counter.inc();
             k.duration.observe(seconds(elapsed));
         });
+    }
+
+    /// A finish callback ran and ended with `result` (one of
+    /// [`CALLBACK_RESULTS`]).
+    pub fn callback_finished(&self, result: &str) {
+        self.callbacks.with_label_values(&[result]).inc();
     }
 
     /// A connection was refused for its peer's uid.
@@ -761,9 +840,15 @@ mod tests {
             "default",
             JobState::Succeeded,
             Some(Duration::from_millis(20)),
+            Some(Usage {
+                cpu_user_ms: 1_500,
+                cpu_sys_ms: 500,
+                max_rss_kib: 3 * 1024,
+            }),
         );
         m.set_queue_gauges(&[queue_info("default", 2, 1)]);
         m.system_task_up("looptask_wal_flush", true);
+        m.callback_finished("failed");
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
         m.wal_appended(2, 120);
@@ -776,6 +861,8 @@ mod tests {
             "mayfly_jobs_running",
             "mayfly_job_wait_seconds",
             "mayfly_job_run_seconds",
+            "mayfly_job_cpu_seconds",
+            "mayfly_job_max_rss_bytes",
             "mayfly_ipc_requests_total",
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
@@ -785,6 +872,7 @@ mod tests {
             "mayfly_wal_fsync_duration_seconds",
             "mayfly_system_task_up",
             "mayfly_build_info",
+            "mayfly_callbacks_total",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
         ] {
@@ -810,10 +898,17 @@ mod tests {
             0.0,
             "every outcome exists from the queue's first use"
         );
+        assert_eq!(at(r#"mayfly_callbacks_total{result="failed"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_callbacks_total{result="timed_out"}"#), 0.0);
         assert_eq!(at(r#"mayfly_jobs_queued{queue="default"}"#), 2.0);
         assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_run_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_cpu_seconds_sum{queue="default"}"#), 2.0);
+        assert_eq!(
+            at(r#"mayfly_job_max_rss_bytes_sum{queue="default"}"#),
+            3.0 * 1024.0 * 1024.0
+        );
         assert_eq!(
             at(r#"mayfly_ipc_requests_total{kind="submit",result="ok"}"#),
             1.0
@@ -915,8 +1010,8 @@ mod tests {
     #[test]
     fn non_terminal_outcomes_and_failures_are_counted_apart() {
         let m = Metrics::new().unwrap();
-        m.job_finished("q", JobState::Running, None);
-        m.job_finished("q", JobState::Failed, None);
+        m.job_finished("q", JobState::Running, None, None);
+        m.job_finished("q", JobState::Failed, None, None);
         m.ipc_request("status", false, Duration::from_millis(1));
         m.system_task_up("looptask_metrics", true);
         m.system_task_up("looptask_metrics", false);

@@ -19,6 +19,7 @@ mod config;
 mod docs;
 mod durability;
 mod e2e;
+mod extras;
 mod features;
 mod limits;
 mod observability;

@@ -10,7 +10,8 @@
 //! An ended task carries three artifacts: `stdout` and `stderr` (text: the
 //! last 64 KiB of each output file, with a note in the artifact's
 //! description and metadata when that is not all of it), and `result` (a
-//! data part: state, exit code, signal, attempts, reason and times).
+//! data part: state, exit code, signal, attempts, reason, times and, when
+//! the executor could tell, resource usage).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -180,6 +181,11 @@ pub fn result_of(info: &JobInfo) -> Value {
         "submittedAt": rfc3339(info.submitted_at),
         "startedAt": time(info.started_at),
         "finishedAt": time(info.finished_at),
+        "usage": info.usage.map(|u| json!({
+            "cpuUserMs": u.cpu_user_ms,
+            "cpuSysMs": u.cpu_sys_ms,
+            "maxRssKib": u.max_rss_kib,
+        })),
     })
 }
 
@@ -273,6 +279,8 @@ mod tests {
             retry_at: None,
             history: Vec::new(),
             remote_id: None,
+            usage: None,
+            preempted: false,
         }
     }
 

@@ -166,7 +166,9 @@ fn job_of(activity: &Activity) -> Option<JobId> {
         | Activity::ShutdownBegin { .. }
         | Activity::ShutdownComplete { .. }
         | Activity::SystemTaskStart { .. }
-        | Activity::SystemTaskExit { .. } => None,
+        | Activity::SystemTaskExit { .. }
+        // A callback changes nothing a task shows.
+        | Activity::CallbackFinished { .. } => None,
     }
 }
 

@@ -80,6 +80,28 @@ impl Core {
                     Some(remote_id.clone());
                 Ok(())
             }
+            Event::Usage { id, usage } => {
+                self.job_in_mut(*id, &[JobState::Running])?.run_mut().usage = Some(*usage);
+                Ok(())
+            }
+            Event::CallbackDue { id } => {
+                let job = self
+                    .jobs
+                    .get(id)
+                    .ok_or_else(|| CoreError::Inconsistent(format!("job {id} does not exist")))?;
+                if !job.state.is_terminal() {
+                    return Err(CoreError::Inconsistent(format!(
+                        "job {id} is {} and has no finish callback to run yet",
+                        job.state
+                    )));
+                }
+                self.callbacks_due.insert(*id);
+                Ok(())
+            }
+            Event::CallbackDone { id } => {
+                self.callbacks_due.remove(id);
+                Ok(())
+            }
         }
     }
 
@@ -136,6 +158,7 @@ impl Core {
         run.started_at = Some(at);
         run.exit_code = None;
         run.signal = None;
+        run.usage = None;
         run.stop = None;
         run.timeout_at = timeout_at;
         if let Some(t) = timeout_at {
@@ -221,6 +244,7 @@ impl Core {
                 let c = q.counts.get_mut(job.state);
                 *c = c.saturating_sub(1);
             }
+            self.callbacks_due.remove(id);
             self.actions.push_back(Action::RemoveOutput { id: *id });
         }
         // Directories and environments only forgotten jobs used.

@@ -54,7 +54,7 @@ pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, EVENT_FORMAT, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
+pub use self::snapshot::{CoreSnapshot, JobExt, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
 pub use self::validate::{excerpt, refuse_duplicates, shorten};
 
 /// The core's view of the daemon's settings, built by
@@ -207,6 +207,8 @@ pub struct Core {
     counters: Counters,
     /// System tasks by name.
     system: HashMap<String, SystemTask>,
+    /// Finished jobs whose finish callback has not run yet.
+    callbacks_due: BTreeSet<JobId>,
 }
 
 impl Core {
@@ -234,6 +236,7 @@ impl Core {
             shutting_down: false,
             counters: Counters::default(),
             system: HashMap::new(),
+            callbacks_due: BTreeSet::new(),
         }
     }
 
