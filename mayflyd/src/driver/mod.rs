@@ -400,19 +400,23 @@ impl Driver {
         }
     }
 
-    /// True once a shutdown has seen every job end (or given up on them).
+    /// True once a shutdown has seen every local job end (or given up on
+    /// them), and every attempt handed elsewhere has its remote id logged.
+    /// Jobs that run elsewhere go on without the daemon: the next start
+    /// re-attaches them.
     fn stopped(&self) -> bool {
         if !self.core.is_shutting_down() {
             return false;
         }
+        let running = self.core.running_local_count();
         let gave_up = self.give_up_at.is_some_and(|t| Instant::now() >= t);
-        if gave_up && self.core.running_count() > 0 {
+        if gave_up && running > 0 {
             tracing::error!(
-                running = self.core.running_count(),
+                running,
                 "job processes did not exit after SIGKILL; stopping anyway"
             );
         }
-        self.core.running_count() == 0 || gave_up
+        (running == 0 && !self.processes.any_starting()) || gave_up
     }
 
     /// After a batch: fire timers, start what may start, commit, publish.
