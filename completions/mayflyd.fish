@@ -12,6 +12,8 @@ complete -c mayflyd -l http-addr -d 'Where to serve HTTP (`GET /metrics` in the 
 complete -c mayflyd -l a2a-addr -d 'Serve the A2A front door (Agent2Agent 1.0, JSON-RPC; docs/a2a.md) on HOST:PORT, on loopback when HOST is left out (:9480); every call but the agent card needs the bearer token kept in STATE_DIR/token. `off` serves none. Only a mayflyd built with the a2a feature takes an address' -r
 complete -c mayflyd -l a2a-max-connections -d 'The most A2A connections open at once (streams and SendMessage calls that wait for their job included); past it, the oldest idle one is closed, or the new one waits' -r
 complete -c mayflyd -l a2a-push-queue -d 'The most A2A push notifications waiting to be delivered, over all webhooks; past it, new ones are dropped (and counted), so a dead webhook never holds the daemon' -r
+complete -c mayflyd -l a2a-poll-interval -d 'How often the a2a executor asks a remote agent how each job it cannot follow on a stream stands (one GetTask per such job per tick, for all of a queue\'s jobs at once; docs/a2a.md)' -r
+complete -c mayflyd -l a2a-retry-for -d 'How long the a2a executor keeps trying a remote agent it cannot reach (waiting 1 s, then twice as long each time, at most 30 s) before it fails the job, saying why' -r
 complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus Pushgateway (an http:// URL) every --metrics-interval, as job "mayflyd", instance = host name' -r
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'

@@ -488,6 +488,8 @@ quantum = \"25ms\"
                 "a2a_addr",
                 "a2a_max_connections",
                 "a2a_push_queue",
+                "a2a_poll_interval",
+                "a2a_retry_for",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
@@ -515,6 +517,7 @@ quantum = \"25ms\"
              shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
              a2a_addr = \"off\"\na2a_max_connections = 32\na2a_push_queue = 64\n\
+             a2a_poll_interval = \"250ms\"\na2a_retry_for = \"30s\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
              max_output = 1048576\non_finish = \"notify-send done\"\non_finish_timeout = \"9s\"\n\
@@ -538,6 +541,8 @@ quantum = \"25ms\"
         assert_eq!(s.a2a_addr, settings::A2aAddr(None));
         assert_eq!(s.a2a_max_connections, 32);
         assert_eq!(s.a2a_push_queue, 64);
+        assert_eq!(s.a2a_poll_interval, Duration::from_millis(250));
+        assert_eq!(s.a2a_retry_for, Duration::from_secs(30));
         assert_eq!(
             s.push_gateway.as_ref().map(ToString::to_string).as_deref(),
             Some("http://127.0.0.1:9091/")

@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::core::Core;
 use crate::driver::{BootInfo, Driver, DriverConfig, DriverInbox, InternalMsg, SystemContext};
-use crate::exec::{Executors, Handle, LocalExecutor, Report};
+use crate::exec::{Executors, Handle, LocalExecutor, RemoteContext, Report};
 use crate::http::{self, HttpError, HttpState, Readiness};
 use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
@@ -509,7 +509,14 @@ impl Startup {
             TaskTracker::new(),
         )
         .map_err(DaemonError::Runtime)?;
-        let mut executors = Executors::new(local, reports_tx);
+        let context = RemoteContext {
+            state_dir: self.settings.state_dir.clone(),
+            logs_dir: self.logs_dir.clone(),
+            a2a_poll: self.settings.a2a_poll_interval,
+            a2a_retry_for: self.settings.a2a_retry_for,
+            metrics: Some(self.metrics.clone()),
+        };
+        let mut executors = Executors::new(local, reports_tx, context);
         let reattached = reattach(&recovered.core, &mut executors);
         let ids: Vec<JobId> = reattached.iter().map(|(id, _)| *id).collect();
         let mut events = recovered

@@ -142,6 +142,18 @@ pub struct Settings {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = parse_count)]
     pub a2a_push_queue: usize,
 
+    /// How often the a2a executor asks a remote agent how each job it
+    /// cannot follow on a stream stands (one GetTask per such job per
+    /// tick, for all of a queue's jobs at once; docs/a2a.md).
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_interval)]
+    pub a2a_poll_interval: Duration,
+
+    /// How long the a2a executor keeps trying a remote agent it cannot
+    /// reach (waiting 1 s, then twice as long each time, at most 30 s)
+    /// before it fails the job, saying why.
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub a2a_retry_for: Duration,
+
     /// Also push the metrics to this Prometheus Pushgateway (an http:// URL)
     /// every --metrics-interval, as job "mayflyd", instance = host name.
     #[arg(long, value_name = "URL", value_parser = crate::pusher::parse_gateway)]
@@ -523,6 +535,8 @@ mod tests {
         assert_eq!(s.a2a_addr, A2aAddr(None));
         assert_eq!(s.a2a_max_connections, 256);
         assert_eq!(s.a2a_push_queue, 1024);
+        assert_eq!(s.a2a_poll_interval, Duration::from_secs(1));
+        assert_eq!(s.a2a_retry_for, Duration::from_secs(120));
         assert_eq!(s.push_gateway, None);
         assert_eq!(s.metrics_interval, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
@@ -573,6 +587,8 @@ mod tests {
                 "a2a_addr",
                 "a2a_max_connections",
                 "a2a_push_queue",
+                "a2a_poll_interval",
+                "a2a_retry_for",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",

@@ -91,7 +91,14 @@ impl Parts {
         let driver = Driver::new(
             core,
             Journal::detached(wal_tx),
-            Executors::new(local, reports_tx),
+            Executors::new(
+                local,
+                reports_tx,
+                crate::exec::RemoteContext {
+                    logs_dir: logs.clone(),
+                    ..crate::exec::RemoteContext::default()
+                },
+            ),
             DriverConfig {
                 quantum: Duration::from_millis(10),
                 shutdown_timeout: Duration::from_secs(1),

@@ -17,12 +17,20 @@
 //! crash the attempt is re-attached by that id, never started twice. Job
 //! output always lands in the job's two files under `STATE_DIR/logs/`
 //! ([`log_path`]), whoever runs it.
+//!
+//! `a2a` ([`a2a::A2aExecutor`], feature `a2a`) hands each attempt to a
+//! remote A2A agent as a `SendMessage` and follows the task it becomes
+//! (see `docs/a2a.md`).
 
+#[cfg(feature = "a2a")]
+pub mod a2a;
 pub mod local;
 mod reap;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mayfly_protocol::{ExecutorSpec, JobId, JobSpec};
 use tokio::sync::mpsc;
@@ -127,6 +135,23 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// What executors other than `local` need of the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteContext {
+    /// The state dir.
+    pub state_dir: PathBuf,
+    /// Where job output files live.
+    pub logs_dir: PathBuf,
+    /// How often an a2a executor asks an agent about the jobs it cannot
+    /// follow on a stream (`--a2a-poll-interval`).
+    pub a2a_poll: Duration,
+    /// How long an a2a executor keeps trying an agent it cannot reach
+    /// (`--a2a-retry-for`).
+    pub a2a_retry_for: Duration,
+    /// The daemon's metrics, if it keeps any.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
 /// Every executor the daemon runs jobs with: the local one, and one per
 /// distinct remote configuration, made when a queue first needs it.
 #[derive(Debug)]
@@ -137,17 +162,33 @@ pub struct Executors {
     /// The others, by their configuration.
     others: HashMap<ExecutorSpec, Arc<dyn Executor>>,
     /// Where every executor reports.
+    #[cfg_attr(
+        not(feature = "a2a"),
+        expect(dead_code, reason = "only remote executors report here")
+    )]
     reports: mpsc::UnboundedSender<Report>,
+    /// What the others need of the daemon.
+    #[cfg_attr(
+        not(feature = "a2a"),
+        expect(dead_code, reason = "only remote executors need it")
+    )]
+    context: RemoteContext,
 }
 
 impl Executors {
-    /// The executors, with `local` for local queues; the others report on
+    /// The executors, with `local` for local queues; the others are made
+    /// with `context` when a queue first needs them, and report on
     /// `reports` too.
-    pub fn new(local: LocalExecutor, reports: mpsc::UnboundedSender<Report>) -> Self {
+    pub fn new(
+        local: LocalExecutor,
+        reports: mpsc::UnboundedSender<Report>,
+        context: RemoteContext,
+    ) -> Self {
         Self {
             local: Arc::new(local),
             others: HashMap::new(),
             reports,
+            context,
         }
     }
 
@@ -161,6 +202,14 @@ impl Executors {
     pub fn check(spec: &ExecutorSpec) -> Result<(), String> {
         match spec {
             ExecutorSpec::Local => Ok(()),
+            #[cfg(feature = "a2a")]
+            ExecutorSpec::A2a { url, token_file } => a2a::check(url, token_file.as_deref()),
+            #[cfg(not(feature = "a2a"))]
+            ExecutorSpec::A2a { .. } => Err(
+                "this mayflyd was built without the a2a feature; rebuild it with --features a2a, \
+                 or use --executor local"
+                    .to_string(),
+            ),
             other => Err(format!(
                 "this mayflyd has no {} executor; use --executor local",
                 other.kind()
@@ -176,21 +225,27 @@ impl Executors {
         if let Some(found) = self.others.get(spec) {
             return Ok(found.clone());
         }
-        let made = Self::build(spec, &self.reports)?;
+        let made = self.build(spec)?;
         self.others.insert(spec.clone(), made.clone());
         Ok(made)
     }
 
-    /// Makes the executor for `spec` (not `local`).
-    fn build(
-        spec: &ExecutorSpec,
-        _reports: &mpsc::UnboundedSender<Report>,
-    ) -> Result<Arc<dyn Executor>, String> {
-        Self::check(spec).and_then(|()| {
-            Err(format!(
+    /// Makes the executor for `spec` (not `local`). Must be called inside
+    /// the runtime: a remote executor runs tasks of its own.
+    fn build(&self, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>, String> {
+        Self::check(spec)?;
+        match spec {
+            #[cfg(feature = "a2a")]
+            ExecutorSpec::A2a { url, token_file } => Ok(Arc::new(a2a::A2aExecutor::new(
+                url,
+                token_file.as_deref(),
+                &self.context,
+                self.reports.clone(),
+            )?)),
+            other => Err(format!(
                 "this mayflyd has no {} executor; use --executor local",
-                spec.kind()
-            ))
-        })
+                other.kind()
+            )),
+        }
     }
 }
