@@ -1,18 +1,32 @@
-//! The A2A front door (docs/a2a.md), driven by the official Python SDK
-//! (`a2a-sdk`, in the venv `contrib/test` makes) through the scenarios of
+//! A2A (docs/a2a.md), against real clients and servers this project did
+//! not write: the official Python SDK (`a2a-sdk`, in the venv
+//! `contrib/test` makes).
+//!
+//! The front door is driven by the SDK's client through the scenarios of
 //! `tests/python/a2a_client.py`: the agent card, messages with a text part
 //! and a data part, blocking and non-blocking `SendMessage`, `GetTask`,
 //! `CancelTask`, `ListTasks`, streams, push notifications to a webhook the
 //! script serves, the bearer token, and a crash after an acknowledgement.
 //!
-//! Each test starts its own daemon on a free loopback port. Only with the
+//! The `a2a` executor hands a queue's jobs to two kinds of agent: a second
+//! `mayflyd` serving its door, and `tests/python/a2a_agent.py`, built from
+//! the SDK's own server components (streaming, or polled). Output and exit
+//! status come back, a cancel reaches the remote task, a `kill -9` of the
+//! emitting daemon while the remote task runs ends with the job completed
+//! and the agent given one task, and an agent that cannot be reached fails
+//! the job with the reason.
+//!
+//! Each test starts its own daemons on free loopback ports. Only with the
 //! `a2a` feature (`cargo test --workspace --all-features`, as
 //! `contrib/test` runs it).
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::{Value, json};
 
-use crate::helper::a2a::A2aDaemon;
-use crate::helper::{DEADLINE, wait_until};
+use crate::helper::a2a::{A2aDaemon, PyAgent};
+use crate::helper::http::free_port;
+use crate::helper::{DEADLINE, Daemon, until_file, wait_until};
 
 /// The artifact `id` of a task (as ProtoJSON).
 fn artifact<'a>(task: &'a Value, id: &str) -> &'a Value {
@@ -340,4 +354,278 @@ fn an_acknowledged_task_survives_a_crash_of_the_daemon() {
     wait_until(DEADLINE, "the job is back", || {
         d.daemon.state(job_id(&task)) == "waiting"
     });
+}
+
+// ---- the a2a executor ----
+
+/// An agent the emitting daemon hands its jobs to.
+trait Remote {
+    /// Its JSON-RPC URL.
+    fn url(&self) -> String;
+    /// The bearer token it wants, if any.
+    fn token(&self) -> Option<String>;
+    /// How many tasks it has been given.
+    fn tasks(&self) -> usize;
+}
+
+impl Remote for A2aDaemon {
+    fn url(&self) -> String {
+        format!("{}/", A2aDaemon::url(self))
+    }
+
+    fn token(&self) -> Option<String> {
+        Some(A2aDaemon::token(self))
+    }
+
+    fn tasks(&self) -> usize {
+        job_count(self)
+    }
+}
+
+/// The test agent and the token it wants.
+struct Agent {
+    /// The agent.
+    agent: PyAgent,
+    /// Its token.
+    token: &'static str,
+}
+
+impl Agent {
+    /// Starts the test agent (notes in `dir`), streaming or not.
+    fn start(dir: &std::path::Path, streaming: bool) -> Self {
+        let token = "the-test-agents-token-0123456789abcdef";
+        Self {
+            agent: PyAgent::start(&dir.join("agent.log"), Some(token), streaming),
+            token,
+        }
+    }
+}
+
+impl Remote for Agent {
+    fn url(&self) -> String {
+        self.agent.url()
+    }
+
+    fn token(&self) -> Option<String> {
+        Some(self.token.to_string())
+    }
+
+    fn tasks(&self) -> usize {
+        self.agent.tasks()
+    }
+}
+
+/// Starts the emitting daemon with `args` and adds its queue `remote`,
+/// which hands its jobs to `to` (the token in a private file).
+fn emitter(to: &dyn Remote, args: &[&str]) -> Daemon {
+    let mut all = vec!["--a2a-poll-interval", "100ms"];
+    all.extend_from_slice(args);
+    let a = Daemon::start(&all);
+    add_remote_queue(&a, to);
+    a
+}
+
+/// Adds queue `remote` to `a`, handing its jobs to `to`.
+fn add_remote_queue(a: &Daemon, to: &dyn Remote) {
+    let url = to.url();
+    let mut args = vec![
+        "queue",
+        "add",
+        "remote",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        &url,
+    ];
+    let token_file = a.dir().join("remote-token");
+    let token_path = token_file.to_string_lossy().to_string();
+    if let Some(token) = to.token() {
+        std::fs::write(&token_file, format!("{token}\n")).expect("write the token file");
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
+            .expect("make the token file private");
+        args.extend(["--a2a-token-file", &token_path]);
+    }
+    a.ctl_ok(&args);
+}
+
+/// Output and exit status come back from `to`, one task per job.
+fn output_and_exit_status_come_back(to: &dyn Remote) {
+    let a = emitter(to, &[]);
+    let before = to.tasks();
+    let ok = a.submit_shell(&["--queue", "remote"], "echo out; echo err >&2");
+    let bad = a.submit(&[
+        "--queue",
+        "remote",
+        "--",
+        "sh",
+        "-c",
+        "echo why >&2; exit 3",
+    ]);
+    a.wait_state(ok, "succeeded");
+    a.wait_state(bad, "failed");
+    assert_eq!(a.ctl_ok(&["logs", &ok.to_string()]), "out");
+    assert_eq!(a.ctl_ok(&["logs", "--stderr", &ok.to_string()]), "err");
+    assert_eq!(a.ctl_ok(&["logs", "--stderr", &bad.to_string()]), "why");
+    let job = a.job(bad);
+    assert_eq!(job["exit_code"], 3, "{job}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed"),
+        "{job}"
+    );
+    assert!(job["remote_id"].is_string(), "{job}");
+    assert_eq!(to.tasks(), before + 2);
+}
+
+/// A cancel on the emitting daemon reaches `to`'s task; `cancelled_there`
+/// says whether the remote side saw it (given the remote task id).
+fn a_cancel_reaches_the_remote_task(to: &dyn Remote, cancelled_there: &dyn Fn(&str) -> bool) {
+    let a = emitter(to, &[]);
+    let before = to.tasks();
+    let id = a.submit(&["--queue", "remote", "--", "sleep", "30"]);
+    a.wait_state(id, "running");
+    wait_until(DEADLINE, "the agent has the task", || {
+        to.tasks() == before + 1
+    });
+    wait_until(DEADLINE, "the remote id is logged", || {
+        a.job(id)["remote_id"].is_string()
+    });
+    let remote = a.job(id)["remote_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!remote.is_empty());
+    a.ctl_ok(&["cancel", &id.to_string()]);
+    a.wait_state(id, "cancelled");
+    wait_until(DEADLINE, "the remote task is cancelled", || {
+        cancelled_there(&remote)
+    });
+}
+
+/// `kill -9` of the emitting daemon while `to` runs its task: after the
+/// restart the job completes, and `to` was given one task.
+fn a_crash_of_the_emitter_re_attaches_the_remote_task(to: &dyn Remote) {
+    let mut a = emitter(to, &[]);
+    let before = to.tasks();
+    let script = format!("{}; echo finished", until_file("go"));
+    let id = a.submit_shell(&["--queue", "remote"], &script);
+    a.wait_state(id, "running");
+    wait_until(DEADLINE, "the agent has the task", || {
+        to.tasks() == before + 1
+    });
+    // Killed once the remote id is durable (before that, the daemon cannot
+    // know whether the agent has the task: docs/a2a.md).
+    wait_until(DEADLINE, "the remote id is logged", || {
+        a.job(id)["remote_id"].is_string()
+    });
+    a.kill_hard();
+    a.restart(&["--a2a-poll-interval", "100ms"]);
+    a.touch("go");
+    a.wait_state(id, "succeeded");
+    assert_eq!(a.ctl_ok(&["logs", &id.to_string()]), "finished");
+    assert!(
+        a.log_text()
+            .contains("re-attached a job that runs elsewhere")
+    );
+    assert_eq!(to.tasks(), before + 1, "the job was sent twice");
+    assert_eq!(a.job(id)["attempts"], 1);
+}
+
+#[test]
+fn a_queue_hands_its_jobs_to_another_mayfly() {
+    let b = A2aDaemon::start(&[]);
+    output_and_exit_status_come_back(&b);
+    a_cancel_reaches_the_remote_task(&b, &|remote| {
+        remote
+            .parse()
+            .is_ok_and(|id| b.daemon.state(id) == "cancelled")
+    });
+    a_crash_of_the_emitter_re_attaches_the_remote_task(&b);
+}
+
+#[test]
+fn a_queue_hands_its_jobs_to_an_agent_built_with_the_sdk() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let agent = Agent::start(dir.path(), true);
+    output_and_exit_status_come_back(&agent);
+    let cancelled = |remote: &str| {
+        agent
+            .agent
+            .notes()
+            .iter()
+            .any(|n| n["cancel"].as_str() == Some(remote))
+    };
+    a_cancel_reaches_the_remote_task(&agent, &cancelled);
+    a_crash_of_the_emitter_re_attaches_the_remote_task(&agent);
+}
+
+#[test]
+fn an_agent_that_does_not_stream_is_polled() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let agent = Agent::start(dir.path(), false);
+    output_and_exit_status_come_back(&agent);
+}
+
+#[test]
+fn an_agent_that_cannot_be_reached_fails_the_job_with_the_reason() {
+    // Nothing listens there (a port that was free a moment ago).
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let a = Daemon::start(&["--a2a-retry-for", "2s"]);
+    a.ctl_ok(&[
+        "queue",
+        "add",
+        "remote",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        &url,
+    ]);
+    let id = a.submit(&["--queue", "remote", "--", "true"]);
+    a.wait_state(id, "failed");
+    let reason = a.job(id)["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.contains("cannot connect to the A2A agent"),
+        "{reason}"
+    );
+    assert!(reason.contains("gave up after"), "{reason}");
+    assert!(reason.contains("--a2a-retry-for"), "{reason}");
+
+    // A wrong token is a refusal, said at once.
+    let b = A2aDaemon::start(&[]);
+    let token = a.dir().join("wrong-token");
+    std::fs::write(&token, "not-the-token-0123456789abcdef0123456789\n").expect("write");
+    let b_url = format!("{}/", b.url());
+    a.ctl_ok(&[
+        "queue",
+        "add",
+        "wrong",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        &b_url,
+        "--a2a-token-file",
+        &token.to_string_lossy(),
+    ]);
+    let id = a.submit(&["--queue", "wrong", "--", "true"]);
+    a.wait_state(id, "failed");
+    let reason = a.job(id)["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("refused the job"), "{reason}");
+    assert!(reason.contains("bearer token"), "{reason}");
+    assert_eq!(job_count(&b), 0);
+
+    // An https:// agent is refused when the queue is made, saying why.
+    let out = a.ctl(&[
+        "queue",
+        "add",
+        "tls",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        "https://127.0.0.1:1/",
+    ]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no TLS client"), "{said}");
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http::free_port;
-use super::{DEADLINE, Daemon, Running, stderr_of, stdout_of};
+use super::{DEADLINE, Daemon, Running, poll_until, stderr_of, stdout_of};
 
 /// How many free ports a fixture tries before it gives up.
 const PORT_ATTEMPTS: usize = 5;
@@ -142,4 +142,73 @@ pub fn parse_output(what: &str, out: &Output) -> Value {
             stderr_of(out)
         )
     })
+}
+
+/// The test agent of `tests/python/a2a_agent.py`: the SDK's own server
+/// components running each message's command. Stopped (by pid) when
+/// dropped.
+#[derive(Debug)]
+pub struct PyAgent {
+    /// The agent's process.
+    _process: Running,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The file it notes each message and cancel in, one JSON line each.
+    pub log: PathBuf,
+}
+
+impl PyAgent {
+    /// Starts the agent on a free loopback port, noting messages in `log`;
+    /// with `token`, it wants that bearer token; with `streaming` false,
+    /// its card says it does not stream.
+    pub fn start(log: &Path, token: Option<&str>, streaming: bool) -> Self {
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut cmd = Command::new(python());
+            cmd.arg(script("a2a_agent.py"))
+                .arg(addr.port().to_string())
+                .arg(log)
+                .arg(token.unwrap_or("-"));
+            if !streaming {
+                cmd.arg("--no-streaming");
+            }
+            let mut process = Running::spawn(&mut cmd);
+            let up = poll_until(DEADLINE, || {
+                !process.is_running() || std::net::TcpStream::connect(addr).is_ok()
+            });
+            if up && process.is_running() {
+                return Self {
+                    _process: process,
+                    addr,
+                    log: log.to_path_buf(),
+                };
+            }
+            let out = process.finish(DEADLINE);
+            last = format!("{}\n{}", stdout_of(&out), stderr_of(&out));
+        }
+        panic!("the test agent did not start after {PORT_ATTEMPTS} attempts; last:\n{last}");
+    }
+
+    /// Its JSON-RPC URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// What it noted, one JSON object per message or cancel.
+    pub fn notes(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// How many tasks it was given.
+    pub fn tasks(&self) -> usize {
+        self.notes()
+            .iter()
+            .filter(|n| n.get("task").is_some())
+            .count()
+    }
 }
