@@ -45,6 +45,14 @@ fn a_job_reports_the_cpu_and_memory_it_used() {
     let small = d.job(plain);
     assert!(number(&small, "max_rss_kib") < 50_000, "{small:#}");
 
+    let state: Value = serde_json::from_str(&d.ctl_ok(&["dump-state"])).expect("JSON");
+    let dumped = state["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["kind"] == "job" && t["id"] == id))
+        .unwrap_or_else(|| panic!("no job {id} in dump-state: {state:#}"));
+    assert_eq!(number(dumped, "cpu_user_ms"), user, "{dumped:#}");
+    assert_eq!(number(dumped, "max_rss_kib"), rss, "{dumped:#}");
+
     let table = d.ctl_ok(&["status", "--usage", &id.to_string()]);
     let header: Vec<&str> = table
         .lines()
