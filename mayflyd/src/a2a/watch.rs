@@ -167,8 +167,11 @@ fn job_of(activity: &Activity) -> Option<JobId> {
         | Activity::ShutdownComplete { .. }
         | Activity::SystemTaskStart { .. }
         | Activity::SystemTaskExit { .. }
-        // A callback changes nothing a task shows.
-        | Activity::CallbackFinished { .. } => None,
+        // A callback changes nothing a task shows, nor does a freeze: a
+        // frozen job is still WORKING (A2A has no state for it).
+        | Activity::CallbackFinished { .. }
+        | Activity::JobFrozen { .. }
+        | Activity::JobThawed { .. } => None,
     }
 }
 
