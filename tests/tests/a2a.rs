@@ -533,6 +533,29 @@ fn a_crash_of_the_emitter_re_attaches_the_remote_task(to: &dyn Remote) {
     assert_eq!(a.job(id)["attempts"], 1);
 }
 
+/// A graceful stop of the emitting daemon leaves `to`'s task running (it
+/// does not wait for it, nor cancel it); the next start follows it to its
+/// end.
+fn a_stop_of_the_emitter_leaves_the_remote_task_running(to: &dyn Remote) {
+    // A shutdown timeout far longer than the test's deadline: a stop that
+    // waited for the remote job would fail the test.
+    let mut a = emitter(to, &["--shutdown-timeout", "1h"]);
+    let before = to.tasks();
+    let script = format!("{}; echo finished", until_file("go"));
+    let id = a.submit_shell(&["--queue", "remote"], &script);
+    wait_until(DEADLINE, "the remote id is logged", || {
+        a.job(id)["remote_id"].is_string()
+    });
+    let status = a.stop();
+    assert!(status.success(), "{status}");
+    a.restart(&["--a2a-poll-interval", "100ms"]);
+    assert_eq!(a.state(id), "running");
+    a.touch("go");
+    a.wait_state(id, "succeeded");
+    assert_eq!(a.ctl_ok(&["logs", &id.to_string()]), "finished");
+    assert_eq!(to.tasks(), before + 1);
+}
+
 #[test]
 fn a_queue_hands_its_jobs_to_another_mayfly() {
     let b = A2aDaemon::start(&[]);
@@ -543,6 +566,7 @@ fn a_queue_hands_its_jobs_to_another_mayfly() {
             .is_ok_and(|id| b.daemon.state(id) == "cancelled")
     });
     a_crash_of_the_emitter_re_attaches_the_remote_task(&b);
+    a_stop_of_the_emitter_leaves_the_remote_task_running(&b);
 }
 
 #[test]

@@ -68,8 +68,8 @@ fn run(args: &Args) -> Result<()> {
     let mut threads = Vec::new();
     for c in 0..clients {
         let share = args.count / clients + usize::from(c < args.count % clients);
-        let stream = TcpStream::connect(&args.addr)
-            .with_context(|| format!("connect to {}", args.addr))?;
+        let stream =
+            TcpStream::connect(&args.addr).with_context(|| format!("connect to {}", args.addr))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         let barrier = barrier.clone();
