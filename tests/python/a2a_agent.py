@@ -3,16 +3,19 @@
 The end-to-end tests of Mayfly's a2a executor (tests/tests/a2a.rs) hand
 their jobs to it. It runs the command of each message (a data part holding
 {"command": [...] or "...", "cwd": ..., "env": {...}}, as Mayfly's
-executor sends it, or a text part holding a shell line) as a process, and answers as an A2A agent should: a task, WORKING, then its
-stdout and stderr as artifacts and COMPLETED (exit 0) or FAILED. A
+executor sends it, or a text part holding a shell line) as a process, and
+answers as an A2A agent should: a task, WORKING, then its stdout and
+stderr as artifacts and COMPLETED (exit 0) or FAILED. A
 CancelTask kills the process. Every message it accepts is appended, one
 JSON line, to the file named on the command line, so a test can count how
 many tasks a job became.
 
-    python a2a_agent.py PORT LOG_FILE TOKEN|- [--no-streaming]
+    python a2a_agent.py PORT LOG_FILE TOKEN|- [--no-streaming] [--slow-answer SECS]
 
 With a TOKEN, every request but the agent card must carry
-"Authorization: Bearer TOKEN". It prints "listening" once it serves.
+"Authorization: Bearer TOKEN". With --slow-answer, it waits that long
+between taking a message (noted) and answering with its task (noted as
+"answered"), so a test can stop the sender in between.
 """
 
 import asyncio
@@ -49,8 +52,9 @@ from starlette.responses import JSONResponse
 class CommandAgent(AgentExecutor):
     """Runs each message's command as a process."""
 
-    def __init__(self, log_file):
+    def __init__(self, log_file, slow_answer):
         self.log_file = log_file
+        self.slow_answer = slow_answer
         self.processes = {}
 
     def note(self, **fields):
@@ -60,8 +64,12 @@ class CommandAgent(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue):
         message = context.message
         task = context.current_task or new_task_from_user_message(message)
+        self.note(task=task.id, message=message.message_id, context=task.context_id)
+        # The answer to SendMessage waits for the task: a slow agent keeps
+        # the sender waiting while it has the job.
+        await asyncio.sleep(self.slow_answer)
         await event_queue.enqueue_event(task)
-        self.note(task=task.id, message=message.message_id)
+        self.note(answered=task.id)
         data = get_data_parts(message.parts)
         job = data[0] if data else {"command": "\n".join(get_text_parts(message.parts))}
         command = job.get("command")
@@ -134,6 +142,7 @@ def require_token(app, token):
 def main():
     port, log_file, token, *flags = sys.argv[1:]
     streaming = "--no-streaming" not in flags
+    slow_answer = float(flags[flags.index("--slow-answer") + 1]) if "--slow-answer" in flags else 0
     url = f"http://127.0.0.1:{port}/"
     card = AgentCard(
         name="command agent",
@@ -155,7 +164,7 @@ def main():
         default_output_modes=["text/plain", "application/json"],
     )
     handler = DefaultRequestHandler(
-        agent_executor=CommandAgent(log_file),
+        agent_executor=CommandAgent(log_file, slow_answer),
         task_store=InMemoryTaskStore(),
         agent_card=card,
     )

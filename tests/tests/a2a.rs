@@ -391,11 +391,11 @@ struct Agent {
 }
 
 impl Agent {
-    /// Starts the test agent (notes in `dir`), streaming or not.
-    fn start(dir: &std::path::Path, streaming: bool) -> Self {
+    /// Starts the test agent (notes in `dir`) with the script's `flags`.
+    fn start(dir: &std::path::Path, flags: &[&str]) -> Self {
         let token = "the-test-agents-token-0123456789abcdef";
         Self {
-            agent: PyAgent::start(&dir.join("agent.log"), Some(token), streaming),
+            agent: PyAgent::start(&dir.join("agent.log"), Some(token), flags),
             token,
         }
     }
@@ -572,7 +572,7 @@ fn a_queue_hands_its_jobs_to_another_mayfly() {
 #[test]
 fn a_queue_hands_its_jobs_to_an_agent_built_with_the_sdk() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let agent = Agent::start(dir.path(), true);
+    let agent = Agent::start(dir.path(), &[]);
     output_and_exit_status_come_back(&agent);
     let cancelled = |remote: &str| {
         agent
@@ -588,8 +588,76 @@ fn a_queue_hands_its_jobs_to_an_agent_built_with_the_sdk() {
 #[test]
 fn an_agent_that_does_not_stream_is_polled() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let agent = Agent::start(dir.path(), false);
+    let agent = Agent::start(dir.path(), &["--no-streaming"]);
     output_and_exit_status_come_back(&agent);
+}
+
+#[test]
+fn a_task_handed_over_just_before_a_crash_is_found_not_sent_again() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // The agent holds its answer for 3 s after taking the job: the daemon
+    // is killed in between, so its log has the attempt but no remote id.
+    let agent = Agent::start(dir.path(), &["--slow-answer", "3"]);
+    let mut a = emitter(&agent, &[]);
+    let script = format!("{}; echo finished", until_file("go"));
+    let id = a.submit_shell(&["--queue", "remote"], &script);
+    wait_until(DEADLINE, "the agent has the task", || agent.tasks() == 1);
+    a.kill_hard();
+    let notes = |key: &str| {
+        agent
+            .agent
+            .notes()
+            .iter()
+            .filter(|n| n.get(key).is_some())
+            .count()
+    };
+    wait_until(DEADLINE, "the agent answered", || notes("answered") == 1);
+    a.restart(&["--a2a-poll-interval", "100ms"]);
+    assert!(a.log_text().contains("remote_id=None"), "the id was logged");
+    wait_until(DEADLINE, "the task is found", || {
+        a.job(id)["remote_id"].is_string()
+    });
+    a.touch("go");
+    a.wait_state(id, "succeeded");
+    assert_eq!(a.ctl_ok(&["logs", &id.to_string()]), "finished");
+    assert_eq!(agent.tasks(), 1, "the job was sent twice");
+    assert!(
+        a.log_text()
+            .contains("found the A2A task of a job whose remote id was not logged")
+    );
+}
+
+#[test]
+fn a_task_the_agent_never_got_before_a_crash_runs_again_once() {
+    // The agent is not there yet: the daemon logs the start, then keeps
+    // trying to reach it, and is killed meanwhile.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut a = Daemon::start(&["--a2a-poll-interval", "100ms"]);
+    a.ctl_ok(&[
+        "queue",
+        "add",
+        "remote",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        &url,
+    ]);
+    let id = a.submit(&["--queue", "remote", "--retries", "1", "--", "echo", "ran"]);
+    a.wait_state(id, "running");
+    a.kill_hard();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let agent = PyAgent::start_at(Some(port), &dir.path().join("agent.log"), None, &[]);
+    a.restart(&["--a2a-poll-interval", "100ms"]);
+    a.wait_state(id, "succeeded");
+    assert_eq!(a.ctl_ok(&["logs", &id.to_string()]), "ran");
+    assert_eq!(agent.tasks(), 1);
+    let job = a.job(id);
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert!(
+        a.log_text().contains("which does not have it"),
+        "the first attempt was not found lost"
+    );
 }
 
 #[test]

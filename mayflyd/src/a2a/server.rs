@@ -75,7 +75,7 @@ pub const RPC_PATH: &str = "/";
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves the door on `listener` until `stop` fires, then gives open
-/// connections [`DRAIN_TIMEOUT`] to finish.
+/// connections `DRAIN_TIMEOUT` to finish.
 pub async fn serve(
     listener: TcpListener,
     door: Arc<Door>,

@@ -313,10 +313,14 @@ impl Driver {
     }
 
     /// Follows attempts that run elsewhere and were re-attached after the
-    /// restart: their signals go to `handle`.
-    pub fn with_reattached(mut self, attempts: Vec<(JobId, Handle)>) -> Self {
-        for (id, handle) in attempts {
-            self.processes.adopt(id, handle);
+    /// restart: their signals go to their handle, or wait for it while the
+    /// executor looks for an attempt whose remote id was not logged.
+    pub fn with_reattached(mut self, attempts: Vec<crate::exec::Reattached>) -> Self {
+        for attempt in attempts {
+            match attempt.handle {
+                Some(handle) => self.processes.adopt(attempt.id, handle),
+                None => self.processes.starting(attempt.id, attempt.attempt),
+            }
         }
         self
     }
@@ -728,6 +732,18 @@ impl Driver {
     fn on_report(&mut self, report: Report) {
         match report {
             Report::Started { id, at } => self.on_started(id, &at),
+            Report::Found { id, at } => {
+                // Logged and fsynced like a start's remote id; the start
+                // itself was told before the restart. A cancel asked for
+                // while it was looked for goes out now.
+                let (_, signals) = self.processes.started(id, Handle::from(&at));
+                if let Where::Remote { id: remote_id } = at {
+                    self.record_for_client(Event::Attached { id, remote_id });
+                }
+                for signal in signals {
+                    self.signal(id, signal);
+                }
+            }
             Report::StartFailed {
                 id,
                 reason,

@@ -103,6 +103,16 @@ pub enum Report {
         /// later rather than fail.
         transient: bool,
     },
+    /// After a restart: an attempt the log shows running, but without the
+    /// id its side knows it by (the daemon stopped between handing it over
+    /// and logging the id), was found there under this id. It is followed
+    /// from now on; its `Exited` comes later.
+    Found {
+        /// The job.
+        id: JobId,
+        /// Where it runs.
+        at: Where,
+    },
     /// The attempt ended.
     Exited {
         /// The job.
@@ -128,11 +138,24 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// After a restart: follows an attempt the log shows running, reporting
     /// its end as if it had started it. False when it cannot (a local
     /// process does not outlive its daemon's watch): the job is then
-    /// interrupted.
+    /// interrupted. An attempt without a remote id may be looked for on the
+    /// other side, and reported [`Report::Found`] (or ended) later.
     fn reattach(&self, attempt: &RunningAttempt) -> bool {
         let _ = attempt;
         false
     }
+}
+
+/// An attempt that runs elsewhere, followed again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reattached {
+    /// The job.
+    pub id: JobId,
+    /// Which attempt.
+    pub attempt: u32,
+    /// Where its signals go; `None` while its executor looks for it (its
+    /// remote id was not logged), until [`Report::Found`].
+    pub handle: Option<Handle>,
 }
 
 /// What executors other than `local` need of the daemon.

@@ -159,20 +159,25 @@ pub struct PyAgent {
 
 impl PyAgent {
     /// Starts the agent on a free loopback port, noting messages in `log`;
-    /// with `token`, it wants that bearer token; with `streaming` false,
-    /// its card says it does not stream.
-    pub fn start(log: &Path, token: Option<&str>, streaming: bool) -> Self {
+    /// with `token`, it wants that bearer token; `flags` are the script's
+    /// (`--no-streaming`, `--slow-answer SECS`).
+    pub fn start(log: &Path, token: Option<&str>, flags: &[&str]) -> Self {
+        Self::start_at(None, log, token, flags)
+    }
+
+    /// [`PyAgent::start`] on `port` if given (a port the test chose before,
+    /// tried once), else on a free one.
+    pub fn start_at(port: Option<u16>, log: &Path, token: Option<&str>, flags: &[&str]) -> Self {
         let mut last = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let attempts = if port.is_some() { 1 } else { PORT_ATTEMPTS };
+        for _ in 0..attempts {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port.unwrap_or_else(free_port)));
             let mut cmd = Command::new(python());
             cmd.arg(script("a2a_agent.py"))
                 .arg(addr.port().to_string())
                 .arg(log)
-                .arg(token.unwrap_or("-"));
-            if !streaming {
-                cmd.arg("--no-streaming");
-            }
+                .arg(token.unwrap_or("-"))
+                .args(flags);
             let mut process = Running::spawn(&mut cmd);
             let up = poll_until(DEADLINE, || {
                 !process.is_running() || std::net::TcpStream::connect(addr).is_ok()
@@ -187,7 +192,7 @@ impl PyAgent {
             let out = process.finish(DEADLINE);
             last = format!("{}\n{}", stdout_of(&out), stderr_of(&out));
         }
-        panic!("the test agent did not start after {PORT_ATTEMPTS} attempts; last:\n{last}");
+        panic!("the test agent did not start after {attempts} attempts; last:\n{last}");
     }
 
     /// Its JSON-RPC URL.

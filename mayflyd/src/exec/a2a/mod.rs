@@ -15,7 +15,9 @@
 //! 2. **Started.** The task id of the answer is reported as the attempt's
 //!    remote id; the driver logs it (fsynced) before the job counts as
 //!    started, so after a crash the attempt is re-attached by that id and
-//!    never sent twice.
+//!    never sent twice. The message's context id names the attempt
+//!    (`mayfly-EMITTER-JOB-ATTEMPT`): a crash before the remote id is
+//!    logged is followed by a `ListTasks` for it (`Inner::find`).
 //! 3. **Follow.** If the agent's card says it streams, a `SubscribeToTask`
 //!    stream tells when the task moves; otherwise, or once a stream breaks,
 //!    the job joins the poll list: one task of the executor asks `GetTask`
@@ -47,7 +49,7 @@ use tokio::time::Instant;
 
 use self::client::{AgentClient, CallError};
 use super::{Executor, Handle, Report, Where};
-use crate::a2a::wire::{SendMessageResponse, Task};
+use crate::a2a::wire::{ListTasksResponse, SendMessageResponse, Task};
 use crate::core::{ExitOutcome, RunningAttempt, Signal};
 
 /// The first wait before trying an unreachable agent again.
@@ -94,9 +96,9 @@ struct Inner {
     poll: Duration,
     /// How long an unreachable agent is tried.
     retry_for: Duration,
-    /// Random, per executor: makes message ids unique to this daemon, and
-    /// the same when one message is sent again.
-    instance: String,
+    /// This daemon's id as an emitter ([`emitter_id`]): makes message and
+    /// context ids unique to this state dir, and the same after a restart.
+    emitter: String,
     /// The jobs followed by polling.
     polled: Mutex<HashMap<JobId, Polled>>,
     /// Wakes the poller early (a job joined the list to be asked now).
@@ -146,16 +148,14 @@ impl A2aExecutor {
             token_file.map(PathBuf::from),
             context.metrics.clone(),
         )?;
-        let mut random = [0u8; 6];
-        getrandom::fill(&mut random)
-            .map_err(|e| format!("cannot make the executor's instance id: {e}"))?;
+        let emitter = emitter_id(&context.state_dir)?;
         let inner = Arc::new(Inner {
             client,
             reports,
             logs_dir: context.logs_dir.clone(),
             poll: context.a2a_poll.max(Duration::from_millis(10)),
             retry_for: context.a2a_retry_for,
-            instance: random.iter().map(|b| format!("{b:02x}")).collect(),
+            emitter,
             polled: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             streams: Mutex::new(None),
@@ -190,14 +190,18 @@ impl Executor for A2aExecutor {
     }
 
     fn reattach(&self, attempt: &RunningAttempt) -> bool {
-        let Some(remote) = attempt.remote_id.clone() else {
-            // Handed over but its task id never logged: the daemon cannot
-            // tell whether the agent has it, so the job is interrupted.
-            return false;
-        };
         let inner = self.inner.clone();
         let id = attempt.id;
-        tokio::spawn(async move { inner.follow(id, remote).await });
+        match attempt.remote_id.clone() {
+            Some(remote) => {
+                tokio::spawn(async move { inner.follow(id, remote).await });
+            }
+            // Handed over but its task id never logged: look for it.
+            None => {
+                let number = attempt.attempt;
+                tokio::spawn(async move { inner.find(id, number).await });
+            }
+        }
         true
     }
 }
@@ -210,9 +214,11 @@ impl Inner {
         let _ = self.reports.send(report);
     }
 
-    /// The id of the message of attempt `attempt` of job `id`.
+    /// The id of the message of attempt `attempt` of job `id`, also the
+    /// context id of its task: what finds the task again if the daemon
+    /// stops before its id is logged.
     fn message_id(&self, id: JobId, attempt: u32) -> String {
-        format!("mayfly-{}-{id}-{attempt}", self.instance)
+        format!("mayfly-{}-{id}-{attempt}", self.emitter)
     }
 
     /// Sends attempt `attempt` of job `id` and follows it.
@@ -220,6 +226,7 @@ impl Inner {
         let params = json!({
             "message": {
                 "messageId": self.message_id(id, attempt),
+                "contextId": self.message_id(id, attempt),
                 "role": "ROLE_USER",
                 "parts": [{"data": job_data(&spec), "mediaType": "application/json"}],
                 "metadata": {"mayflyJob": id.0, "mayflyAttempt": attempt},
@@ -311,6 +318,60 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// After a restart: looks for the task of attempt `attempt` of job
+    /// `id`, handed over before the daemon stopped but its id not logged,
+    /// by its context id (`ListTasks`). Found, it is followed; not there,
+    /// the attempt was lost on the way and ends interrupted (run again if
+    /// the job has retries); if the agent cannot say, the attempt fails
+    /// rather than run twice.
+    async fn find(self: Arc<Self>, id: JobId, attempt: u32) {
+        let context = self.message_id(id, attempt);
+        let params = json!({"contextId": context, "pageSize": 10});
+        let began = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        let failed = loop {
+            match self
+                .client
+                .call::<ListTasksResponse>("ListTasks", params.clone())
+                .await
+            {
+                Ok(list) => {
+                    // An agent that ignores the filter lists others' tasks.
+                    let found = list.tasks.into_iter().find(|t| t.context_id == context);
+                    let Some(task) = found else {
+                        self.report_end(id, lost(format!(
+                            "the daemon stopped while handing the job to the A2A agent at {}, \
+                             which does not have it",
+                            self.client.url()
+                        ), mayfly_protocol::JobState::Interrupted));
+                        return;
+                    };
+                    tracing::info!(job = %id, remote = %task.id, "found the A2A task of a job whose remote id was not logged");
+                    self.report(Report::Found {
+                        id,
+                        at: Where::Remote {
+                            id: task.id.clone(),
+                        },
+                    });
+                    self.follow(id, task.id).await;
+                    return;
+                }
+                Err(CallError::Unreachable(why)) if began.elapsed() < self.retry_for => {
+                    tracing::debug!(job = %id, %why, "cannot reach the A2A agent to look for a task; trying again");
+                    let left = self.retry_for.saturating_sub(began.elapsed());
+                    tokio::time::sleep(backoff.min(left)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => break e,
+            }
+        };
+        self.report_end(id, lost(format!(
+            "the daemon stopped while handing the job to the A2A agent at {}, and cannot tell \
+             whether the agent has it ({failed}); it is not sent again",
+            self.client.url()
+        ), mayfly_protocol::JobState::Failed));
     }
 
     /// Follows job `id`'s task `remote` until it has ended: on a stream if
@@ -568,6 +629,52 @@ impl Inner {
         }
         self.wake.notify_one();
     }
+}
+
+/// An attempt that ended in `state` for `reason`, with no exit status.
+fn lost(reason: String, state: mayfly_protocol::JobState) -> ExitOutcome {
+    ExitOutcome::Ended {
+        state,
+        exit_code: None,
+        signal: None,
+        reason,
+    }
+}
+
+/// The file under the state dir that keeps this daemon's emitter id.
+const EMITTER_FILE: &str = "a2a-emitter-id";
+
+/// This daemon's id as an emitter of A2A messages: random, made once and
+/// kept in `STATE_DIR/a2a-emitter-id`, so the context id of an attempt's
+/// task is the same after a restart and no other daemon's. Blocking, once
+/// per executor.
+fn emitter_id(state_dir: &Path) -> Result<String, String> {
+    let path = state_dir.join(EMITTER_FILE);
+    let err = |what: &str, e: std::io::Error| {
+        format!(
+            "cannot {what} {} ({e}); remove it and start again",
+            path.display()
+        )
+    };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        if (8..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(text.to_string());
+        }
+        return Err(err("use", std::io::Error::other("it holds no hex id")));
+    }
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| err("make", std::io::Error::other(e)))?;
+    let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = crate::private::file_options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| err("create", crate::private::explain_link(e)))?;
+    std::io::Write::write_all(&mut file, format!("{id}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| err("write", e))?;
+    Ok(id)
 }
 
 /// The poller of one executor: a tick every poll interval while jobs are on
