@@ -193,6 +193,14 @@ pub struct Metrics {
     /// `mayfly_ipc_refused_peers_total`: connections refused for their
     /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
     ipc_refused_peers: IntCounter,
+    /// `mayfly_grpc_requests_total{method,code}`.
+    grpc_requests: IntCounterVec,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
+    grpc_duration: HistogramVec,
+    /// `mayfly_grpc_refused_total{reason}`: calls refused before they
+    /// reached the service (a peer's uid on the Unix socket, a missing or
+    /// wrong token on TCP).
+    grpc_refused: IntCounterVec,
     /// `mayfly_wal_appends_total`.
     wal_appends: IntCounter,
     /// `mayfly_wal_bytes_total`.
@@ -338,6 +346,41 @@ impl Metrics {
                 "Unix-socket connections refused because their user may not use this daemon.",
             )?,
         )?;
+        let grpc_requests = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_grpc_requests_total",
+                    "gRPC calls of the service mayfly.v1.Mayfly, by method and status code \
+                     (OK, NotFound, ...; Canceled when the client went away first).",
+                ),
+                &["method", "code"],
+            )?,
+        )?;
+        let grpc_duration = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mayfly_grpc_request_duration_seconds",
+                    "Time from a gRPC call's arrival to its answer (for a stream, to its \
+                     last message), by method.",
+                )
+                .buckets(IPC_BUCKETS.to_vec()),
+                &["method"],
+            )?,
+        )?;
+        let grpc_refused = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_grpc_refused_total",
+                    "gRPC calls refused before the service: reason peer (a user the daemon \
+                     does not serve, on the Unix socket) or token (TCP without the bearer \
+                     token).",
+                ),
+                &["reason"],
+            )?,
+        )?;
         let wal_appends = register(
             r,
             IntCounter::new(
@@ -399,6 +442,9 @@ impl Metrics {
             ipc_duration,
             ipc_connections,
             ipc_refused_peers,
+            grpc_requests,
+            grpc_duration,
+            grpc_refused,
             wal_appends,
             wal_bytes,
             wal_fsync,
@@ -519,6 +565,20 @@ impl Metrics {
         self.ipc_connections.dec();
     }
 
+    /// One gRPC call of `method` ended with `code` after `elapsed`.
+    pub fn grpc_request(&self, method: &str, code: &str, elapsed: Duration) {
+        self.grpc_requests.with_label_values(&[method, code]).inc();
+        self.grpc_duration
+            .with_label_values(&[method])
+            .observe(seconds(elapsed));
+    }
+
+    /// A gRPC call was refused before the service, for `reason` (`peer` or
+    /// `token`).
+    pub fn grpc_refused(&self, reason: &str) {
+        self.grpc_refused.with_label_values(&[reason]).inc();
+    }
+
     /// `records` records of `bytes` bytes (framing included) reached the
     /// write-ahead log files.
     pub fn wal_appended(&self, records: u64, bytes: u64) {
@@ -592,6 +652,8 @@ mod tests {
         m.system_task_up("looptask_wal_flush", true);
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
+        m.grpc_request("Submit", "OK", Duration::from_micros(300));
+        m.grpc_refused("token");
         m.wal_appended(2, 120);
         m.wal_fsynced(Duration::from_micros(300));
         let text = m.render();
@@ -606,6 +668,9 @@ mod tests {
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
             "mayfly_ipc_refused_peers_total",
+            "mayfly_grpc_requests_total",
+            "mayfly_grpc_request_duration_seconds",
+            "mayfly_grpc_refused_total",
             "mayfly_wal_appends_total",
             "mayfly_wal_bytes_total",
             "mayfly_wal_fsync_duration_seconds",
