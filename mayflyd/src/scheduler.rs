@@ -342,8 +342,9 @@ impl Scheduler {
         if let Some(http) = http {
             startup.serve_http(http);
         }
-        startup.listen(socket)?;
+        // gRPC first: a daemon whose socket accepts serves gRPC already.
         startup.serve_grpc(grpc).await?;
+        startup.listen(socket)?;
         startup.run(driver, boot).await
     }
 }

@@ -18,6 +18,8 @@ mod docs;
 mod durability;
 mod e2e;
 mod features;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod limits;
 mod observability;
 mod trust;
