@@ -602,6 +602,61 @@ mod tests {
     }
 
     #[test]
+    fn grpc_addresses_parse_and_make_listeners() {
+        assert_eq!(parse_grpc_addr("OFF"), Ok(GrpcAddr::Off));
+        if !cfg!(feature = "grpc") {
+            let err = parse_grpc_addr(":50051").unwrap_err();
+            assert!(err.contains("rebuild it with --features grpc"), "{err}");
+            return;
+        }
+        let tcp = |s: &str| GrpcAddr::Tcp(s.parse().unwrap());
+        assert_eq!(parse_grpc_addr(":50051"), Ok(tcp("127.0.0.1:50051")));
+        assert_eq!(parse_grpc_addr("localhost:1"), Ok(tcp("127.0.0.1:1")));
+        assert_eq!(parse_grpc_addr("0.0.0.0:2"), Ok(tcp("0.0.0.0:2")));
+        assert_eq!(parse_grpc_addr("[::1]:3"), Ok(tcp("[::1]:3")));
+        assert_eq!(
+            parse_grpc_addr("unix:/run/g.sock"),
+            Ok(GrpcAddr::Unix("/run/g.sock".into()))
+        );
+        assert!(
+            parse_grpc_addr("unix:rel.sock")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            parse_grpc_addr("example.com:1")
+                .unwrap_err()
+                .contains(":50051")
+        );
+        assert!(
+            parse_grpc_addr("127.0.0.1")
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+
+        let mut s = Settings {
+            socket: "/run/m/mayfly.sock".into(),
+            ..Settings::default()
+        };
+        let beside = GrpcListeners {
+            unix: Some("/run/m/grpc.sock".into()),
+            tcp: Vec::new(),
+        };
+        assert_eq!(s.grpc_listeners(), beside, "by default, beside the socket");
+        s.grpc_addr = vec![parse_grpc_addr(":9").unwrap()];
+        assert_eq!(
+            s.grpc_listeners(),
+            GrpcListeners {
+                tcp: vec!["127.0.0.1:9".parse().unwrap()],
+                ..beside
+            },
+            "TCP is added to the socket"
+        );
+        s.grpc_addr.push(GrpcAddr::Off);
+        assert_eq!(s.grpc_listeners(), GrpcListeners::default(), "off wins");
+    }
+
+    #[test]
     fn parsers_teach_the_form() {
         assert!(parse_concurrency("0").unwrap_err().contains("at least 1"));
         assert!(parse_concurrency("four").unwrap_err().contains("like 4"));
