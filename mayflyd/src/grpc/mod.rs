@@ -298,8 +298,10 @@ where
     });
     let done = ctx.shutdown.done_token();
     let result = Server::builder()
+        // The HTTP/2 stream limit: a client's library queues calls past it
+        // (a per-connection concurrency limit on top would only add a
+        // semaphore to every call).
         .max_concurrent_streams(limit)
-        .concurrency_limit_per_connection(ctx.max_in_flight)
         .http2_keepalive_interval(Some(KEEPALIVE.0))
         .http2_keepalive_timeout(Some(KEEPALIVE.1))
         .tcp_nodelay(true)
