@@ -1019,7 +1019,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__status)
-            opts="-q -s -l -h -V --queue --state --label --socket --json --daemon-timeout --help --version"
+            opts="-q -s -l -u -h -V --queue --state --label --usage --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

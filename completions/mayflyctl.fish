@@ -72,6 +72,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s s -l stat
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s l -l label -d 'Only jobs with this label (repeated: with all of them)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s u -l usage -d 'Add what each job\'s last attempt used: CPU (user + system) and peak memory (RSS of its largest process). `--json` always has them (`cpu_user_ms`, `cpu_sys_ms`, `max_rss_kib`)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s V -l version -d 'Print version'

@@ -15,8 +15,8 @@ use mayfly_protocol::{
     HelloReply, JobId, JobInfo, JobSpec, JobState, LogStream, LogsRequest, MAGIC, PROTOCOL_VERSION,
     PauseRequest, ProgressRequest, QueueInfo, QueueRemoveRequest, QueueSetRequest, Request,
     Response, RestartRequest, SchedulerInfo, ShutdownRequest, StateCounts, StateHeader,
-    StatusRequest, SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest,
-    encode_frame,
+    StatusRequest, SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, Usage,
+    WaitRequest, encode_frame,
 };
 use mayflyd::core::{
     Core, CoreConfig, EVENT_FORMAT, Event, ExitOutcome, SNAPSHOT_FORMAT, StopReason,
@@ -77,7 +77,11 @@ fn rich_spec() -> JobSpec {
 /// A plain `submit -- make test`.
 fn plain_spec() -> JobSpec {
     JobSpec::new(
-        Command::Argv(vec!["make".into(), "test".into()]),
+        Command::Argv(
+            vec!["make".into(), "test".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         "/home/me/project",
         "default",
         50,
@@ -89,7 +93,11 @@ fn job_info(id: u64, state: JobState) -> JobInfo {
     JobInfo {
         id: JobId(id),
         state,
-        command: Command::Argv(vec!["./build.sh".into(), "--release".into()]),
+        command: Command::Argv(
+            vec!["./build.sh".into(), "--release".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         cwd: "/home/me/project".into(),
         queue: "default".into(),
         priority: 50,
@@ -115,6 +123,8 @@ fn job_info(id: u64, state: JobState) -> JobInfo {
             exit_code: Some(1),
             signal: None,
         }],
+        usage: None,
+        preempted: false,
     }
 }
 
@@ -313,6 +323,11 @@ fn frame() -> Vec<Seed> {
                     signal: None,
                     ran_ms: Some(1_500),
                     reason: None,
+                    usage: Some(Usage {
+                        cpu_user_ms: 1_200,
+                        cpu_sys_ms: 80,
+                        max_rss_kib: 10_240,
+                    }),
                 },
             }),
         ),
@@ -453,6 +468,14 @@ fn events() -> Vec<Event> {
             id: JobId(1),
             text: "3/10".into(),
         },
+        Event::Usage {
+            id: JobId(1),
+            usage: Usage {
+                cpu_user_ms: 250,
+                cpu_sys_ms: 12,
+                max_rss_kib: 61_440,
+            },
+        },
         Event::Exited {
             id: JobId(1),
             at,
@@ -569,6 +592,17 @@ fn busy_core() -> Core {
     }
     let start = core.next_start(now).expect("a job to start");
     apply(&mut core, start);
+    apply(
+        &mut core,
+        Event::Usage {
+            id: JobId(1),
+            usage: Usage {
+                cpu_user_ms: 7,
+                cpu_sys_ms: 3,
+                max_rss_kib: 2_048,
+            },
+        },
+    );
     apply(
         &mut core,
         Event::Exited {

@@ -717,6 +717,12 @@ pub struct StatusArgs {
     #[arg(long, short = 'l', value_name = "KEY=VALUE")]
     pub label: Vec<String>,
 
+    /// Add what each job's last attempt used: CPU (user + system) and peak
+    /// memory (RSS of its largest process). `--json` always has them
+    /// (`cpu_user_ms`, `cpu_sys_ms`, `max_rss_kib`).
+    #[arg(long, short = 'u')]
+    pub usage: bool,
+
     /// Jobs to show; all jobs when none are given.
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,

@@ -65,6 +65,8 @@ pub enum Action {
         request: StatusRequest,
         /// Which of the answered jobs to show.
         filter: StatusFilter,
+        /// Add the CPU and memory columns to the table (`--usage`).
+        usage: bool,
     },
     /// Cancel jobs.
     Cancel(CancelRequest),
@@ -430,7 +432,11 @@ pub(crate) mod tests {
         let req = submit(&["submit", "--", "ls", "-la", "my dir"]).expect("valid");
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec!["ls".into(), "-la".into(), "my dir".into()])
+            Command::Argv(
+                vec!["ls".into(), "-la".into(), "my dir".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 
@@ -440,12 +446,11 @@ pub(crate) mod tests {
         let req = submit(&["submit", "grep", "-r", "--color", "x"]).expect("valid");
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec![
-                "grep".into(),
-                "-r".into(),
-                "--color".into(),
-                "x".into()
-            ])
+            Command::Argv(
+                vec!["grep".into(), "-r".into(), "--color".into(), "x".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 
@@ -686,7 +691,8 @@ pub(crate) mod tests {
             p.action,
             Action::Status {
                 request: StatusRequest { ids: vec![] },
-                filter: StatusFilter::default()
+                filter: StatusFilter::default(),
+                usage: false,
             }
         );
         let p = plan_args(&["status", "3", "12"], &ctx()).expect("ok");
@@ -696,7 +702,8 @@ pub(crate) mod tests {
                 request: StatusRequest {
                     ids: vec![JobId(3), JobId(12)]
                 },
-                filter: StatusFilter::default()
+                filter: StatusFilter::default(),
+                usage: false,
             }
         );
         for bad in ["0", "abc", "-1", "1.5", "", "18446744073709551616"] {
@@ -852,7 +859,11 @@ pub(crate) mod tests {
         assert_eq!(req.spec.after, vec![dep(3, false)]);
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec!["make".into(), "test".into()])
+            Command::Argv(
+                vec!["make".into(), "test".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 
@@ -1123,7 +1134,8 @@ echo b | wc -c
                     queues: vec!["gpu".into()],
                     states: vec![JobState::Running, JobState::TimedOut, JobState::Failed],
                     labels: vec![("team".into(), "ml".into())],
-                }
+                },
+                usage: false,
             }
         );
         assert_eq!(

@@ -6,7 +6,7 @@
 //!
 //! Its own [`Registry`] (nothing is registered globally, so several daemons
 //! can live in one process, as the tests do) holding every `mayfly_*` family
-//! of DESIGN.md section 6 plus the standard `process_*` metrics of
+//! listed in `docs/metrics.md` plus the standard `process_*` metrics of
 //! [`ProcessCollector::for_self`]. [`Metrics::render`] produces the
 //! Prometheus text format for `GET /metrics` and the Pushgateway.
 //!
@@ -26,13 +26,14 @@
 //! those read locks while it collects; a pending writer makes new readers
 //! queue behind it. So the hot paths ([`Metrics::job_submitted`],
 //! [`Metrics::job_started`], [`Metrics::job_finished`],
-//! [`Metrics::ipc_request`]) do not call `with_label_values` at all after a
-//! label's first use: they find the label's children in a copy-on-write map
+//! [`Metrics::ipc_request`], [`Metrics::grpc_request`] when it answers `OK`)
+//! do not call `with_label_values` at all after a label's first use: they find the label's children in a copy-on-write map
 //! behind an [`ArcSwap`], whose `load` is lock-free and never waits on
 //! anything, and then update the children, which are plain atomics
 //! (histogram observations are lock-free too; a concurrent collect never
-//! blocks them). Only the first use of a queue or request kind takes the
-//! vecs' write locks once, to create its children, and copies the small map.
+//! blocks them). Only the first use of a queue, request kind or gRPC method
+//! takes the vecs' write locks once, to create its children, and copies the
+//! small map.
 //! The rare paths (queue gauges, system tasks, the WAL's unlabelled series)
 //! update children directly or through `with_label_values`, whose read lock
 //! is shared with other readers and is held for a hash lookup.
@@ -48,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mayfly_protocol::{JobState, QueueInfo};
+use mayfly_protocol::{JobState, QueueInfo, Usage};
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -88,6 +89,23 @@ const RUN_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// Buckets of a job's CPU time (user + system): from 10 ms to six hours.
+const CPU_BUCKETS: &[f64] = RUN_BUCKETS;
+
+/// Buckets of a job's peak resident memory, in bytes: 1 MiB to 64 GiB, by
+/// fours.
+const RSS_BUCKETS: &[f64] = &[
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+    68719476736.0,
+];
+
 /// Buckets of IPC request latency: a submit takes about a millisecond
 /// (most of it the fsync); streams (`wait`, `logs --follow`) land high.
 const IPC_BUCKETS: &[f64] = &[
@@ -117,6 +135,10 @@ struct QueueSeries {
     wait: Histogram,
     /// `mayfly_job_run_seconds{queue}`.
     run: Histogram,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: Histogram,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: Histogram,
 }
 
 /// The children of one request kind's series, resolved once.
@@ -127,6 +149,16 @@ struct KindSeries {
     /// `mayfly_ipc_requests_total{kind,result="error"}`.
     error: IntCounter,
     /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: Histogram,
+}
+
+/// The children of one gRPC method's series, resolved once.
+#[derive(Clone)]
+struct MethodSeries {
+    /// `mayfly_grpc_requests_total{method,code="OK"}`; the other codes go
+    /// through the vec (failures are the rare path).
+    ok: IntCounter,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
     duration: Histogram,
 }
 
@@ -172,47 +204,23 @@ impl<T: Clone> LabelCache<T> {
 pub struct Metrics {
     /// The registry `render` gathers; private to this daemon.
     registry: Registry,
-    /// `mayfly_jobs_submitted_total{queue}`.
-    jobs_submitted: IntCounterVec,
-    /// `mayfly_jobs_finished_total{queue,outcome}`.
-    jobs_finished: IntCounterVec,
-    /// `mayfly_jobs_queued{queue}`.
-    jobs_queued: IntGaugeVec,
-    /// `mayfly_jobs_running{queue}`.
-    jobs_running: IntGaugeVec,
-    /// `mayfly_job_wait_seconds{queue}`.
-    job_wait: HistogramVec,
-    /// `mayfly_job_run_seconds{queue}`.
-    job_run: HistogramVec,
-    /// `mayfly_ipc_requests_total{kind,result}`.
-    ipc_requests: IntCounterVec,
-    /// `mayfly_ipc_request_duration_seconds{kind}`.
-    ipc_duration: HistogramVec,
-    /// `mayfly_ipc_connections`.
-    ipc_connections: IntGauge,
-    /// `mayfly_ipc_refused_peers_total`: connections refused for their
-    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
-    ipc_refused_peers: IntCounter,
-    /// `mayfly_grpc_requests_total{method,code}`.
-    grpc_requests: IntCounterVec,
-    /// `mayfly_grpc_request_duration_seconds{method}`.
-    grpc_duration: HistogramVec,
-    /// `mayfly_grpc_refused_total{reason}`: calls refused before they
-    /// reached the service (a peer's uid on the Unix socket, a missing or
-    /// wrong token on TCP).
-    grpc_refused: IntCounterVec,
-    /// `mayfly_wal_appends_total`.
-    wal_appends: IntCounter,
-    /// `mayfly_wal_bytes_total`.
-    wal_bytes: IntCounter,
-    /// `mayfly_wal_fsync_duration_seconds`.
-    wal_fsync: Histogram,
+    /// The per-queue job families.
+    jobs: JobFamilies,
+    /// The Unix-socket families.
+    ipc: IpcFamilies,
+    /// The write-ahead log's families.
+    wal: WalFamilies,
+    /// The gRPC door's families (registered in every build; without the
+    /// `grpc` feature they stay empty and are not rendered).
+    grpc: GrpcFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
     kinds: LabelCache<KindSeries>,
+    /// Resolved per-method children, for the gRPC hot path.
+    methods: LabelCache<MethodSeries>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -220,6 +228,7 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics")
             .field("queues", &self.queues.snapshot().len())
             .field("kinds", &self.kinds.snapshot().len())
+            .field("methods", &self.methods.snapshot().len())
             .finish_non_exhaustive()
     }
 }
@@ -233,169 +242,217 @@ fn register<C: Collector + Clone + 'static>(
     Ok(collector)
 }
 
+/// Registers a counter family `name` with `labels`.
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a gauge family `name` with `labels`.
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, prometheus::Error> {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a histogram family `name` with `buckets` and `labels`.
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> Result<HistogramVec, prometheus::Error> {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels)?)
+}
+
 /// Seconds as Prometheus wants them.
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-impl Metrics {
-    /// A fresh set of metrics in its own registry, with the process
-    /// collector and `mayfly_build_info` registered. Fails only if two
-    /// families clash, which would be a bug.
-    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
-        let registry = Registry::new();
-        let r = &registry;
-        let jobs_submitted = register(
+/// The families of every queue's jobs.
+struct JobFamilies {
+    /// `mayfly_jobs_submitted_total{queue}`.
+    submitted: IntCounterVec,
+    /// `mayfly_jobs_finished_total{queue,outcome}`.
+    finished: IntCounterVec,
+    /// `mayfly_jobs_queued{queue}`.
+    queued: IntGaugeVec,
+    /// `mayfly_jobs_running{queue}`.
+    running: IntGaugeVec,
+    /// `mayfly_job_wait_seconds{queue}`.
+    wait: HistogramVec,
+    /// `mayfly_job_run_seconds{queue}`.
+    run: HistogramVec,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: HistogramVec,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: HistogramVec,
+}
+
+impl JobFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let submitted = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_submitted_total",
-                    "Jobs accepted by submit requests, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_submitted_total",
+            "Jobs accepted by submit requests, by queue.",
+            &["queue"],
         )?;
-        let jobs_finished = register(
+        let finished = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_finished_total",
-                    "Jobs that reached a terminal state, by queue and outcome (the terminal \
-                     state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
-                ),
-                &["queue", "outcome"],
-            )?,
+            "mayfly_jobs_finished_total",
+            "Jobs that reached a terminal state, by queue and outcome (the terminal \
+         state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
+            &["queue", "outcome"],
         )?;
-        let jobs_queued = register(
+        let queued = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_queued",
-                    "Jobs ready to run and waiting for a free slot, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_queued",
+            "Jobs ready to run and waiting for a free slot, by queue.",
+            &["queue"],
         )?;
-        let jobs_running = register(
+        let running = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_running",
-                    "Jobs whose process is running, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_running",
+            "Jobs whose process is running, by queue.",
+            &["queue"],
         )?;
-        let job_wait = register(
+        let wait = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_wait_seconds",
-                    "Time from a job's submission to the start of its process, by queue.",
-                )
-                .buckets(WAIT_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_wait_seconds",
+            "Time from a job's submission to the start of its process, by queue.",
+            WAIT_BUCKETS,
+            &["queue"],
         )?;
-        let job_run = register(
+        let run = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_run_seconds",
-                    "Time from the start of a job's process to its exit, by queue.",
-                )
-                .buckets(RUN_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_run_seconds",
+            "Time from the start of a job's process to its exit, by queue.",
+            RUN_BUCKETS,
+            &["queue"],
         )?;
-        let ipc_requests = register(
+        let cpu = histogram_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_ipc_requests_total",
-                    "Requests served on the Unix socket, by kind and result (error when \
-                     any response frame was an error).",
-                ),
-                &["kind", "result"],
-            )?,
+            "mayfly_job_cpu_seconds",
+            "CPU time (user + system) of a job's attempt when it ended, by queue, for \
+             executors that measure it.",
+            CPU_BUCKETS,
+            &["queue"],
         )?;
-        let ipc_duration = register(
+        let max_rss = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_ipc_request_duration_seconds",
-                    "Time from decoding a Unix-socket request to writing its last response \
-                     frame, by kind (streams such as wait and logs --follow last as long as \
-                     they are followed).",
-                )
-                .buckets(IPC_BUCKETS.to_vec()),
-                &["kind"],
-            )?,
+            "mayfly_job_max_rss_bytes",
+            "Peak resident memory of the largest process of a job's attempt, by queue, \
+             for executors that measure it.",
+            RSS_BUCKETS,
+            &["queue"],
         )?;
-        let ipc_connections = register(
+        Ok(Self {
+            submitted,
+            finished,
+            queued,
+            running,
+            wait,
+            run,
+            cpu,
+            max_rss,
+        })
+    }
+}
+
+/// The families of the Unix-socket door.
+struct IpcFamilies {
+    /// `mayfly_ipc_requests_total{kind,result}`.
+    requests: IntCounterVec,
+    /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: HistogramVec,
+    /// `mayfly_ipc_connections`.
+    connections: IntGauge,
+    /// `mayfly_ipc_refused_peers_total`: connections refused for their
+    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
+    refused_peers: IntCounter,
+}
+
+impl IpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
+            r,
+            "mayfly_ipc_requests_total",
+            "Requests served on the Unix socket, by kind and result (error when \
+         any response frame was an error).",
+            &["kind", "result"],
+        )?;
+        let duration = histogram_vec(
+            r,
+            "mayfly_ipc_request_duration_seconds",
+            "Time from decoding a Unix-socket request to writing its last response \
+         frame, by kind (streams such as wait and logs --follow last as long as \
+         they are followed).",
+            IPC_BUCKETS,
+            &["kind"],
+        )?;
+        let connections = register(
             r,
             IntGauge::new(
                 "mayfly_ipc_connections",
                 "Unix-socket client connections open now.",
             )?,
         )?;
-        let ipc_refused_peers = register(
+        let refused_peers = register(
             r,
             IntCounter::new(
                 "mayfly_ipc_refused_peers_total",
                 "Unix-socket connections refused because their user may not use this daemon.",
             )?,
         )?;
-        let grpc_requests = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_grpc_requests_total",
-                    "gRPC calls of the service mayfly.v1.Mayfly, by method and status code \
-                     (OK, NotFound, ...; Canceled when the client went away first).",
-                ),
-                &["method", "code"],
-            )?,
-        )?;
-        let grpc_duration = register(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_grpc_request_duration_seconds",
-                    "Time from a gRPC call's arrival to its answer (for a stream, to its \
-                     last message), by method.",
-                )
-                .buckets(IPC_BUCKETS.to_vec()),
-                &["method"],
-            )?,
-        )?;
-        let grpc_refused = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_grpc_refused_total",
-                    "gRPC calls refused before the service: reason peer (a user the daemon \
-                     does not serve, on the Unix socket) or token (TCP without the bearer \
-                     token).",
-                ),
-                &["reason"],
-            )?,
-        )?;
-        let wal_appends = register(
+        Ok(Self {
+            requests,
+            duration,
+            connections,
+            refused_peers,
+        })
+    }
+}
+
+/// The families of the write-ahead log.
+struct WalFamilies {
+    /// `mayfly_wal_appends_total`.
+    appends: IntCounter,
+    /// `mayfly_wal_bytes_total`.
+    bytes: IntCounter,
+    /// `mayfly_wal_fsync_duration_seconds`.
+    fsync: Histogram,
+}
+
+impl WalFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let appends = register(
             r,
             IntCounter::new(
                 "mayfly_wal_appends_total",
                 "Records written to the write-ahead log files.",
             )?,
         )?;
-        let wal_bytes = register(
+        let bytes = register(
             r,
             IntCounter::new(
                 "mayfly_wal_bytes_total",
                 "Bytes written to the write-ahead log files, record headers included.",
             )?,
         )?;
-        let wal_fsync = register(
+        let fsync = register(
             r,
             Histogram::with_opts(
                 HistogramOpts::new(
@@ -405,26 +462,83 @@ impl Metrics {
                 .buckets(FSYNC_BUCKETS.to_vec()),
             )?,
         )?;
-        let system_task_up = register(
+        Ok(Self {
+            appends,
+            bytes,
+            fsync,
+        })
+    }
+}
+
+/// The families of the gRPC door.
+struct GrpcFamilies {
+    /// `mayfly_grpc_requests_total{method,code}`.
+    requests: IntCounterVec,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
+    duration: HistogramVec,
+    /// `mayfly_grpc_refused_total{reason}`: calls refused before they
+    /// reached the service (a peer's uid on the Unix socket, a missing or
+    /// wrong token on TCP).
+    refused: IntCounterVec,
+}
+
+impl GrpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_system_task_up",
-                    "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
-                     it has exited.",
-                ),
-                &["name"],
-            )?,
+            "mayfly_grpc_requests_total",
+            "gRPC calls of the service mayfly.v1.Mayfly, by method and status code \
+             (OK, NotFound, ...; Canceled when the client went away first).",
+            &["method", "code"],
         )?;
-        let build_info = register(
+        let duration = histogram_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_build_info",
-                    "Always 1; the version label says which mayflyd this is.",
-                ),
-                &["version"],
-            )?,
+            "mayfly_grpc_request_duration_seconds",
+            "Time from a gRPC call's arrival to its answer (for a stream, to its \
+             last message), by method.",
+            IPC_BUCKETS,
+            &["method"],
+        )?;
+        let refused = counter_vec(
+            r,
+            "mayfly_grpc_refused_total",
+            "gRPC calls refused before the service: reason peer (a user the daemon \
+             does not serve, on the Unix socket) or token (TCP without the bearer \
+             token).",
+            &["reason"],
+        )?;
+        Ok(Self {
+            requests,
+            duration,
+            refused,
+        })
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry, with the process
+    /// collector and `mayfly_build_info` registered. Fails only if two
+    /// families clash, which would be a bug.
+    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let jobs = JobFamilies::register(r)?;
+        let ipc = IpcFamilies::register(r)?;
+        let wal = WalFamilies::register(r)?;
+        let grpc = GrpcFamilies::register(r)?;
+        let system_task_up = gauge_vec(
+            r,
+            "mayfly_system_task_up",
+            "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
+             it has exited.",
+            &["name"],
+        )?;
+        let build_info = gauge_vec(
+            r,
+            "mayfly_build_info",
+            "Always 1; the version label says which mayflyd this is.",
+            &["version"],
         )?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -432,25 +546,14 @@ impl Metrics {
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
-            jobs_submitted,
-            jobs_finished,
-            jobs_queued,
-            jobs_running,
-            job_wait,
-            job_run,
-            ipc_requests,
-            ipc_duration,
-            ipc_connections,
-            ipc_refused_peers,
-            grpc_requests,
-            grpc_duration,
-            grpc_refused,
-            wal_appends,
-            wal_bytes,
-            wal_fsync,
+            jobs,
+            ipc,
+            wal,
+            grpc,
             system_task_up,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
+            methods: LabelCache::new(),
         };
         // Queue `default` always exists: its series are there from the
         // first scrape, at zero.
@@ -462,12 +565,14 @@ impl Metrics {
     fn make_queue(&self, queue: &str) -> QueueSeries {
         let labels = [queue];
         QueueSeries {
-            submitted: self.jobs_submitted.with_label_values(&labels),
-            finished: TERMINAL.map(|s| self.jobs_finished.with_label_values(&[queue, s.as_str()])),
-            queued: self.jobs_queued.with_label_values(&labels),
-            running: self.jobs_running.with_label_values(&labels),
-            wait: self.job_wait.with_label_values(&labels),
-            run: self.job_run.with_label_values(&labels),
+            submitted: self.jobs.submitted.with_label_values(&labels),
+            finished: TERMINAL.map(|s| self.jobs.finished.with_label_values(&[queue, s.as_str()])),
+            queued: self.jobs.queued.with_label_values(&labels),
+            running: self.jobs.running.with_label_values(&labels),
+            wait: self.jobs.wait.with_label_values(&labels),
+            run: self.jobs.run.with_label_values(&labels),
+            cpu: self.jobs.cpu.with_label_values(&labels),
+            max_rss: self.jobs.max_rss.with_label_values(&labels),
         }
     }
 
@@ -490,7 +595,13 @@ impl Metrics {
     /// A job of `queue` reached the terminal state `outcome`; `ran` is how
     /// long its process ran, if it ever started. A non-terminal `outcome` is
     /// a caller bug: it is logged and not counted.
-    pub fn job_finished(&self, queue: &str, outcome: JobState, ran: Option<Duration>) {
+    pub fn job_finished(
+        &self,
+        queue: &str,
+        outcome: JobState,
+        ran: Option<Duration>,
+        usage: Option<Usage>,
+    ) {
         let Some(index) = TERMINAL.iter().position(|s| *s == outcome) else {
             tracing::warn!(
                 queue,
@@ -503,6 +614,11 @@ impl Metrics {
             q.finished[index].inc();
             if let Some(ran) = ran {
                 q.run.observe(seconds(ran));
+            }
+            if let Some(usage) = usage {
+                let cpu_ms = usage.cpu_user_ms.saturating_add(usage.cpu_sys_ms);
+                q.cpu.observe(cpu_ms as f64 / 1000.0);
+                q.max_rss.observe(usage.max_rss_kib as f64 * 1024.0);
             }
         });
     }
@@ -539,9 +655,9 @@ impl Metrics {
     /// false when any of its response frames was an error.
     pub fn ipc_request(&self, kind: &str, ok: bool, elapsed: Duration) {
         let make = || KindSeries {
-            ok: self.ipc_requests.with_label_values(&[kind, "ok"]),
-            error: self.ipc_requests.with_label_values(&[kind, "error"]),
-            duration: self.ipc_duration.with_label_values(&[kind]),
+            ok: self.ipc.requests.with_label_values(&[kind, "ok"]),
+            error: self.ipc.requests.with_label_values(&[kind, "error"]),
+            duration: self.ipc.duration.with_label_values(&[kind]),
         };
         self.kinds.with(kind, make, |k| {
             let counter = if ok { &k.ok } else { &k.error };
@@ -552,43 +668,52 @@ impl Metrics {
 
     /// A connection was refused for its peer's uid.
     pub fn ipc_refused_peer(&self) {
-        self.ipc_refused_peers.inc();
+        self.ipc.refused_peers.inc();
     }
 
     /// A client connected to the Unix socket.
     pub fn ipc_connection_opened(&self) {
-        self.ipc_connections.inc();
+        self.ipc.connections.inc();
     }
 
     /// A client connection ended.
     pub fn ipc_connection_closed(&self) {
-        self.ipc_connections.dec();
+        self.ipc.connections.dec();
     }
 
-    /// One gRPC call of `method` ended with `code` after `elapsed`.
+    /// One gRPC call of `method` ended with `code` (as gRPC's libraries
+    /// name it: `OK`, `NotFound`, ...) after `elapsed`.
     pub fn grpc_request(&self, method: &str, code: &str, elapsed: Duration) {
-        self.grpc_requests.with_label_values(&[method, code]).inc();
-        self.grpc_duration
-            .with_label_values(&[method])
-            .observe(seconds(elapsed));
+        let make = || MethodSeries {
+            ok: self.grpc.requests.with_label_values(&[method, "OK"]),
+            duration: self.grpc.duration.with_label_values(&[method]),
+        };
+        self.methods.with(method, make, |m| {
+            if code == "OK" {
+                m.ok.inc();
+            } else {
+                self.grpc.requests.with_label_values(&[method, code]).inc();
+            }
+            m.duration.observe(seconds(elapsed));
+        });
     }
 
     /// A gRPC call was refused before the service, for `reason` (`peer` or
     /// `token`).
     pub fn grpc_refused(&self, reason: &str) {
-        self.grpc_refused.with_label_values(&[reason]).inc();
+        self.grpc.refused.with_label_values(&[reason]).inc();
     }
 
     /// `records` records of `bytes` bytes (framing included) reached the
     /// write-ahead log files.
     pub fn wal_appended(&self, records: u64, bytes: u64) {
-        self.wal_appends.inc_by(records);
-        self.wal_bytes.inc_by(bytes);
+        self.wal.appends.inc_by(records);
+        self.wal.bytes.inc_by(bytes);
     }
 
     /// The write-ahead log's fdatasync took `took`.
     pub fn wal_fsynced(&self, took: Duration) {
-        self.wal_fsync.observe(seconds(took));
+        self.wal.fsync.observe(seconds(took));
     }
 
     /// Every metric in the Prometheus text format (see [`CONTENT_TYPE`]).
@@ -647,12 +772,18 @@ mod tests {
             "default",
             JobState::Succeeded,
             Some(Duration::from_millis(20)),
+            Some(Usage {
+                cpu_user_ms: 1_500,
+                cpu_sys_ms: 500,
+                max_rss_kib: 3 * 1024,
+            }),
         );
         m.set_queue_gauges(&[queue_info("default", 2, 1)]);
         m.system_task_up("looptask_wal_flush", true);
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
         m.grpc_request("Submit", "OK", Duration::from_micros(300));
+        m.grpc_request("GetJob", "NotFound", Duration::from_micros(90));
         m.grpc_refused("token");
         m.wal_appended(2, 120);
         m.wal_fsynced(Duration::from_micros(300));
@@ -664,6 +795,8 @@ mod tests {
             "mayfly_jobs_running",
             "mayfly_job_wait_seconds",
             "mayfly_job_run_seconds",
+            "mayfly_job_cpu_seconds",
+            "mayfly_job_max_rss_bytes",
             "mayfly_ipc_requests_total",
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
@@ -705,6 +838,11 @@ mod tests {
         assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_run_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_cpu_seconds_sum{queue="default"}"#), 2.0);
+        assert_eq!(
+            at(r#"mayfly_job_max_rss_bytes_sum{queue="default"}"#),
+            3.0 * 1024.0 * 1024.0
+        );
         assert_eq!(
             at(r#"mayfly_ipc_requests_total{kind="submit",result="ok"}"#),
             1.0
@@ -718,6 +856,23 @@ mod tests {
             1.0
         );
         assert_eq!(at("mayfly_ipc_connections"), 1.0);
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="Submit"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="NotFound",method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="GetJob"}"#),
+            0.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_request_duration_seconds_count{method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(at(r#"mayfly_grpc_refused_total{reason="token"}"#), 1.0);
         assert_eq!(at("mayfly_wal_appends_total"), 2.0);
         assert_eq!(at("mayfly_wal_bytes_total"), 120.0);
         assert_eq!(at("mayfly_wal_fsync_duration_seconds_count"), 1.0);
@@ -770,8 +925,8 @@ mod tests {
     #[test]
     fn non_terminal_outcomes_and_failures_are_counted_apart() {
         let m = Metrics::new().unwrap();
-        m.job_finished("q", JobState::Running, None);
-        m.job_finished("q", JobState::Failed, None);
+        m.job_finished("q", JobState::Running, None, None);
+        m.job_finished("q", JobState::Failed, None, None);
         m.ipc_request("status", false, Duration::from_millis(1));
         m.system_task_up("looptask_metrics", true);
         m.system_task_up("looptask_metrics", false);

@@ -119,6 +119,8 @@ pub enum Activity {
         ran_ms: Option<u64>,
         /// Why it ended so, when the exit status does not say.
         reason: Option<String>,
+        /// What its last attempt used, when its executor could tell.
+        usage: Option<crate::Usage>,
     },
     /// A job waits: for its prerequisites or its not-before time.
     JobWaiting {

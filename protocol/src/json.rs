@@ -49,18 +49,22 @@ impl Serialize for JobJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let info = self.0;
         // Keep these in byte order of the names: see the type's documentation.
-        let mut obj = serializer.serialize_struct("Job", 23)?;
+        let mut obj = serializer.serialize_struct("Job", 27)?;
         obj.serialize_field("after", &AfterJson(&info.after))?;
         obj.serialize_field("attempts", &info.attempts)?;
         obj.serialize_field("command", &CommandJson(&info.command))?;
+        obj.serialize_field("cpu_sys_ms", &info.usage.map(|u| u.cpu_sys_ms))?;
+        obj.serialize_field("cpu_user_ms", &info.usage.map(|u| u.cpu_user_ms))?;
         obj.serialize_field("cwd", &info.cwd)?;
         obj.serialize_field("exit_code", &info.exit_code)?;
         obj.serialize_field("finished_at", &TimeJson(info.finished_at))?;
         obj.serialize_field("history", &HistoryJson(&info.history))?;
         obj.serialize_field("id", &info.id.0)?;
         obj.serialize_field("labels", &PairsJson(&info.labels))?;
+        obj.serialize_field("max_rss_kib", &info.usage.map(|u| u.max_rss_kib))?;
         obj.serialize_field("not_before", &TimeJson(info.not_before))?;
         obj.serialize_field("pid", &info.pid)?;
+        obj.serialize_field("preempted", &info.preempted)?;
         obj.serialize_field("priority", &info.priority)?;
         obj.serialize_field("progress", &info.progress)?;
         obj.serialize_field("queue", &info.queue)?;
@@ -115,7 +119,7 @@ struct CommandJson<'a>(&'a Command);
 impl Serialize for CommandJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Command::Argv(argv) => serializer.collect_seq(argv),
+            Command::Argv(argv) => serializer.collect_seq(argv.iter()),
             Command::Shell(s) => serializer.serialize_str(s),
         }
     }
@@ -459,6 +463,7 @@ impl Serialize for ActivityJson<'_> {
                 signal,
                 ran_ms,
                 reason,
+                usage,
             } => fields.extend([
                 ("id", U(id.0)),
                 ("queue", Str(queue)),
@@ -467,6 +472,9 @@ impl Serialize for ActivityJson<'_> {
                 ("signal", opt_i(signal)),
                 ("ran_ms", ran_ms.map_or(Null, U)),
                 ("reason", opt_s(reason)),
+                ("cpu_user_ms", usage.map_or(Null, |u| U(u.cpu_user_ms))),
+                ("cpu_sys_ms", usage.map_or(Null, |u| U(u.cpu_sys_ms))),
+                ("max_rss_kib", usage.map_or(Null, |u| U(u.max_rss_kib))),
             ]),
             A::JobWaiting { id } | A::JobQueued { id } => fields.push(("id", U(id.0))),
             A::JobRetrying {
@@ -552,9 +560,13 @@ mod activity_tests {
                 signal,
                 ran_ms,
                 reason,
+                usage,
             } => json!({
                 "id": id.0, "queue": queue, "state": state.as_str(), "exit_code": exit_code,
                 "signal": signal, "ran_ms": ran_ms, "reason": reason,
+                "cpu_user_ms": usage.map(|u| u.cpu_user_ms),
+                "cpu_sys_ms": usage.map(|u| u.cpu_sys_ms),
+                "max_rss_kib": usage.map(|u| u.max_rss_kib),
             }),
             A::JobWaiting { id } | A::JobQueued { id } => json!({"id": id.0}),
             A::JobRetrying {
@@ -637,6 +649,11 @@ mod activity_tests {
                 signal: None,
                 ran_ms: Some(3),
                 reason: Some(tricky.clone()),
+                usage: Some(crate::Usage {
+                    cpu_user_ms: 1_234,
+                    cpu_sys_ms: 56,
+                    max_rss_kib: u64::MAX,
+                }),
             },
             Activity::JobFinished {
                 id: JobId(u64::MAX),
@@ -646,6 +663,7 @@ mod activity_tests {
                 signal: Some(15),
                 ran_ms: None,
                 reason: None,
+                usage: None,
             },
             Activity::JobWaiting { id: JobId(1) },
             Activity::JobQueued { id: JobId(1) },

@@ -15,11 +15,12 @@ use std::collections::BTreeSet;
 use std::io::{Cursor, Read};
 
 use mayfly_protocol::{
-    CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello, HelloReply,
-    JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest, MAGIC,
-    MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
-    SpecExt, StateCounts, StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp,
-    WaitRequest, decode_payload, encode_frame, encode_payload, read_frame,
+    Argv, CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello,
+    HelloReply, JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest,
+    MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo,
+    ShutdownRequest, SpecExt, StateCounts, StateHeader, StatusRequest, SubmitRequest,
+    SystemTaskInfo, Timestamp, WaitRequest, decode_payload, encode_frame, encode_payload,
+    read_frame,
 };
 use proptest::prelude::*;
 use serde::Serialize;
@@ -51,7 +52,11 @@ where
 /// A small job spec used by several fixed examples.
 fn sample_spec() -> JobSpec {
     JobSpec {
-        command: Command::Argv(vec!["echo".into(), "hi".into()]),
+        command: Command::Argv(
+            vec!["echo".into(), "hi".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         cwd: "/tmp".into(),
         env: vec![("K".into(), "V".into())],
         queue: "default".into(),
@@ -91,7 +96,13 @@ fn sample_info() -> JobInfo {
         retries: 0,
         retry_at: None,
         history: vec![],
-        remote_id: None,
+        remote_id: Some("4711".into()),
+        usage: Some(mayfly_protocol::Usage {
+            cpu_user_ms: 1_250,
+            cpu_sys_ms: 40,
+            max_rss_kib: 65_536,
+        }),
+        preempted: true,
     }
 }
 
@@ -251,6 +262,7 @@ fn sample_activities() -> Vec<mayfly_protocol::ActivityRecord> {
             signal: Some(15),
             ran_ms: Some(8),
             reason: None,
+            usage: None,
         },
     ];
     events
@@ -383,7 +395,8 @@ fn timestamp() -> impl Strategy<Value = Timestamp> {
 /// Any command, argv or shell.
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        prop::collection::vec(text(), 0..4).prop_map(Command::Argv),
+        (text(), prop::collection::vec(text(), 0..3))
+            .prop_map(|(program, args)| Command::Argv(Argv::new(program, args))),
         text().prop_map(Command::Shell),
     ]
 }
@@ -435,7 +448,12 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
         prop::option::of(text()),
         any::<Option<u32>>(),
     );
-    (head, tail).prop_map(
+    let more = (
+        prop::option::of(text()),
+        prop::option::of((any::<u64>(), any::<u64>(), any::<u64>())),
+        any::<bool>(),
+    );
+    (head, tail, more).prop_map(
         |(
             (id, state, command, cwd, queue, priority, labels),
             (
@@ -449,6 +467,7 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
                 reason,
                 pid,
             ),
+            (remote_id, usage, preempted),
         )| JobInfo {
             id,
             state,
@@ -477,7 +496,15 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
                 exit_code: Some(1),
                 signal: None,
             }],
-            remote_id: None,
+            remote_id,
+            usage: usage.map(
+                |(cpu_user_ms, cpu_sys_ms, max_rss_kib)| mayfly_protocol::Usage {
+                    cpu_user_ms,
+                    cpu_sys_ms,
+                    max_rss_kib,
+                },
+            ),
+            preempted,
         },
     )
 }
@@ -658,6 +685,30 @@ fn examples_cover_every_variant() {
     assert_eq!(responses, (0..RESPONSE_VARIANTS).collect());
 }
 
+/// An argv is a plain list of words on the wire, and an empty one does not
+/// decode: whatever a client sends, the daemon never holds a command without
+/// a program.
+#[test]
+fn an_argv_is_a_word_list_and_never_empty() {
+    let argv = Argv::new("make", ["-j".to_string(), "4".to_string()]);
+    let words = vec!["make".to_string(), "-j".to_string(), "4".to_string()];
+    assert_eq!(
+        encode_payload(&Command::Argv(argv.clone())).expect("encodes"),
+        encode_payload(&(0u32, words.clone())).expect("encodes"),
+        "the same bytes as the variant index and a Vec<String>"
+    );
+    assert_eq!(argv.program(), "make");
+    assert_eq!(argv.args(), &words[1..]);
+
+    let empty = encode_payload(&(0u32, Vec::<String>::new())).expect("encodes");
+    let err = decode_payload::<Command>(&empty).expect_err("an empty argv must not decode");
+    assert!(
+        err.to_string().contains("at least a program"),
+        "unexpected error: {err}"
+    );
+    assert!(Argv::try_from(Vec::new()).is_err());
+}
+
 /// Every request variant survives `encode_frame` + `read_frame`.
 #[test]
 fn every_request_round_trips_blocking() {
@@ -791,14 +842,15 @@ proptest! {
 // Pinned encodings
 // ---------------------------------------------------------------------------
 
-/// The client's hello: length 10, `MAYFLY\0\0`, versions 4..=4 (version 2
+/// The client's hello: length 10, `MAYFLY\0\0`, versions 5..=5 (version 2
 /// added dependencies, times, timeouts and retries to the job spec; version
-/// 3 its `ext` settings; version 4 queue executors and a job's remote id).
+/// 3 its `ext` settings; version 4 queue executors and a job's remote id;
+/// version 5 a job's resource usage and whether it is preempted).
 #[test]
 fn pinned_hello_current() {
     assert_eq!(
         encode_frame(&Hello::current()).expect("encodes"),
-        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 4, 4]
+        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 5, 5]
     );
 }
 
@@ -889,7 +941,7 @@ fn pinned_jobs_from_borrowed_jobs() {
     );
     assert_eq!(
         &borrowed[..12],
-        [0, 0, 0, 247, 1, 2, 3, 4, 1, 19, 109, 97],
+        [0, 0, 1, 23, 1, 2, 3, 4, 1, 19, 109, 97],
         "length, Response::Jobs (1), two jobs, id 3, Failed (4), Shell (1), 19 bytes \"ma…"
     );
     let back: Option<Response> = read_frame(&mut Cursor::new(borrowed)).expect("decodes");

@@ -135,7 +135,9 @@ def scenario_submit(c):
     assert dict(job.labels) == {"team": "py"} and job.queue == "default", job
     assert job.priority == 50 and job.cwd == c.work and job.attempts == 1, job
     assert job.submitted_at.seconds > 0 and job.finished_at.seconds > 0, job
-    print("ok: GetJob has the job's fields")
+    assert job.HasField("usage") and job.usage.max_rss_kib > 0, job
+    assert not job.preempted, job
+    print("ok: GetJob has the job's fields, its resource usage too")
     out = b"".join(ch.data for ch in c.stream("Logs", pb.LogsRequest(id=job_id)))
     err = b"".join(ch.data for ch in c.stream(
         "Logs", pb.LogsRequest(id=job_id, stream=pb.LOG_STREAM_STDERR)))

@@ -323,6 +323,9 @@ fn tonic_client_paths() {
             .into_inner();
         assert_eq!(job.state(), proto::JobState::Failed);
         assert_eq!(job.exit_code, Some(2));
+        let usage = job.usage.expect("an ended local job has its usage");
+        assert!(usage.max_rss_kib > 0, "{usage:?}");
+        assert!(!job.preempted);
         let missing = client
             .get_job(proto::GetJobRequest { id: 9999 })
             .await

@@ -17,6 +17,7 @@ mod config;
 mod docs;
 mod durability;
 mod e2e;
+mod extras;
 mod features;
 #[cfg(feature = "grpc")]
 mod grpc;

@@ -26,6 +26,8 @@ const FAMILIES: &[&str] = &[
     "mayfly_jobs_running",
     "mayfly_job_wait_seconds",
     "mayfly_job_run_seconds",
+    "mayfly_job_cpu_seconds",
+    "mayfly_job_max_rss_bytes",
     "mayfly_ipc_requests_total",
     "mayfly_ipc_request_duration_seconds",
     "mayfly_ipc_connections",

@@ -129,7 +129,7 @@ fn grpc_spec() -> proto::JobSpec {
         unreachable!("the trivial job is an argv");
     };
     proto::JobSpec {
-        argv,
+        argv: argv.into_vec(),
         cwd: spec.cwd,
         env: spec.env.into_iter().collect(),
         ..Default::default()

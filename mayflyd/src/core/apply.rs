@@ -80,6 +80,10 @@ impl Core {
                     Some(remote_id.clone());
                 Ok(())
             }
+            Event::Usage { id, usage } => {
+                self.job_in_mut(*id, &[JobState::Running])?.run_mut().usage = Some(*usage);
+                Ok(())
+            }
         }
     }
 
@@ -136,6 +140,7 @@ impl Core {
         run.started_at = Some(at);
         run.exit_code = None;
         run.signal = None;
+        run.usage = None;
         run.stop = None;
         run.timeout_at = timeout_at;
         if let Some(t) = timeout_at {

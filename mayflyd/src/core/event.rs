@@ -170,6 +170,14 @@ pub enum Event {
         /// What its executor calls the attempt.
         remote_id: String,
     },
+    /// What a running attempt used, as its executor measured it when it
+    /// ended. Logged just before its `Exited`, in the same group.
+    Usage {
+        /// The job.
+        id: JobId,
+        /// The figures.
+        usage: mayfly_protocol::Usage,
+    },
 }
 
 /// The record format events are written in: the version byte of each WAL
@@ -203,7 +211,8 @@ impl Event {
             | Event::Progress { id, .. }
             | Event::Spawned { id, .. }
             | Event::StartDeferred { id, .. }
-            | Event::Attached { id, .. } => Some(*id),
+            | Event::Attached { id, .. }
+            | Event::Usage { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }

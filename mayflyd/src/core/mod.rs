@@ -54,7 +54,7 @@ pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, EVENT_FORMAT, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
+pub use self::snapshot::{CoreSnapshot, JobExt, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
 pub use self::validate::{excerpt, refuse_duplicates, shorten};
 
 /// The core's view of the daemon's settings, built by

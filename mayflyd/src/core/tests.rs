@@ -9,7 +9,12 @@ use super::{Action, Core, CoreConfig, CoreError, Event, ExitOutcome, Signal, Sto
 
 /// A spec for queue `queue` at priority `priority`.
 fn spec(queue: &str, priority: u8) -> JobSpec {
-    JobSpec::new(Command::Argv(vec!["true".into()]), "/", queue, priority)
+    JobSpec::new(
+        Command::Argv(vec!["true".into()].try_into().expect("a program")),
+        "/",
+        queue,
+        priority,
+    )
 }
 
 /// Decides and applies a submit; returns the new id.
@@ -128,7 +133,9 @@ fn priority_bounds_are_enforced() {
 fn empty_command_and_relative_cwd_are_refused() {
     let c = core(1);
     let mut s = spec("default", 50);
-    s.command = Command::Argv(vec![]);
+    // No argv is without a first word (the type holds it); an empty one is
+    // still refused.
+    s.command = Command::Argv(mayfly_protocol::Argv::new("", ["x".to_string()]));
     assert!(c.decide_submit(Timestamp(0), s).is_err());
     let mut s = spec("default", 50);
     s.command = Command::Shell("  ".into());
@@ -1534,4 +1541,58 @@ fn the_core_writes_the_newest_formats_the_log_knows() {
     let snapshot = c.snapshot().encode().unwrap();
     assert!(super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &snapshot).is_ok());
     assert!(Event::decode(super::EVENT_FORMAT + 1, &bytes).is_err());
+}
+
+/// An attempt's usage, logged before its exit, is the job's until its next
+/// attempt starts; it survives a snapshot (format 3), and a format-2
+/// snapshot, which has no room for it, still loads.
+#[test]
+fn usage_is_kept_with_the_exit_and_in_snapshots() {
+    let mut c = core(1);
+    let mut retried = spec("default", 50);
+    retried.retries = 1;
+    retried.retry_delay_ms = 0;
+    let ev = c.decide_submit(Timestamp(0), retried).unwrap();
+    c.apply(&ev).unwrap();
+    let id = ev.job_id().unwrap();
+    let other = submit(&mut c, 0, "default", 50);
+    assert_eq!(start_all(&mut c, 1), vec![id]);
+    let usage = mayfly_protocol::Usage {
+        cpu_user_ms: 250,
+        cpu_sys_ms: 20,
+        max_rss_kib: 51_200,
+    };
+    c.apply(&Event::Usage { id, usage }).unwrap();
+    exit(&mut c, 2, id, 1);
+    // Failed, waiting for its retry: the figures of the attempt that ended.
+    assert_eq!(c.job_info(id).unwrap().usage, Some(usage));
+    assert_eq!(c.job_info(other).unwrap().usage, None);
+    // Only a running job has an attempt to measure.
+    assert!(c.apply(&Event::Usage { id, usage }).is_err());
+
+    let snap = c.snapshot();
+    assert_eq!(snap.job_ext, vec![(id, vec![super::JobExt::Usage(usage)])]);
+    let bytes = snap.encode().unwrap();
+    let back = super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &bytes).unwrap();
+    assert_eq!(back, snap);
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    assert_eq!(restored.job_info(id).unwrap().usage, Some(usage));
+
+    // Format 2 is format 3 without the facts that follow it.
+    let format_2 = mayfly_protocol::encode_blob(&snap).unwrap();
+    assert!(bytes.starts_with(&format_2) && bytes.len() > format_2.len());
+    let old = super::CoreSnapshot::decode(2, &format_2).unwrap();
+    assert!(old.job_ext.is_empty());
+    let restored = Core::from_snapshot(c.config().clone(), old).unwrap();
+    assert_eq!(restored.job_info(id).unwrap().usage, None);
+    assert_eq!(restored.job_count(), 2);
+
+    // The next attempt starts with no figures.
+    let mut started = vec![];
+    for t in 3..10 {
+        started.extend(start_all(&mut c, t));
+        c.on_timer(Timestamp(t));
+    }
+    assert_eq!(started.first(), Some(&id), "{started:?}");
+    assert_eq!(c.job_info(id).unwrap().usage, None);
 }

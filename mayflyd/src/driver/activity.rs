@@ -56,8 +56,9 @@ fn count(m: &Metrics, activity: &Activity) {
             queue,
             state,
             ran_ms,
+            usage,
             ..
-        } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis)),
+        } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis), *usage),
         Activity::SystemTaskStart { name, .. } => m.system_task_up(name, true),
         Activity::SystemTaskExit { name, .. } => m.system_task_up(name, false),
         _ => {}
@@ -93,6 +94,7 @@ pub fn of_transition(core: &Core, id: JobId, state: JobState) -> Option<Activity
             exit_code: info.exit_code,
             signal: info.signal,
             reason: info.reason.map(str::to_owned),
+            usage: info.usage,
         },
     })
 }

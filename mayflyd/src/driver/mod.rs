@@ -707,8 +707,11 @@ impl Driver {
                     outcome: ExitOutcome::SpawnFailed(reason),
                 });
             }
-            Report::Exited { id, outcome } => {
+            Report::Exited { id, outcome, usage } => {
                 self.processes.gone(id);
+                if let Some(usage) = usage {
+                    self.record(Event::Usage { id, usage });
+                }
                 self.record(Event::Exited {
                     id,
                     at: self.clock.now(),

@@ -25,6 +25,7 @@ fn is_fact(event: &Event) -> bool {
             | Event::Spawned { .. }
             | Event::StartDeferred { .. }
             | Event::Attached { .. }
+            | Event::Usage { .. }
     )
 }
 

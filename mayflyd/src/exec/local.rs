@@ -16,7 +16,8 @@
 //!
 //! Creating a file can be slow too — on ext4 without a journal, a new inode
 //! is found only after skipping every inode deleted in the last minutes,
-//! which after a large `rm -r` costs ~0.3 ms a file. So the executor's
+//! which after a large `rm -r` costs a noticeable part of a job's start
+//! (`bench/RESULTS.md`). So the executor's
 //! output thread creates the files of the jobs the core expects to start
 //! next ([`LocalExecutor::prepare_output`]) ahead of time; a start then merely
 //! opens them (and still creates them if the guess was wrong or late).
@@ -32,6 +33,7 @@
 //! The executor owns no state: it reports each start and each exit to the
 //! driver as a [`Report`] and forgets the child.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -189,7 +191,7 @@ impl Shared {
     /// The body of [`LocalExecutor::start`], on a blocking-pool thread: spawns,
     /// reports, and hands the child to a task that reports its exit.
     fn start(&self, id: JobId, spec: &JobSpec) {
-        let (mut child, relays) = match self.spawn(id, spec) {
+        let (child, relays) = match self.spawn(id, spec) {
             Ok(spawned) => spawned,
             Err(failure) => {
                 let _ = self.reports.send(Report::StartFailed {
@@ -200,15 +202,7 @@ impl Shared {
                 return;
             }
         };
-        let Some(pid) = child.id() else {
-            let reason = "the process exited before its pid was known".to_string();
-            let _ = self.reports.send(Report::StartFailed {
-                id,
-                reason,
-                transient: false,
-            });
-            return;
-        };
+        let pid = child.id();
         let start_ticks = process_start_ticks(pid);
         // Sent before the waiting task exists, so it reaches the driver
         // before the exit does. The driver is gone only when the daemon is
@@ -220,15 +214,21 @@ impl Shared {
         let reports = self.reports.clone();
         let relays: Vec<_> = relays.into_iter().map(|r| self.tracker.spawn(r)).collect();
         self.tracker.spawn(async move {
-            let outcome = match child.wait().await {
-                Ok(status) => exit_outcome(status),
-                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+            // `child` is a std Child, which never reaps: `reap::wait` does,
+            // and learns what the process used on the way.
+            let (outcome, usage) = match super::reap::wait(pid).await {
+                Ok((status, usage)) => (exit_outcome(status), Some(usage)),
+                Err(e) => (
+                    ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+                    None,
+                ),
             };
+            drop(child);
             // A capped job's last output is still in its pipes: let the
             // relays write it before anyone is told the job ended, unless
             // something the job left running keeps the pipes open.
             let _ = tokio::time::timeout(RELAY_DRAIN, futures::future::join_all(relays)).await;
-            let _ = reports.send(Report::Exited { id, outcome });
+            let _ = reports.send(Report::Exited { id, outcome, usage });
         });
     }
 
@@ -239,7 +239,7 @@ impl Shared {
         &self,
         id: JobId,
         spec: &JobSpec,
-    ) -> Result<(tokio::process::Child, Vec<Relay>), SpawnFailure> {
+    ) -> Result<(std::process::Child, Vec<Relay>), SpawnFailure> {
         let cap = spec.max_output().or(self.default_max_output);
         let relays = std::cell::RefCell::new(Vec::new());
         let open = |stream| -> Result<Stdio, SpawnFailure> {
@@ -263,18 +263,17 @@ impl Shared {
         };
         // Everything but the program and its arguments.
         let command = |program: &std::ffi::OsStr| {
-            let mut cmd = tokio::process::Command::new(program);
+            let mut cmd = std::process::Command::new(program);
             cmd.env_clear()
                 .envs(spec.env.iter().map(|(k, v)| (k, v)))
                 .env("MAYFLY_JOB_ID", id.to_string())
                 .env("MAYFLY_SOCKET", &self.socket)
                 .current_dir(&spec.cwd)
                 .stdin(Stdio::null())
-                .process_group(0)
-                .kill_on_drop(false);
+                .process_group(0);
             cmd
         };
-        let with_output = |cmd: &mut tokio::process::Command| -> Result<(), SpawnFailure> {
+        let with_output = |cmd: &mut std::process::Command| -> Result<(), SpawnFailure> {
             cmd.stdout(open(LogStream::Stdout)?)
                 .stderr(open(LogStream::Stderr)?);
             Ok(())
@@ -284,8 +283,8 @@ impl Shared {
         // before, which reports the error the way it always did.
         let (word, args): (Option<&str>, Vec<&str>) = match &spec.command {
             Command::Argv(argv) => (
-                Some(argv[0].as_str()),
-                argv[1..].iter().map(String::as_str).collect(),
+                Some(argv.program()),
+                argv.args().iter().map(String::as_str).collect(),
             ),
             Command::Shell(script) => match plain_words(script, &spec.env) {
                 Some(words) => (Some(words[0]), words[1..].to_vec()),
@@ -310,8 +309,8 @@ impl Shared {
         }
         let mut fallback = match &spec.command {
             Command::Argv(argv) => {
-                let mut cmd = command(argv[0].as_ref());
-                cmd.args(&argv[1..]);
+                let mut cmd = command(argv.program().as_ref());
+                cmd.args(argv.args());
                 cmd
             }
             Command::Shell(script) => {
@@ -409,6 +408,10 @@ async fn relay_output(pipe: std::io::PipeReader, mut file: std::fs::File, cap: u
 /// write to its memory fault; here it tripled the daemon's CPU time per
 /// job. With a full path, the spawn is a `posix_spawn` (a `vfork`-style
 /// clone).
+///
+/// Not the `which` crate: it expands a leading `~` in `PATH` entries with
+/// the daemon's `HOME`, which neither `execvp` nor `sh` does, so it could
+/// run a program the job's own shell would not find.
 fn find_program(program: &str, env: &[(String, String)], cwd: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     if program.is_empty() {
@@ -439,7 +442,8 @@ const SHELL_WORDS: &[&str] = &[
 
 /// The words of a shell string that `sh -c` would run as one plain command,
 /// so that the daemon can exec them itself and spare a shell's start-up
-/// (~80 µs a job here; GNU make does the same for its recipe lines). Only
+/// (a measurable part of a short job's cost, `bench/RESULTS.md`; GNU make
+/// does the same for its recipe lines). Only
 /// for strings where that cannot change what happens: words of letters,
 /// digits and `_ . / : , + @ % = -` separated by spaces or tabs (so no
 /// quoting, expansion, globbing, redirection, comment or operator), a first
@@ -584,7 +588,7 @@ fn spawn_error(spec: &JobSpec, e: &std::io::Error) -> String {
     }
     match &spec.command {
         Command::Argv(argv) if e.kind() == std::io::ErrorKind::NotFound => {
-            format!("command {:?} not found", argv[0])
+            format!("command {:?} not found", argv.program())
         }
         _ => e.to_string(),
     }
@@ -775,7 +779,11 @@ mod tests {
         let (executor, dir, rt, mut rx) = executor();
         let id = JobId(5);
         let mut spec = JobSpec::new(
-            Command::Argv(vec!["cat".into(), "/proc/self/cmdline".into()]),
+            Command::Argv(
+                vec!["cat".into(), "/proc/self/cmdline".into()]
+                    .try_into()
+                    .expect("a program"),
+            ),
             cwd_str,
             "default",
             50,
@@ -892,7 +900,7 @@ mod tests {
         assert!(
             matches!(
                 &reports[1],
-                Report::Exited { id: j, outcome: ExitOutcome::Code(0) } if *j == id
+                Report::Exited { id: j, outcome: ExitOutcome::Code(0), .. } if *j == id
             ),
             "{reports:?}"
         );

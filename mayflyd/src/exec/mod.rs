@@ -19,6 +19,7 @@
 //! ([`log_path`]), whoever runs it.
 
 pub mod local;
+mod reap;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub enum Report {
         id: JobId,
         /// How.
         outcome: ExitOutcome,
+        /// What it used, when the executor can tell.
+        usage: Option<mayfly_protocol::Usage>,
     },
 }
 

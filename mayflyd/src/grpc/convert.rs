@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mayfly_protocol::{
-    ActivityRecord, Attempt, CancelOutcome, Command, DepRef, Dependency, ErrorKind, ExecutorSpec,
-    JobId, JobInfoRef, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo, StateCounts,
-    StateHeader, SystemTaskInfo, Timestamp,
+    ActivityRecord, Argv, Attempt, CancelOutcome, Command, DepRef, Dependency, ErrorKind,
+    ExecutorSpec, JobId, JobInfoRef, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo,
+    StateCounts, StateHeader, SystemTaskInfo, Timestamp,
 };
 use tonic::{Code, Status};
 
@@ -159,7 +159,10 @@ fn dependency(dep: &proto::Dependency) -> Result<Dependency, Status> {
 /// 1s). `now` is the time a `delay` counts from.
 pub fn spec(spec: proto::JobSpec, now: Timestamp) -> Result<JobSpec, Status> {
     let command = match (spec.argv.is_empty(), spec.shell.is_empty()) {
-        (false, true) => Command::Argv(spec.argv),
+        // Never empty in this arm; the conversion checks it all the same.
+        (false, true) => {
+            Command::Argv(Argv::try_from(spec.argv).map_err(|e| invalid(e.to_string()))?)
+        }
         (true, false) => Command::Shell(spec.shell),
         (true, true) => {
             return Err(invalid(
@@ -227,7 +230,7 @@ pub fn spec(spec: proto::JobSpec, now: Timestamp) -> Result<JobSpec, Status> {
 /// A job for the `.proto`, straight from the daemon's borrowed record.
 pub fn job(job: &JobInfoRef<'_>) -> proto::Job {
     let (argv, shell) = match job.command {
-        Command::Argv(argv) => (argv.clone(), String::new()),
+        Command::Argv(argv) => (argv.to_vec(), String::new()),
         Command::Shell(s) => (Vec::new(), s.clone()),
     };
     proto::Job {
@@ -263,6 +266,12 @@ pub fn job(job: &JobInfoRef<'_>) -> proto::Job {
         retry_at: job.retry_at.map(to_timestamp),
         history: job.history.iter().map(attempt).collect(),
         remote_id: job.remote_id.map(str::to_owned),
+        usage: job.usage.map(|u| proto::Usage {
+            cpu_user_ms: u.cpu_user_ms,
+            cpu_sys_ms: u.cpu_sys_ms,
+            max_rss_kib: u.max_rss_kib,
+        }),
+        preempted: job.preempted,
     }
 }
 
@@ -427,7 +436,7 @@ mod tests {
     #[test]
     fn what_is_left_out_takes_the_submit_defaults() {
         let s = spec(minimal(), Timestamp(1000)).unwrap();
-        assert_eq!(s.command, Command::Argv(vec!["true".into()]));
+        assert_eq!(s.command, Command::Argv(Argv::new("true", [])));
         assert_eq!(s.queue, "default");
         assert_eq!(s.priority, mayfly_protocol::DEFAULT_PRIORITY);
         assert_eq!(s.retry_delay_ms, mayfly_protocol::DEFAULT_RETRY_DELAY_MS);
