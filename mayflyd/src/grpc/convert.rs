@@ -28,8 +28,12 @@ pub fn status(error: ServiceError) -> Status {
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::ShuttingDown => Code::Unavailable,
         ErrorKind::Limit => Code::ResourceExhausted,
-        ErrorKind::Conflict => Code::FailedPrecondition,
-        ErrorKind::Storage | ErrorKind::Internal => Code::Internal,
+        // A state that forbids the request now, a full (or failing) disk
+        // under the state dir included: nothing was changed, and retrying
+        // helps only once someone has fixed the state ("free disk space and
+        // retry"), which is what FAILED_PRECONDITION tells a client.
+        ErrorKind::Conflict | ErrorKind::Storage => Code::FailedPrecondition,
+        ErrorKind::Internal => Code::Internal,
     };
     Status::new(code, error.message)
 }
@@ -528,7 +532,9 @@ mod tests {
             (ErrorKind::ShuttingDown, Code::Unavailable),
             (ErrorKind::Limit, Code::ResourceExhausted),
             (ErrorKind::Conflict, Code::FailedPrecondition),
-            (ErrorKind::Storage, Code::Internal),
+            (ErrorKind::Storage, Code::FailedPrecondition),
+            (ErrorKind::Internal, Code::Internal),
+            (ErrorKind::Protocol, Code::InvalidArgument),
         ];
         for (kind, code) in cases {
             let s = status(ServiceError::new(kind, "what failed; what to do"));
