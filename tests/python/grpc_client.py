@@ -247,7 +247,9 @@ def scenario_logs_follow(c):
     """Logs with follow streams output while the job runs, then ends."""
     pb = c.pb
     gate = os.path.join(c.work, "go")
-    job_id = c.submit(shell=f"echo one; while [ ! -e {gate} ]; do sleep 0.05; done; echo two")
+    # Waits for the gate at most 30 s (600 naps), like the Rust tests' jobs.
+    job_id = c.submit(shell=f"echo one; i=0; while [ ! -e {gate} ] && [ $i -lt 600 ]; "
+                            f"do sleep 0.05; i=$((i+1)); done; echo two")
     chunks = c.stream("Logs", pb.LogsRequest(id=job_id, follow=True))
     first = next(chunks).data
     assert first == b"one\n", first

@@ -19,7 +19,7 @@ use mayflyd::grpc::proto::mayfly_client::MayflyClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::helper::http::{Scrape, get};
-use crate::helper::{DEADLINE, Daemon, run, stderr_of, stdout_of, tool, wait_until};
+use crate::helper::{DEADLINE, Daemon, run, stderr_of, stdout_of, tool, until_file, wait_until};
 
 /// The other user of the refusal test: nobody.
 const OTHER: u32 = 65534;
@@ -151,8 +151,10 @@ fn tcp_addr(d: &Daemon) -> String {
 /// it is served. The token file is private.
 #[test]
 fn python_on_tcp_needs_the_bearer_token() {
-    let d = Daemon::start(&["--grpc-addr", "127.0.0.1:0"]);
+    // No host named: loopback.
+    let d = Daemon::start(&["--grpc-addr", ":0"]);
     let addr = tcp_addr(&d);
+    assert!(addr.starts_with("127.0.0.1:"), "listening on {addr}");
     let out = run(&mut python_client(&d, &addr, "no-token"));
     assert_passed(&out, "no-token", &d);
     assert!(
@@ -297,6 +299,7 @@ async fn list(client: &mut MayflyClient<Channel>, request: proto::ListJobsReques
 fn tonic_client_paths() {
     let d = Daemon::start(&[]);
     let socket = grpc_socket(&d);
+    assert_eq!(mode_of(&socket), 0o600, "the gRPC socket's mode");
     runtime().block_on(async {
         let channel = connect(socket).await;
         let mut client = MayflyClient::new(channel.clone());
@@ -348,10 +351,7 @@ fn tonic_client_paths() {
         assert_eq!(list(&mut client, failed).await, [b]);
 
         let gate = d.work().join("go");
-        let script = format!(
-            "echo one; while [ ! -e {} ]; do sleep 0.05; done; echo two",
-            gate.display()
-        );
+        let script = format!("echo one; {}; echo two", until_file("go"));
         let follow = submit(&mut client, shell(&d, &script)).await;
         let mut chunks = client
             .logs(proto::LogsRequest {
@@ -421,21 +421,41 @@ fn tonic_client_paths() {
     });
 }
 
-/// A `Submit` answered over gRPC is durable: the daemon killed with SIGKILL
-/// right after the answer still has the job when it comes back.
+/// A `Submit` (or `SubmitBatch`) answered over gRPC is durable: the daemon
+/// killed with SIGKILL right after the last answer, with nothing else said
+/// in between, still has every job when it comes back. The queue is paused
+/// so that the jobs are still queued, as they were answered.
 #[test]
-fn a_job_submitted_over_grpc_survives_kill_9() {
+fn jobs_submitted_over_grpc_survive_kill_9() {
     let mut d = Daemon::start(&[]);
+    d.ctl_ok(&["pause", "default"]);
     let socket = grpc_socket(&d);
-    let id = runtime().block_on(async {
+    let specs: Vec<_> = (0..20)
+        .map(|n| shell(&d, &format!("echo job {n}")))
+        .collect();
+    let ids = runtime().block_on(async {
         let mut client = MayflyClient::new(connect(socket).await);
-        submit(&mut client, shell(&d, "sleep 60")).await
+        let mut ids = client
+            .submit_batch(proto::SubmitBatchRequest {
+                specs: specs[..3].to_vec(),
+            })
+            .await
+            .expect("SubmitBatch")
+            .into_inner()
+            .ids;
+        for spec in &specs[3..] {
+            ids.push(submit(&mut client, spec.clone()).await);
+        }
+        ids
     });
     d.kill_hard();
     d.restart(&[]);
-    let job = d.job(id);
-    assert_eq!(job["id"], id, "{job}");
-    assert_eq!(job["command"], "sleep 60", "{job}");
+    assert_eq!(ids.len(), 20);
+    for (n, id) in ids.iter().enumerate() {
+        let job = d.job(*id);
+        assert_eq!(job["command"], format!("echo job {n}"), "{job}");
+        assert_eq!(job["state"], "queued", "{job}");
+    }
 }
 
 /// Shutdown over gRPC drains like the Unix socket's: health turns
@@ -505,12 +525,17 @@ fn grpc_addr_off_and_unix_path() {
     let arg = format!("unix:{}", elsewhere.display());
     let d = Daemon::start(&["--grpc-addr", &arg]);
     assert!(!grpc_socket(&d).exists(), "the default socket too");
+    assert_eq!(mode_of(&elsewhere), 0o600);
+}
+
+/// The permission bits of the file at `path`.
+fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&elsewhere)
-        .expect("the gRPC socket at the path given")
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+        .mode()
+        & 0o777
 }
 
 /// Calls are counted by method and code, in new families beside the IPC
@@ -543,5 +568,311 @@ fn grpc_calls_are_counted_by_method_and_code() {
             &[("method", "Submit")]
         ),
         1.0
+    );
+}
+
+/// The error of a call, or of the first message of a stream.
+async fn error_of<T>(
+    call: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> tonic::Status {
+    match call {
+        Err(e) => e,
+        Ok(stream) => match stream.into_inner().message().await {
+            Err(e) => e,
+            Ok(_) => panic!("the stream did not fail"),
+        },
+    }
+}
+
+/// Asserts that `e` has `code` and that `mayflyctl args` failed saying
+/// `REQUEST failed: ` and then the very message of `e`.
+fn same_error(d: &Daemon, e: &tonic::Status, code: tonic::Code, args: &[&str], request: &str) {
+    assert_eq!(e.code(), code, "{e:?}");
+    let out = d.ctl(args);
+    assert!(!out.status.success(), "mayflyctl {args:?} succeeded");
+    assert_eq!(
+        stderr_of(&out),
+        format!("mayflyctl: {request} failed: {}", e.message()),
+        "mayflyctl {args:?} and gRPC disagree"
+    );
+}
+
+/// Each kind of refusal has its status code, and its message is the very
+/// line `mayflyctl` prints for the same refusal (after `REQUEST failed:`).
+#[test]
+fn errors_have_their_codes_and_the_words_of_mayflyctl() {
+    let d = Daemon::start(&["--max-jobs", "2"]);
+    runtime().block_on(async {
+        let mut client = MayflyClient::new(connect(grpc_socket(&d)).await);
+        let e = client
+            .get_job(proto::GetJobRequest { id: 9999 })
+            .await
+            .expect_err("an unknown job");
+        same_error(&d, &e, tonic::Code::NotFound, &["status", "9999"], "status");
+        let e = error_of(client.wait(proto::WaitRequest { ids: vec![9999] }).await).await;
+        same_error(&d, &e, tonic::Code::NotFound, &["wait", "9999"], "wait");
+        let logs = proto::LogsRequest {
+            id: 9999,
+            ..Default::default()
+        };
+        let e = error_of(client.logs(logs).await).await;
+        same_error(&d, &e, tonic::Code::NotFound, &["logs", "9999"], "logs");
+
+        let mut waits = shell(&d, "true");
+        waits.after.push(proto::Dependency {
+            id: 9999,
+            ..Default::default()
+        });
+        let e = client
+            .submit(proto::SubmitRequest { spec: Some(waits) })
+            .await
+            .expect_err("a dependency on no job");
+        let args = ["submit", "--after", "9999", "--", "true"];
+        same_error(&d, &e, tonic::Code::InvalidArgument, &args, "submit");
+        let set = proto::SetQueueRequest {
+            name: "nope".into(),
+            concurrency: Some(2),
+            ..Default::default()
+        };
+        let e = client.set_queue(set).await.expect_err("an unknown queue");
+        let args = ["queue", "set", "nope", "--concurrency", "2"];
+        same_error(&d, &e, tonic::Code::InvalidArgument, &args, "queue set");
+
+        let add = proto::AddQueueRequest {
+            name: "default".into(),
+            ..Default::default()
+        };
+        let e = client.add_queue(add).await.expect_err("default exists");
+        let args = ["queue", "add", "default"];
+        same_error(&d, &e, tonic::Code::FailedPrecondition, &args, "queue add");
+        let done = submit(&mut client, shell(&d, "true")).await;
+        wait(&mut client, &[done]).await;
+        let edit = proto::EditRequest {
+            id: done,
+            priority: Some(3),
+            ..Default::default()
+        };
+        let e = client.edit(edit).await.expect_err("a finished job");
+        let args = ["edit", &done.to_string(), "--priority", "3"];
+        same_error(&d, &e, tonic::Code::FailedPrecondition, &args, "edit");
+
+        // Two jobs held, and --max-jobs 2.
+        submit(&mut client, shell(&d, "true")).await;
+        let e = client
+            .submit(proto::SubmitRequest {
+                spec: Some(shell(&d, "true")),
+            })
+            .await
+            .expect_err("past --max-jobs");
+        assert!(e.message().contains("--max-jobs"), "{e:?}");
+        let args = ["submit", "--", "true"];
+        same_error(&d, &e, tonic::Code::ResourceExhausted, &args, "submit");
+    });
+}
+
+/// The health service's answer for the door's service.
+async fn health_of(channel: Channel) -> i32 {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "mayfly.v1.Mayfly".into(),
+        })
+        .await
+        .expect("health Check")
+        .into_inner()
+        .status
+}
+
+/// The names of the events of a followed Events stream, until it ends.
+async fn event_names(mut stream: tonic::Streaming<proto::EventsReply>) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Some(reply) = stream.message().await.expect("an event") {
+        if let Some(proto::events_reply::Item::Event(e)) = reply.item {
+            names.push(e.event);
+        }
+    }
+    names
+}
+
+/// While a shutdown is held up by a job that ignores SIGTERM, the door
+/// answers as the socket does: health is NOT_SERVING, a Submit is refused
+/// UNAVAILABLE with the words `mayflyctl` prints. Followed streams are
+/// drained like the socket's: `Logs` gives the job's last output and ends
+/// with it, `Events` ends with ShutdownComplete, the same last word a
+/// `mayflyctl events --follow` beside it gets, and the daemon exits 0.
+#[test]
+fn a_stopping_daemon_is_not_serving_and_drains_followed_streams() {
+    let mut d = Daemon::start(&["--shutdown-timeout", "20s"]);
+    let script = format!(
+        "trap '' TERM; echo started; {}; echo released",
+        until_file("release")
+    );
+    runtime().block_on(async {
+        let channel = connect(grpc_socket(&d)).await;
+        let mut client = MayflyClient::new(channel.clone());
+        assert_eq!(health_of(channel.clone()).await, 1, "SERVING");
+        let id = submit(&mut client, shell(&d, &script)).await;
+        let logs = proto::LogsRequest {
+            id,
+            stream: proto::LogStream::Stdout.into(),
+            follow: true,
+        };
+        let mut chunks = client.logs(logs).await.expect("Logs").into_inner();
+        let first = chunks.message().await.expect("a chunk").expect("output");
+        assert_eq!(first.data, b"started\n");
+        let events = client
+            .events(proto::EventsRequest { follow: true })
+            .await
+            .expect("Events")
+            .into_inner();
+        let ctl_events = d.ctl_spawn(&["events", "--follow", "--json"]);
+        let ctl_logs = d.ctl_spawn(&["logs", "--follow", &id.to_string()]);
+        // Both are connected once they have printed what is there already.
+        wait_until(DEADLINE, "mayflyctl's followers to connect", || {
+            ctl_logs.stdout_so_far().contains("started")
+                && ctl_events.stdout_so_far().contains("JobStarted")
+        });
+
+        d.ctl_ok(&["shutdown"]);
+        let mut health = 1;
+        for _ in 0..200 {
+            health = health_of(channel.clone()).await;
+            if health != 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(health, 2, "NOT_SERVING once the shutdown has begun");
+        let e = client
+            .submit(proto::SubmitRequest {
+                spec: Some(shell(&d, "true")),
+            })
+            .await
+            .expect_err("a Submit while stopping");
+        same_error(
+            &d,
+            &e,
+            tonic::Code::Unavailable,
+            &["submit", "--", "true"],
+            "submit",
+        );
+
+        d.touch("release");
+        let mut rest = Vec::new();
+        let drained = tokio::time::timeout(DEADLINE, async {
+            while let Some(chunk) = chunks.message().await.expect("a chunk") {
+                rest.extend(chunk.data);
+            }
+        });
+        drained.await.expect("the Logs stream ended");
+        assert_eq!(String::from_utf8_lossy(&rest), "released\n");
+        let names = tokio::time::timeout(DEADLINE, event_names(events))
+            .await
+            .expect("the Events stream ended");
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("ShutdownComplete"),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n == "ShutdownBegin"), "{names:?}");
+
+        let ctl = ctl_events.finish(DEADLINE);
+        let last = stdout_of(&ctl)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            last.contains("\"ShutdownComplete\""),
+            "mayflyctl's last event: {last}"
+        );
+        let ctl = ctl_logs.finish(DEADLINE);
+        assert_eq!(
+            stdout_of(&ctl),
+            "started\nreleased",
+            "mayflyctl logs --follow"
+        );
+    });
+    let status = d.wait_exit(DEADLINE);
+    assert!(status.success(), "{status}; log:\n{}", d.log_text());
+    assert!(!grpc_socket(&d).exists(), "the gRPC socket was left behind");
+}
+
+/// The body of the first block fenced as `lang` in `text`.
+fn fenced<'a>(text: &'a str, lang: &str) -> &'a str {
+    let open = format!("```{lang}\n");
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("no ```{lang} block in:\n{text}"))
+        + open.len();
+    let len = text[start..].find("```").expect("the block is closed");
+    &text[start..start + len]
+}
+
+/// The README's Python client, run as written against a daemon whose
+/// socket is where the README looks (`$XDG_RUNTIME_DIR/mayfly/`): its
+/// protoc command (with the venv's Python) generates the stubs from the
+/// repository's `.proto`, and its program submits `make test` in the
+/// current folder, waits for it and prints its output. A `make` of this
+/// test's, first on `PATH`, stands in for the real one.
+#[test]
+fn the_readmes_python_client_runs_as_written() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("read the README");
+    let section = readme
+        .split("\n## gRPC\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has a section ## gRPC");
+    let commands = fenced(section, "sh").replace("\\\n", " ");
+    let protoc = commands
+        .lines()
+        .find(|l| l.contains("grpc_tools.protoc"))
+        .expect("the README says how to generate the stubs");
+    let program = fenced(section, "python");
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let runtime_dir = dir.path().join("run");
+    let d = Daemon::start_in(dir, runtime_dir.join("mayfly/mayfly.sock"), &[]);
+    // The reader's folder: the repository's proto/ folder is where the
+    // README's command looks for it, the stubs land here, the job runs here.
+    let here = d.dir().join("client");
+    std::fs::create_dir_all(&here).expect("make the client's folder");
+    std::os::unix::fs::symlink(repo().join("protocol"), here.join("protocol"))
+        .expect("link the proto folder");
+    let python = python();
+    let protoc = protoc
+        .trim()
+        .replacen("venv/bin/python", &python.display().to_string(), 1);
+    let out = run(Command::new("/bin/sh")
+        .args(["-c", &protoc])
+        .current_dir(&here));
+    assert!(out.status.success(), "{protoc}: {}", stderr_of(&out));
+
+    let bin = d.dir().join("bin");
+    std::fs::create_dir_all(&bin).expect("make a bin folder");
+    let make = bin.join("make");
+    std::fs::write(&make, "#!/bin/sh\necho \"make $*: all tests pass\"\n").expect("write make");
+    std::fs::set_permissions(&make, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod make");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(Command::new(&python)
+        .args(["-c", program])
+        .current_dir(&here)
+        .env("XDG_RUNTIME_DIR", &runtime_dir)
+        .env("PATH", path));
+    assert!(
+        out.status.success(),
+        "the README's program failed: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        stdout_of(&out),
+        "1 JOB_STATE_SUCCEEDED 0\nmake test: all tests pass",
+        "{}",
+        stderr_of(&out)
     );
 }
