@@ -481,6 +481,8 @@ fn events() -> Vec<Event> {
             at,
             outcome: ExitOutcome::Code(0),
         },
+        Event::CallbackDue { id: JobId(1) },
+        Event::CallbackDone { id: JobId(1) },
         Event::TimeReached { id: JobId(2), at },
         Event::Edited {
             id: JobId(2),

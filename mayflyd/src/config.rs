@@ -492,6 +492,9 @@ quantum = \"25ms\"
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "on_finish",
+                "on_finish_timeout",
+                "on_finish_concurrency",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",
@@ -511,7 +514,8 @@ quantum = \"25ms\"
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\ngrpc_addr = [\"off\"]\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
-             max_output = 1048576\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
+             max_output = 1048576\non_finish = \"notify-send done\"\non_finish_timeout = \"9s\"\n\
+             on_finish_concurrency = 2\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
              idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
              request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n",
         );
@@ -538,6 +542,9 @@ quantum = \"25ms\"
         assert_eq!(s.max_jobs, 5000);
         assert_eq!(s.max_job_bytes, settings::Size(64 << 10));
         assert_eq!(s.max_output, Some(settings::Size(1 << 20)));
+        assert_eq!(s.on_finish.as_deref(), Some("notify-send done"));
+        assert_eq!(s.on_finish_timeout, Duration::from_secs(9));
+        assert_eq!(s.on_finish_concurrency, 2);
         assert_eq!(s.max_connections, 16);
         assert_eq!(s.handshake_timeout, Duration::from_secs(2));
         assert_eq!(s.idle_timeout, Duration::from_secs(60));

@@ -10,6 +10,7 @@
 //! reports. [`scheduler`] starts it all, step by step; [`shutdown`] is how
 //! it stops.
 
+pub mod callback;
 pub mod config;
 pub mod config_file;
 pub mod core;

@@ -215,6 +215,8 @@ pub struct Metrics {
     grpc: GrpcFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
+    /// `mayfly_callbacks_total{result}`.
+    callbacks: IntCounterVec,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
@@ -278,6 +280,10 @@ fn histogram_vec(
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
+
+/// The results of a finish callback, as `mayfly_callbacks_total` labels
+/// them: each series exists from the start, at zero.
+pub const CALLBACK_RESULTS: [&str; 3] = ["ok", "failed", "timed_out"];
 
 /// The families of every queue's jobs.
 struct JobFamilies {
@@ -543,6 +549,16 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let callbacks = counter_vec(
+            r,
+            "mayfly_callbacks_total",
+            "Finish callbacks (--on-finish) that ran, by result: ok, failed (exited \
+             non-zero, killed, or could not start), timed_out.",
+            &["result"],
+        )?;
+        for result in CALLBACK_RESULTS {
+            callbacks.with_label_values(&[result]).reset();
+        }
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
@@ -551,6 +567,7 @@ impl Metrics {
             wal,
             grpc,
             system_task_up,
+            callbacks,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
             methods: LabelCache::new(),
@@ -664,6 +681,12 @@ impl Metrics {
             counter.inc();
             k.duration.observe(seconds(elapsed));
         });
+    }
+
+    /// A finish callback ran and ended with `result` (one of
+    /// [`CALLBACK_RESULTS`]).
+    pub fn callback_finished(&self, result: &str) {
+        self.callbacks.with_label_values(&[result]).inc();
     }
 
     /// A connection was refused for its peer's uid.
@@ -780,6 +803,7 @@ mod tests {
         );
         m.set_queue_gauges(&[queue_info("default", 2, 1)]);
         m.system_task_up("looptask_wal_flush", true);
+        m.callback_finished("failed");
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
         m.grpc_request("Submit", "OK", Duration::from_micros(300));
@@ -809,6 +833,7 @@ mod tests {
             "mayfly_wal_fsync_duration_seconds",
             "mayfly_system_task_up",
             "mayfly_build_info",
+            "mayfly_callbacks_total",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
         ] {
@@ -834,6 +859,8 @@ mod tests {
             0.0,
             "every outcome exists from the queue's first use"
         );
+        assert_eq!(at(r#"mayfly_callbacks_total{result="failed"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_callbacks_total{result="timed_out"}"#), 0.0);
         assert_eq!(at(r#"mayfly_jobs_queued{queue="default"}"#), 2.0);
         assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);

@@ -586,6 +586,12 @@ impl Startup {
                 quantum: self.settings.quantum,
                 shutdown_timeout: self.settings.shutdown_timeout,
                 snapshot_bytes: self.settings.snapshot_bytes,
+                callbacks: crate::callback::CallbackConfig {
+                    default_line: self.settings.on_finish.clone(),
+                    timeout: self.settings.on_finish_timeout,
+                    concurrency: self.settings.on_finish_concurrency,
+                    logs_dir: self.logs_dir.clone(),
+                },
             },
             DriverInbox {
                 commands,

@@ -163,6 +163,25 @@ pub struct Settings {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_setting)]
     pub max_output: Option<Size>,
 
+    /// Run this shell line (sh -c) when a job ends, for every job that sets
+    /// no --on-finish of its own: in the job's directory and environment,
+    /// plus MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL,
+    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and
+    /// MAYFLY_DURATION_MS. It never changes the job's state; one owed when
+    /// the daemon stopped runs after its restart (at least once).
+    #[arg(long, value_name = "CMD", value_parser = parse_on_finish)]
+    pub on_finish: Option<String>,
+
+    /// Stop a finish callback (SIGKILL to its process group) that runs
+    /// longer than this.
+    #[arg(long, value_name = "DUR", default_value = "1m", value_parser = parse_interval)]
+    pub on_finish_timeout: Duration,
+
+    /// How many finish callbacks may run at once; the others wait their
+    /// turn.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count)]
+    pub on_finish_concurrency: usize,
+
     /// The most client connections open at once, those still in their
     /// handshake included. A client past it is told "too many connections"
     /// at once instead of waiting.
@@ -276,6 +295,17 @@ pub struct Size(pub u64);
 /// Parses a [`Size`].
 pub fn parse_size_setting(s: &str) -> Result<Size, String> {
     mayfly_protocol::parse_size(s).map(Size)
+}
+
+/// Parses `--on-finish`: a shell line, not blank, without NUL bytes.
+fn parse_on_finish(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("give a shell command to run when a job ends".to_string());
+    }
+    if s.contains('\0') {
+        return Err("has a NUL byte, which no shell can be given".to_string());
+    }
+    Ok(s.to_string())
 }
 
 /// Parses `--max-jobs`: a whole number from 1.
@@ -590,6 +620,9 @@ mod tests {
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "on_finish",
+                "on_finish_timeout",
+                "on_finish_concurrency",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",

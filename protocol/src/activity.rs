@@ -145,6 +145,22 @@ pub enum Activity {
         /// The signal that killed the failed attempt.
         signal: Option<i32>,
     },
+    /// A finished job's finish callback (`--on-finish`) ran. Its result
+    /// never changes the job's.
+    CallbackFinished {
+        /// The job.
+        id: JobId,
+        /// `ok`, `failed` (it exited non-zero, was killed, or could not
+        /// start) or `timed_out`.
+        result: String,
+        /// The callback's exit code, if it exited.
+        exit_code: Option<i32>,
+        /// How long it ran.
+        ran_ms: u64,
+        /// What went wrong, when something did: why it could not start,
+        /// or the end of what it wrote to stderr.
+        error: Option<String>,
+    },
 }
 
 impl Activity {
@@ -163,6 +179,7 @@ impl Activity {
             Activity::JobWaiting { .. } => "JobWaiting",
             Activity::JobQueued { .. } => "JobQueued",
             Activity::JobRetrying { .. } => "JobRetrying",
+            Activity::CallbackFinished { .. } => "CallbackFinished",
         }
     }
 }

@@ -490,6 +490,19 @@ impl Serialize for ActivityJson<'_> {
                 ("exit_code", opt_i(exit_code)),
                 ("signal", opt_i(signal)),
             ]),
+            A::CallbackFinished {
+                id,
+                result,
+                exit_code,
+                ran_ms,
+                error,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("result", Str(result)),
+                ("exit_code", opt_i(exit_code)),
+                ("ran_ms", U(*ran_ms)),
+                ("error", opt_s(error)),
+            ]),
         }
         fields.sort_unstable_by_key(|(key, _)| *key);
         let mut map = s.serialize_map(Some(fields.len()))?;
@@ -578,6 +591,16 @@ mod activity_tests {
             } => json!({
                 "id": id.0, "attempt": attempt, "retry_at": retry_at.map_or(Value::Null, |t| Value::String(rfc3339(t))),
                 "exit_code": exit_code, "signal": signal,
+            }),
+            A::CallbackFinished {
+                id,
+                result,
+                exit_code,
+                ran_ms,
+                error,
+            } => json!({
+                "id": id.0, "result": result, "exit_code": exit_code, "ran_ms": ran_ms,
+                "error": error,
             }),
         };
         if let Value::Object(map) = &mut fields {
@@ -680,6 +703,20 @@ mod activity_tests {
                 retry_at: None,
                 exit_code: None,
                 signal: Some(9),
+            },
+            Activity::CallbackFinished {
+                id: JobId(4),
+                result: "failed".into(),
+                exit_code: Some(2),
+                ran_ms: 17,
+                error: Some(tricky.clone()),
+            },
+            Activity::CallbackFinished {
+                id: JobId(5),
+                result: "timed_out".into(),
+                exit_code: None,
+                ran_ms: 60_000,
+                error: None,
             },
         ]
     }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::helper::http::get;
-use crate::helper::{Daemon, stdout_of};
+use crate::helper::{DEADLINE, Daemon, stdout_of, until_file, wait_until};
 
 /// A job that burns CPU (an awk loop) and holds 60 MiB (`tail -c` keeps
 /// the last N bytes of a pipe in memory) before it exits 0.
@@ -74,11 +74,208 @@ fn a_job_reports_the_cpu_and_memory_it_used() {
             .contains("mayfly_job_cpu_seconds_sum{queue=\"default\"}")
     );
 
-    // The figures are in the log with the exit: a crash keeps them.
+    // The figures are in the log with the exit: a crash keeps them. (The
+    // exit is the daemon's own record, fsynced within --wal-flush-interval;
+    // `wait` answers once it is durable.)
+    d.ctl_ok(&["wait", &id.to_string()]);
     d.kill_hard();
     d.restart(&[]);
     let again = d.job(id);
     assert_eq!(number(&again, "cpu_user_ms"), user);
     assert_eq!(number(&again, "max_rss_kib"), rss);
     assert!(stdout_of(&d.ctl(&["status", "-u"])).contains("MAXRSS"));
+}
+
+/// The `CallbackFinished` events of job `id` so far, from `events --json`.
+fn callback_events(d: &Daemon, id: u64) -> Vec<Value> {
+    d.ctl_ok(&["events", "--json"])
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["event"] == "CallbackFinished" && e["id"] == id)
+        .collect()
+}
+
+/// The `KEY=VALUE` lines of an `env` dump, as a map.
+fn env_file(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A job's own `--on-finish` runs when it ends, in its directory and
+/// environment, with the facts of its end; the daemon's `--on-finish` runs
+/// for jobs that set none; a retried job's callback runs once, after its
+/// last attempt.
+#[test]
+fn a_finish_callback_runs_with_the_facts_of_the_jobs_end() {
+    let d = Daemon::start(&["--on-finish", "env > daemon-$MAYFLY_JOB_ID.env"]);
+    let own = d.submit(&[
+        "--env",
+        "MINE=kept",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "10ms",
+        "--on-finish",
+        "env > own.env; echo run >> own.count",
+        "--shell",
+        "--",
+        "echo out; exit 3",
+    ]);
+    let plain = d.submit(&["--", "true"]);
+    let facts = d.file("own.env");
+    wait_until(DEADLINE, "the job's own callback", || {
+        env_file(&facts).contains_key("MAYFLY_DURATION_MS")
+    });
+    let env = env_file(&facts);
+    assert_eq!(d.state(own), "failed");
+    assert_eq!(env["MAYFLY_JOB_ID"], own.to_string());
+    assert_eq!(env["MAYFLY_JOB_STATE"], "failed");
+    assert_eq!(env["MAYFLY_EXIT_CODE"], "3");
+    assert_eq!(env["MAYFLY_SIGNAL"], "");
+    assert_eq!(env["MAYFLY_QUEUE"], "default");
+    assert_eq!(env["MINE"], "kept", "the job's environment");
+    assert_eq!(
+        std::fs::read_to_string(&env["MAYFLY_JOB_STDOUT"]).expect("the stdout log"),
+        "out\nout\n",
+        "both attempts' output"
+    );
+    assert!(env["MAYFLY_JOB_STDERR"].ends_with(&format!("{own}.err")));
+    assert!(env["MAYFLY_DURATION_MS"].parse::<u64>().is_ok(), "{env:?}");
+    assert!(
+        !d.file(&format!("daemon-{own}.env")).exists(),
+        "the job's own wins"
+    );
+    wait_until(DEADLINE, "the daemon's callback", || {
+        env_file(&d.file(&format!("daemon-{plain}.env"))).contains_key("MAYFLY_DURATION_MS")
+    });
+    let env = env_file(&d.file(&format!("daemon-{plain}.env")));
+    assert_eq!(env["MAYFLY_JOB_STATE"], "succeeded");
+    assert_eq!(env["MAYFLY_EXIT_CODE"], "0");
+    wait_until(DEADLINE, "the callback's event", || {
+        callback_events(&d, own).len() == 1
+    });
+    let event = &callback_events(&d, own)[0];
+    assert_eq!(event["result"], "ok", "{event}");
+    assert_eq!(
+        std::fs::read_to_string(d.file("own.count")).unwrap_or_default(),
+        "run\n",
+        "one callback for two attempts"
+    );
+}
+
+/// A callback that fails or hangs is reported (event, metric) and never
+/// changes its job; one that hangs is killed at `--on-finish-timeout`.
+#[test]
+fn a_failing_or_hanging_callback_leaves_its_job_alone() {
+    let (d, addr) = Daemon::start_with_http(&["--on-finish-timeout", "300ms"]);
+    let failing = d.submit(&[
+        "--on-finish",
+        "echo cannot notify >&2; exit 4",
+        "--",
+        "true",
+    ]);
+    let hanging = d.submit(&[
+        "--on-finish",
+        "echo $$ > hang.pid; exec sleep 30",
+        "--",
+        "true",
+    ]);
+    wait_until(DEADLINE, "both callbacks to be reported", || {
+        callback_events(&d, failing).len() == 1 && callback_events(&d, hanging).len() == 1
+    });
+    let failed = &callback_events(&d, failing)[0];
+    assert_eq!(failed["result"], "failed", "{failed}");
+    assert_eq!(failed["exit_code"], 4, "{failed}");
+    assert_eq!(failed["error"], "exited 4: cannot notify", "{failed}");
+    let hung = &callback_events(&d, hanging)[0];
+    assert_eq!(hung["result"], "timed_out", "{hung}");
+    assert!(number(hung, "ran_ms") < 10_000, "{hung}");
+    let pid = std::fs::read_to_string(d.file("hang.pid")).expect("the hanging callback's pid");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the hanging callback was killed"
+    );
+    assert_eq!(d.state(failing), "succeeded");
+    assert_eq!(d.state(hanging), "succeeded");
+    let metrics = get(&format!("http://{addr}/metrics"))
+        .expect("a scrape")
+        .body;
+    for (result, count) in [("failed", 1), ("timed_out", 1), ("ok", 0)] {
+        let series = format!("mayfly_callbacks_total{{result=\"{result}\"}} {count}");
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "no {series}:\n{metrics}"
+        );
+    }
+}
+
+/// A callback owed when the daemon crashed runs after the restart (at least
+/// once: here it had started, so it runs twice), and once it ran it is not
+/// run again.
+#[test]
+fn a_callback_owed_at_a_crash_runs_after_the_restart() {
+    let mut d = Daemon::start(&[]);
+    let hold = until_file("release");
+    let line = format!("echo called >> calls; {hold}");
+    let id = d.submit(&["--on-finish", &line, "--", "true"]);
+    let file = d.file("calls");
+    let calls = || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_until(DEADLINE, "the callback to start", || calls() == 1);
+    d.kill_hard();
+    d.restart(&[]);
+    wait_until(DEADLINE, "the callback to run again", || calls() == 2);
+    d.touch("release");
+    wait_until(DEADLINE, "the callback to end", || {
+        callback_events(&d, id).len() == 1
+    });
+    assert_eq!(callback_events(&d, id)[0]["result"], "ok");
+
+    // Done is logged: a restart does not run it a third time (the next
+    // job's callback starts after any owed at start-up).
+    assert!(d.stop().success());
+    d.restart(&[]);
+    let next = d.submit(&["--on-finish", "echo next >> calls", "--", "true"]);
+    wait_until(DEADLINE, "the next job's callback", || {
+        callback_events(&d, next).len() == 1
+    });
+    assert_eq!(
+        std::fs::read_to_string(d.file("calls")).unwrap_or_default(),
+        "called\ncalled\nnext\n"
+    );
+}
+
+/// A graceful shutdown runs the callbacks of the jobs it interrupts before
+/// the daemon exits, and logs them done: the restart runs none again.
+#[test]
+fn a_shutdown_runs_the_callbacks_of_the_jobs_it_interrupts() {
+    let args = ["--on-finish", "echo $MAYFLY_JOB_STATE >> states"];
+    let mut d = Daemon::start(&args);
+    let id = d.submit_shell(&[], &until_file("release"));
+    d.wait_state(id, "running");
+    assert!(d.stop().success());
+    assert_eq!(
+        std::fs::read_to_string(d.file("states")).unwrap_or_default(),
+        "interrupted\n",
+        "the callback ran before the daemon exited"
+    );
+    d.restart(&args);
+    let next = d.submit(&["--", "true"]);
+    d.wait_state(next, "succeeded");
+    wait_until(DEADLINE, "the next job's callback", || {
+        callback_events(&d, next).len() == 1
+    });
+    assert_eq!(
+        std::fs::read_to_string(d.file("states")).unwrap_or_default(),
+        "interrupted\nsucceeded\n"
+    );
+    d.touch("release");
 }

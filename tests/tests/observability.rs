@@ -36,6 +36,7 @@ const FAMILIES: &[&str] = &[
     "mayfly_wal_fsync_duration_seconds",
     "mayfly_system_task_up",
     "mayfly_build_info",
+    "mayfly_callbacks_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",

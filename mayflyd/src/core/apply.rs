@@ -84,6 +84,24 @@ impl Core {
                 self.job_in_mut(*id, &[JobState::Running])?.run_mut().usage = Some(*usage);
                 Ok(())
             }
+            Event::CallbackDue { id } => {
+                let job = self
+                    .jobs
+                    .get(id)
+                    .ok_or_else(|| CoreError::Inconsistent(format!("job {id} does not exist")))?;
+                if !job.state.is_terminal() {
+                    return Err(CoreError::Inconsistent(format!(
+                        "job {id} is {} and has no finish callback to run yet",
+                        job.state
+                    )));
+                }
+                self.callbacks_due.insert(*id);
+                Ok(())
+            }
+            Event::CallbackDone { id } => {
+                self.callbacks_due.remove(id);
+                Ok(())
+            }
         }
     }
 
@@ -226,6 +244,7 @@ impl Core {
                 let c = q.counts.get_mut(job.state);
                 *c = c.saturating_sub(1);
             }
+            self.callbacks_due.remove(id);
             self.actions.push_back(Action::RemoveOutput { id: *id });
         }
         // Directories and environments only forgotten jobs used.

@@ -178,6 +178,19 @@ pub enum Event {
         /// The figures.
         usage: mayfly_protocol::Usage,
     },
+    /// A job that just ended is owed its finish callback (`--on-finish`).
+    /// Logged in the same group as the end, so a crash after the end is
+    /// durable cannot lose the callback: it runs after the restart.
+    CallbackDue {
+        /// The job.
+        id: JobId,
+    },
+    /// The finish callback of `id` ran, whatever its result: it is not run
+    /// again. A no-op for a job that is gone.
+    CallbackDone {
+        /// The job.
+        id: JobId,
+    },
 }
 
 /// The record format events are written in: the version byte of each WAL
@@ -212,7 +225,9 @@ impl Event {
             | Event::Spawned { id, .. }
             | Event::StartDeferred { id, .. }
             | Event::Attached { id, .. }
-            | Event::Usage { id, .. } => Some(*id),
+            | Event::Usage { id, .. }
+            | Event::CallbackDue { id }
+            | Event::CallbackDone { id } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }

@@ -211,6 +211,8 @@ pub struct Core {
     counters: Counters,
     /// System tasks by name.
     system: HashMap<String, SystemTask>,
+    /// Finished jobs whose finish callback has not run yet.
+    callbacks_due: BTreeSet<JobId>,
 }
 
 impl Core {
@@ -238,6 +240,7 @@ impl Core {
             shutting_down: false,
             counters: Counters::default(),
             system: HashMap::new(),
+            callbacks_due: BTreeSet::new(),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct CoreSnapshot {
 pub enum JobExt {
     /// What its last attempt used.
     Usage(mayfly_protocol::Usage),
+    /// Its finish callback is owed (see [`super::Event::CallbackDue`]).
+    CallbackDue,
 }
 
 /// One queue's settings in a snapshot.
@@ -280,7 +282,10 @@ impl Core {
             .jobs
             .iter()
             .filter_map(|(&id, j)| {
-                let ext: Vec<JobExt> = j.run().usage.map(JobExt::Usage).into_iter().collect();
+                let mut ext: Vec<JobExt> = j.run().usage.map(JobExt::Usage).into_iter().collect();
+                if self.callbacks_due.contains(&id) {
+                    ext.push(JobExt::CallbackDue);
+                }
                 (!ext.is_empty()).then_some((id, ext))
             })
             .collect();
@@ -417,6 +422,9 @@ impl Core {
             for fact in facts {
                 match fact {
                     JobExt::Usage(usage) => job.run_mut().usage = Some(usage),
+                    JobExt::CallbackDue => {
+                        core.callbacks_due.insert(id);
+                    }
                 }
             }
         }

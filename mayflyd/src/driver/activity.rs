@@ -59,6 +59,7 @@ fn count(m: &Metrics, activity: &Activity) {
             usage,
             ..
         } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis), *usage),
+        Activity::CallbackFinished { result, .. } => m.callback_finished(result),
         Activity::SystemTaskStart { name, .. } => m.system_task_up(name, true),
         Activity::SystemTaskExit { name, .. } => m.system_task_up(name, false),
         _ => {}

@@ -61,6 +61,11 @@ impl Parts {
     /// A driver over an empty core that runs at most `concurrency` jobs,
     /// with a stand-in journal.
     fn new(concurrency: u32) -> Self {
+        Self::with_callback(concurrency, None)
+    }
+
+    /// [`Parts::new`], with `on_finish` as the daemon's finish callback.
+    fn with_callback(concurrency: u32, on_finish: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).expect("the logs dir");
@@ -91,6 +96,12 @@ impl Parts {
                 quantum: Duration::from_millis(10),
                 shutdown_timeout: Duration::from_secs(1),
                 snapshot_bytes: u64::MAX,
+                callbacks: crate::callback::CallbackConfig {
+                    default_line: on_finish.map(str::to_string),
+                    timeout: Duration::from_secs(5),
+                    concurrency: 2,
+                    logs_dir: logs.clone(),
+                },
             },
             DriverInbox {
                 commands: commands_rx,
@@ -138,12 +149,17 @@ struct Rig {
 impl Rig {
     /// A driver over an empty core that runs at most `concurrency` jobs.
     fn start(concurrency: u32) -> Self {
+        Self::start_with_callback(concurrency, None)
+    }
+
+    /// [`Rig::start`], with `on_finish` as the daemon's finish callback.
+    fn start_with_callback(concurrency: u32, on_finish: Option<&str>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let parts = Parts::new(concurrency);
+        let parts = Parts::with_callback(concurrency, on_finish);
         let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
         Self {
             rt,
@@ -721,5 +737,45 @@ fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
             assert!(ran_ms.is_some(), "{finished:?}");
         }
         other => panic!("no JobFinished: {other:?}"),
+    }
+}
+
+#[test]
+fn a_finish_callback_runs_once_its_jobs_end_is_durable_and_is_then_logged_done() {
+    let rig = Rig::start_with_callback(1, Some("echo \"$MAYFLY_JOB_STATE\" >> called"));
+    submit_acknowledged(&rig, vec![rig.shell("exit 3")]);
+    let called = rig.dir.path().join("called");
+    let writes = rig.writes_until(|e| exited(e, 1));
+    let end = writes.last().expect("the write with the exit");
+    let due = end
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::CallbackDue { id } if id.0 == 1));
+    let exit = end.events.iter().position(|e| exited(e, 1));
+    assert!(
+        due.is_some() && due > exit,
+        "the callback is owed in the group of the end, after it: {end:?}"
+    );
+    // Not acknowledged yet: the end could still be lost, so no callback.
+    for write in &writes[..writes.len() - 1] {
+        rig.ack(write.ticket, true);
+    }
+    if let Ok(WalCmd::Write { records, .. }) = rig.journal.recv_timeout(Duration::from_millis(300))
+    {
+        let events: Vec<Event> = records.iter().map(|r| decode_payload(r).unwrap()).collect();
+        panic!("written before the end is durable: {events:?}");
+    }
+    assert!(
+        !called.exists(),
+        "the callback ran before the end was durable"
+    );
+    rig.ack(end.ticket, true);
+    let done = rig.writes_until(|e| matches!(e, Event::CallbackDone { id } if id.0 == 1));
+    assert_eq!(
+        std::fs::read_to_string(&called).expect("the callback ran"),
+        "failed\n"
+    );
+    for write in done {
+        rig.ack(write.ticket, true);
     }
 }
