@@ -316,9 +316,20 @@ fn tonic_client_paths() {
         let mut labelled = shell(&d, "echo out");
         labelled.labels.insert("team".into(), "rs".into());
         let a = submit(&mut client, labelled).await;
-        let b = submit(&mut client, shell(&d, "exit 2")).await;
+        let mut told = shell(&d, "exit 2");
+        told.on_finish =
+            Some("echo $MAYFLY_JOB_STATE $MAYFLY_EXIT_CODE > told.tmp && mv told.tmp told".into());
+        let b = submit(&mut client, told).await;
         let ended = wait(&mut client, &[a, b]).await;
         assert_eq!(ended.len(), 2);
+        let told = d.file("told");
+        wait_until(DEADLINE, "the finish callback set over gRPC", || {
+            told.exists()
+        });
+        assert_eq!(
+            std::fs::read_to_string(&told).unwrap_or_default(),
+            "failed 2\n"
+        );
         let job = client
             .get_job(proto::GetJobRequest { id: b })
             .await

@@ -228,6 +228,8 @@ pub fn spec(spec: proto::JobSpec, now: Timestamp) -> Result<JobSpec, Status> {
         ext: Vec::new(),
     };
     out.set_max_output(spec.max_output);
+    out.set_on_finish(spec.on_finish);
+    out.set_preemptible(spec.preemptible);
     Ok(out)
 }
 
@@ -446,6 +448,22 @@ mod tests {
         assert_eq!(s.retry_delay_ms, mayfly_protocol::DEFAULT_RETRY_DELAY_MS);
         assert_eq!(s.not_before, None);
         assert_eq!(s.max_output(), None);
+        assert_eq!(s.on_finish(), None);
+        assert!(!s.preemptible());
+    }
+
+    #[test]
+    fn submit_options_carried_by_extensions_arrive() {
+        let p = proto::JobSpec {
+            max_output: Some(4096),
+            on_finish: Some("notify-send done".into()),
+            preemptible: true,
+            ..minimal()
+        };
+        let s = spec(p, Timestamp(1000)).unwrap();
+        assert_eq!(s.max_output(), Some(4096));
+        assert_eq!(s.on_finish(), Some("notify-send done"));
+        assert!(s.preemptible());
     }
 
     #[test]
