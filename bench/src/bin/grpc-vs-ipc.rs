@@ -13,7 +13,11 @@
 //! - the latency of `--count` sequential durable submits on one persistent
 //!   connection, with the daemon's CPU time per submit;
 //! - the rate of `--clients` connections submitting at once, each
-//!   sequentially (`--count` submits in total).
+//!   sequentially (`--count` submits in total);
+//! - the latency of `--count` durable submits on each door taken in turns,
+//!   one IPC and one gRPC (the order swapped every time), so that whatever
+//!   the machine does at any moment falls on both alike: the fairest ratio
+//!   on a shared machine.
 //!
 //! The IPC client is a blocking one on the calling thread (a thread per
 //! connection for the rate); the gRPC client is tonic's, on a runtime on the
@@ -89,6 +93,18 @@ struct Round {
     /// CPU per submit in the throughput measurement, µs: the daemon's and
     /// this client process's.
     rate_cpu_us: (Option<f64>, Option<f64>),
+}
+
+/// One round: each door's measurements, and the submits taken in turns
+/// (IPC's, gRPC's), which a run of one door (`--only`) leaves out.
+#[derive(Debug, Clone, Copy)]
+struct RoundPair {
+    /// The Unix socket's.
+    ipc: Round,
+    /// The gRPC door's.
+    grpc: Round,
+    /// The submits taken in turns.
+    turns: Option<(Summary, Summary)>,
 }
 
 /// The CPU time (user + system) `pid` has used, from /proc/PID/stat.
@@ -285,8 +301,44 @@ fn grpc_round(cli: &Cli, socket: &Path, local: &Runtime, pool: &Runtime) -> Resu
     })
 }
 
+/// Durable submits on both doors in turns, one connection each: the
+/// latencies of IPC's and of gRPC's.
+fn in_turns(cli: &Cli, socket: &Path, local: &Runtime) -> Result<(Summary, Summary)> {
+    let frame = submit_frame()?;
+    let spec = grpc_spec();
+    let mut ipc = Client::connect(&cli.socket)?;
+    let mut grpc = local.block_on(grpc_client(socket))?;
+    let mut ipc_one = || -> Result<Duration> {
+        let t = Instant::now();
+        ipc.submit(&frame)?;
+        Ok(t.elapsed())
+    };
+    let mut grpc_one = || -> Result<Duration> {
+        let t = Instant::now();
+        local.block_on(grpc_submit(&mut grpc, &spec))?;
+        Ok(t.elapsed())
+    };
+    for _ in 0..cli.warmup {
+        ipc_one()?;
+        grpc_one()?;
+    }
+    let mut samples = (Vec::with_capacity(cli.count), Vec::with_capacity(cli.count));
+    for n in 0..cli.count {
+        if n % 2 == 0 {
+            samples.0.push(ipc_one()?);
+            samples.1.push(grpc_one()?);
+        } else {
+            samples.1.push(grpc_one()?);
+            samples.0.push(ipc_one()?);
+        }
+    }
+    let ipc = Summary::of(&mut samples.0).context("no samples")?;
+    let grpc = Summary::of(&mut samples.1).context("no samples")?;
+    Ok((ipc, grpc))
+}
+
 /// The rounds as one JSON object.
-fn print_json(cli: &Cli, rounds: &[(Round, Round)]) {
+fn print_json(cli: &Cli, rounds: &[RoundPair]) {
     let side = |r: &Round| {
         json!({"read_median_us": r.read.median_us, "read_p99_us": r.read.p99_us,
                "median_us": r.latency.median_us, "p99_us": r.latency.p99_us,
@@ -295,9 +347,15 @@ fn print_json(cli: &Cli, rounds: &[(Round, Round)]) {
                "rate_per_s": r.rate, "rate_daemon_cpu_us": r.rate_cpu_us.0,
                "rate_client_cpu_us": r.rate_cpu_us.1})
     };
+    let turns = |t: &Option<(Summary, Summary)>| {
+        t.map(|(i, g)| {
+            json!({"ipc_median_us": i.median_us, "ipc_p99_us": i.p99_us,
+                   "grpc_median_us": g.median_us, "grpc_p99_us": g.p99_us})
+        })
+    };
     let all: Vec<_> = rounds
         .iter()
-        .map(|(i, g)| json!({"ipc": side(i), "grpc": side(g)}))
+        .map(|r| json!({"ipc": side(&r.ipc), "grpc": side(&r.grpc), "in_turns": turns(&r.turns)}))
         .collect();
     println!(
         "{}",
@@ -306,7 +364,7 @@ fn print_json(cli: &Cli, rounds: &[(Round, Round)]) {
 }
 
 /// The rounds as Markdown tables.
-fn print_table(cli: &Cli, rounds: &[(Round, Round)]) {
+fn print_table(cli: &Cli, rounds: &[RoundPair]) {
     let cpu = |c: Option<f64>| c.map_or_else(|| "-".to_string(), |c| format!("{c:.0}"));
     let pair = |(d, c): (Option<f64>, Option<f64>)| format!("{}, {}", cpu(d), cpu(c));
     println!("One client, sequential requests, latency in µs (median, p99):");
@@ -315,7 +373,7 @@ fn print_table(cli: &Cli, rounds: &[(Round, Round)]) {
         "| round | list IPC | list gRPC | submit IPC | submit gRPC | submit gRPC/IPC | CPU per submit IPC (daemon, client) | gRPC |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (n, (ipc, grpc)) in rounds.iter().enumerate() {
+    for (n, RoundPair { ipc, grpc, .. }) in rounds.iter().enumerate() {
         println!(
             "| {} | {:.0}, {:.0} | {:.0}, {:.0} | {:.0}, {:.0} | {:.0}, {:.0} | {:.2} | {} | {} |",
             n + 1,
@@ -342,7 +400,7 @@ fn print_table(cli: &Cli, rounds: &[(Round, Round)]) {
         "| round | IPC /s | gRPC /s | daemon CPU IPC | daemon CPU gRPC | client CPU IPC | client CPU gRPC |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (n, (ipc, grpc)) in rounds.iter().enumerate() {
+    for (n, RoundPair { ipc, grpc, .. }) in rounds.iter().enumerate() {
         println!(
             "| {} | {:.0} | {:.0} | {} | {} | {} | {} |",
             n + 1,
@@ -353,6 +411,27 @@ fn print_table(cli: &Cli, rounds: &[(Round, Round)]) {
             cpu(ipc.rate_cpu_us.1),
             cpu(grpc.rate_cpu_us.1),
         );
+    }
+    if rounds.iter().all(|r| r.turns.is_none()) {
+        return;
+    }
+    println!();
+    println!("Durable submits on both doors in turns, latency in µs (median, p99):");
+    println!();
+    println!("| round | IPC | gRPC | gRPC/IPC (medians) |");
+    println!("|---|---|---|---|");
+    for (n, r) in rounds.iter().enumerate() {
+        if let Some((ipc, grpc)) = r.turns {
+            println!(
+                "| {} | {:.0}, {:.0} | {:.0}, {:.0} | {:.2} |",
+                n + 1,
+                ipc.median_us,
+                ipc.p99_us,
+                grpc.median_us,
+                grpc.p99_us,
+                grpc.median_us / ipc.median_us
+            );
+        }
     }
 }
 
@@ -393,16 +472,25 @@ fn main() -> Result<()> {
         let round = match cli.only.as_deref() {
             Some("ipc") => {
                 let ipc = ipc_round(&cli)?;
-                (ipc, ipc)
+                RoundPair {
+                    ipc,
+                    grpc: ipc,
+                    turns: None,
+                }
             }
             Some(_) => {
                 let grpc = grpc_round(&cli, &grpc_socket, &local, &pool)?;
-                (grpc, grpc)
+                RoundPair {
+                    ipc: grpc,
+                    grpc,
+                    turns: None,
+                }
             }
-            None => (
-                ipc_round(&cli)?,
-                grpc_round(&cli, &grpc_socket, &local, &pool)?,
-            ),
+            None => RoundPair {
+                ipc: ipc_round(&cli)?,
+                grpc: grpc_round(&cli, &grpc_socket, &local, &pool)?,
+                turns: Some(in_turns(&cli, &grpc_socket, &local)?),
+            },
         };
         rounds.push(round);
     }
