@@ -152,7 +152,7 @@ fn tcp_addr(d: &Daemon) -> String {
 #[test]
 fn python_on_tcp_needs_the_bearer_token() {
     // No host named: loopback.
-    let d = Daemon::start(&["--grpc-addr", ":0"]);
+    let (d, http) = Daemon::start_with_http(&["--grpc-addr", ":0"]);
     let addr = tcp_addr(&d);
     assert!(addr.starts_with("127.0.0.1:"), "listening on {addr}");
     let out = run(&mut python_client(&d, &addr, "no-token"));
@@ -162,6 +162,17 @@ fn python_on_tcp_needs_the_bearer_token() {
         "a refused Submit ran"
     );
     assert!(d.status_json().as_array().is_some_and(Vec::is_empty));
+    let scrape = Scrape::parse(
+        &get(&format!("http://{http}/metrics"))
+            .expect("/metrics")
+            .body,
+    );
+    assert_eq!(
+        scrape.value_or_zero("mayfly_grpc_refused_total", &[("reason", "token")]),
+        4.0,
+        "every refused call is counted: {}",
+        scrape.text
+    );
     let token = d.state_dir().join("token");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&token)
