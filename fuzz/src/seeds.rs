@@ -483,6 +483,12 @@ fn events() -> Vec<Event> {
         },
         Event::CallbackDue { id: JobId(1) },
         Event::CallbackDone { id: JobId(1) },
+        Event::Frozen {
+            id: JobId(2),
+            at,
+            by: JobId(3),
+        },
+        Event::Thawed { id: JobId(2), at },
         Event::TimeReached { id: JobId(2), at },
         Event::Edited {
             id: JobId(2),

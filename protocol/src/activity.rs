@@ -145,6 +145,19 @@ pub enum Activity {
         /// The signal that killed the failed attempt.
         signal: Option<i32>,
     },
+    /// A running preemptible job was frozen (SIGSTOP) to give its slot to
+    /// a more urgent job.
+    JobFrozen {
+        /// The job frozen.
+        id: JobId,
+        /// The job it made room for.
+        by: JobId,
+    },
+    /// A frozen job runs again (SIGCONT).
+    JobThawed {
+        /// The job.
+        id: JobId,
+    },
     /// A finished job's finish callback (`--on-finish`) ran. Its result
     /// never changes the job's.
     CallbackFinished {
@@ -180,6 +193,8 @@ impl Activity {
             Activity::JobQueued { .. } => "JobQueued",
             Activity::JobRetrying { .. } => "JobRetrying",
             Activity::CallbackFinished { .. } => "CallbackFinished",
+            Activity::JobFrozen { .. } => "JobFrozen",
+            Activity::JobThawed { .. } => "JobThawed",
         }
     }
 }

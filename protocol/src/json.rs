@@ -490,6 +490,8 @@ impl Serialize for ActivityJson<'_> {
                 ("exit_code", opt_i(exit_code)),
                 ("signal", opt_i(signal)),
             ]),
+            A::JobFrozen { id, by } => fields.extend([("id", U(id.0)), ("by", U(by.0))]),
+            A::JobThawed { id } => fields.push(("id", U(id.0))),
             A::CallbackFinished {
                 id,
                 result,
@@ -592,6 +594,8 @@ mod activity_tests {
                 "id": id.0, "attempt": attempt, "retry_at": retry_at.map_or(Value::Null, |t| Value::String(rfc3339(t))),
                 "exit_code": exit_code, "signal": signal,
             }),
+            A::JobFrozen { id, by } => json!({"id": id.0, "by": by.0}),
+            A::JobThawed { id } => json!({"id": id.0}),
             A::CallbackFinished {
                 id,
                 result,
@@ -711,6 +715,11 @@ mod activity_tests {
                 ran_ms: 17,
                 error: Some(tricky.clone()),
             },
+            Activity::JobFrozen {
+                id: JobId(3),
+                by: JobId(u64::MAX),
+            },
+            Activity::JobThawed { id: JobId(3) },
             Activity::CallbackFinished {
                 id: JobId(5),
                 result: "timed_out".into(),

@@ -6,7 +6,10 @@
 use serde_json::Value;
 
 use crate::helper::http::get;
-use crate::helper::{DEADLINE, Daemon, stdout_of, until_file, wait_until};
+use crate::helper::{
+    DEADLINE, Daemon, proc_state, process_gone, read_pid_file, stdout_of, until_file, wait_until,
+    write_pid,
+};
 
 /// A job that burns CPU (an awk loop) and holds 60 MiB (`tail -c` keeps
 /// the last N bytes of a pipe in memory) before it exits 0.
@@ -41,6 +44,14 @@ fn a_job_reports_the_cpu_and_memory_it_used() {
     assert_eq!(job["preempted"], false);
     let small = d.job(plain);
     assert!(number(&small, "max_rss_kib") < 50_000, "{small:#}");
+
+    let state: Value = serde_json::from_str(&d.ctl_ok(&["dump-state"])).expect("JSON");
+    let dumped = state["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["kind"] == "job" && t["id"] == id))
+        .unwrap_or_else(|| panic!("no job {id} in dump-state: {state:#}"));
+    assert_eq!(number(dumped, "cpu_user_ms"), user, "{dumped:#}");
+    assert_eq!(number(dumped, "max_rss_kib"), rss, "{dumped:#}");
 
     let table = d.ctl_ok(&["status", "--usage", &id.to_string()]);
     let header: Vec<&str> = table
@@ -278,4 +289,102 @@ fn a_shutdown_runs_the_callbacks_of_the_jobs_it_interrupts() {
         "interrupted\nsucceeded\n"
     );
     d.touch("release");
+}
+
+/// The job objects of `events --json` named `event` for job `id`.
+fn events_of(d: &Daemon, event: &str, id: u64) -> Vec<Value> {
+    d.ctl_ok(&["events", "--json"])
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["event"] == event && e["id"] == id)
+        .collect()
+}
+
+/// Starts a daemon running one job at a time, a `--preemptible` job at
+/// priority 90 in it, and then an urgent one at priority 10, which freezes
+/// it. Returns the daemon, both ids and the preemptible job's pid.
+fn frozen_by_urgent() -> (Daemon, u64, u64, u32) {
+    let d = Daemon::start(&["--concurrency", "1"]);
+    // It ignores SIGHUP, which the kernel sends a stopped process group
+    // whose parent dies: the crash test then sees the daemon's recovery,
+    // not the kernel, end it.
+    let script = format!(
+        "trap '' HUP; {}; {}",
+        write_pid("low.pid"),
+        until_file("low-done")
+    );
+    let low = d.submit_shell(&["--preemptible", "--priority", "90"], &script);
+    let pid = read_pid_file(&d.file("low.pid"));
+    d.wait_state(low, "running");
+    let urgent = d.submit_shell(&["--priority", "10"], &until_file("urgent-done"));
+    d.wait_state(urgent, "running");
+    wait_until(DEADLINE, "the preemptible job to be stopped", || {
+        proc_state(pid) == Some('T')
+    });
+    (d, low, urgent, pid)
+}
+
+/// With one slot, an urgent job freezes the running preemptible one
+/// (SIGSTOP: its processes are `T`), which shows as preempted, and runs
+/// again (SIGCONT) once the urgent job is done.
+#[test]
+fn an_urgent_job_freezes_a_preemptible_one_until_it_is_done() {
+    let (d, low, urgent, pid) = frozen_by_urgent();
+    let job = d.job(low);
+    assert_eq!(job["state"], "running", "{job:#}");
+    assert_eq!(job["preempted"], true, "{job:#}");
+    assert_eq!(d.job(urgent)["preempted"], false);
+    let table = d.ctl_ok(&["status", &low.to_string()]);
+    assert!(table.contains("running (preempted)"), "{table}");
+    let frozen = events_of(&d, "JobFrozen", low);
+    assert_eq!(frozen.len(), 1);
+    assert_eq!(frozen[0]["by"], urgent);
+
+    d.touch("urgent-done");
+    d.wait_state(urgent, "succeeded");
+    wait_until(DEADLINE, "the preemptible job to run again", || {
+        d.job(low)["preempted"] == false && matches!(proc_state(pid), Some('S' | 'R'))
+    });
+    assert_eq!(events_of(&d, "JobThawed", low).len(), 1);
+    d.touch("low-done");
+    d.wait_state(low, "succeeded");
+    assert_eq!(d.job(low)["attempts"], 1);
+}
+
+/// A job not marked preemptible keeps its slot: the urgent one waits.
+#[test]
+fn a_job_not_marked_preemptible_is_never_frozen() {
+    let d = Daemon::start(&["--concurrency", "1"]);
+    let script = format!("{}; {}", write_pid("low.pid"), until_file("low-done"));
+    let low = d.submit_shell(&["--priority", "90"], &script);
+    let pid = read_pid_file(&d.file("low.pid"));
+    let urgent = d.submit(&["--priority", "10", "--", "true"]);
+    // The urgent job is refused a slot as long as the low one runs; once it
+    // ends, the urgent one runs.
+    assert_eq!(d.state(urgent), "queued");
+    assert!(matches!(proc_state(pid), Some('S' | 'R')));
+    d.touch("low-done");
+    d.wait_state(urgent, "succeeded");
+    assert!(events_of(&d, "JobFrozen", low).is_empty());
+}
+
+/// A crash while a job is frozen: after the restart it ends `interrupted`
+/// and its processes are gone (killed with their group by the recovery).
+#[test]
+fn a_crash_while_frozen_interrupts_the_job_and_kills_its_processes() {
+    let (mut d, low, urgent, pid) = frozen_by_urgent();
+    // Whether the freeze was durable yet does not matter: either way the
+    // log shows the job running, and recovery interrupts it.
+    d.kill_hard();
+    // Orphaned, the group got SIGHUP (ignored) and SIGCONT from the kernel.
+    wait_until(DEADLINE, "the orphaned job to be running", || {
+        matches!(proc_state(pid), Some('S' | 'R'))
+    });
+    d.restart(&[]);
+    d.wait_state(low, "interrupted");
+    d.wait_state(urgent, "interrupted");
+    wait_until(DEADLINE, "the frozen job's processes to be killed", || {
+        process_gone(pid)
+    });
+    assert_eq!(d.job(low)["preempted"], false);
 }

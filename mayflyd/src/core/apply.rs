@@ -102,6 +102,8 @@ impl Core {
                 self.callbacks_due.remove(id);
                 Ok(())
             }
+            Event::Frozen { id, at, .. } => self.apply_frozen(*id, *at),
+            Event::Thawed { id, at } => self.apply_thawed(*id, *at),
         }
     }
 
@@ -148,6 +150,9 @@ impl Core {
 
     /// Applies `Started`: a queued job takes its slots and is spawned.
     fn apply_started(&mut self, id: JobId, at: Timestamp) -> Result<(), CoreError> {
+        let may_freeze = self
+            .job_in(id, &[JobState::Queued])
+            .map(|job| self.may_freeze(&job.queue, &job.options().ext))?;
         let job = self.job_in_mut(id, &[JobState::Queued])?;
         job.attempts += 1;
         let attempt = job.attempts;
@@ -174,6 +179,9 @@ impl Core {
         self.running += 1;
         if local {
             self.running_local += 1;
+        }
+        if may_freeze {
+            self.preemptible.insert(id);
         }
         self.counters.started += 1;
         self.actions.push_back(Action::Spawn { id, attempt });
@@ -205,7 +213,11 @@ impl Core {
             let running: Vec<JobId> = self
                 .jobs
                 .iter()
-                .filter(|(_, j)| j.state == JobState::Running && *j.queue == *name)
+                // A job frozen for a more urgent one stays frozen until
+                // the scheduler thaws it.
+                .filter(|(_, j)| {
+                    j.state == JobState::Running && *j.queue == *name && j.run().frozen_at.is_none()
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for id in running {
@@ -583,6 +595,7 @@ impl Core {
 
     /// Bookkeeping when a job stops running: frees its slots and its timers.
     pub(super) fn leave_running(&mut self, id: JobId) {
+        self.leave_preemption(id);
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };

@@ -362,13 +362,24 @@ impl Core {
         if self.shutting_down {
             return None;
         }
-        let local_room = self.running_local < self.config.concurrency;
-        self.queues
+        let local_room = self.local_room();
+        let start = self
+            .queues
             .values()
             .filter(|q| q.has_room() && (local_room || !q.executor.is_local()))
             .filter_map(|q| q.ready.first())
             .min()
-            .map(|&(_, id)| Event::Started { id, at: now })
+            .copied();
+        // A frozen job gets a free slot before any job that is not more
+        // urgent; with no slot free, a more urgent job may take one from a
+        // preemptible job.
+        match (self.thawable(local_room), start) {
+            (Some((p, id)), start) if start.is_none_or(|(q, _)| p <= q) => {
+                Some(Event::Thawed { id, at: now })
+            }
+            (_, Some((_, id))) => Some(Event::Started { id, at: now }),
+            _ => self.preemption(now, local_room),
+        }
     }
 
     /// Up to `n` queued jobs, in the order they would start if every queue

@@ -191,6 +191,23 @@ pub enum Event {
         /// The job.
         id: JobId,
     },
+    /// A running preemptible job is frozen (SIGSTOP to its process group)
+    /// and gives up its slot, for the more urgent job `by`.
+    Frozen {
+        /// The job frozen.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+        /// The job it makes room for.
+        by: JobId,
+    },
+    /// A frozen job runs again (SIGCONT) and takes a slot back.
+    Thawed {
+        /// The job.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// The record format events are written in: the version byte of each WAL
@@ -227,7 +244,9 @@ impl Event {
             | Event::Attached { id, .. }
             | Event::Usage { id, .. }
             | Event::CallbackDue { id }
-            | Event::CallbackDone { id } => Some(*id),
+            | Event::CallbackDone { id }
+            | Event::Frozen { id, .. }
+            | Event::Thawed { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }

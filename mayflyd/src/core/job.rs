@@ -136,6 +136,9 @@ pub(super) struct Run {
     /// What the last attempt used, once it ended (if its executor could
     /// tell).
     pub(super) usage: Option<Usage>,
+    /// Since when the running attempt is frozen (SIGSTOP) because a more
+    /// urgent job took its slot; it holds no slot meanwhile.
+    pub(super) frozen_at: Option<Timestamp>,
 }
 
 impl Run {
@@ -154,6 +157,7 @@ impl Run {
         process: None,
         remote: None,
         usage: None,
+        frozen_at: None,
     };
 }
 
@@ -363,7 +367,7 @@ impl Job {
             history: &run.history,
             remote_id: run.remote.as_deref(),
             usage: run.usage,
-            preempted: false,
+            preempted: run.frozen_at.is_some(),
         }
     }
 }

@@ -85,6 +85,9 @@ pub enum JobExt {
     Usage(mayfly_protocol::Usage),
     /// Its finish callback is owed (see [`super::Event::CallbackDue`]).
     CallbackDue,
+    /// It is frozen for a more urgent job, since then (see
+    /// [`super::Event::Frozen`]).
+    Frozen(Timestamp),
 }
 
 /// One queue's settings in a snapshot.
@@ -286,6 +289,9 @@ impl Core {
                 if self.callbacks_due.contains(&id) {
                     ext.push(JobExt::CallbackDue);
                 }
+                if let Some(since) = j.run().frozen_at {
+                    ext.push(JobExt::Frozen(since));
+                }
                 (!ext.is_empty()).then_some((id, ext))
             })
             .collect();
@@ -407,6 +413,7 @@ impl Core {
                 process: js.process,
                 remote: js.remote,
                 usage: None,
+                frozen_at: None,
             };
             if run != Run::default() {
                 job.run = Some(Box::new(run));
@@ -425,9 +432,11 @@ impl Core {
                     JobExt::CallbackDue => {
                         core.callbacks_due.insert(id);
                     }
+                    JobExt::Frozen(since) => job.run_mut().frozen_at = Some(since),
                 }
             }
         }
+        core.rebuild_preemption();
         // Rebuild what is derived from the jobs: who waits for whom, and the
         // clocks of waiting jobs.
         let waiting: Vec<JobId> = core

@@ -104,6 +104,8 @@ pub fn of_transition(core: &Core, id: JobId, state: JobState) -> Option<Activity
 /// causes (those are [`of_transition`]'s).
 pub fn of_event(event: &Event) -> Option<Activity> {
     Some(match event {
+        Event::Frozen { id, by, .. } => Activity::JobFrozen { id: *id, by: *by },
+        Event::Thawed { id, .. } => Activity::JobThawed { id: *id },
         Event::Submitted { id, spec, .. } => Activity::JobSubmitted {
             id: *id,
             queue: spec.queue.clone(),

@@ -29,6 +29,8 @@ fn is_fact(event: &Event) -> bool {
             | Event::Usage { .. }
             | Event::CallbackDue { .. }
             | Event::CallbackDone { .. }
+            | Event::Frozen { .. }
+            | Event::Thawed { .. }
     )
 }
 
