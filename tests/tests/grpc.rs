@@ -898,3 +898,70 @@ fn the_readmes_python_client_runs_as_written() {
         stderr_of(&out)
     );
 }
+
+/// `preemptible` set over gRPC is honoured like `submit --preemptible`:
+/// with one slot, an urgent job submitted over gRPC freezes it, and
+/// `GetJob` says `preempted` until the urgent job is done.
+#[test]
+fn a_preemptible_job_submitted_over_grpc_yields_to_an_urgent_one() {
+    let d = Daemon::start(&["--concurrency", "1"]);
+    runtime().block_on(async {
+        let mut client = MayflyClient::new(connect(grpc_socket(&d)).await);
+        let mut low = shell(&d, &until_file("low-done"));
+        low.priority = 90;
+        low.preemptible = true;
+        let low = submit(&mut client, low).await;
+        let state = |client: &mut MayflyClient<Channel>, id| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_job(proto::GetJobRequest { id })
+                    .await
+                    .expect("GetJob")
+                    .into_inner()
+            }
+        };
+        let running = async {
+            while state(&mut client, low).await.state() != proto::JobState::Running {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, running)
+            .await
+            .expect("the preemptible job started");
+        let mut urgent = shell(&d, &until_file("urgent-done"));
+        urgent.priority = 10;
+        let urgent = submit(&mut client, urgent).await;
+        let frozen = async {
+            loop {
+                let job = state(&mut client, low).await;
+                if job.preempted {
+                    return job;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let job = tokio::time::timeout(DEADLINE, frozen)
+            .await
+            .expect("the preemptible job was frozen");
+        assert_eq!(job.state(), proto::JobState::Running, "{job:?}");
+        let urgent_job = state(&mut client, urgent).await;
+        assert_eq!(urgent_job.state(), proto::JobState::Running);
+        assert!(!urgent_job.preempted);
+        assert_eq!(d.job(low)["preempted"], true, "status --json agrees");
+
+        d.touch("urgent-done");
+        wait(&mut client, &[urgent]).await;
+        let thawed = async {
+            while state(&mut client, low).await.preempted {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, thawed)
+            .await
+            .expect("the preemptible job ran again");
+        d.touch("low-done");
+        let ended = wait(&mut client, &[low]).await;
+        assert_eq!(ended[0].state(), proto::JobState::Succeeded);
+    });
+}
