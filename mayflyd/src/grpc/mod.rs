@@ -16,7 +16,7 @@
 //!   connection's peer credentials are read when it is accepted and judged
 //!   by the same [`PeerPolicy`] as on the other socket; a user the daemon
 //!   does not serve gets `PERMISSION_DENIED`, with the same words, on every
-//!   call of that connection ([`gate`]);
+//!   call of that connection (the `Gate` interceptor below);
 //! - TCP addresses given with `--grpc-addr HOST:PORT`, where every call must
 //!   carry `authorization: Bearer <token>`, the token in `STATE_DIR/token`
 //!   ([`token`]); a call without it gets `UNAUTHENTICATED`.
