@@ -9,6 +9,7 @@ complete -c mayflyd -l kill-grace -d 'How long a cancelled job gets after SIGTER
 complete -c mayflyd -l wal-flush-interval -d 'How often the daemon\'s own records (job started, job exited) are made durable. Client changes (submit, cancel) are always fsynced before they are acknowledged' -r
 complete -c mayflyd -l snapshot-bytes -d 'Write a snapshot of the state once the write-ahead log has grown this many bytes past the last one, so restarts stay fast' -r
 complete -c mayflyd -l http-addr -d 'Where to serve HTTP (`GET /metrics` in the Prometheus text format, `GET /__health`), as IP:PORT; `off` serves no HTTP' -r
+complete -c mayflyd -l grpc-addr -d 'Where to serve gRPC (docs/grpc.md), once per listener: unix:PATH for a Unix socket, HOST:PORT for TCP (loopback when HOST is left out, as in :50051; every call must then carry the bearer token kept in STATE_DIR/token), or off for none. Unless a unix: one is given, the Unix socket is grpc.sock beside --socket, with the same access rules. Only a mayflyd built with the grpc feature takes anything but off' -r
 complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus Pushgateway (an http:// URL) every --metrics-interval, as job "mayflyd", instance = host name' -r
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'
