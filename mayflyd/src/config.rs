@@ -490,6 +490,7 @@ quantum = \"25ms\"
                 "a2a_push_queue",
                 "a2a_poll_interval",
                 "a2a_retry_for",
+                "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
@@ -515,7 +516,7 @@ quantum = \"25ms\"
         let f = file(
             "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
              shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
-             snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
+             snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\ngrpc_addr = [\"off\"]\n\
              a2a_addr = \"off\"\na2a_max_connections = 32\na2a_push_queue = 64\n\
              a2a_poll_interval = \"250ms\"\na2a_retry_for = \"30s\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
@@ -543,6 +544,7 @@ quantum = \"25ms\"
         assert_eq!(s.a2a_push_queue, 64);
         assert_eq!(s.a2a_poll_interval, Duration::from_millis(250));
         assert_eq!(s.a2a_retry_for, Duration::from_secs(30));
+        assert_eq!(s.grpc_addr, [settings::GrpcAddr::Off]);
         assert_eq!(
             s.push_gateway.as_ref().map(ToString::to_string).as_deref(),
             Some("http://127.0.0.1:9091/")
@@ -569,6 +571,29 @@ quantum = \"25ms\"
             "{:?}",
             l.provenance
         );
+    }
+
+    /// `grpc_addr` is a list like `allow_uid`; a build without the `grpc`
+    /// feature takes only `off`, and says how to get the rest.
+    #[test]
+    fn grpc_addr_is_a_list_that_needs_the_feature_for_anything_but_off() {
+        let f = file("grpc_addr = [\"127.0.0.1:50051\", \"unix:/run/g.sock\"]\n");
+        let result = layer(&argv(&[]), Some(&f), Some(OsStr::new(HOME)));
+        if cfg!(feature = "grpc") {
+            let listeners = result
+                .expect("a list of listeners")
+                .args
+                .settings
+                .grpc_listeners();
+            assert_eq!(listeners.unix, Some(PathBuf::from("/run/g.sock")));
+            assert_eq!(listeners.tcp, ["127.0.0.1:50051".parse().unwrap()]);
+        } else {
+            let err = match result {
+                Err(ResolveError::File(e)) => e.to_string(),
+                other => panic!("refused without the feature, not {other:?}"),
+            };
+            assert!(err.contains("rebuild it with --features grpc"), "{err}");
+        }
     }
 
     #[test]

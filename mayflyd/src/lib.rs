@@ -18,6 +18,8 @@ pub mod config_file;
 pub mod core;
 pub mod driver;
 pub mod exec;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 pub mod journal;
 #[cfg(feature = "ipc")]

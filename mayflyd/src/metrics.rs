@@ -26,13 +26,14 @@
 //! those read locks while it collects; a pending writer makes new readers
 //! queue behind it. So the hot paths ([`Metrics::job_submitted`],
 //! [`Metrics::job_started`], [`Metrics::job_finished`],
-//! [`Metrics::ipc_request`]) do not call `with_label_values` at all after a
-//! label's first use: they find the label's children in a copy-on-write map
+//! [`Metrics::ipc_request`], [`Metrics::grpc_request`] when it answers `OK`)
+//! do not call `with_label_values` at all after a label's first use: they find the label's children in a copy-on-write map
 //! behind an [`ArcSwap`], whose `load` is lock-free and never waits on
 //! anything, and then update the children, which are plain atomics
 //! (histogram observations are lock-free too; a concurrent collect never
-//! blocks them). Only the first use of a queue or request kind takes the
-//! vecs' write locks once, to create its children, and copies the small map.
+//! blocks them). Only the first use of a queue, request kind or gRPC method
+//! takes the vecs' write locks once, to create its children, and copies the
+//! small map.
 //! The rare paths (queue gauges, system tasks, the WAL's unlabelled series)
 //! update children directly or through `with_label_values`, whose read lock
 //! is shared with other readers and is held for a hash lookup.
@@ -151,6 +152,16 @@ struct KindSeries {
     duration: Histogram,
 }
 
+/// The children of one gRPC method's series, resolved once.
+#[derive(Clone)]
+struct MethodSeries {
+    /// `mayfly_grpc_requests_total{method,code="OK"}`; the other codes go
+    /// through the vec (failures are the rare path).
+    ok: IntCounter,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
+    duration: Histogram,
+}
+
 /// A read-mostly map from a label value to its resolved children: lookups
 /// are lock-free ([`ArcSwap::load`]); an insert copies the map.
 struct LabelCache<T> {
@@ -202,6 +213,9 @@ pub struct Metrics {
     /// The A2A door's and executor's families.
     #[cfg(feature = "a2a")]
     a2a: A2aFamilies,
+    /// The gRPC door's families (registered in every build; without the
+    /// `grpc` feature they stay empty and are not rendered).
+    grpc: GrpcFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
     /// `mayfly_callbacks_total{result}`.
@@ -210,6 +224,8 @@ pub struct Metrics {
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
     kinds: LabelCache<KindSeries>,
+    /// Resolved per-method children, for the gRPC hot path.
+    methods: LabelCache<MethodSeries>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -217,6 +233,7 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics")
             .field("queues", &self.queues.snapshot().len())
             .field("kinds", &self.kinds.snapshot().len())
+            .field("methods", &self.methods.snapshot().len())
             .finish_non_exhaustive()
     }
 }
@@ -546,6 +563,52 @@ impl WalFamilies {
     }
 }
 
+/// The families of the gRPC door.
+struct GrpcFamilies {
+    /// `mayfly_grpc_requests_total{method,code}`.
+    requests: IntCounterVec,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
+    duration: HistogramVec,
+    /// `mayfly_grpc_refused_total{reason}`: calls refused before they
+    /// reached the service (a peer's uid on the Unix socket, a missing or
+    /// wrong token on TCP).
+    refused: IntCounterVec,
+}
+
+impl GrpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
+            r,
+            "mayfly_grpc_requests_total",
+            "gRPC calls of the service mayfly.v1.Mayfly, by method and status code \
+             (OK, NotFound, ...; Canceled when the client went away first).",
+            &["method", "code"],
+        )?;
+        let duration = histogram_vec(
+            r,
+            "mayfly_grpc_request_duration_seconds",
+            "Time from a gRPC call's arrival to its answer (for a stream, to its \
+             last message), by method.",
+            IPC_BUCKETS,
+            &["method"],
+        )?;
+        let refused = counter_vec(
+            r,
+            "mayfly_grpc_refused_total",
+            "gRPC calls refused before the service: reason peer (a user the daemon \
+             does not serve, on the Unix socket) or token (TCP without the bearer \
+             token).",
+            &["reason"],
+        )?;
+        Ok(Self {
+            requests,
+            duration,
+            refused,
+        })
+    }
+}
+
 impl Metrics {
     /// A fresh set of metrics in its own registry, with the process
     /// collector and `mayfly_build_info` registered. Fails only if two
@@ -558,6 +621,7 @@ impl Metrics {
         let wal = WalFamilies::register(r)?;
         #[cfg(feature = "a2a")]
         let a2a = A2aFamilies::register(r)?;
+        let grpc = GrpcFamilies::register(r)?;
         let system_task_up = gauge_vec(
             r,
             "mayfly_system_task_up",
@@ -592,10 +656,12 @@ impl Metrics {
             wal,
             #[cfg(feature = "a2a")]
             a2a,
+            grpc,
             system_task_up,
             callbacks,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
+            methods: LabelCache::new(),
         };
         // Queue `default` always exists: its series are there from the
         // first scrape, at zero.
@@ -729,6 +795,29 @@ impl Metrics {
         self.ipc.connections.dec();
     }
 
+    /// One gRPC call of `method` ended with `code` (as gRPC's libraries
+    /// name it: `OK`, `NotFound`, ...) after `elapsed`.
+    pub fn grpc_request(&self, method: &str, code: &str, elapsed: Duration) {
+        let make = || MethodSeries {
+            ok: self.grpc.requests.with_label_values(&[method, "OK"]),
+            duration: self.grpc.duration.with_label_values(&[method]),
+        };
+        self.methods.with(method, make, |m| {
+            if code == "OK" {
+                m.ok.inc();
+            } else {
+                self.grpc.requests.with_label_values(&[method, code]).inc();
+            }
+            m.duration.observe(seconds(elapsed));
+        });
+    }
+
+    /// A gRPC call was refused before the service, for `reason` (`peer` or
+    /// `token`).
+    pub fn grpc_refused(&self, reason: &str) {
+        self.grpc.refused.with_label_values(&[reason]).inc();
+    }
+
     /// `records` records of `bytes` bytes (framing included) reached the
     /// write-ahead log files.
     pub fn wal_appended(&self, records: u64, bytes: u64) {
@@ -851,6 +940,9 @@ mod tests {
         m.callback_finished("failed");
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
+        m.grpc_request("Submit", "OK", Duration::from_micros(300));
+        m.grpc_request("GetJob", "NotFound", Duration::from_micros(90));
+        m.grpc_refused("token");
         m.wal_appended(2, 120);
         m.wal_fsynced(Duration::from_micros(300));
         let text = m.render();
@@ -867,6 +959,9 @@ mod tests {
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
             "mayfly_ipc_refused_peers_total",
+            "mayfly_grpc_requests_total",
+            "mayfly_grpc_request_duration_seconds",
+            "mayfly_grpc_refused_total",
             "mayfly_wal_appends_total",
             "mayfly_wal_bytes_total",
             "mayfly_wal_fsync_duration_seconds",
@@ -922,6 +1017,23 @@ mod tests {
             1.0
         );
         assert_eq!(at("mayfly_ipc_connections"), 1.0);
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="Submit"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="NotFound",method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="GetJob"}"#),
+            0.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_request_duration_seconds_count{method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(at(r#"mayfly_grpc_refused_total{reason="token"}"#), 1.0);
         assert_eq!(at("mayfly_wal_appends_total"), 2.0);
         assert_eq!(at("mayfly_wal_bytes_total"), 120.0);
         assert_eq!(at("mayfly_wal_fsync_duration_seconds_count"), 1.0);

@@ -47,7 +47,7 @@ use crate::pusher::{self, PushConfig};
 use crate::service::{Mayfly, View};
 #[cfg(feature = "ipc")]
 use crate::session::{SessionContext, SessionLimits};
-use crate::settings::{HttpAddr, Settings};
+use crate::settings::{GrpcListeners, HttpAddr, Settings};
 use crate::shutdown::Shutdown;
 use crate::wal::WalOptions;
 
@@ -100,6 +100,10 @@ pub enum DaemonError {
     #[cfg(feature = "a2a")]
     #[error(transparent)]
     A2a(#[from] crate::a2a::A2aError),
+    /// The gRPC front door could not start.
+    #[cfg(feature = "grpc")]
+    #[error(transparent)]
+    Grpc(#[from] crate::grpc::GrpcError),
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -330,6 +334,14 @@ impl Scheduler {
         socket: SocketPlan,
         http: Option<TcpListener>,
     ) -> Result<(), DaemonError> {
+        // gRPC's default socket sits beside the daemon's own; when the
+        // caller bound that one, only gRPC listeners it named are served.
+        let grpc = match socket {
+            #[cfg(feature = "ipc")]
+            SocketPlan::Bind(_) => self.settings.grpc_listeners(),
+            _ if self.settings.grpc_addr.is_empty() => GrpcListeners::default(),
+            _ => self.settings.grpc_listeners(),
+        };
         let mut startup = Startup::new(self)?;
         startup.handle_signals()?;
         let recovered = startup.recover().await?;
@@ -341,6 +353,8 @@ impl Scheduler {
         // The A2A door before the socket: a client that finds the socket
         // finds the door (and its token) too.
         startup.serve_a2a().await?;
+        // gRPC first: a daemon whose socket accepts serves gRPC already.
+        startup.serve_grpc(grpc).await?;
         startup.listen(socket)?;
         startup.run(driver, boot).await
     }
@@ -736,6 +750,30 @@ impl Startup {
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Serves the gRPC front door on `listeners` (nothing when there are
+    /// none, or in a build without the `grpc` feature).
+    async fn serve_grpc(&self, listeners: GrpcListeners) -> Result<(), DaemonError> {
+        #[cfg(feature = "grpc")]
+        if listeners.unix.is_some() || !listeners.tcp.is_empty() {
+            let ctx = crate::grpc::GrpcContext::new(
+                self.mayfly()?,
+                self.metrics.clone(),
+                self.shutdown.clone(),
+                &self.settings,
+                socket_mode(&self.settings),
+            );
+            if let Err(e) = crate::grpc::start(listeners, ctx).await {
+                // Clients may be connected to the other socket already; the
+                // driver has not run: close the log and stop.
+                self.shutdown.driver_done();
+                return Err(e.into());
+            }
+        }
+        #[cfg(not(feature = "grpc"))]
+        let _ = listeners;
         Ok(())
     }
 

@@ -153,6 +153,20 @@ pub struct Settings {
     /// before it fails the job, saying why.
     #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
     pub a2a_retry_for: Duration,
+    /// Where to serve gRPC (docs/grpc.md), once per listener: unix:PATH for
+    /// a Unix socket, HOST:PORT for TCP (loopback when HOST is left out, as
+    /// in :50051; every call must then carry the bearer token kept in
+    /// STATE_DIR/token), or off for none. Unless a unix: one is given, the
+    /// Unix socket is grpc.sock beside --socket, with the same access rules.
+    /// Only a mayflyd built with the grpc feature takes anything but off.
+    #[arg(
+        long,
+        env = "MAYFLY_GRPC_ADDR",
+        value_name = "unix:PATH|HOST:PORT|off",
+        value_delimiter = ',',
+        value_parser = parse_grpc_addr
+    )]
+    pub grpc_addr: Vec<GrpcAddr>,
 
     /// Also push the metrics to this Prometheus Pushgateway (an http:// URL)
     /// every --metrics-interval, as job "mayflyd", instance = host name.
@@ -421,6 +435,100 @@ pub fn parse_a2a_addr(s: &str) -> Result<A2aAddr, String> {
     Ok(A2aAddr(Some(SocketAddr::new(ip, port))))
 }
 
+/// One value of `--grpc-addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcAddr {
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+    /// TCP on this address (bearer token required).
+    Tcp(SocketAddr),
+    /// No gRPC at all.
+    Off,
+}
+
+/// Where gRPC is served, from the values of `--grpc-addr`: the Unix socket
+/// (`None`: none) and the TCP addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrpcListeners {
+    /// The Unix socket.
+    pub unix: Option<PathBuf>,
+    /// The TCP addresses.
+    pub tcp: Vec<SocketAddr>,
+}
+
+impl Settings {
+    /// Where gRPC is served: see `--grpc-addr`. `off` anywhere in the list
+    /// turns gRPC off (the parser takes it only in a build with the
+    /// feature, like every other value).
+    pub fn grpc_listeners(&self) -> GrpcListeners {
+        let none = GrpcListeners {
+            unix: None,
+            tcp: Vec::new(),
+        };
+        if !cfg!(feature = "grpc") || self.grpc_addr.contains(&GrpcAddr::Off) {
+            return none;
+        }
+        let mut unix = None;
+        let mut tcp = Vec::new();
+        for addr in &self.grpc_addr {
+            match addr {
+                GrpcAddr::Unix(path) => unix = Some(path.clone()),
+                GrpcAddr::Tcp(addr) => tcp.push(*addr),
+                GrpcAddr::Off => {}
+            }
+        }
+        GrpcListeners {
+            unix: Some(unix.unwrap_or_else(|| grpc_socket_beside(&self.socket))),
+            tcp,
+        }
+    }
+}
+
+/// The default gRPC socket: `grpc.sock` in the folder of `socket`.
+pub fn grpc_socket_beside(socket: &Path) -> PathBuf {
+    mayfly_protocol::socket_folder::folder_of(socket).join("grpc.sock")
+}
+
+/// Parses one `--grpc-addr`: `unix:PATH`, `HOST:PORT` (an IP address or
+/// `localhost`; no host is loopback) or `off`. In a build without the
+/// `grpc` feature, anything but `off` is refused, saying how to get it: a
+/// user who asks for gRPC must learn at once that this daemon cannot serve
+/// it, while the same config file still works with a daemon built with it.
+pub fn parse_grpc_addr(s: &str) -> Result<GrpcAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(GrpcAddr::Off);
+    }
+    if !cfg!(feature = "grpc") {
+        return Err(
+            "this mayflyd was built without the grpc feature; rebuild it with --features grpc, \
+             or leave --grpc-addr out"
+                .to_string(),
+        );
+    }
+    if let Some(path) = s.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "{s:?} is not unix:PATH with an absolute path (write it like unix:/run/user/1000/mayfly/grpc.sock)"
+            ));
+        }
+        return Ok(GrpcAddr::Unix(PathBuf::from(path)));
+    }
+    let teach = || {
+        format!(
+            "{s:?} is not unix:PATH, HOST:PORT or off (write it like 127.0.0.1:50051, \
+             :50051 for loopback, or unix:/path/to/grpc.sock)"
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(teach)?;
+    let port: u16 = port.parse().map_err(|_| teach())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" | "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        host => host.parse().map_err(|_| teach())?,
+    };
+    Ok(GrpcAddr::Tcp(SocketAddr::new(ip, port)))
+}
+
 /// Parses `--concurrency`: a whole number from 1.
 fn parse_concurrency(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
@@ -537,6 +645,7 @@ mod tests {
         assert_eq!(s.a2a_push_queue, 1024);
         assert_eq!(s.a2a_poll_interval, Duration::from_secs(1));
         assert_eq!(s.a2a_retry_for, Duration::from_secs(120));
+        assert!(s.grpc_addr.is_empty());
         assert_eq!(s.push_gateway, None);
         assert_eq!(s.metrics_interval, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
@@ -589,6 +698,7 @@ mod tests {
                 "a2a_push_queue",
                 "a2a_poll_interval",
                 "a2a_retry_for",
+                "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
@@ -607,6 +717,61 @@ mod tests {
                 "reply_buffer_bytes",
             ]
         );
+    }
+
+    #[test]
+    fn grpc_addresses_parse_and_make_listeners() {
+        assert_eq!(parse_grpc_addr("OFF"), Ok(GrpcAddr::Off));
+        if !cfg!(feature = "grpc") {
+            let err = parse_grpc_addr(":50051").unwrap_err();
+            assert!(err.contains("rebuild it with --features grpc"), "{err}");
+            return;
+        }
+        let tcp = |s: &str| GrpcAddr::Tcp(s.parse().unwrap());
+        assert_eq!(parse_grpc_addr(":50051"), Ok(tcp("127.0.0.1:50051")));
+        assert_eq!(parse_grpc_addr("localhost:1"), Ok(tcp("127.0.0.1:1")));
+        assert_eq!(parse_grpc_addr("0.0.0.0:2"), Ok(tcp("0.0.0.0:2")));
+        assert_eq!(parse_grpc_addr("[::1]:3"), Ok(tcp("[::1]:3")));
+        assert_eq!(
+            parse_grpc_addr("unix:/run/g.sock"),
+            Ok(GrpcAddr::Unix("/run/g.sock".into()))
+        );
+        assert!(
+            parse_grpc_addr("unix:rel.sock")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            parse_grpc_addr("example.com:1")
+                .unwrap_err()
+                .contains(":50051")
+        );
+        assert!(
+            parse_grpc_addr("127.0.0.1")
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+
+        let mut s = Settings {
+            socket: "/run/m/mayfly.sock".into(),
+            ..Settings::default()
+        };
+        let beside = GrpcListeners {
+            unix: Some("/run/m/grpc.sock".into()),
+            tcp: Vec::new(),
+        };
+        assert_eq!(s.grpc_listeners(), beside, "by default, beside the socket");
+        s.grpc_addr = vec![parse_grpc_addr(":9").unwrap()];
+        assert_eq!(
+            s.grpc_listeners(),
+            GrpcListeners {
+                tcp: vec!["127.0.0.1:9".parse().unwrap()],
+                ..beside
+            },
+            "TCP is added to the socket"
+        );
+        s.grpc_addr.push(GrpcAddr::Off);
+        assert_eq!(s.grpc_listeners(), GrpcListeners::default(), "off wins");
     }
 
     #[test]

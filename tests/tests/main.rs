@@ -21,6 +21,8 @@ mod durability;
 mod e2e;
 mod extras;
 mod features;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod limits;
 mod observability;
 mod trust;

@@ -135,7 +135,9 @@ impl RpcError {
 impl From<ServiceError> for RpcError {
     fn from(e: ServiceError) -> Self {
         let code = match e.kind {
-            ErrorKind::BadRequest => Self::INVALID_PARAMS,
+            // What the request names is not in a state that allows it;
+            // the message says what to do first.
+            ErrorKind::BadRequest | ErrorKind::Conflict => Self::INVALID_PARAMS,
             ErrorKind::NotFound => Self::TASK_NOT_FOUND,
             ErrorKind::Protocol => Self::INVALID_REQUEST,
             ErrorKind::ShuttingDown

@@ -141,7 +141,7 @@ impl Core {
         let existing = self.queues.get(name);
         match (create, existing) {
             (true, Some(_)) => {
-                return Err(CoreError::BadRequest(format!(
+                return Err(CoreError::Conflict(format!(
                     "queue {name:?} already exists; change it with `mayflyctl queue set {name} ...`"
                 )));
             }
@@ -156,7 +156,7 @@ impl Core {
             && *new != queue.executor
             && queue.running > 0
         {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "queue {name:?} has {} running jobs on its {} executor; change its executor \
                  once none runs (pause the queue and wait for them)",
                 queue.running,
@@ -198,7 +198,7 @@ impl Core {
         };
         let unfinished = q.counts.waiting + q.counts.queued + q.counts.running;
         if unfinished > 0 {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "queue {name:?} still holds {unfinished} unfinished jobs; cancel them or wait for them first"
             )));
         }
@@ -243,7 +243,7 @@ impl Core {
         for id in ids {
             let job = self.jobs.get(id).ok_or(CoreError::NotFound(*id))?;
             if !job.state.is_terminal() {
-                return Err(CoreError::BadRequest(format!(
+                return Err(CoreError::Conflict(format!(
                     "job {id} is {}; only finished jobs can be restarted (cancel it first)",
                     job.state
                 )));
@@ -296,7 +296,7 @@ impl Core {
     ) -> Result<Event, CoreError> {
         let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
         if !matches!(job.state, JobState::Waiting | JobState::Queued) {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "job {id} is {}; only jobs that have not started can be edited",
                 job.state
             )));
@@ -322,7 +322,7 @@ impl Core {
     pub fn decide_progress(&self, id: JobId, text: String) -> Result<Event, CoreError> {
         let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
         if job.state.is_terminal() {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "job {id} has already ended ({})",
                 job.state
             )));

@@ -94,6 +94,10 @@ pub enum CoreError {
     /// The daemon is shutting down and takes no new jobs.
     #[error("the daemon is shutting down and accepts no new jobs; resubmit once it is back")]
     ShuttingDown,
+    /// The request is well formed, but what it names is not in a state
+    /// that allows it now.
+    #[error("{0}")]
+    Conflict(String),
     /// A named job does not exist.
     #[error("no job {0}; `mayflyctl status` lists the jobs")]
     NotFound(JobId),
