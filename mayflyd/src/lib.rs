@@ -39,7 +39,7 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod shutdown;
-#[cfg(feature = "a2a")]
+#[cfg(any(feature = "a2a", feature = "grpc"))]
 pub mod token;
 pub mod wal;
 

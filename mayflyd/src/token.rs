@@ -1,4 +1,5 @@
-//! The bearer token of the daemon's TCP front doors (A2A; gRPC on TCP).
+//! The bearer token of the daemon's TCP front doors: the A2A door and gRPC
+//! on TCP share it (features `a2a`, `grpc`).
 //!
 //! Whoever may submit a job runs commands as the daemon's user, so a door
 //! that listens on TCP, where peer credentials say nothing, admits only
@@ -110,8 +111,9 @@ impl Token {
     }
 
     /// True when `header` (an `Authorization` value) is `Bearer <this
-    /// token>` (the scheme in any case, as HTTP has it).
-    pub fn admits_header(&self, header: &[u8]) -> bool {
+    /// token>` (the scheme in any case, as HTTP has it). The comparison of
+    /// the token takes the same time wherever the two differ.
+    pub fn admits(&self, header: &[u8]) -> bool {
         const SCHEME: &[u8] = b"bearer ";
         match header.split_at_checked(SCHEME.len()) {
             Some((scheme, given)) if scheme.eq_ignore_ascii_case(SCHEME) => {
@@ -158,15 +160,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let token = Token::load_or_create(dir.path()).unwrap();
         let text = token.expose().to_string();
-        assert!(token.admits_header(format!("Bearer {text}").as_bytes()));
-        assert!(token.admits_header(format!("bearer {text}").as_bytes()));
+        assert!(token.admits(format!("Bearer {text}").as_bytes()));
+        assert!(token.admits(format!("bearer {text}").as_bytes()));
         assert!(
-            !token.admits_header(text.as_bytes()),
+            !token.admits(text.as_bytes()),
             "the scheme is required"
         );
-        assert!(!token.admits_header(format!("Basic {text}").as_bytes()));
-        assert!(!token.admits_header(b"Bearer "));
-        assert!(!token.admits_header(b"Bear"));
+        assert!(!token.admits(format!("Basic {text}").as_bytes()));
+        assert!(!token.admits(b"Bearer "));
+        assert!(!token.admits(b"Bear"));
     }
 
     #[test]

@@ -204,7 +204,7 @@ async fn rpc_request(req: Request<Incoming>, door: &Door, busy: Busy) -> Respons
     let admitted = req
         .headers()
         .get(AUTHORIZATION)
-        .is_some_and(|h| door.token.admits_header(h.as_bytes()));
+        .is_some_and(|h| door.token.admits(h.as_bytes()));
     if !admitted {
         door.metrics.a2a_unauthorized();
         let error = RpcError::new(
