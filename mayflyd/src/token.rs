@@ -162,10 +162,7 @@ mod tests {
         let text = token.expose().to_string();
         assert!(token.admits(format!("Bearer {text}").as_bytes()));
         assert!(token.admits(format!("bearer {text}").as_bytes()));
-        assert!(
-            !token.admits(text.as_bytes()),
-            "the scheme is required"
-        );
+        assert!(!token.admits(text.as_bytes()), "the scheme is required");
         assert!(!token.admits(format!("Basic {text}").as_bytes()));
         assert!(!token.admits(b"Bearer "));
         assert!(!token.admits(b"Bear"));

@@ -19,7 +19,9 @@
 //!    (`mayfly-EMITTER-JOB-ATTEMPT`): a crash before the remote id is
 //!    logged is followed by a `ListTasks` for it (`Inner::find`).
 //! 3. **Follow.** If the agent's card says it streams, a `SubscribeToTask`
-//!    stream tells when the task moves; otherwise, or once a stream breaks,
+//!    stream tells when the task moves (at most [`MAX_STREAMS`] at once
+//!    per executor, each holding a connection); otherwise, or once a
+//!    stream breaks,
 //!    the job joins the poll list: one task of the executor asks `GetTask`
 //!    for every job on the list once per `--a2a-poll-interval` tick. An
 //!    agent that stops answering is asked again with the same backoff, and
@@ -60,6 +62,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How many `GetTask` calls a tick makes at once.
 const POLLS_AT_ONCE: usize = 16;
+
+/// The most tasks one executor follows on streams at once (each stream
+/// holds a connection to the agent); the others are polled, so a queue
+/// with many jobs at the agent does not take all of its connections.
+const MAX_STREAMS: usize = 64;
 
 /// Whether a queue may use an a2a executor with `url` and `token_file`;
 /// the error says what to change.
@@ -105,6 +112,8 @@ struct Inner {
     wake: Notify,
     /// Whether the agent streams, once its card has been read.
     streams: Mutex<Option<bool>>,
+    /// Room for one more stream ([`MAX_STREAMS`]).
+    stream_room: Arc<tokio::sync::Semaphore>,
 }
 
 /// A job on the poll list.
@@ -159,6 +168,7 @@ impl A2aExecutor {
             polled: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             streams: Mutex::new(None),
+            stream_room: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         });
         tokio::spawn(poller(inner.clone()));
         Ok(Self { inner })
@@ -377,7 +387,9 @@ impl Inner {
     /// Follows job `id`'s task `remote` until it has ended: on a stream if
     /// the agent streams, then (or else) on the poll list.
     async fn follow(self: &Arc<Self>, id: JobId, remote: String) {
-        if self.agent_streams().await {
+        if self.agent_streams().await
+            && let Ok(_room) = self.stream_room.clone().try_acquire_owned()
+        {
             self.watch_stream(id, &remote).await;
         }
         self.lock_polled().insert(id, Polled::now(remote));
