@@ -19,7 +19,7 @@
 //!    (`mayfly-EMITTER-JOB-ATTEMPT`): a crash before the remote id is
 //!    logged is followed by a `ListTasks` for it (`Inner::find`).
 //! 3. **Follow.** If the agent's card says it streams, a `SubscribeToTask`
-//!    stream tells when the task moves (at most [`MAX_STREAMS`] at once
+//!    stream tells when the task moves (at most `MAX_STREAMS` at once
 //!    per executor, each holding a connection); otherwise, or once a
 //!    stream breaks,
 //!    the job joins the poll list: one task of the executor asks `GetTask`
