@@ -19,7 +19,7 @@
 //!   call of that connection (the `Gate` interceptor below);
 //! - TCP addresses given with `--grpc-addr HOST:PORT`, where every call must
 //!   carry `authorization: Bearer <token>`, the token in `STATE_DIR/token`
-//!   ([`token`]); a call without it gets `UNAUTHENTICATED`.
+//!   ([`crate::token`]); a call without it gets `UNAUTHENTICATED`.
 //!
 //! The gate runs before the service decodes anything, on every service
 //! (health and reflection too). Limits (docs/limits.md): at most
