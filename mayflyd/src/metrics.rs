@@ -201,6 +201,20 @@ pub struct Metrics {
     wal_fsync: Histogram,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
+    /// `mayfly_executor_jobs_running{executor}`.
+    executor_running: IntGaugeVec,
+    /// `mayfly_executor_starts_total{executor,result}`.
+    executor_starts: IntCounterVec,
+    /// `mayfly_executor_calls_total{executor,command,result}`: commands run
+    /// against what runs the jobs (`sbatch`, `squeue`, …).
+    executor_calls: IntCounterVec,
+    /// `mayfly_executor_call_duration_seconds{executor,command}`.
+    executor_call_duration: HistogramVec,
+    /// `mayfly_executor_polls_total{executor}`: rounds of asking a remote
+    /// executor's side about every job it runs (one tick each).
+    executor_polls: IntCounterVec,
+    /// `mayfly_executor_jobs_tracked{executor}`.
+    executor_tracked: IntGaugeVec,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
@@ -373,6 +387,71 @@ impl Metrics {
                 &["name"],
             )?,
         )?;
+        let executor_running = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_executor_jobs_running",
+                    "Jobs running now, by the executor of their queue (local, slurm).",
+                ),
+                &["executor"],
+            )?,
+        )?;
+        let executor_starts = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_executor_starts_total",
+                    "Attempts an executor was asked to start, by executor and result (error \
+                     when it could not start the attempt).",
+                ),
+                &["executor", "result"],
+            )?,
+        )?;
+        let executor_calls = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_executor_calls_total",
+                    "Commands an executor ran against what runs its jobs (sbatch, squeue, \
+                     scancel, scontrol), by executor, command and result (error when the \
+                     command failed or could not run).",
+                ),
+                &["executor", "command", "result"],
+            )?,
+        )?;
+        let executor_call_duration = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "mayfly_executor_call_duration_seconds",
+                    "Time one such command took, by executor and command.",
+                )
+                .buckets(IPC_BUCKETS.to_vec()),
+                &["executor", "command"],
+            )?,
+        )?;
+        let executor_polls = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "mayfly_executor_polls_total",
+                    "Ticks on which a remote executor asked its side about all of its jobs \
+                     at once; calls per tick is mayfly_executor_calls_total over this.",
+                ),
+                &["executor"],
+            )?,
+        )?;
+        let executor_tracked = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mayfly_executor_jobs_tracked",
+                    "Attempts a remote executor follows now (submitted and not yet seen to end).",
+                ),
+                &["executor"],
+            )?,
+        )?;
         let build_info = register(
             r,
             IntGaugeVec::new(
@@ -403,12 +482,24 @@ impl Metrics {
             wal_bytes,
             wal_fsync,
             system_task_up,
+            executor_running,
+            executor_starts,
+            executor_calls,
+            executor_call_duration,
+            executor_polls,
+            executor_tracked,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
         };
         // Queue `default` always exists: its series are there from the
         // first scrape, at zero.
         metrics.queue(mayfly_protocol::DEFAULT_QUEUE, |_| ());
+        for result in ["ok", "error"] {
+            metrics
+                .executor_starts
+                .with_label_values(&["local", result]);
+        }
+        metrics.executor_running.with_label_values(&["local"]);
         Ok(Arc::new(metrics))
     }
 
@@ -480,6 +571,56 @@ impl Metrics {
                 q.running.set(0);
             }
         }
+        let mut by_executor: HashMap<String, u64> = HashMap::new();
+        // Every executor seen before reads 0 when no queue uses it now.
+        for family in self.executor_running.collect() {
+            for metric in family.get_metric() {
+                if let Some(label) = metric.get_label().first() {
+                    by_executor.insert(label.value().to_owned(), 0);
+                }
+            }
+        }
+        for info in queues {
+            *by_executor
+                .entry(info.executor.kind().to_owned())
+                .or_default() += info.counts.get(JobState::Running);
+        }
+        for (kind, running) in by_executor {
+            self.executor_running
+                .with_label_values(&[&kind])
+                .set(gauge_value(running));
+        }
+    }
+
+    /// An executor was asked to start an attempt, and could (`ok`) or not.
+    /// Rare next to submits: resolved through the vec's read lock.
+    pub fn executor_start(&self, executor: &str, ok: bool) {
+        self.executor_starts
+            .with_label_values(&[executor, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// An executor ran `command` against its side, which took `elapsed` and
+    /// succeeded (`ok`) or not.
+    pub fn executor_call(&self, executor: &str, command: &str, ok: bool, elapsed: Duration) {
+        self.executor_calls
+            .with_label_values(&[executor, command, if ok { "ok" } else { "error" }])
+            .inc();
+        self.executor_call_duration
+            .with_label_values(&[executor, command])
+            .observe(seconds(elapsed));
+    }
+
+    /// A remote executor asked its side about all of its jobs (one tick).
+    pub fn executor_poll(&self, executor: &str) {
+        self.executor_polls.with_label_values(&[executor]).inc();
+    }
+
+    /// A remote executor follows `delta` more attempts (fewer when negative).
+    pub fn executor_tracking(&self, executor: &str, delta: i64) {
+        self.executor_tracked
+            .with_label_values(&[executor])
+            .add(delta);
     }
 
     /// The system task `name` started (`up`) or exited.

@@ -86,7 +86,17 @@ impl Parts {
         let driver = Driver::new(
             core,
             Journal::detached(wal_tx),
-            Executors::new(local, reports_tx),
+            Executors::new(
+                local,
+                reports_tx,
+                crate::exec::RemoteContext {
+                    state_dir: dir.path().to_path_buf(),
+                    logs_dir: logs.clone(),
+                    socket: dir.path().join("mayfly.sock"),
+                    slurm_poll: Duration::from_secs(1),
+                    metrics: None,
+                },
+            ),
             DriverConfig {
                 quantum: Duration::from_millis(10),
                 shutdown_timeout: Duration::from_secs(1),
