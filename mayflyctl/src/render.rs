@@ -259,49 +259,54 @@ fn layout(
 }
 
 /// The `status` table, one line per job, columns aligned: ID, STATE,
-/// QUEUE, PRI, EXIT, ATTEMPTS, WHEN, PROGRESS, COMMAND. With a width (stdout
-/// is a terminal) PROGRESS and COMMAND are cut to fit; without one (a pipe)
-/// nothing is cut. Control characters in commands and progress texts are
-/// shown escaped so one job cannot garble the table.
+/// QUEUE, PRI, EXIT, ATTEMPTS, WHEN, PROGRESS, COMMAND, and REMOTE after
+/// QUEUE when a listed job ran elsewhere (its Slurm job id, say). With a
+/// width (stdout is a terminal) PROGRESS and COMMAND are cut to fit;
+/// without one (a pipe) nothing is cut. Control characters in commands and
+/// progress texts are shown escaped so one job cannot garble the table.
 pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> String {
-    const HEADERS: [&str; 9] = [
-        "ID", "STATE", "QUEUE", "PRI", "EXIT", "ATTEMPTS", "WHEN", "PROGRESS", "COMMAND",
-    ];
+    let remote = jobs.iter().any(|job| job.remote_id.is_some());
+    let mut headers = vec!["ID", "STATE", "QUEUE"];
+    if remote {
+        headers.push("REMOTE");
+    }
+    headers.extend(["PRI", "EXIT", "ATTEMPTS", "WHEN", "PROGRESS", "COMMAND"]);
     let rows: Vec<Vec<Cell>> = jobs
         .iter()
         .map(|job| {
-            vec![
+            let mut row = vec![
                 (job.id.to_string(), None),
                 (job.state.to_string(), state_sgr(job.state)),
                 (escape_controls(&job.queue), None),
+            ];
+            if remote {
+                row.push((
+                    escape_controls(job.remote_id.as_deref().unwrap_or("-")),
+                    None,
+                ));
+            }
+            row.extend([
                 (job.priority.to_string(), None),
                 (exit_cell(job), None),
                 (attempts_cell(job), None),
                 (when_cell(job, now), None),
                 (escape_controls(job.progress.as_deref().unwrap_or("")), None),
                 (escape_controls(&job.command.to_string()), None),
-            ]
+            ]);
+            row
         })
         .collect();
+    let (progress_at, command_at) = (headers.len() - 2, headers.len() - 1);
     let limits = style.width.map(|width| {
-        let fixed: usize = (0..7)
-            .map(|i| {
-                rows.iter()
-                    .map(|r| columns(&r[i].0))
-                    .chain([columns(HEADERS[i])])
-                    .max()
-                    .unwrap_or(0)
-                    + 2
-            })
-            .sum();
         let natural = |i: usize| {
             rows.iter()
                 .map(|r| columns(&r[i].0))
-                .chain([columns(HEADERS[i])])
+                .chain([columns(headers[i])])
                 .max()
                 .unwrap_or(0)
         };
-        let (progress, command) = (natural(7), natural(8));
+        let fixed: usize = (0..progress_at).map(|i| natural(i) + 2).sum();
+        let (progress, command) = (natural(progress_at), natural(command_at));
         let room = width.saturating_sub(fixed);
         if progress + 2 + command <= room {
             (progress, command)
@@ -312,7 +317,7 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
             (progress, command)
         }
     });
-    layout(&HEADERS, &rows, limits, style.color)
+    layout(&headers, &rows, limits, style.color)
 }
 
 /// Jobs that finished, in any way: the DONE column of `queue list`.
@@ -582,6 +587,49 @@ pub(crate) mod tests {
         assert_eq!(age(t.plus_millis(7_200_000), t), "2h");
         assert_eq!(age(t.plus_millis(3 * 86_400_000), t), "3d");
         assert_eq!(age(t, t.plus_millis(10_000)), "0s");
+    }
+
+    #[test]
+    /// A REMOTE column (the Slurm job id, say) shows only when a listed job
+    /// ran elsewhere.
+    fn a_remote_column_appears_only_when_a_job_ran_elsewhere() {
+        let now = Timestamp(1_700_000_065_000);
+        let local = info(1, JobState::Running);
+        let mut slurm = info(2, JobState::Running);
+        slurm.queue = "hpc".into();
+        slurm.remote_id = Some("4711".into());
+        let plain = TableStyle::default();
+        let without = status_table(std::slice::from_ref(&local), now, plain);
+        assert!(!without.contains("REMOTE"), "{without}");
+        let table = status_table(&[local, slurm], now, plain);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID  STATE    QUEUE    REMOTE  PRI  EXIT  ATTEMPTS  WHEN    PROGRESS  COMMAND"
+        );
+        assert!(
+            lines[1].starts_with("1   running  default  -       50"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("2   running  hpc      4711    50"),
+            "{}",
+            lines[2]
+        );
+        let mut remote = info(4, JobState::Queued);
+        remote.remote_id = Some("9".into());
+        let narrow = status_table(
+            &[info(3, JobState::Queued), remote],
+            now,
+            TableStyle {
+                width: Some(80),
+                color: false,
+            },
+        );
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 80, "{line:?}");
+        }
     }
 
     #[test]
