@@ -20,5 +20,6 @@ mod e2e;
 mod features;
 mod limits;
 mod observability;
+mod slurm;
 mod trust;
 mod tty;
