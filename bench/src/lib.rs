@@ -28,7 +28,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// per submit rather than the cost of moving a large environment around.
 pub fn trivial_spec() -> JobSpec {
     let mut spec = JobSpec::new(
-        Command::Argv(vec!["true".to_owned()]),
+        Command::Argv(vec!["true".to_owned()].try_into().expect("a program")),
         "/",
         DEFAULT_QUEUE,
         DEFAULT_PRIORITY,

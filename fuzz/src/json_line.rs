@@ -144,7 +144,7 @@ impl JsonJob {
                     Some(first) => first.push('x'),
                     None => argv.push("x".into()),
                 }
-                Command::Argv(argv)
+                Command::Argv(argv.try_into().expect("a first word"))
             }
             Err(script) if script.trim().is_empty() => Command::Shell(format!("x{script}")),
             Err(script) => Command::Shell(script),
@@ -153,7 +153,7 @@ impl JsonJob {
         line.insert(
             "command".into(),
             match &command {
-                Command::Argv(argv) => json!(argv),
+                Command::Argv(argv) => json!(&argv[..]),
                 Command::Shell(script) => json!(script),
             },
         );

@@ -77,7 +77,11 @@ fn rich_spec() -> JobSpec {
 /// A plain `submit -- make test`.
 fn plain_spec() -> JobSpec {
     JobSpec::new(
-        Command::Argv(vec!["make".into(), "test".into()]),
+        Command::Argv(
+            vec!["make".into(), "test".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         "/home/me/project",
         "default",
         50,
@@ -89,7 +93,11 @@ fn job_info(id: u64, state: JobState) -> JobInfo {
     JobInfo {
         id: JobId(id),
         state,
-        command: Command::Argv(vec!["./build.sh".into(), "--release".into()]),
+        command: Command::Argv(
+            vec!["./build.sh".into(), "--release".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         cwd: "/home/me/project".into(),
         queue: "default".into(),
         priority: 50,

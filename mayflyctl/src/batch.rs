@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mayfly_protocol::{Command, DepRef, Dependency, JobSpec};
+use mayfly_protocol::{Argv, Command, DepRef, Dependency, JobSpec};
 use serde::Deserialize;
 
 use crate::cmd::submit::{JobDefaults, not_before, resolve_cwd};
@@ -178,11 +178,14 @@ fn json_spec(
     let text = |e: UsageError| e.to_string();
 
     let command = match job.command {
-        JsonCommand::Argv(argv) if argv.first().is_some_and(|p| !p.is_empty()) => {
-            Command::Argv(argv)
-        }
-        JsonCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
-        _ => return Err("\"command\" is empty; give an argv array or a shell string".into()),
+        JsonCommand::Argv(words) => match Argv::try_from(words) {
+            Ok(argv) if !argv.program().is_empty() => Some(Command::Argv(argv)),
+            _ => None,
+        },
+        JsonCommand::Shell(script) => (!script.trim().is_empty()).then_some(Command::Shell(script)),
+    };
+    let Some(command) = command else {
+        return Err("\"command\" is empty; give an argv array or a shell string".into());
     };
     let mut spec = defaults.spec(command);
 
@@ -334,7 +337,11 @@ mod tests {
         };
         assert_eq!(
             build.command,
-            Command::Argv(vec!["make".into(), "build".into()])
+            Command::Argv(
+                vec!["make".into(), "build".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
         assert_eq!(
             build.labels,

@@ -430,7 +430,11 @@ pub(crate) mod tests {
         let req = submit(&["submit", "--", "ls", "-la", "my dir"]).expect("valid");
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec!["ls".into(), "-la".into(), "my dir".into()])
+            Command::Argv(
+                vec!["ls".into(), "-la".into(), "my dir".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 
@@ -440,12 +444,11 @@ pub(crate) mod tests {
         let req = submit(&["submit", "grep", "-r", "--color", "x"]).expect("valid");
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec![
-                "grep".into(),
-                "-r".into(),
-                "--color".into(),
-                "x".into()
-            ])
+            Command::Argv(
+                vec!["grep".into(), "-r".into(), "--color".into(), "x".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 
@@ -852,7 +855,11 @@ pub(crate) mod tests {
         assert_eq!(req.spec.after, vec![dep(3, false)]);
         assert_eq!(
             req.spec.command,
-            Command::Argv(vec!["make".into(), "test".into()])
+            Command::Argv(
+                vec!["make".into(), "test".into()]
+                    .try_into()
+                    .expect("a program")
+            )
         );
     }
 

@@ -53,7 +53,11 @@ fn submit_round_trip() {
     };
     assert_eq!(
         req.spec.command,
-        Command::Argv(vec!["echo".into(), "hi".into()])
+        Command::Argv(
+            vec!["echo".into(), "hi".into()]
+                .try_into()
+                .expect("a program")
+        )
     );
     assert_eq!(req.spec.cwd, "/work");
     assert_eq!(req.spec.priority, 10);

@@ -6,7 +6,7 @@
 //!
 //! Its own [`Registry`] (nothing is registered globally, so several daemons
 //! can live in one process, as the tests do) holding every `mayfly_*` family
-//! of DESIGN.md section 6 plus the standard `process_*` metrics of
+//! listed in `docs/metrics.md` plus the standard `process_*` metrics of
 //! [`ProcessCollector::for_self`]. [`Metrics::render`] produces the
 //! Prometheus text format for `GET /metrics` and the Pushgateway.
 //!
@@ -172,49 +172,16 @@ impl<T: Clone> LabelCache<T> {
 pub struct Metrics {
     /// The registry `render` gathers; private to this daemon.
     registry: Registry,
-    /// `mayfly_jobs_submitted_total{queue}`.
-    jobs_submitted: IntCounterVec,
-    /// `mayfly_jobs_finished_total{queue,outcome}`.
-    jobs_finished: IntCounterVec,
-    /// `mayfly_jobs_queued{queue}`.
-    jobs_queued: IntGaugeVec,
-    /// `mayfly_jobs_running{queue}`.
-    jobs_running: IntGaugeVec,
-    /// `mayfly_job_wait_seconds{queue}`.
-    job_wait: HistogramVec,
-    /// `mayfly_job_run_seconds{queue}`.
-    job_run: HistogramVec,
-    /// `mayfly_ipc_requests_total{kind,result}`.
-    ipc_requests: IntCounterVec,
-    /// `mayfly_ipc_request_duration_seconds{kind}`.
-    ipc_duration: HistogramVec,
-    /// `mayfly_ipc_connections`.
-    ipc_connections: IntGauge,
-    /// `mayfly_ipc_refused_peers_total`: connections refused for their
-    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
-    ipc_refused_peers: IntCounter,
-    /// `mayfly_wal_appends_total`.
-    wal_appends: IntCounter,
-    /// `mayfly_wal_bytes_total`.
-    wal_bytes: IntCounter,
-    /// `mayfly_wal_fsync_duration_seconds`.
-    wal_fsync: Histogram,
+    /// The per-queue job families.
+    jobs: JobFamilies,
+    /// The Unix-socket families.
+    ipc: IpcFamilies,
+    /// The write-ahead log's families.
+    wal: WalFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
-    /// `mayfly_executor_jobs_running{executor}`.
-    executor_running: IntGaugeVec,
-    /// `mayfly_executor_starts_total{executor,result}`.
-    executor_starts: IntCounterVec,
-    /// `mayfly_executor_calls_total{executor,command,result}`: commands run
-    /// against what runs the jobs (`sbatch`, `squeue`, …).
-    executor_calls: IntCounterVec,
-    /// `mayfly_executor_call_duration_seconds{executor,command}`.
-    executor_call_duration: HistogramVec,
-    /// `mayfly_executor_polls_total{executor}`: rounds of asking a remote
-    /// executor's side about every job it runs (one tick each).
-    executor_polls: IntCounterVec,
-    /// `mayfly_executor_jobs_tracked{executor}`.
-    executor_tracked: IntGaugeVec,
+    /// The families of each executor (local, slurm).
+    executors: ExecutorFamilies,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
@@ -239,134 +206,195 @@ fn register<C: Collector + Clone + 'static>(
     Ok(collector)
 }
 
+/// Registers a counter family `name` with `labels`.
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a gauge family `name` with `labels`.
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, prometheus::Error> {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Registers a histogram family `name` with `buckets` and `labels`.
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+    labels: &[&str],
+) -> Result<HistogramVec, prometheus::Error> {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels)?)
+}
+
 /// Seconds as Prometheus wants them.
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-impl Metrics {
-    /// A fresh set of metrics in its own registry, with the process
-    /// collector and `mayfly_build_info` registered. Fails only if two
-    /// families clash, which would be a bug.
-    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
-        let registry = Registry::new();
-        let r = &registry;
-        let jobs_submitted = register(
+/// The families of every queue's jobs.
+struct JobFamilies {
+    /// `mayfly_jobs_submitted_total{queue}`.
+    submitted: IntCounterVec,
+    /// `mayfly_jobs_finished_total{queue,outcome}`.
+    finished: IntCounterVec,
+    /// `mayfly_jobs_queued{queue}`.
+    queued: IntGaugeVec,
+    /// `mayfly_jobs_running{queue}`.
+    running: IntGaugeVec,
+    /// `mayfly_job_wait_seconds{queue}`.
+    wait: HistogramVec,
+    /// `mayfly_job_run_seconds{queue}`.
+    run: HistogramVec,
+}
+
+impl JobFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let submitted = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_submitted_total",
-                    "Jobs accepted by submit requests, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_submitted_total",
+            "Jobs accepted by submit requests, by queue.",
+            &["queue"],
         )?;
-        let jobs_finished = register(
+        let finished = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_jobs_finished_total",
-                    "Jobs that reached a terminal state, by queue and outcome (the terminal \
-                     state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
-                ),
-                &["queue", "outcome"],
-            )?,
+            "mayfly_jobs_finished_total",
+            "Jobs that reached a terminal state, by queue and outcome (the terminal \
+         state: succeeded, failed, cancelled, timed_out, skipped, interrupted).",
+            &["queue", "outcome"],
         )?;
-        let jobs_queued = register(
+        let queued = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_queued",
-                    "Jobs ready to run and waiting for a free slot, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_queued",
+            "Jobs ready to run and waiting for a free slot, by queue.",
+            &["queue"],
         )?;
-        let jobs_running = register(
+        let running = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_jobs_running",
-                    "Jobs whose process is running, by queue.",
-                ),
-                &["queue"],
-            )?,
+            "mayfly_jobs_running",
+            "Jobs whose process is running, by queue.",
+            &["queue"],
         )?;
-        let job_wait = register(
+        let wait = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_wait_seconds",
-                    "Time from a job's submission to the start of its process, by queue.",
-                )
-                .buckets(WAIT_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_wait_seconds",
+            "Time from a job's submission to the start of its process, by queue.",
+            WAIT_BUCKETS,
+            &["queue"],
         )?;
-        let job_run = register(
+        let run = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_job_run_seconds",
-                    "Time from the start of a job's process to its exit, by queue.",
-                )
-                .buckets(RUN_BUCKETS.to_vec()),
-                &["queue"],
-            )?,
+            "mayfly_job_run_seconds",
+            "Time from the start of a job's process to its exit, by queue.",
+            RUN_BUCKETS,
+            &["queue"],
         )?;
-        let ipc_requests = register(
+        Ok(Self {
+            submitted,
+            finished,
+            queued,
+            running,
+            wait,
+            run,
+        })
+    }
+}
+
+/// The families of the Unix-socket door.
+struct IpcFamilies {
+    /// `mayfly_ipc_requests_total{kind,result}`.
+    requests: IntCounterVec,
+    /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: HistogramVec,
+    /// `mayfly_ipc_connections`.
+    connections: IntGauge,
+    /// `mayfly_ipc_refused_peers_total`: connections refused for their
+    /// peer's uid (see [`crate::peer`]); a rising count is someone trying.
+    refused_peers: IntCounter,
+}
+
+impl IpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_ipc_requests_total",
-                    "Requests served on the Unix socket, by kind and result (error when \
-                     any response frame was an error).",
-                ),
-                &["kind", "result"],
-            )?,
+            "mayfly_ipc_requests_total",
+            "Requests served on the Unix socket, by kind and result (error when \
+         any response frame was an error).",
+            &["kind", "result"],
         )?;
-        let ipc_duration = register(
+        let duration = histogram_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_ipc_request_duration_seconds",
-                    "Time from decoding a Unix-socket request to writing its last response \
-                     frame, by kind (streams such as wait and logs --follow last as long as \
-                     they are followed).",
-                )
-                .buckets(IPC_BUCKETS.to_vec()),
-                &["kind"],
-            )?,
+            "mayfly_ipc_request_duration_seconds",
+            "Time from decoding a Unix-socket request to writing its last response \
+         frame, by kind (streams such as wait and logs --follow last as long as \
+         they are followed).",
+            IPC_BUCKETS,
+            &["kind"],
         )?;
-        let ipc_connections = register(
+        let connections = register(
             r,
             IntGauge::new(
                 "mayfly_ipc_connections",
                 "Unix-socket client connections open now.",
             )?,
         )?;
-        let ipc_refused_peers = register(
+        let refused_peers = register(
             r,
             IntCounter::new(
                 "mayfly_ipc_refused_peers_total",
                 "Unix-socket connections refused because their user may not use this daemon.",
             )?,
         )?;
-        let wal_appends = register(
+        Ok(Self {
+            requests,
+            duration,
+            connections,
+            refused_peers,
+        })
+    }
+}
+
+/// The families of the write-ahead log.
+struct WalFamilies {
+    /// `mayfly_wal_appends_total`.
+    appends: IntCounter,
+    /// `mayfly_wal_bytes_total`.
+    bytes: IntCounter,
+    /// `mayfly_wal_fsync_duration_seconds`.
+    fsync: Histogram,
+}
+
+impl WalFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let appends = register(
             r,
             IntCounter::new(
                 "mayfly_wal_appends_total",
                 "Records written to the write-ahead log files.",
             )?,
         )?;
-        let wal_bytes = register(
+        let bytes = register(
             r,
             IntCounter::new(
                 "mayfly_wal_bytes_total",
                 "Bytes written to the write-ahead log files, record headers included.",
             )?,
         )?;
-        let wal_fsync = register(
+        let fsync = register(
             r,
             Histogram::with_opts(
                 HistogramOpts::new(
@@ -376,91 +404,111 @@ impl Metrics {
                 .buckets(FSYNC_BUCKETS.to_vec()),
             )?,
         )?;
-        let system_task_up = register(
+        Ok(Self {
+            appends,
+            bytes,
+            fsync,
+        })
+    }
+}
+
+/// The families of each executor: what runs the jobs, and what a remote
+/// one costs (the commands it runs against its side, its poll ticks).
+struct ExecutorFamilies {
+    /// `mayfly_executor_jobs_running{executor}`.
+    running: IntGaugeVec,
+    /// `mayfly_executor_starts_total{executor,result}`.
+    starts: IntCounterVec,
+    /// `mayfly_executor_calls_total{executor,command,result}`: commands run
+    /// against what runs the jobs (`sbatch`, `squeue`, …).
+    calls: IntCounterVec,
+    /// `mayfly_executor_call_duration_seconds{executor,command}`.
+    call_duration: HistogramVec,
+    /// `mayfly_executor_polls_total{executor}`: rounds of asking a remote
+    /// executor's side about every job it runs (one tick each).
+    polls: IntCounterVec,
+    /// `mayfly_executor_jobs_tracked{executor}`.
+    tracked: IntGaugeVec,
+}
+
+impl ExecutorFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let running = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_system_task_up",
-                    "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
-                     it has exited.",
-                ),
-                &["name"],
-            )?,
+            "mayfly_executor_jobs_running",
+            "Jobs running now, by the executor of their queue (local, slurm).",
+            &["executor"],
         )?;
-        let executor_running = register(
+        let starts = counter_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_executor_jobs_running",
-                    "Jobs running now, by the executor of their queue (local, slurm).",
-                ),
-                &["executor"],
-            )?,
+            "mayfly_executor_starts_total",
+            "Attempts an executor was asked to start, by executor and result (error \
+             when it could not start the attempt).",
+            &["executor", "result"],
         )?;
-        let executor_starts = register(
+        let calls = counter_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_executor_starts_total",
-                    "Attempts an executor was asked to start, by executor and result (error \
-                     when it could not start the attempt).",
-                ),
-                &["executor", "result"],
-            )?,
+            "mayfly_executor_calls_total",
+            "Commands an executor ran against what runs its jobs (sbatch, squeue, \
+             scancel, scontrol), by executor, command and result (error when the \
+             command failed or could not run).",
+            &["executor", "command", "result"],
         )?;
-        let executor_calls = register(
+        let call_duration = histogram_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_executor_calls_total",
-                    "Commands an executor ran against what runs its jobs (sbatch, squeue, \
-                     scancel, scontrol), by executor, command and result (error when the \
-                     command failed or could not run).",
-                ),
-                &["executor", "command", "result"],
-            )?,
+            "mayfly_executor_call_duration_seconds",
+            "Time one such command took, by executor and command.",
+            IPC_BUCKETS,
+            &["executor", "command"],
         )?;
-        let executor_call_duration = register(
+        let polls = counter_vec(
             r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "mayfly_executor_call_duration_seconds",
-                    "Time one such command took, by executor and command.",
-                )
-                .buckets(IPC_BUCKETS.to_vec()),
-                &["executor", "command"],
-            )?,
+            "mayfly_executor_polls_total",
+            "Ticks on which a remote executor asked its side about all of its jobs \
+             at once; calls per tick is mayfly_executor_calls_total over this.",
+            &["executor"],
         )?;
-        let executor_polls = register(
+        let tracked = gauge_vec(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "mayfly_executor_polls_total",
-                    "Ticks on which a remote executor asked its side about all of its jobs \
-                     at once; calls per tick is mayfly_executor_calls_total over this.",
-                ),
-                &["executor"],
-            )?,
+            "mayfly_executor_jobs_tracked",
+            "Attempts a remote executor follows now (submitted and not yet seen to end).",
+            &["executor"],
         )?;
-        let executor_tracked = register(
+        Ok(Self {
+            running,
+            starts,
+            calls,
+            call_duration,
+            polls,
+            tracked,
+        })
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry, with the process
+    /// collector and `mayfly_build_info` registered. Fails only if two
+    /// families clash, which would be a bug.
+    pub fn new() -> Result<Arc<Metrics>, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let jobs = JobFamilies::register(r)?;
+        let ipc = IpcFamilies::register(r)?;
+        let wal = WalFamilies::register(r)?;
+        let system_task_up = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_executor_jobs_tracked",
-                    "Attempts a remote executor follows now (submitted and not yet seen to end).",
-                ),
-                &["executor"],
-            )?,
+            "mayfly_system_task_up",
+            "1 while the system task (WAL flusher, metrics pusher, ...) runs, 0 once \
+             it has exited.",
+            &["name"],
         )?;
-        let build_info = register(
+        let executors = ExecutorFamilies::register(r)?;
+        let build_info = gauge_vec(
             r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "mayfly_build_info",
-                    "Always 1; the version label says which mayflyd this is.",
-                ),
-                &["version"],
-            )?,
+            "mayfly_build_info",
+            "Always 1; the version label says which mayflyd this is.",
+            &["version"],
         )?;
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -468,26 +516,11 @@ impl Metrics {
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
-            jobs_submitted,
-            jobs_finished,
-            jobs_queued,
-            jobs_running,
-            job_wait,
-            job_run,
-            ipc_requests,
-            ipc_duration,
-            ipc_connections,
-            ipc_refused_peers,
-            wal_appends,
-            wal_bytes,
-            wal_fsync,
+            jobs,
+            ipc,
+            wal,
             system_task_up,
-            executor_running,
-            executor_starts,
-            executor_calls,
-            executor_call_duration,
-            executor_polls,
-            executor_tracked,
+            executors,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
         };
@@ -496,10 +529,11 @@ impl Metrics {
         metrics.queue(mayfly_protocol::DEFAULT_QUEUE, |_| ());
         for result in ["ok", "error"] {
             metrics
-                .executor_starts
+                .executors
+                .starts
                 .with_label_values(&["local", result]);
         }
-        metrics.executor_running.with_label_values(&["local"]);
+        metrics.executors.running.with_label_values(&["local"]);
         Ok(Arc::new(metrics))
     }
 
@@ -507,12 +541,12 @@ impl Metrics {
     fn make_queue(&self, queue: &str) -> QueueSeries {
         let labels = [queue];
         QueueSeries {
-            submitted: self.jobs_submitted.with_label_values(&labels),
-            finished: TERMINAL.map(|s| self.jobs_finished.with_label_values(&[queue, s.as_str()])),
-            queued: self.jobs_queued.with_label_values(&labels),
-            running: self.jobs_running.with_label_values(&labels),
-            wait: self.job_wait.with_label_values(&labels),
-            run: self.job_run.with_label_values(&labels),
+            submitted: self.jobs.submitted.with_label_values(&labels),
+            finished: TERMINAL.map(|s| self.jobs.finished.with_label_values(&[queue, s.as_str()])),
+            queued: self.jobs.queued.with_label_values(&labels),
+            running: self.jobs.running.with_label_values(&labels),
+            wait: self.jobs.wait.with_label_values(&labels),
+            run: self.jobs.run.with_label_values(&labels),
         }
     }
 
@@ -573,7 +607,7 @@ impl Metrics {
         }
         let mut by_executor: HashMap<String, u64> = HashMap::new();
         // Every executor seen before reads 0 when no queue uses it now.
-        for family in self.executor_running.collect() {
+        for family in self.executors.running.collect() {
             for metric in family.get_metric() {
                 if let Some(label) = metric.get_label().first() {
                     by_executor.insert(label.value().to_owned(), 0);
@@ -586,7 +620,8 @@ impl Metrics {
                 .or_default() += info.counts.get(JobState::Running);
         }
         for (kind, running) in by_executor {
-            self.executor_running
+            self.executors
+                .running
                 .with_label_values(&[&kind])
                 .set(gauge_value(running));
         }
@@ -595,7 +630,8 @@ impl Metrics {
     /// An executor was asked to start an attempt, and could (`ok`) or not.
     /// Rare next to submits: resolved through the vec's read lock.
     pub fn executor_start(&self, executor: &str, ok: bool) {
-        self.executor_starts
+        self.executors
+            .starts
             .with_label_values(&[executor, if ok { "ok" } else { "error" }])
             .inc();
     }
@@ -603,22 +639,25 @@ impl Metrics {
     /// An executor ran `command` against its side, which took `elapsed` and
     /// succeeded (`ok`) or not.
     pub fn executor_call(&self, executor: &str, command: &str, ok: bool, elapsed: Duration) {
-        self.executor_calls
+        self.executors
+            .calls
             .with_label_values(&[executor, command, if ok { "ok" } else { "error" }])
             .inc();
-        self.executor_call_duration
+        self.executors
+            .call_duration
             .with_label_values(&[executor, command])
             .observe(seconds(elapsed));
     }
 
     /// A remote executor asked its side about all of its jobs (one tick).
     pub fn executor_poll(&self, executor: &str) {
-        self.executor_polls.with_label_values(&[executor]).inc();
+        self.executors.polls.with_label_values(&[executor]).inc();
     }
 
     /// A remote executor follows `delta` more attempts (fewer when negative).
     pub fn executor_tracking(&self, executor: &str, delta: i64) {
-        self.executor_tracked
+        self.executors
+            .tracked
             .with_label_values(&[executor])
             .add(delta);
     }
@@ -634,9 +673,9 @@ impl Metrics {
     /// false when any of its response frames was an error.
     pub fn ipc_request(&self, kind: &str, ok: bool, elapsed: Duration) {
         let make = || KindSeries {
-            ok: self.ipc_requests.with_label_values(&[kind, "ok"]),
-            error: self.ipc_requests.with_label_values(&[kind, "error"]),
-            duration: self.ipc_duration.with_label_values(&[kind]),
+            ok: self.ipc.requests.with_label_values(&[kind, "ok"]),
+            error: self.ipc.requests.with_label_values(&[kind, "error"]),
+            duration: self.ipc.duration.with_label_values(&[kind]),
         };
         self.kinds.with(kind, make, |k| {
             let counter = if ok { &k.ok } else { &k.error };
@@ -647,29 +686,29 @@ impl Metrics {
 
     /// A connection was refused for its peer's uid.
     pub fn ipc_refused_peer(&self) {
-        self.ipc_refused_peers.inc();
+        self.ipc.refused_peers.inc();
     }
 
     /// A client connected to the Unix socket.
     pub fn ipc_connection_opened(&self) {
-        self.ipc_connections.inc();
+        self.ipc.connections.inc();
     }
 
     /// A client connection ended.
     pub fn ipc_connection_closed(&self) {
-        self.ipc_connections.dec();
+        self.ipc.connections.dec();
     }
 
     /// `records` records of `bytes` bytes (framing included) reached the
     /// write-ahead log files.
     pub fn wal_appended(&self, records: u64, bytes: u64) {
-        self.wal_appends.inc_by(records);
-        self.wal_bytes.inc_by(bytes);
+        self.wal.appends.inc_by(records);
+        self.wal.bytes.inc_by(bytes);
     }
 
     /// The write-ahead log's fdatasync took `took`.
     pub fn wal_fsynced(&self, took: Duration) {
-        self.wal_fsync.observe(seconds(took));
+        self.wal.fsync.observe(seconds(took));
     }
 
     /// Every metric in the Prometheus text format (see [`CONTENT_TYPE`]).

@@ -1,11 +1,10 @@
 //! The daemon's top level: [`Scheduler`] wires the core, the driver, the
 //! executor, the listener and signal handling together, and owns shutdown.
 //!
-//! The shape follows the original task card: build a scheduler with sane
-//! defaults (`Scheduler::new()` / [`Scheduler::builder`]), run it with
-//! [`Scheduler::run_blocking`], stop it with [`SchedulerHandle::shutdown`]
-//! (or SIGTERM/SIGINT), and start priority-0 system tasks with
-//! [`SchedulerHandle::spawn_system`].
+//! Its shape: build a scheduler with sane defaults (`Scheduler::new()` /
+//! [`Scheduler::builder`]), run it with [`Scheduler::run_blocking`], stop
+//! it with [`SchedulerHandle::shutdown`] (or SIGTERM/SIGINT), and start
+//! priority-0 system tasks with [`SchedulerHandle::spawn_system`].
 //!
 //! Shutdown is one path, whatever starts it: the driver stops starting jobs
 //! and refuses submits, SIGTERMs every running job's process group, SIGKILLs
@@ -52,13 +51,11 @@ use crate::settings::{HttpAddr, Settings};
 use crate::shutdown::Shutdown;
 use crate::wal::WalOptions;
 
-/// `SIGTERM` or `SIGINT` for the signals we handle, the number otherwise.
+/// A signal's name (`SIGTERM`), or its number if it has none.
 fn signal_name(sig: i32) -> String {
-    match sig {
-        SIGTERM => "SIGTERM".into(),
-        SIGINT => "SIGINT".into(),
-        n => n.to_string(),
-    }
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
 }
 
 /// The highest job id that has an output file in `logs_dir`.
@@ -114,6 +111,13 @@ pub enum DaemonError {
     /// A second signal asked to exit without waiting for jobs.
     #[error("forced exit on a second signal; jobs that were still running were left as they were")]
     Forced,
+    /// The driver stopped on a bug (a panic). Nothing unlogged was
+    /// acknowledged; the next start recovers from the log.
+    #[error(
+        "the scheduler stopped on an internal error ({0}); the log holds every acknowledged \
+         change, so start mayflyd again, and please report this"
+    )]
+    DriverFailed(String),
 }
 
 /// Builds a [`Scheduler`] from defaults plus overrides.
@@ -263,10 +267,10 @@ impl Scheduler {
     /// snapshot encoding on the journal thread, process starts on the
     /// blocking pool, output files on their own thread). What is left —
     /// sessions, the driver, HTTP — hands a request from task to task, and
-    /// on one worker that costs no cross-thread wakeup: a single client's
-    /// durable submit took a median 207–211 µs against 258–261 µs with a
-    /// worker per core (2,000 samples each, twice), with the same 8-client
-    /// throughput (20.3k/22.1k/21.0k against 19.5k/22.6k/21.1k submits/s).
+    /// on one worker that costs no cross-thread wakeup, which made a single
+    /// client's durable submit measurably faster with the same 8-client
+    /// throughput (`bench/RESULTS.md`, "Figures that used to live in code
+    /// comments").
     pub fn run_blocking(mut self) -> Result<(), DaemonError> {
         fit_connections_to(&mut self.settings, raise_fd_limit());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -719,16 +723,20 @@ impl Startup {
         crate::notify::notify("READY=1");
         let driver_task = tokio::spawn(driver.run(boot.info, boot.events));
         let result = tokio::select! {
-            core = driver_task => {
-                match core {
-                    Ok(core) if settings.one_run.dump_state => {
+            core = driver_task => match core {
+                Ok(core) => {
+                    if settings.one_run.dump_state {
                         println!("{:#}", crate::driver::state_json(&core));
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "driver task failed"),
+                    Ok(())
                 }
-                Ok(())
-            }
+                // A panic: the sessions and tasks are still told to stop
+                // below, and the socket removed, before the daemon exits.
+                Err(e) => {
+                    self.shutdown.driver_done();
+                    Err(DaemonError::DriverFailed(e.to_string()))
+                }
+            },
             () = self.shutdown.forced() => Err(DaemonError::Forced),
         };
         if !self.shutdown.wait_tasks().await {

@@ -660,47 +660,54 @@ async fn read_requests(
             return;
         }
         let kind = Some(request.kind());
-        let responses = match request {
-            Request::Logs(req) => {
-                let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
-                tokio::spawn(serve_logs(req, ctx.mayfly.clone(), tx));
-                Responses::Bounded(rx)
-            }
-            Request::Events(req) => {
-                let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
-                tokio::spawn(serve_events(req, ctx.mayfly.clone(), tx));
-                Responses::Bounded(rx)
-            }
-            Request::Status(req) => {
-                let (reply, rx) = Reply::counted(backlog.clone());
-                let query = ListQuery {
-                    ids: req.ids,
-                    ..ListQuery::default()
-                };
-                ctx.mayfly
-                    .list_into(query, false, Box::new(IpcList(reply)))
-                    .await;
-                Responses::Unbounded(rx)
-            }
-            Request::DumpState => {
-                let (reply, rx) = Reply::counted(backlog.clone());
-                ctx.mayfly
-                    .list_into(ListQuery::default(), true, Box::new(IpcList(reply)))
-                    .await;
-                Responses::Unbounded(rx)
-            }
-            Request::Wait(req) => {
-                let (reply, rx) = Reply::counted(backlog.clone());
-                ctx.mayfly
-                    .wait_into(req.ids, Arc::new(IpcWait(reply)))
-                    .await;
-                Responses::Unbounded(rx)
-            }
-            request => Responses::Answer(Some(answer(&ctx.mayfly, request).await)),
-        };
+        let responses = dispatch(request, ctx, backlog).await;
         if !queue(responses, kind) {
             return;
         }
+    }
+}
+
+/// Hands `request` to the service, in order, and returns where its
+/// responses will come from: a stream for `logs` and `events`, the frames of
+/// a listing or a wait, or the one frame of any other request.
+async fn dispatch(request: Request, ctx: &SessionContext, backlog: &Arc<Backlog>) -> Responses {
+    match request {
+        Request::Logs(req) => {
+            let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
+            tokio::spawn(serve_logs(req, ctx.mayfly.clone(), tx));
+            Responses::Bounded(rx)
+        }
+        Request::Events(req) => {
+            let (tx, rx) = mpsc::channel(STREAM_BACKLOG);
+            tokio::spawn(serve_events(req, ctx.mayfly.clone(), tx));
+            Responses::Bounded(rx)
+        }
+        Request::Status(req) => {
+            let (reply, rx) = Reply::counted(backlog.clone());
+            let query = ListQuery {
+                ids: req.ids,
+                ..ListQuery::default()
+            };
+            ctx.mayfly
+                .list_into(query, false, Box::new(IpcList(reply)))
+                .await;
+            Responses::Unbounded(rx)
+        }
+        Request::DumpState => {
+            let (reply, rx) = Reply::counted(backlog.clone());
+            ctx.mayfly
+                .list_into(ListQuery::default(), true, Box::new(IpcList(reply)))
+                .await;
+            Responses::Unbounded(rx)
+        }
+        Request::Wait(req) => {
+            let (reply, rx) = Reply::counted(backlog.clone());
+            ctx.mayfly
+                .wait_into(req.ids, Arc::new(IpcWait(reply)))
+                .await;
+            Responses::Unbounded(rx)
+        }
+        request => Responses::Answer(Some(answer(&ctx.mayfly, request).await)),
     }
 }
 

@@ -58,13 +58,94 @@ impl Timestamp {
     }
 }
 
+/// The words of a command run without a shell: a program and its
+/// arguments, never empty (so whoever runs it always has a program).
+///
+/// On the wire and in the log it is exactly a `Vec<String>`; decoding an
+/// empty one fails, as does [`Argv::try_from`]. It reads as a slice of its
+/// words (`argv[0]`, `argv.len()`, `argv.iter()`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Argv(Vec<String>);
+
+/// Why a list of words is not an [`Argv`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a command needs at least a program to run")]
+pub struct EmptyArgv;
+
+impl Argv {
+    /// `program` with `args`.
+    pub fn new(program: impl Into<String>, args: impl IntoIterator<Item = String>) -> Self {
+        let mut words = vec![program.into()];
+        words.extend(args);
+        Self(words)
+    }
+
+    /// The program (the first word).
+    pub fn program(&self) -> &str {
+        &self.0[0]
+    }
+
+    /// The arguments after the program.
+    pub fn args(&self) -> &[String] {
+        &self.0[1..]
+    }
+
+    /// The words, program first.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl TryFrom<Vec<String>> for Argv {
+    type Error = EmptyArgv;
+
+    fn try_from(words: Vec<String>) -> Result<Self, EmptyArgv> {
+        if words.is_empty() {
+            Err(EmptyArgv)
+        } else {
+            Ok(Self(words))
+        }
+    }
+}
+
+impl std::ops::Deref for Argv {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Serialize for Argv {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let words = Vec::<String>::deserialize(deserializer)?;
+        Argv::try_from(words).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Argv {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Argv::new(
+            String::arbitrary(u)?,
+            Vec::<String>::arbitrary(u)?,
+        ))
+    }
+}
+
 /// What a job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Command {
-    /// Run this argv directly (no shell): `argv[0]` is looked up on the
+    /// Run this argv directly (no shell): its program is looked up on the
     /// job's own `PATH`.
-    Argv(Vec<String>),
+    Argv(Argv),
     /// Run this string with `sh -c`. A string that is one plain command
     /// (plain words only, the first neither an assignment nor a shell
     /// built-in) may be exec'd directly instead, with the `PWD` sh would

@@ -115,7 +115,7 @@ struct CommandJson<'a>(&'a Command);
 impl Serialize for CommandJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Command::Argv(argv) => serializer.collect_seq(argv),
+            Command::Argv(argv) => serializer.collect_seq(argv.iter()),
             Command::Shell(s) => serializer.serialize_str(s),
         }
     }

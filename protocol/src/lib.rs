@@ -44,8 +44,9 @@ pub use codec::{
 };
 pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
-    Attempt, Command, DepRef, Dependency, ExecutorSpec, JobId, JobInfo, JobInfoRef, JobSpec,
-    JobState, LogStream, QueueInfo, SchedulerInfo, SpecExt, StateCounts, SystemTaskInfo, Timestamp,
+    Argv, Attempt, Command, DepRef, Dependency, EmptyArgv, ExecutorSpec, JobId, JobInfo,
+    JobInfoRef, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo, SpecExt, StateCounts,
+    SystemTaskInfo, Timestamp,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,

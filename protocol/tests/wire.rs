@@ -15,11 +15,12 @@ use std::collections::BTreeSet;
 use std::io::{Cursor, Read};
 
 use mayfly_protocol::{
-    CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello, HelloReply,
-    JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest, MAGIC,
-    MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo, ShutdownRequest,
-    SpecExt, StateCounts, StateHeader, StatusRequest, SubmitRequest, SystemTaskInfo, Timestamp,
-    WaitRequest, decode_payload, encode_frame, encode_payload, read_frame,
+    Argv, CancelOutcome, CancelRequest, Command, ErrorKind, ErrorResponse, FrameError, Hello,
+    HelloReply, JobId, JobInfo, JobInfoRef, JobSpec, JobState, JobsRef, LogStream, LogsRequest,
+    MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION, QueueInfo, Request, Response, SchedulerInfo,
+    ShutdownRequest, SpecExt, StateCounts, StateHeader, StatusRequest, SubmitRequest,
+    SystemTaskInfo, Timestamp, WaitRequest, decode_payload, encode_frame, encode_payload,
+    read_frame,
 };
 use proptest::prelude::*;
 use serde::Serialize;
@@ -51,7 +52,11 @@ where
 /// A small job spec used by several fixed examples.
 fn sample_spec() -> JobSpec {
     JobSpec {
-        command: Command::Argv(vec!["echo".into(), "hi".into()]),
+        command: Command::Argv(
+            vec!["echo".into(), "hi".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         cwd: "/tmp".into(),
         env: vec![("K".into(), "V".into())],
         queue: "default".into(),
@@ -383,7 +388,8 @@ fn timestamp() -> impl Strategy<Value = Timestamp> {
 /// Any command, argv or shell.
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        prop::collection::vec(text(), 0..4).prop_map(Command::Argv),
+        (text(), prop::collection::vec(text(), 0..3))
+            .prop_map(|(program, args)| Command::Argv(Argv::new(program, args))),
         text().prop_map(Command::Shell),
     ]
 }
@@ -656,6 +662,30 @@ fn examples_cover_every_variant() {
     assert_eq!(requests, (0..REQUEST_VARIANTS).collect());
     let responses: BTreeSet<usize> = examples_responses().iter().map(response_variant).collect();
     assert_eq!(responses, (0..RESPONSE_VARIANTS).collect());
+}
+
+/// An argv is a plain list of words on the wire, and an empty one does not
+/// decode: whatever a client sends, the daemon never holds a command without
+/// a program.
+#[test]
+fn an_argv_is_a_word_list_and_never_empty() {
+    let argv = Argv::new("make", ["-j".to_string(), "4".to_string()]);
+    let words = vec!["make".to_string(), "-j".to_string(), "4".to_string()];
+    assert_eq!(
+        encode_payload(&Command::Argv(argv.clone())).expect("encodes"),
+        encode_payload(&(0u32, words.clone())).expect("encodes"),
+        "the same bytes as the variant index and a Vec<String>"
+    );
+    assert_eq!(argv.program(), "make");
+    assert_eq!(argv.args(), &words[1..]);
+
+    let empty = encode_payload(&(0u32, Vec::<String>::new())).expect("encodes");
+    let err = decode_payload::<Command>(&empty).expect_err("an empty argv must not decode");
+    assert!(
+        err.to_string().contains("at least a program"),
+        "unexpected error: {err}"
+    );
+    assert!(Argv::try_from(Vec::new()).is_err());
 }
 
 /// Every request variant survives `encode_frame` + `read_frame`.

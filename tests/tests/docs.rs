@@ -1,7 +1,8 @@
 //! The committed man pages (`man/`) and shell completions (`completions/`)
 //! are exactly what the clap definitions render today, and they are sound:
 //! the top page names every subcommand, the completions know `submit`, and
-//! groff formats every page without a warning.
+//! groff formats every page without a warning. And the README and `docs/`
+//! link only to files that exist.
 //!
 //! When a test here fails after a change to a command line, regenerate with
 //! `cargo run -p mayfly-tests --bin gen-docs` and commit the result.
@@ -166,4 +167,56 @@ fn groff_formats_every_man_page_without_warnings() {
             output.status
         );
     }
+}
+
+/// The Markdown links of `text` (`[label](target)`) that point into the
+/// repository: not a URL, not an anchor of the same page.
+fn local_links(text: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = &rest[..end];
+        let target = target.split('#').next().unwrap_or_default();
+        if !target.is_empty() && !target.contains("://") && !target.starts_with("mailto:") {
+            links.push(target.to_owned());
+        }
+        rest = &rest[end..];
+    }
+    links
+}
+
+/// Every link between the README and the documents in `docs/` leads to a
+/// file that exists, so the repository's own documentation has no dead
+/// ends when a file is renamed.
+#[test]
+fn the_readme_and_docs_link_only_to_files_that_exist() {
+    let root = repo_root();
+    let mut pages = vec![PathBuf::from("README.md")];
+    let docs = std::fs::read_dir(root.join("docs")).expect("docs/ exists");
+    for entry in docs {
+        let path = entry.expect("a docs/ entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path.strip_prefix(&root).expect("under the root").to_owned());
+        }
+    }
+    let mut dead = Vec::new();
+    let mut seen = 0;
+    for page in &pages {
+        let text = read_committed(page.to_str().expect("a UTF-8 path"));
+        let folder = page.parent().unwrap_or(Path::new(""));
+        for link in local_links(&text) {
+            seen += 1;
+            if !root.join(folder).join(&link).exists() {
+                dead.push(format!("{}: {link}", page.display()));
+            }
+        }
+    }
+    assert!(seen > 10, "only {seen} links found: is the parser right?");
+    assert!(
+        dead.is_empty(),
+        "links to missing files:\n{}",
+        dead.join("\n")
+    );
 }

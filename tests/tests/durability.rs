@@ -290,7 +290,7 @@ fn crash_client(
         let spec = JobSpec {
             env: vec![path_env()],
             ..JobSpec::new(
-                Command::Argv(sent.argv.clone()),
+                Command::Argv(sent.argv.clone().try_into().expect("a program")),
                 work.display().to_string(),
                 sent.queue.clone(),
                 sent.priority,

@@ -564,7 +564,11 @@ fn bad_specs_and_repeated_ids_are_refused_naming_the_field() {
             "NUL in an argument",
             {
                 let mut s = good.clone();
-                s.command = mayfly_protocol::Command::Argv(vec!["echo".into(), "a\0b".into()]);
+                s.command = mayfly_protocol::Command::Argv(
+                    vec!["echo".into(), "a\0b".into()]
+                        .try_into()
+                        .expect("a program"),
+                );
                 s
             },
             "word 2 of the command",

@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mayfly_protocol::{
-    Command, DepRef, Dependency, FrameError, JobId, JobSpec, Request, Response, SubmitBatchRequest,
-    SubmitRequest, Timestamp, WaitRequest,
+    Argv, Command, DepRef, Dependency, FrameError, JobId, JobSpec, Request, Response,
+    SubmitBatchRequest, SubmitRequest, Timestamp, WaitRequest,
 };
 use serde_json::{Value, json};
 
@@ -179,8 +179,8 @@ pub fn plan(args: &SubmitArgs, ctx: &ClientContext) -> Result<Action, UsageError
         }
         Command::Shell(script)
     } else {
-        match words.first() {
-            Some(program) if !program.is_empty() => Command::Argv(words),
+        match Argv::try_from(words) {
+            Ok(argv) if !argv.program().is_empty() => Command::Argv(argv),
             _ => return Err(UsageError::NoCommand),
         }
     };
@@ -482,11 +482,11 @@ mod tests {
     fn every_chunk_encodes_and_decodes_within_the_limits() {
         let mut specs: Vec<JobSpec> = (0..10_000).map(|_| spec(300)).collect();
         specs[7].labels = vec![("k".into(), "v".repeat(1000))];
-        specs[8].command = Command::Argv(vec!["echo".into(); 500]);
+        specs[8].command = Command::Argv(vec!["echo".into(); 500].try_into().expect("a program"));
         // The worst case for the decoder: many tiny strings.
         let mut tiny = spec(0);
         tiny.env = (0..200).map(|_| (String::new(), String::new())).collect();
-        tiny.command = Command::Argv(vec![String::new(); 200]);
+        tiny.command = Command::Argv(vec![String::new(); 200].try_into().expect("a program"));
         specs.extend(std::iter::repeat_n(tiny, 5_000));
         let bounds = chunk_bounds(&specs);
         assert!(bounds.len() > 3, "{bounds:?}");

@@ -217,7 +217,11 @@ pub fn job(id: u64, state: JobState) -> JobInfo {
     JobInfo {
         id: JobId(id),
         state,
-        command: mayfly_protocol::Command::Argv(vec!["make".into(), "test".into()]),
+        command: mayfly_protocol::Command::Argv(
+            vec!["make".into(), "test".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         cwd: "/work".into(),
         queue: "default".into(),
         priority: 50,

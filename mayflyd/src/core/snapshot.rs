@@ -24,10 +24,11 @@
 //!   restoring it allocates each environment once.
 //! - **1** (read only): bincode of [`super::v1::CoreSnapshot`], where each job
 //!   carries its own copy of its environment, working directory and queue.
-//!   A snapshot of 200,000 such jobs was 570 MB, and decoding it left the
-//!   restarted daemon at over 1 GB of memory where the live one had used
-//!   90 MB. A daemon that finds one converts it on load; its next snapshot
-//!   is format 2.
+//!   With many jobs sharing a large environment such a snapshot was
+//!   hundreds of times the size of format 2, and decoding it left the
+//!   restarted daemon at many times the live one's memory
+//!   (`bench/RESULTS.md`). A daemon that finds one converts it on load; its
+//!   next snapshot is format 2.
 
 use std::collections::HashMap;
 use std::sync::Arc;

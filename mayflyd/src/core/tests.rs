@@ -9,7 +9,12 @@ use super::{Action, Core, CoreConfig, CoreError, Event, ExitOutcome, Signal, Sto
 
 /// A spec for queue `queue` at priority `priority`.
 fn spec(queue: &str, priority: u8) -> JobSpec {
-    JobSpec::new(Command::Argv(vec!["true".into()]), "/", queue, priority)
+    JobSpec::new(
+        Command::Argv(vec!["true".into()].try_into().expect("a program")),
+        "/",
+        queue,
+        priority,
+    )
 }
 
 /// Decides and applies a submit; returns the new id.
@@ -128,7 +133,9 @@ fn priority_bounds_are_enforced() {
 fn empty_command_and_relative_cwd_are_refused() {
     let c = core(1);
     let mut s = spec("default", 50);
-    s.command = Command::Argv(vec![]);
+    // No argv is without a first word (the type holds it); an empty one is
+    // still refused.
+    s.command = Command::Argv(mayfly_protocol::Argv::new("", ["x".to_string()]));
     assert!(c.decide_submit(Timestamp(0), s).is_err());
     let mut s = spec("default", 50);
     s.command = Command::Shell("  ".into());

@@ -95,7 +95,7 @@ impl Core {
             return Err(priority_error(spec.priority));
         }
         match &spec.command {
-            mayfly_protocol::Command::Argv(argv) if argv.is_empty() || argv[0].is_empty() => {
+            mayfly_protocol::Command::Argv(argv) if argv.program().is_empty() => {
                 return Err(CoreError::BadRequest(
                     "empty command: give the program to run after `--`".into(),
                 ));

@@ -546,7 +546,11 @@ fn a_signal_asked_for_while_a_job_is_starting_goes_out_once_its_pid_is_known() {
         mut driver, dir, ..
     } = Parts::new(1);
     let spec = JobSpec::new(
-        Command::Argv(vec!["sleep".into(), "30".into()]),
+        Command::Argv(
+            vec!["sleep".into(), "30".into()]
+                .try_into()
+                .expect("a program"),
+        ),
         dir.path().to_string_lossy(),
         "default",
         50,

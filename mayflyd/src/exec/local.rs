@@ -16,7 +16,8 @@
 //!
 //! Creating a file can be slow too — on ext4 without a journal, a new inode
 //! is found only after skipping every inode deleted in the last minutes,
-//! which after a large `rm -r` costs ~0.3 ms a file. So the executor's
+//! which after a large `rm -r` costs a noticeable part of a job's start
+//! (`bench/RESULTS.md`). So the executor's
 //! output thread creates the files of the jobs the core expects to start
 //! next ([`LocalExecutor::prepare_output`]) ahead of time; a start then merely
 //! opens them (and still creates them if the guess was wrong or late).
@@ -284,8 +285,8 @@ impl Shared {
         // before, which reports the error the way it always did.
         let (word, args): (Option<&str>, Vec<&str>) = match &spec.command {
             Command::Argv(argv) => (
-                Some(argv[0].as_str()),
-                argv[1..].iter().map(String::as_str).collect(),
+                Some(argv.program()),
+                argv.args().iter().map(String::as_str).collect(),
             ),
             Command::Shell(script) => match plain_words(script, &spec.env) {
                 Some(words) => (Some(words[0]), words[1..].to_vec()),
@@ -310,8 +311,8 @@ impl Shared {
         }
         let mut fallback = match &spec.command {
             Command::Argv(argv) => {
-                let mut cmd = command(argv[0].as_ref());
-                cmd.args(&argv[1..]);
+                let mut cmd = command(argv.program().as_ref());
+                cmd.args(argv.args());
                 cmd
             }
             Command::Shell(script) => {
@@ -409,6 +410,10 @@ async fn relay_output(pipe: std::io::PipeReader, mut file: std::fs::File, cap: u
 /// write to its memory fault; here it tripled the daemon's CPU time per
 /// job. With a full path, the spawn is a `posix_spawn` (a `vfork`-style
 /// clone).
+///
+/// Not the `which` crate: it expands a leading `~` in `PATH` entries with
+/// the daemon's `HOME`, which neither `execvp` nor `sh` does, so it could
+/// run a program the job's own shell would not find.
 fn find_program(program: &str, env: &[(String, String)], cwd: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     if program.is_empty() {
@@ -439,7 +444,8 @@ const SHELL_WORDS: &[&str] = &[
 
 /// The words of a shell string that `sh -c` would run as one plain command,
 /// so that the daemon can exec them itself and spare a shell's start-up
-/// (~80 µs a job here; GNU make does the same for its recipe lines). Only
+/// (a measurable part of a short job's cost, `bench/RESULTS.md`; GNU make
+/// does the same for its recipe lines). Only
 /// for strings where that cannot change what happens: words of letters,
 /// digits and `_ . / : , + @ % = -` separated by spaces or tabs (so no
 /// quoting, expansion, globbing, redirection, comment or operator), a first
@@ -584,7 +590,7 @@ fn spawn_error(spec: &JobSpec, e: &std::io::Error) -> String {
     }
     match &spec.command {
         Command::Argv(argv) if e.kind() == std::io::ErrorKind::NotFound => {
-            format!("command {:?} not found", argv[0])
+            format!("command {:?} not found", argv.program())
         }
         _ => e.to_string(),
     }
@@ -775,7 +781,11 @@ mod tests {
         let (executor, dir, rt, mut rx) = executor();
         let id = JobId(5);
         let mut spec = JobSpec::new(
-            Command::Argv(vec!["cat".into(), "/proc/self/cmdline".into()]),
+            Command::Argv(
+                vec!["cat".into(), "/proc/self/cmdline".into()]
+                    .try_into()
+                    .expect("a program"),
+            ),
             cwd_str,
             "default",
             50,

@@ -46,8 +46,8 @@ pub struct WalOptions {
     ///
     /// Why: an fdatasync that makes a file longer must also commit the new
     /// size and block allocation through the file system's journal, which
-    /// on ext4 costs about 1.7× an fdatasync that only overwrites blocks
-    /// already written. With reserved zeros, nearly every sync is the cheap
+    /// on ext4 costs markedly more than an fdatasync that only overwrites
+    /// blocks already written (measured in `bench/RESULTS.md`). With reserved zeros, nearly every sync is the cheap
     /// kind, and the size changes once per `preallocate_bytes`. Readers
     /// treat a zero-filled tail as free space, never as damage. If the
     /// zeros cannot be written (a full disk), the segment goes on without
@@ -270,24 +270,7 @@ impl Wal {
         for (i, (seq, path)) in live.iter().enumerate() {
             let scanned = scan::scan_segment(path, *seq, &mut sink)?;
             let is_last = i + 1 == live.len();
-            match &scanned.end {
-                SegmentEnd::Clean | SegmentEnd::Preallocated => {}
-                SegmentEnd::BadTail { torn: true, .. } if is_last => {}
-                SegmentEnd::BadTail { damage, .. } => {
-                    let why = if is_last {
-                        "non-zero data follows it, so this is not a torn final write"
-                    } else {
-                        "later segments exist, so this is not a torn final write"
-                    };
-                    let mut damage = damage.clone();
-                    if let format::DamageKind::Corrupt(reason) = &mut damage.kind {
-                        reason.push_str("; ");
-                        reason.push_str(why);
-                    }
-                    return Err(damage.into_error(path));
-                }
-                SegmentEnd::Damaged(damage) => return Err(damage.clone().into_error(path)),
-            }
+            refuse_damage(&scanned.end, is_last, path)?;
             recovery.segments += 1;
             recovery.records += scanned.records;
             recovery.bytes += scanned.payload_bytes;
@@ -840,4 +823,29 @@ pub(super) fn check_contiguous(
         }
     }
     Ok(())
+}
+
+/// Recovery's verdict on how a segment's good records end: a torn tail is
+/// forgiven only in the last segment (`is_last`), where an interrupted
+/// append leaves one; anything else is damage recovery refuses to guess
+/// about (the `--repair-wal` path decides).
+fn refuse_damage(end: &SegmentEnd, is_last: bool, path: &Path) -> Result<(), WalError> {
+    match end {
+        SegmentEnd::Clean | SegmentEnd::Preallocated => Ok(()),
+        SegmentEnd::BadTail { torn: true, .. } if is_last => Ok(()),
+        SegmentEnd::BadTail { damage, .. } => {
+            let why = if is_last {
+                "non-zero data follows it, so this is not a torn final write"
+            } else {
+                "later segments exist, so this is not a torn final write"
+            };
+            let mut damage = damage.clone();
+            if let format::DamageKind::Corrupt(reason) = &mut damage.kind {
+                reason.push_str("; ");
+                reason.push_str(why);
+            }
+            Err(damage.into_error(path))
+        }
+        SegmentEnd::Damaged(damage) => Err(damage.clone().into_error(path)),
+    }
 }

@@ -83,13 +83,53 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
         return Ok(RepairReport::default());
     }
     let lock = lock_dir(dir)?;
-    let listing = scan::list_dir(dir)?;
     let mut report = RepairReport::default();
-    // Files to delete, with their sizes.
-    let mut remove: Vec<PathBuf> = Vec::new();
-    // Segment to cut: (path, cut offset, current length).
-    let mut cut: Option<(PathBuf, u64, u64)> = None;
+    let plan = plan(dir, &mut report)?;
+    if report.problems.is_empty() {
+        return Ok(report);
+    }
+    back_up(dir, &plan, &mut report)?;
+    if let Some((path, offset, len)) = plan.cut {
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                f.set_len(offset)?;
+                f.sync_all()
+            })
+            .map_err(|e| {
+                WalError::io(&path, format!("cutting the segment at offset {offset}"), e)
+            })?;
+        report.bytes_dropped += len - offset;
+        report.truncated = Some((path, offset));
+    }
+    for path in plan.remove {
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        fs::remove_file(&path)
+            .map_err(|e| WalError::io(&path, "removing a file past the cut", e))?;
+        report.bytes_dropped += len;
+        report.removed.push(path);
+    }
+    lock.sync_all()
+        .map_err(|e| WalError::io(dir, "fsyncing the WAL directory", e))?;
+    tracing::warn!("{report}");
+    Ok(report)
+}
 
+/// What a repair will change (see [`repair`] for how it decides).
+#[derive(Debug, Default)]
+struct Plan {
+    /// Files to delete.
+    remove: Vec<PathBuf>,
+    /// Segment to cut: (path, cut offset, current length).
+    cut: Option<(PathBuf, u64, u64)>,
+}
+
+/// Reads the log in `dir` and decides what to cut and delete, noting each
+/// problem in `report`. Changes nothing.
+fn plan(dir: &Path, report: &mut RepairReport) -> Result<Plan, WalError> {
+    let listing = scan::list_dir(dir)?;
+    let mut plan = Plan::default();
     let mut base = 1;
     // Records after a removed snapshot were written on top of its state
     // (and it may hold records that never reached a segment), so no segment
@@ -105,7 +145,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
                 report
                     .problems
                     .push(format!("{}: {}", path.display(), damage.describe()));
-                remove.push(path.clone());
+                plan.remove.push(path.clone());
                 limit = *seq;
             }
         }
@@ -139,22 +179,23 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
             .problems
             .push(format!("{}: {}", path.display(), damage.describe()));
         if scanned.valid_len >= SEGMENT_HEADER_LEN as u64 {
-            cut = Some((path.clone(), scanned.valid_len, scanned.file_len));
+            plan.cut = Some((path.clone(), scanned.valid_len, scanned.file_len));
             drop_from = i + 1;
         } else {
             drop_from = i;
         }
         break;
     }
-    remove.extend(live[drop_from..].iter().map(|(_, path)| path.clone()));
+    plan.remove
+        .extend(live[drop_from..].iter().map(|(_, path)| path.clone()));
+    Ok(plan)
+}
 
-    if report.problems.is_empty() {
-        return Ok(report);
-    }
-
-    // Back up everything about to change before changing anything.
+/// Copies every file `plan` changes into a fresh backup folder in `dir`,
+/// private and fsynced, before anything is changed.
+fn back_up(dir: &Path, plan: &Plan, report: &mut RepairReport) -> Result<(), WalError> {
     let backup = create_backup_dir(dir)?;
-    let originals = cut.iter().map(|(path, _, _)| path).chain(&remove);
+    let originals = plan.cut.iter().map(|(path, _, _)| path).chain(&plan.remove);
     for original in originals {
         let name = original.file_name().unwrap_or(original.as_os_str());
         let copy = backup.join(name);
@@ -173,32 +214,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, WalError> {
     sync_dir(&backup)?;
     sync_dir(dir)?;
     report.backup_dir = Some(backup);
-
-    if let Some((path, offset, len)) = cut {
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .and_then(|f| {
-                f.set_len(offset)?;
-                f.sync_all()
-            })
-            .map_err(|e| {
-                WalError::io(&path, format!("cutting the segment at offset {offset}"), e)
-            })?;
-        report.bytes_dropped += len - offset;
-        report.truncated = Some((path, offset));
-    }
-    for path in remove {
-        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        fs::remove_file(&path)
-            .map_err(|e| WalError::io(&path, "removing a file past the cut", e))?;
-        report.bytes_dropped += len;
-        report.removed.push(path);
-    }
-    lock.sync_all()
-        .map_err(|e| WalError::io(dir, "fsyncing the WAL directory", e))?;
-    tracing::warn!("{report}");
-    Ok(report)
+    Ok(())
 }
 
 /// Creates a fresh `backup-<unix seconds>[-n]` folder in `dir`.

@@ -250,54 +250,14 @@ pub(super) fn scan_source<R: Read + Seek>(
         let record = format::decode_record_header(&raw);
         let len = u64::from(record.len);
         let claimed_end = offset + RECORD_HEADER_LEN as u64 + len;
-        if len > MAX_RECORD_BYTES as u64 {
-            let damage = Damage::corrupt(
-                offset,
-                format!(
-                    "record length field says {len} bytes, above the {MAX_RECORD_BYTES}-byte limit"
-                ),
-            );
-            return bad_tail(reader, scan, damage, claimed_end, path);
-        }
-        if claimed_end > file_len {
-            let damage = Damage::corrupt(
-                offset,
-                format!(
-                    "record cut short: its length field says {len} payload bytes but only {} remain",
-                    remaining - RECORD_HEADER_LEN as u64
-                ),
-            );
+        if let Some(damage) = out_of_bounds(len, offset, remaining) {
             return bad_tail(reader, scan, damage, claimed_end, path);
         }
 
-        // `len` is at most MAX_RECORD_BYTES here, so it fits in usize.
-        let len = record.len as usize;
-        let buffered = reader.fill_buf().map_err(io_err("reading a record"))?.len();
-        let verdict = if buffered >= len {
-            let payload = &reader.buffer()[..len];
-            let verdict = format::check_record(record, payload, offset);
-            if verdict.is_ok() {
-                on_record(record.version, payload)
-                    .map_err(|error| replay_error(path, offset, error))?;
-            }
-            reader.consume(len);
-            verdict
-        } else {
-            scratch.resize(len, 0);
-            reader
-                .read_exact(&mut scratch)
-                .map_err(io_err("reading a record"))?;
-            let verdict = format::check_record(record, &scratch, offset);
-            if verdict.is_ok() {
-                on_record(record.version, &scratch)
-                    .map_err(|error| replay_error(path, offset, error))?;
-            }
-            verdict
-        };
-        match verdict {
+        match deliver_record(&mut reader, &mut scratch, record, offset, path, on_record)? {
             Ok(()) => {
                 scan.records += 1;
-                scan.payload_bytes += len as u64;
+                scan.payload_bytes += len;
                 offset = claimed_end;
             }
             Err(damage) if matches!(damage.kind, DamageKind::UnknownVersion { .. }) => {
@@ -307,6 +267,57 @@ pub(super) fn scan_source<R: Read + Seek>(
             Err(damage) => return bad_tail(reader, scan, damage, claimed_end, path),
         }
     }
+}
+
+/// What is wrong with a record of `len` payload bytes whose header starts
+/// at `offset` with `remaining` bytes of file from there, if it is longer
+/// than any record may be or than the file.
+fn out_of_bounds(len: u64, offset: u64, remaining: u64) -> Option<Damage> {
+    let why = if len > MAX_RECORD_BYTES as u64 {
+        format!("record length field says {len} bytes, above the {MAX_RECORD_BYTES}-byte limit")
+    } else if RECORD_HEADER_LEN as u64 + len > remaining {
+        format!(
+            "record cut short: its length field says {len} payload bytes but only {} remain",
+            remaining - RECORD_HEADER_LEN as u64
+        )
+    } else {
+        return None;
+    };
+    Some(Damage::corrupt(offset, why))
+}
+
+/// Reads the payload of `record` (whose header was just read at `offset`,
+/// and whose length is within the limit and the file), checks it, and hands
+/// it to `on_record` if it is good. The outer `Err` is an I/O or callback
+/// failure; the inner one the record's damage.
+fn deliver_record<R: Read>(
+    reader: &mut BufReader<R>,
+    scratch: &mut Vec<u8>,
+    record: format::RecordHeader,
+    offset: u64,
+    path: &Path,
+    on_record: &mut RecordSink<'_>,
+) -> Result<Result<(), Damage>, WalError> {
+    let io_err = |e: io::Error| WalError::io(path, "reading a record", e);
+    // The length is at most MAX_RECORD_BYTES (checked), so it fits in usize.
+    let len = record.len as usize;
+    // The payload is usually in the buffer already: check it in place.
+    let buffered = reader.fill_buf().map_err(io_err)?.len();
+    let payload: &[u8] = if buffered >= len {
+        &reader.buffer()[..len]
+    } else {
+        scratch.resize(len, 0);
+        reader.read_exact(scratch).map_err(io_err)?;
+        scratch
+    };
+    let verdict = format::check_record(record, payload, offset);
+    if verdict.is_ok() {
+        on_record(record.version, payload).map_err(|error| replay_error(path, offset, error))?;
+    }
+    if buffered >= len {
+        reader.consume(len);
+    }
+    Ok(verdict)
 }
 
 /// Finishes a scan that hit a bad record: decides whether it looks torn by

@@ -211,7 +211,7 @@ mod tests {
         let argv: Vec<String> = ["prog", ":", "", "--x", "a b", "=y", "$HOME"]
             .map(String::from)
             .to_vec();
-        let mut spec = JobSpec::new(Command::Argv(argv), "/w d", "hpc", 50);
+        let mut spec = JobSpec::new(Command::Argv(argv.try_into().unwrap()), "/w d", "hpc", 50);
         spec.timeout_ms = Some(61_000);
         let extra = vec!["--mem=1G".to_string()];
         let (logs, launcher) = (Path::new("/s/logs"), Path::new("/s/slurm/launch"));
@@ -297,7 +297,12 @@ mod tests {
 
     #[test]
     fn the_environment_file_holds_any_value_and_mayfly_s_own_variables_last() {
-        let mut spec = JobSpec::new(Command::Argv(vec!["true".into()]), "/", "hpc", 50);
+        let mut spec = JobSpec::new(
+            Command::Argv(mayfly_protocol::Argv::new("true", [])),
+            "/",
+            "hpc",
+            50,
+        );
         spec.env = vec![
             ("A".into(), "x,y=z\nnext".into()),
             ("MAYFLY_JOB_ID".into(), "spoof".into()),
