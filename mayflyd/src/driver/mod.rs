@@ -755,7 +755,9 @@ impl Driver {
 
     /// An attempt runs: log where (a remote id fsynced at once, so a crash
     /// cannot make the daemon start it twice), tell the activity log, and
-    /// send the signals that were asked for while it was starting.
+    /// send the signals that were asked for while it was starting. An
+    /// attempt that runs elsewhere counts as started (`JobStarted` in the
+    /// activity log and the metrics) only once its remote id is durable.
     fn on_started(&mut self, id: JobId, at: &Where) {
         let (attempt, signals) = self.processes.started(id, Handle::from(at));
         let pid = match at {
@@ -782,13 +784,19 @@ impl Driver {
                 .started_at
                 .map_or(0, |s| s.millis_since(info.submitted_at));
             let queue = info.queue.to_owned();
-            self.reporter.tell(Activity::JobStarted {
+            let activity = Activity::JobStarted {
                 id,
                 queue,
                 attempt,
                 pid,
                 waited_ms,
-            });
+            };
+            match at {
+                Where::Process { .. } => self.reporter.tell(activity),
+                // Told when the group holding `Attached` is released, which
+                // is after its fsync.
+                Where::Remote { .. } => self.pipeline.tell(activity),
+            }
         }
         for signal in signals {
             tracing::info!(job = %id, ?signal, "signalling job (asked while it started)");

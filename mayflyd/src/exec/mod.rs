@@ -247,6 +247,13 @@ impl Executors {
         Ok(made)
     }
 
+    /// Runs the jobs of queues configured with `spec` with `executor`: a
+    /// stand-in that records what it is asked, for the driver's tests.
+    #[cfg(test)]
+    pub fn insert(&mut self, spec: ExecutorSpec, executor: Arc<dyn Executor>) {
+        self.others.insert(spec, executor);
+    }
+
     /// Makes the executor for `spec` (not `local`). Must be called inside
     /// the runtime: a remote executor runs tasks of its own.
     fn build(&self, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>, String> {
