@@ -123,6 +123,15 @@ fn squeue(slurm_id: &str, format: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `scontrol -o show job ID`: the controller's one line on a job.
+fn scontrol_job(slurm_id: &str) -> String {
+    let out = Command::new("scontrol")
+        .args(["-o", "show", "job", slurm_id])
+        .output()
+        .expect("run scontrol");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Waits until Slurm says job `slurm_id` is in `state`.
 fn wait_slurm_state(slurm_id: &str, state: &str) {
     let mut last = String::new();
@@ -196,6 +205,12 @@ fn a_batch_of_slurm_jobs_brings_back_output_and_exit_codes() {
         assert_eq!(job["signal"], Value::Null, "{job}");
         let slurm_id = job["remote_id"].as_str().expect("a Slurm id").to_owned();
         assert_eq!(squeue(&slurm_id, "%j"), format!("mayfly-{id}"));
+        // What the daemon read from squeue is what scontrol reports.
+        let shown = scontrol_job(&slurm_id);
+        assert!(
+            shown.contains(&format!(" ExitCode={code}:0 ")),
+            "job {id}: {shown}"
+        );
         remote.push(slurm_id);
         assert_eq!(
             d.ctl_ok(&["logs", &id.to_string()]),
@@ -229,6 +244,14 @@ fn a_batch_of_slurm_jobs_brings_back_output_and_exit_codes() {
         .sum();
     assert!(polls >= 1.0, "{}", scrape.text);
     assert_eq!(squeues, polls, "one squeue per tick for all ten jobs");
+    let calls: f64 = scrape
+        .matching("mayfly_executor_calls_total", &slurm)
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    // Besides: ten sbatch, and one scontrol show config when the executor
+    // starts; never a call per job per tick.
+    assert_eq!(calls, polls + 10.0 + 1.0, "{}", scrape.text);
     assert_eq!(
         scrape.value_or_zero(
             "mayfly_executor_starts_total",
@@ -296,6 +319,32 @@ fn odd_arguments_environment_and_directory_reach_a_slurm_job_as_given() {
     assert!(
         slurm.contains("[:]\n[]\n[a b]\n"),
         "a lone ':' and an empty argument pass: {slurm}"
+    );
+}
+
+/// A Slurm job gets the environment `submit` captured, not the daemon's:
+/// a variable only the daemon has does not reach it, one the client gave
+/// does, and Slurm adds its own `SLURM_*`.
+#[test]
+fn a_slurm_job_gets_the_captured_environment_not_the_daemon_s() {
+    need_cluster();
+    let d = Daemon::start_with_env(
+        &["--slurm-poll-interval", POLL],
+        &[("MAYFLY_TEST_DAEMON_ONLY", std::ffi::OsStr::new("leaked"))],
+    );
+    add_slurm_queue(&d, "hpc", &[]);
+    let id = d.submit_shell(
+        &["--queue", "hpc", "--env", "MINE=given"],
+        "echo \"daemon=[${MAYFLY_TEST_DAEMON_ONLY-unset}] mine=[$MINE] slurm=[$SLURM_JOB_ID]\"",
+    );
+    assert_eq!(code_of(&wait(&d, &[id])), 0);
+    let slurm = d.job(id)["remote_id"]
+        .as_str()
+        .expect("a Slurm id")
+        .to_owned();
+    assert_eq!(
+        d.ctl_ok(&["logs", &id.to_string()]),
+        format!("daemon=[unset] mine=[given] slurm=[{slurm}]")
     );
 }
 
@@ -388,12 +437,14 @@ fn logs_follow_a_slurm_job_to_its_end() {
 // ----------------------------------------------------------- stopping jobs
 
 /// `--timeout` stops a Slurm job at its time (Mayfly cancels it in Slurm)
-/// and the job ends `timed_out`.
+/// and the job ends `timed_out`; Slurm holds the limit as `--time` too.
 #[test]
 fn a_timeout_ends_a_slurm_job_timed_out() {
     let d = slurm_daemon(&[]);
     let id = d.submit(&["--queue", "hpc", "--timeout", "2s", "--", "sleep", "60"]);
     let slurm = slurm_id(&d, id);
+    // Slurm was given the limit too, in whole minutes rounded up.
+    assert_eq!(squeue(&slurm, "%l"), "1:00");
     let out = wait(&d, &[id]);
     assert_ne!(code_of(&out), 0);
     let job = d.job(id);
@@ -530,6 +581,107 @@ fn slurm_queues_are_configured_and_shown() {
     assert!(gpu.to_string().contains("slurm"), "{gpu}");
     let id = d.submit(&["--queue", "gpu", "--", "true"]);
     assert_eq!(code_of(&wait(&d, &[id])), 0);
+}
+
+/// `queue set` turns a local queue into a Slurm one with a partition and
+/// extra arguments, which `queue list`, `dump-state` and Slurm itself
+/// show; its executor cannot change while one of its jobs runs, and can
+/// once none does.
+#[test]
+fn queue_set_moves_a_queue_to_slurm_and_back() {
+    let d = slurm_daemon(&[]);
+    d.ctl_ok(&["queue", "add", "batch"]);
+    d.ctl_ok(&[
+        "queue",
+        "set",
+        "batch",
+        "--executor",
+        "slurm",
+        "--slurm-partition",
+        "debug",
+        "--slurm-arg=--mem=20M",
+        "--slurm-arg=--nice=5",
+    ]);
+    let list = d.ctl_ok(&["queue", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("batch")
+                && l.contains("slurm partition=debug --mem=20M --nice=5")),
+        "{list}"
+    );
+    let dump: Value = serde_json::from_str(&d.ctl_ok(&["dump-state"])).expect("JSON");
+    let batch = dump["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "batch")
+        .cloned()
+        .expect("queue batch");
+    assert_eq!(batch["executor"]["kind"], "slurm", "{batch}");
+    assert_eq!(batch["executor"]["partition"], "debug", "{batch}");
+    assert_eq!(
+        batch["executor"]["args"],
+        serde_json::json!(["--mem=20M", "--nice=5"]),
+        "{batch}"
+    );
+
+    let id = d.submit_shell(&["--queue", "batch"], &until_file("release"));
+    let slurm = slurm_id(&d, id);
+    assert_eq!(squeue(&slurm, "%P|%m|%y"), "debug|20M|5");
+    let out = d.ctl(&["queue", "set", "batch", "--executor", "local"]);
+    assert_eq!(code_of(&out), 1, "{}", stdout_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("running") && err.contains("slurm"), "{err}");
+    d.touch("release");
+    assert_eq!(code_of(&wait(&d, &[id])), 0);
+
+    d.ctl_ok(&["queue", "set", "batch", "--executor", "local"]);
+    let list = d.ctl_ok(&["queue", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("batch") && l.contains("local") && !l.contains("slurm")),
+        "{list}"
+    );
+    let local = d.submit(&["--queue", "batch", "--", "true"]);
+    assert_eq!(code_of(&wait(&d, &[local])), 0);
+    assert_eq!(d.job(local)["remote_id"], Value::Null);
+}
+
+/// A daemon that is neither root nor Slurm's `SlurmUser` may not suspend
+/// Slurm jobs: `pause --running` of a Slurm queue is refused, saying so and
+/// what to do instead, and a plain `pause` still works. (The daemon and
+/// its client run as uid 65534 here, as in the trust tests.)
+#[test]
+fn pause_running_of_a_slurm_queue_is_refused_where_slurm_would_refuse_it() {
+    need_cluster();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    crate::trust::chmod(dir.path(), 0o755);
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).expect("create their folder");
+    crate::trust::chmod(&theirs, 0o700);
+    crate::trust::give_to_other(&theirs);
+    let _daemon = crate::trust::other_daemon(dir.path(), &theirs);
+    let ctl = crate::trust::reachable_bin(dir.path(), "mayflyctl");
+    let as_them = |args: &[&str]| {
+        crate::helper::run(
+            crate::trust::as_other(&ctl)
+                .arg("--socket")
+                .arg(theirs.join("mayfly.sock"))
+                .args(args),
+        )
+    };
+    let out = as_them(&["queue", "add", "hpc", "--executor", "slurm"]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let out = as_them(&["pause", "hpc", "--running"]);
+    assert_eq!(code_of(&out), 1, "{}", stdout_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("not supported for slurm queues") && err.contains("SlurmUser"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = as_them(&["pause", "hpc"]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
 }
 
 // -------------------------------------------------------------- durability
@@ -742,4 +894,87 @@ fn an_attempt_slurm_never_had_ends_interrupted() {
     let reason = job["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("lists no job mayfly-"), "{job}");
     d.touch("release");
+}
+
+/// A `squeue` that answers as a controller that has forgotten every job
+/// (`MinJobAge` passed, or a restart without its state) once `forget`
+/// exists, and runs the real `squeue` until then: put first on a daemon's
+/// `PATH`, it makes the daemon meet purged jobs without waiting the
+/// cluster's five minutes. Slurm itself, its job completion log included,
+/// is untouched. Returns the folder to put on `PATH`.
+fn forgetful_squeue(dir: &Path, forget: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let real = crate::helper::tool("squeue", "slurm-client");
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).expect("create the folder");
+    let script = bin.join("squeue");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             if [ -e '{}' ]; then\n\
+             \x20   echo 'slurm_load_jobs error: Invalid job id specified' >&2\n\
+             \x20   exit 1\n\
+             fi\n\
+             exec '{}' \"$@\"\n",
+            forget.display(),
+            real.display()
+        ),
+    )
+    .expect("write the script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    bin
+}
+
+/// The daemon was away while its Slurm jobs ended, and came back after the
+/// controller forgot them: the end of one that finished is read from the
+/// job completion log (its state and exit code), and one Slurm has no
+/// trace of ends `interrupted`, saying so; neither ran twice.
+#[test]
+fn jobs_the_controller_forgot_are_read_from_the_job_completion_log() {
+    need_cluster();
+    let tools = tempfile::tempdir().expect("a temp dir");
+    let forget = tools.path().join("forget");
+    let bin = forgetful_squeue(tools.path(), &forget);
+    let mut path = std::ffi::OsString::from(bin.as_os_str());
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let mut d = Daemon::start_with_env(
+        &["--slurm-poll-interval", POLL, "--shutdown-timeout", "30s"],
+        &[("PATH", path.as_os_str())],
+    );
+    add_slurm_queue(&d, "hpc", &[]);
+    let ended = d.submit_shell(
+        &["--queue", "hpc"],
+        &format!("echo run >> runs-ended; {}; exit 3", until_file("release")),
+    );
+    let lost = d.submit_shell(
+        &["--queue", "hpc"],
+        &format!("echo run >> runs-lost; {}", until_file("release-lost")),
+    );
+    let (ended_slurm, lost_slurm) = (slurm_id(&d, ended), slurm_id(&d, lost));
+    wait_slurm_state(&ended_slurm, "RUNNING");
+    wait_slurm_state(&lost_slurm, "RUNNING");
+    assert!(d.stop().success());
+    d.touch("release");
+    wait_slurm_state(&ended_slurm, "FAILED");
+    fs::write(&forget, "").expect("make the controller forget");
+    d.restart(&["--slurm-poll-interval", POLL, "--shutdown-timeout", "30s"]);
+
+    wait_state(&d, ended, "failed");
+    let job = d.job(ended);
+    assert_eq!(job["exit_code"], 3, "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(job["remote_id"], ended_slurm.as_str(), "{job}");
+    assert_eq!(lines_of(&d, "runs-ended"), ["run"]);
+    assert_eq!(slurm_jobs_of(&d, &[ended, lost]), [1, 1]);
+
+    wait_state(&d, lost, "interrupted");
+    let job = d.job(lost);
+    let reason = job["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("Slurm no longer knows its job") && reason.contains(&lost_slurm),
+        "{job}"
+    );
+    d.touch("release-lost");
 }
