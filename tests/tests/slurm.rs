@@ -826,10 +826,16 @@ fn crash_before_the_slurm_id_was_logged(d: &mut Daemon, id: u64) {
 
 /// A crash between `sbatch` and the fsync of the Slurm id it printed: the
 /// next daemon finds the job by its name, comment and output file, logs
-/// its id, and follows it to its end — run once, not interrupted.
+/// its id, and follows it to its end — run once, not interrupted. Looking
+/// for it costs no extra Slurm call: still one `squeue` per tick.
 #[test]
 fn an_attempt_whose_slurm_id_was_not_logged_is_found_and_followed() {
-    let mut d = slurm_daemon(&[]);
+    need_cluster();
+    let (mut d, addr) = Daemon::start_with_http(&["--slurm-poll-interval", POLL]);
+    add_slurm_queue(&d, "hpc", &[]);
+    // Followed by its logged id after the crash, while the other is looked for.
+    let known = d.submit_shell(&["--queue", "hpc"], &until_file("release"));
+    slurm_id(&d, known);
     let id = d.submit_shell(
         &["--queue", "hpc", "--retries", "2"],
         &format!("echo $SLURM_JOB_ID >> runs; {}", until_file("release")),
@@ -837,17 +843,34 @@ fn an_attempt_whose_slurm_id_was_not_logged_is_found_and_followed() {
     let slurm = slurm_id(&d, id);
     wait_slurm_state(&slurm, "RUNNING");
     crash_before_the_slurm_id_was_logged(&mut d, id);
-    d.restart(&["--slurm-poll-interval", POLL]);
+    let http = addr.to_string();
+    d.restart(&["--slurm-poll-interval", POLL, "--http-addr", &http]);
     let job = d.job(id);
     assert_eq!(job["state"], "running", "{job}");
     wait_until(SLURM_DEADLINE, "the job to be found", || {
         d.job(id)["remote_id"] == slurm.as_str()
     });
     d.touch("release");
-    assert_eq!(code_of(&wait(&d, &[id])), 0);
+    assert_eq!(code_of(&wait(&d, &[id, known])), 0);
     assert_eq!(d.job(id)["attempts"], 1);
     assert_eq!(lines_of(&d, "runs"), [slurm], "ran once");
-    assert_eq!(slurm_jobs_of(&d, &[id]), [1]);
+    assert_eq!(slurm_jobs_of(&d, &[id, known]), [1, 1]);
+    let scrape = Scrape::parse(
+        &get(&format!("http://{addr}/metrics"))
+            .expect("a scrape")
+            .body,
+    );
+    let polls = scrape.value_or_zero("mayfly_executor_polls_total", &[("executor", "slurm")]);
+    let squeues: f64 = scrape
+        .matching(
+            "mayfly_executor_calls_total",
+            &[("executor", "slurm"), ("command", "squeue")],
+        )
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    assert!(polls >= 2.0, "{}", scrape.text);
+    assert_eq!(squeues, polls, "one squeue per tick while looking too");
 }
 
 /// Slurm no longer has a job under the logged id and name — here the id

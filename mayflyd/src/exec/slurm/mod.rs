@@ -444,12 +444,8 @@ impl Actor {
             .map(|(id, s)| (*id, s.attempt))
             .collect();
         let shared = self.shared.clone();
-        self.polls.spawn(async move {
-            Polled {
-                jobs: poll_jobs(&shared, &jobs).await,
-                searches: search(&shared, &searches).await,
-            }
-        });
+        self.polls
+            .spawn(async move { poll_once(&shared, &jobs, &searches).await });
     }
 
     /// Acts on what a poll learned: reports the ends, the attempts found,
@@ -597,19 +593,47 @@ async fn sbatch(shared: &Shared, start: Start) -> Result<String, String> {
     })
 }
 
-/// Asks `squeue` about every followed job at once, and the job completion
-/// log about those the controller no longer has.
-async fn poll_jobs(
-    shared: &Shared,
-    jobs: &[(String, JobId)],
-) -> Result<Vec<(String, Seen)>, String> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
+/// One tick's question to Slurm: *one* `squeue` about every followed job
+/// (by their ids) — or, while attempts whose ids were not logged are
+/// looked for, about every job of this user, which answers both — then
+/// the job completion log about the followed jobs the controller no longer
+/// has.
+async fn poll_once(shared: &Shared, jobs: &[(String, JobId)], searches: &[(JobId, u32)]) -> Polled {
+    if jobs.is_empty() && searches.is_empty() {
+        return Polled {
+            jobs: Ok(Vec::new()),
+            searches: Ok(Vec::new()),
+        };
     }
-    let ids: Vec<&str> = jobs.iter().map(|(slurm_id, _)| slurm_id.as_str()).collect();
-    let rows = squeue(shared, &["-j".into(), ids.join(",").into()]).await?;
-    let mut seen: Vec<(String, Seen)> = jobs
-        .iter()
+    let filter: Vec<OsString> = if searches.is_empty() {
+        let ids: Vec<&str> = jobs.iter().map(|(slurm_id, _)| slurm_id.as_str()).collect();
+        vec!["-j".into(), ids.join(",").into()]
+    } else {
+        vec!["-u".into(), shared.uid.to_string().into()]
+    };
+    let rows = match squeue(shared, &filter).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            return Polled {
+                jobs: Err(e.clone()),
+                searches: Err(e),
+            };
+        }
+    };
+    let mut seen = seen_in(jobs, &rows);
+    if seen.iter().any(|(_, s)| *s == Seen::Missing) {
+        from_jobcomp(shared, jobs, &mut seen).await;
+    }
+    Polled {
+        jobs: Ok(seen),
+        searches: Ok(found_in(shared, searches, &rows)),
+    }
+}
+
+/// What `rows` say of each followed job: a row counts only with the job's
+/// Slurm id *and* its name (a restarted cluster reuses ids).
+fn seen_in(jobs: &[(String, JobId)], rows: &[Row]) -> Vec<(String, Seen)> {
+    jobs.iter()
         .map(|(slurm_id, id)| {
             let name = parse::job_name(*id);
             let state = rows
@@ -621,11 +645,7 @@ async fn poll_jobs(
                 });
             (slurm_id.clone(), state)
         })
-        .collect();
-    if seen.iter().any(|(_, s)| *s == Seen::Missing) {
-        from_jobcomp(shared, jobs, &mut seen).await;
-    }
-    Ok(seen)
+        .collect()
 }
 
 /// Looks the missing jobs up in the job completion log, if the cluster
@@ -658,27 +678,15 @@ async fn from_jobcomp(shared: &Shared, jobs: &[(String, JobId)], seen: &mut [(St
     }
 }
 
-/// Looks for attempts whose Slurm id was not logged: a job of this user
-/// with the attempt's name, comment and output file.
-async fn search(
+/// The attempts whose Slurm id was not logged, found in `rows` (this
+/// user's jobs): a job with the attempt's name, comment and output file;
+/// the newest if several.
+fn found_in(
     shared: &Shared,
     searches: &[(JobId, u32)],
-) -> Result<Vec<(JobId, Option<String>)>, String> {
-    if searches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let names: Vec<String> = searches
-        .iter()
-        .map(|(id, _)| parse::job_name(*id))
-        .collect();
-    let args: Vec<OsString> = vec![
-        "-u".into(),
-        shared.uid.to_string().into(),
-        "-n".into(),
-        names.join(",").into(),
-    ];
-    let rows = squeue(shared, &args).await?;
-    Ok(searches
+    rows: &[Row],
+) -> Vec<(JobId, Option<String>)> {
+    searches
         .iter()
         .map(|&(id, attempt)| {
             let (name, comment) = (parse::job_name(id), parse::job_comment(id, attempt));
@@ -692,7 +700,7 @@ async fn search(
                 .map(|n| n.to_string());
             (id, found)
         })
-        .collect())
+        .collect()
 }
 
 /// `squeue -h -t all -O …` with `filter`: the jobs it lists, finished ones
