@@ -1019,7 +1019,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__status)
-            opts="-q -s -l -h -V --queue --state --label --socket --json --daemon-timeout --help --version"
+            opts="-q -s -l -u -h -V --queue --state --label --usage --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1065,7 +1065,7 @@ _mayflyctl() {
             return 0
             ;;
         mayflyctl__subcmd__submit)
-            opts="-q -p -e -l -w -h -V --queue --priority --cwd --env --label --shell --wait --after --after-any --delay --at --timeout --retries --retry-delay --max-output --stdin --json-input --socket --json --daemon-timeout --help --version"
+            opts="-q -p -e -l -w -h -V --queue --priority --cwd --env --label --shell --wait --after --after-any --delay --at --timeout --retries --retry-delay --max-output --on-finish --preemptible --stdin --json-input --socket --json --daemon-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1136,6 +1136,10 @@ _mayflyctl() {
                     return 0
                     ;;
                 --max-output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-finish)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

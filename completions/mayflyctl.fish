@@ -58,10 +58,12 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l timeout -
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retries -d 'Run a failed or timed-out job again, up to N more times' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l retry-delay -d 'The wait before the first retry; it doubles for each further one (capped at 1h)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l max-output -d 'Keep at most SIZE bytes of each of the job\'s output streams (64K, 10M, 1G); the rest is dropped and the cut is noted at the end of the file [default: the daemon\'s --max-output, else no limit]' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l on-finish -d 'When the job has ended (for good: after its last retry), run this shell line, in the job\'s directory and environment plus MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL, MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and MAYFLY_DURATION_MS [default: the daemon\'s --on-finish]. E.g. \'notify-send "job $MAYFLY_JOB_ID $MAYFLY_JOB_STATE"\'' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l shell -d 'Join the command\'s words with spaces and run the result with \'sh -c\''
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -s w -l wait -d 'After printing the id, wait for the job and exit with its exit code (with --stdin: wait for all, exit 0 if all succeeded, else 1)'
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l preemptible -d 'Let a more urgent job (a lower priority number) take this job\'s slot while it runs: it is then frozen (SIGSTOP) until a slot is free again (SIGCONT). Its timeout does not count the time frozen'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l stdin -d 'Read one shell command per line from standard input and queue them all in one request; prints one id per line'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l json-input -d 'Read one JSON job per line from standard input (format below) and queue them all in one request; prints one id per line'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand submit" -l json -d 'Print machine-readable JSON on stdout instead of text'
@@ -72,6 +74,7 @@ complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s s -l stat
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s l -l label -d 'Only jobs with this label (repeated: with all of them)' -r
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l socket -d 'Path of the daemon\'s Unix socket' -r -F
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l daemon-timeout -d 'How long to wait for the daemon: to take the connection, and then for each answer, e.g. 5s or 2m; \'off\' waits as long as it takes' -r
+complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s u -l usage -d 'Add what each job\'s last attempt used: CPU (user + system) and peak memory (RSS of its largest process). `--json` always has them (`cpu_user_ms`, `cpu_sys_ms`, `max_rss_kib`)'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -l json -d 'Print machine-readable JSON on stdout instead of text'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mayflyctl -n "__fish_mayflyctl_using_subcommand status" -s V -l version -d 'Print version'

@@ -9,6 +9,7 @@ complete -c mayflyd -l kill-grace -d 'How long a cancelled job gets after SIGTER
 complete -c mayflyd -l wal-flush-interval -d 'How often the daemon\'s own records (job started, job exited) are made durable. Client changes (submit, cancel) are always fsynced before they are acknowledged' -r
 complete -c mayflyd -l snapshot-bytes -d 'Write a snapshot of the state once the write-ahead log has grown this many bytes past the last one, so restarts stay fast' -r
 complete -c mayflyd -l http-addr -d 'Where to serve HTTP (`GET /metrics` in the Prometheus text format, `GET /__health`), as IP:PORT; `off` serves no HTTP' -r
+complete -c mayflyd -l grpc-addr -d 'Where to serve gRPC (docs/grpc.md), once per listener: unix:PATH for a Unix socket, HOST:PORT for TCP (loopback when HOST is left out, as in :50051; every call must then carry the bearer token kept in STATE_DIR/token), or off for none. Unless a unix: one is given, the Unix socket is grpc.sock beside --socket, with the same access rules. Only a mayflyd built with the grpc feature takes anything but off' -r
 complete -c mayflyd -l push-gateway -d 'Also push the metrics to this Prometheus Pushgateway (an http:// URL) every --metrics-interval, as job "mayflyd", instance = host name' -r
 complete -c mayflyd -l metrics-interval -d 'How often the metrics task refreshes the sampled gauges and pushes to --push-gateway' -r
 complete -c mayflyd -l log-format -d 'Log line format on stderr' -r -f -a "text\t'Human-readable lines'
@@ -16,6 +17,9 @@ json\t'One JSON object per line'"
 complete -c mayflyd -l max-jobs -d 'The most jobs the daemon holds at once: waiting, queued, running, and finished ones not yet forgotten. A submit past it is refused; `mayflyctl clean` forgets finished jobs' -r
 complete -c mayflyd -l max-job-bytes -d 'The most bytes one job\'s command and environment may take (64K, 1M); a bigger one is refused at submit. Linux starts no program given more than about 2M' -r
 complete -c mayflyd -l max-output -d 'Keep at most SIZE bytes of each output stream of a job that sets no limit of its own (mayflyctl submit --max-output); the rest is dropped and the cut noted at the end of the file [default: no limit]' -r
+complete -c mayflyd -l on-finish -d 'Run this shell line (sh -c) when a job ends, for every job that sets no --on-finish of its own: in the job\'s directory and environment, plus MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL, MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and MAYFLY_DURATION_MS. It never changes the job\'s state; one owed when the daemon stopped runs after its restart (at least once)' -r
+complete -c mayflyd -l on-finish-timeout -d 'Stop a finish callback (SIGKILL to its process group) that runs longer than this' -r
+complete -c mayflyd -l on-finish-concurrency -d 'How many finish callbacks may run at once; the others wait their turn' -r
 complete -c mayflyd -l max-connections -d 'The most client connections open at once, those still in their handshake included. A client past it is told "too many connections" at once instead of waiting' -r
 complete -c mayflyd -l handshake-timeout -d 'How long a new connection has to send its handshake before it is closed' -r
 complete -c mayflyd -l idle-timeout -d 'Close a connection that has sent nothing for this long while none of its requests is in flight (a `wait`, `logs --follow` or `events --follow` that is open counts as one)' -r

@@ -101,6 +101,8 @@ fn defaults() -> JobDefaults {
         retries: 0,
         retry_delay_ms: 1_000,
         max_output: None,
+        on_finish: None,
+        preemptible: false,
     }
 }
 
@@ -131,6 +133,11 @@ struct JsonJob {
     retry_delay_ms: Option<u32>,
     /// `delay` in milliseconds, written as `"Nms"`.
     delay_ms: Option<u32>,
+    /// `on_finish`: any shell line (the daemon, not the parser, refuses a
+    /// blank one).
+    on_finish: Option<String>,
+    /// `preemptible`.
+    preemptible: Option<bool>,
 }
 
 impl JsonJob {
@@ -216,6 +223,14 @@ impl JsonJob {
         if let Some(ms) = self.delay_ms {
             line.insert("delay".into(), json!(format!("{ms}ms")));
             expected.not_before = Some(ctx.now.plus_millis(u64::from(ms)));
+        }
+        if let Some(on_finish) = self.on_finish {
+            line.insert("on_finish".into(), json!(on_finish));
+            expected.set_on_finish(Some(on_finish));
+        }
+        if let Some(preemptible) = self.preemptible {
+            line.insert("preemptible".into(), json!(preemptible));
+            expected.set_preemptible(preemptible);
         }
 
         let text = Value::Object(line).to_string();

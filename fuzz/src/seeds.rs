@@ -15,8 +15,8 @@ use mayfly_protocol::{
     HelloReply, JobId, JobInfo, JobSpec, JobState, LogStream, LogsRequest, MAGIC, PROTOCOL_VERSION,
     PauseRequest, ProgressRequest, QueueInfo, QueueRemoveRequest, QueueSetRequest, Request,
     Response, RestartRequest, SchedulerInfo, ShutdownRequest, StateCounts, StateHeader,
-    StatusRequest, SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, WaitRequest,
-    encode_frame,
+    StatusRequest, SubmitBatchRequest, SubmitRequest, SystemTaskInfo, Timestamp, Usage,
+    WaitRequest, encode_frame,
 };
 use mayflyd::core::{
     Core, CoreConfig, EVENT_FORMAT, Event, ExitOutcome, SNAPSHOT_FORMAT, StopReason,
@@ -123,6 +123,8 @@ fn job_info(id: u64, state: JobState) -> JobInfo {
             exit_code: Some(1),
             signal: None,
         }],
+        usage: None,
+        preempted: false,
     }
 }
 
@@ -321,6 +323,11 @@ fn frame() -> Vec<Seed> {
                     signal: None,
                     ran_ms: Some(1_500),
                     reason: None,
+                    usage: Some(Usage {
+                        cpu_user_ms: 1_200,
+                        cpu_sys_ms: 80,
+                        max_rss_kib: 10_240,
+                    }),
                 },
             }),
         ),
@@ -461,11 +468,27 @@ fn events() -> Vec<Event> {
             id: JobId(1),
             text: "3/10".into(),
         },
+        Event::Usage {
+            id: JobId(1),
+            usage: Usage {
+                cpu_user_ms: 250,
+                cpu_sys_ms: 12,
+                max_rss_kib: 61_440,
+            },
+        },
         Event::Exited {
             id: JobId(1),
             at,
             outcome: ExitOutcome::Code(0),
         },
+        Event::CallbackDue { id: JobId(1) },
+        Event::CallbackDone { id: JobId(1) },
+        Event::Frozen {
+            id: JobId(2),
+            at,
+            by: JobId(3),
+        },
+        Event::Thawed { id: JobId(2), at },
         Event::TimeReached { id: JobId(2), at },
         Event::Edited {
             id: JobId(2),
@@ -577,6 +600,17 @@ fn busy_core() -> Core {
     }
     let start = core.next_start(now).expect("a job to start");
     apply(&mut core, start);
+    apply(
+        &mut core,
+        Event::Usage {
+            id: JobId(1),
+            usage: Usage {
+                cpu_user_ms: 7,
+                cpu_sys_ms: 3,
+                max_rss_kib: 2_048,
+            },
+        },
+    );
     apply(
         &mut core,
         Event::Exited {

@@ -99,6 +99,10 @@ struct JsonJob {
     retry_delay: Option<String>,
     /// Overrides `--max-output`.
     max_output: Option<String>,
+    /// Overrides `--on-finish`.
+    on_finish: Option<String>,
+    /// Overrides `--preemptible`.
+    preemptible: Option<bool>,
     /// Overrides `--delay` / `--at`.
     delay: Option<String>,
     /// Overrides `--delay` / `--at`.
@@ -227,6 +231,12 @@ fn json_spec(
             mayfly_protocol::parse_size(&size).map_err(|e| format!("\"max_output\": {e}"))?;
         spec.set_max_output(Some(bytes));
     }
+    if let Some(line) = job.on_finish {
+        spec.set_on_finish(Some(line));
+    }
+    if let Some(preemptible) = job.preemptible {
+        spec.set_preemptible(preemptible);
+    }
     if let Some(d) = job.retry_delay {
         spec.retry_delay_ms = parse_duration_ms("\"retry_delay\"", &d).map_err(text)?;
     }
@@ -293,6 +303,8 @@ mod tests {
             retries: 0,
             retry_delay_ms: 1_000,
             max_output: None,
+            on_finish: None,
+            preemptible: false,
         }
     }
 

@@ -134,6 +134,8 @@ passed. DUR: 500ms, 30s, 5m, 1h 30m.
   retries       a number                      (default: --retries)
   retry_delay   duration                      (default: --retry-delay)
   max_output    size, e.g. \"10M\"              (default: --max-output)
+  on_finish     shell line run when it ends    (default: --on-finish)
+  preemptible   true or false                  (default: --preemptible)
   delay         duration before it may start  (default: --delay)
   at            TIME before which it does not start (default: --at)
 Example:
@@ -525,6 +527,21 @@ pub struct SubmitArgs {
     )]
     pub max_output: Option<u64>,
 
+    /// When the job has ended (for good: after its last retry), run this
+    /// shell line, in the job's directory and environment plus
+    /// MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL,
+    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and
+    /// MAYFLY_DURATION_MS [default: the daemon's --on-finish]. E.g.
+    /// 'notify-send "job $MAYFLY_JOB_ID $MAYFLY_JOB_STATE"'.
+    #[arg(long, value_name = "CMD", help_heading = "How it ends")]
+    pub on_finish: Option<String>,
+
+    /// Let a more urgent job (a lower priority number) take this job's slot
+    /// while it runs: it is then frozen (SIGSTOP) until a slot is free again
+    /// (SIGCONT). Its timeout does not count the time frozen.
+    #[arg(long, help_heading = "When it runs")]
+    pub preemptible: bool,
+
     /// Read one shell command per line from standard input and queue them
     /// all in one request; prints one id per line.
     #[arg(long, conflicts_with = "command", help_heading = "Many jobs")]
@@ -686,6 +703,8 @@ impl Default for SubmitArgs {
             retries: DEFAULT_RETRIES,
             retry_delay: DEFAULT_RETRY_DELAY.to_owned(),
             max_output: None,
+            on_finish: None,
+            preemptible: false,
             stdin: false,
             json_input: false,
             command: Vec::new(),
@@ -716,6 +735,12 @@ pub struct StatusArgs {
     /// Only jobs with this label (repeated: with all of them).
     #[arg(long, short = 'l', value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+
+    /// Add what each job's last attempt used: CPU (user + system) and peak
+    /// memory (RSS of its largest process). `--json` always has them
+    /// (`cpu_user_ms`, `cpu_sys_ms`, `max_rss_kib`).
+    #[arg(long, short = 'u')]
+    pub usage: bool,
 
     /// Jobs to show; all jobs when none are given.
     #[arg(value_name = "ID")]

@@ -234,12 +234,22 @@ fn connect_within(socket: &Path, timeout: Option<Duration>) -> std::io::Result<U
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    let micros = i64::try_from(timeout.as_micros())
-        .unwrap_or(i64::MAX)
-        .max(1);
-    socket::setsockopt(&fd, sockopt::SendTimeout, &TimeVal::microseconds(micros))?;
-    socket::connect(fd.as_raw_fd(), &UnixAddr::new(socket)?)?;
-    Ok(UnixStream::from(fd))
+    let address = UnixAddr::new(socket)?;
+    let deadline = std::time::Instant::now() + timeout;
+    // A signal may cut the wait for room in a full backlog short (EINTR);
+    // a Unix socket is still unconnected then, so it tries again for the
+    // time left.
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let micros = i64::try_from(left.as_micros()).unwrap_or(i64::MAX).max(1);
+        socket::setsockopt(&fd, sockopt::SendTimeout, &TimeVal::microseconds(micros))?;
+        match socket::connect(fd.as_raw_fd(), &address) {
+            Ok(()) => return Ok(UnixStream::from(fd)),
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
+            Err(nix::errno::Errno::EINTR) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// True for the errors a socket timeout gives (`EAGAIN` on Linux).

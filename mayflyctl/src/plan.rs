@@ -65,6 +65,8 @@ pub enum Action {
         request: StatusRequest,
         /// Which of the answered jobs to show.
         filter: StatusFilter,
+        /// Add the CPU and memory columns to the table (`--usage`).
+        usage: bool,
     },
     /// Cancel jobs.
     Cancel(CancelRequest),
@@ -689,7 +691,8 @@ pub(crate) mod tests {
             p.action,
             Action::Status {
                 request: StatusRequest { ids: vec![] },
-                filter: StatusFilter::default()
+                filter: StatusFilter::default(),
+                usage: false,
             }
         );
         let p = plan_args(&["status", "3", "12"], &ctx()).expect("ok");
@@ -699,7 +702,8 @@ pub(crate) mod tests {
                 request: StatusRequest {
                     ids: vec![JobId(3), JobId(12)]
                 },
-                filter: StatusFilter::default()
+                filter: StatusFilter::default(),
+                usage: false,
             }
         );
         for bad in ["0", "abc", "-1", "1.5", "", "18446744073709551616"] {
@@ -1130,7 +1134,8 @@ echo b | wc -c
                     queues: vec!["gpu".into()],
                     states: vec![JobState::Running, JobState::TimedOut, JobState::Failed],
                     labels: vec![("team".into(), "ml".into())],
-                }
+                },
+                usage: false,
             }
         );
         assert_eq!(

@@ -259,24 +259,35 @@ fn layout(
 }
 
 /// The `status` table, one line per job, columns aligned: ID, STATE,
-/// QUEUE, PRI, EXIT, ATTEMPTS, WHEN, PROGRESS, COMMAND, and REMOTE after
-/// QUEUE when a listed job ran elsewhere (its Slurm job id, say). With a
-/// width (stdout is a terminal) PROGRESS and COMMAND are cut to fit;
-/// without one (a pipe) nothing is cut. Control characters in commands and
-/// progress texts are shown escaped so one job cannot garble the table.
-pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> String {
+/// QUEUE, (REMOTE,) PRI, EXIT, ATTEMPTS, (with `usage`: CPU, MAXRSS,) WHEN,
+/// PROGRESS, COMMAND. REMOTE shows when a listed job ran elsewhere (its
+/// Slurm job id, say). With a width (stdout is a terminal) PROGRESS and COMMAND are
+/// cut to fit; without one (a pipe) nothing is cut. Control characters in
+/// commands and progress texts are shown escaped so one job cannot garble
+/// the table. A running job frozen for a more urgent one shows as
+/// `running (preempted)`.
+pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle, usage: bool) -> String {
     let remote = jobs.iter().any(|job| job.remote_id.is_some());
     let mut headers = vec!["ID", "STATE", "QUEUE"];
     if remote {
         headers.push("REMOTE");
     }
-    headers.extend(["PRI", "EXIT", "ATTEMPTS", "WHEN", "PROGRESS", "COMMAND"]);
+    headers.extend(["PRI", "EXIT", "ATTEMPTS"]);
+    if usage {
+        headers.extend(["CPU", "MAXRSS"]);
+    }
+    headers.extend(["WHEN", "PROGRESS", "COMMAND"]);
     let rows: Vec<Vec<Cell>> = jobs
         .iter()
         .map(|job| {
+            let state = if job.preempted {
+                format!("{} (preempted)", job.state)
+            } else {
+                job.state.to_string()
+            };
             let mut row = vec![
                 (job.id.to_string(), None),
-                (job.state.to_string(), state_sgr(job.state)),
+                (state, state_sgr(job.state)),
                 (escape_controls(&job.queue), None),
             ];
             if remote {
@@ -289,6 +300,12 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
                 (job.priority.to_string(), None),
                 (exit_cell(job), None),
                 (attempts_cell(job), None),
+            ]);
+            if usage {
+                row.push((cpu_cell(job), None));
+                row.push((rss_cell(job), None));
+            }
+            row.extend([
                 (when_cell(job, now), None),
                 (escape_controls(job.progress.as_deref().unwrap_or("")), None),
                 (escape_controls(&job.command.to_string()), None),
@@ -296,8 +313,18 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
             row
         })
         .collect();
-    let (progress_at, command_at) = (headers.len() - 2, headers.len() - 1);
+    let n = headers.len();
     let limits = style.width.map(|width| {
+        let fixed: usize = (0..n - 2)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| columns(&r[i].0))
+                    .chain([columns(headers[i])])
+                    .max()
+                    .unwrap_or(0)
+                    + 2
+            })
+            .sum();
         let natural = |i: usize| {
             rows.iter()
                 .map(|r| columns(&r[i].0))
@@ -305,8 +332,7 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
                 .max()
                 .unwrap_or(0)
         };
-        let fixed: usize = (0..progress_at).map(|i| natural(i) + 2).sum();
-        let (progress, command) = (natural(progress_at), natural(command_at));
+        let (progress, command) = (natural(n - 2), natural(n - 1));
         let room = width.saturating_sub(fixed);
         if progress + 2 + command <= room {
             (progress, command)
@@ -318,6 +344,40 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle) -> Stri
         }
     });
     layout(&headers, &rows, limits, style.color)
+}
+
+/// The CPU column: user + system time of the last attempt, once it ended
+/// (`-` before, or where its executor cannot tell).
+fn cpu_cell(job: &JobInfo) -> String {
+    job.usage.map_or_else(
+        || "-".to_string(),
+        |u| {
+            let ms = u.cpu_user_ms.saturating_add(u.cpu_sys_ms);
+            if ms < 1000 {
+                format!("{ms}ms")
+            } else {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            }
+        },
+    )
+}
+
+/// The MAXRSS column: the peak resident memory of the last attempt's
+/// largest process, in binary units (`-` when unknown).
+fn rss_cell(job: &JobInfo) -> String {
+    job.usage.map_or_else(
+        || "-".to_string(),
+        |u| {
+            let kib = u.max_rss_kib as f64;
+            if kib < 1024.0 {
+                format!("{}K", u.max_rss_kib)
+            } else if kib < 1024.0 * 1024.0 {
+                format!("{:.1}M", kib / 1024.0)
+            } else {
+                format!("{:.1}G", kib / (1024.0 * 1024.0))
+            }
+        },
+    )
 }
 
 /// Jobs that finished, in any way: the DONE column of `queue list`.
@@ -416,6 +476,8 @@ pub(crate) mod tests {
             retry_at: None,
             history: vec![],
             remote_id: None,
+            usage: None,
+            preempted: false,
         }
     }
 
@@ -452,6 +514,10 @@ pub(crate) mod tests {
                 "retries": 0,
                 "retry_at": null,
                 "history": [],
+                "cpu_user_ms": null,
+                "cpu_sys_ms": null,
+                "max_rss_kib": null,
+                "preempted": false,
             })
         );
         job.command = Command::Shell("echo hi | wc -c".into());
@@ -603,9 +669,9 @@ pub(crate) mod tests {
         slurm.queue = "hpc".into();
         slurm.remote_id = Some("4711".into());
         let plain = TableStyle::default();
-        let without = status_table(std::slice::from_ref(&local), now, plain);
+        let without = status_table(std::slice::from_ref(&local), now, plain, false);
         assert!(!without.contains("REMOTE"), "{without}");
-        let table = status_table(&[local, slurm], now, plain);
+        let table = status_table(&[local, slurm], now, plain, false);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
@@ -630,6 +696,7 @@ pub(crate) mod tests {
                 width: Some(80),
                 color: false,
             },
+            false,
         );
         for line in narrow.lines() {
             assert!(line.chars().count() <= 80, "{line:?}");
@@ -650,7 +717,7 @@ pub(crate) mod tests {
         b.attempts = 3;
         let now = Timestamp(1_700_000_065_000);
         let plain = TableStyle::default();
-        let table = status_table(&[a, b], now, plain);
+        let table = status_table(&[a, b], now, plain, false);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
@@ -676,6 +743,7 @@ pub(crate) mod tests {
                 width: Some(80),
                 color: false,
             },
+            false,
         );
         for line in narrow.lines() {
             assert!(line.chars().count() <= 80, "{line:?}");
@@ -689,6 +757,7 @@ pub(crate) mod tests {
                 width: Some(100),
                 color: false,
             },
+            false,
         );
         let row = cut.lines().nth(1).expect("a row");
         assert_eq!(row.chars().count(), 100, "{row}");
@@ -716,7 +785,7 @@ pub(crate) mod tests {
             columns(&line[..at])
         };
 
-        let table = status_table(&jobs, now, TableStyle::default());
+        let table = status_table(&jobs, now, TableStyle::default(), false);
         let lines: Vec<&str> = table.lines().collect();
         let pri = column(lines[0], "PRI");
         let command = column(lines[0], "COMMAND");
@@ -739,6 +808,7 @@ pub(crate) mod tests {
                     width: Some(cols),
                     color: false,
                 },
+                false,
             );
             let row = cut.lines().nth(1).expect("a row");
             assert!(row.ends_with("长…"), "{row}");
@@ -764,6 +834,7 @@ pub(crate) mod tests {
                 width: Some(100),
                 color: false,
             },
+            false,
         );
         let row = table.lines().nth(1).expect("a row");
         assert!(row.chars().count() <= 100, "{row}");
@@ -809,6 +880,7 @@ pub(crate) mod tests {
                 width: None,
                 color: true,
             },
+            false,
         );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("\x1b[1mID\x1b[0m  "), "{:?}", lines[0]);
@@ -833,7 +905,7 @@ pub(crate) mod tests {
             lines[4]
         );
         assert!(lines[5].contains("  queued     default"), "{:?}", lines[5]);
-        let plain = status_table(&jobs, now, TableStyle::default());
+        let plain = status_table(&jobs, now, TableStyle::default(), false);
         assert!(!plain.contains('\x1b'));
         // Same layout once the codes are removed.
         let stripped = table
@@ -891,12 +963,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    /// `--usage` adds CPU and MAXRSS before WHEN, `-` where unknown; a
+    /// frozen job says so in its state; the JSON always has the figures.
+    fn usage_columns_and_the_preempted_marker() {
+        let mut done = info(1, JobState::Succeeded);
+        done.usage = Some(mayfly_protocol::Usage {
+            cpu_user_ms: 1_200,
+            cpu_sys_ms: 300,
+            max_rss_kib: 61_440,
+        });
+        let mut frozen = info(2, JobState::Running);
+        frozen.preempted = true;
+        let jobs = [done.clone(), frozen.clone()];
+        let table = status_table(&jobs, Timestamp(0), TableStyle::default(), true);
+        let lines: Vec<&str> = table.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "ID", "STATE", "QUEUE", "PRI", "EXIT", "ATTEMPTS", "CPU", "MAXRSS", "WHEN",
+                "PROGRESS", "COMMAND"
+            ]
+        );
+        assert!(
+            lines[1].contains(" 1.5s ") && lines[1].contains(" 60.0M "),
+            "{table}"
+        );
+        assert!(lines[2].contains("running (preempted)"), "{table}");
+        let plain = status_table(&jobs, Timestamp(0), TableStyle::default(), false);
+        assert!(!plain.contains("CPU") && !plain.contains("1.5s"), "{plain}");
+        let v = job_json(&done);
+        assert_eq!(v["cpu_user_ms"], 1_200);
+        assert_eq!(v["cpu_sys_ms"], 300);
+        assert_eq!(v["max_rss_kib"], 61_440);
+        assert_eq!(v["preempted"], false);
+        let v = job_json(&frozen);
+        assert_eq!(v["cpu_user_ms"], Value::Null);
+        assert_eq!(v["preempted"], true);
+    }
+
+    #[test]
     /// Control characters in a command cannot break the table.
     fn table_escapes_control_characters() {
         let mut job = info(1, JobState::Queued);
         job.command = Command::Shell("echo a\nrm -rf /\r\u{1b}[2J".into());
         job.progress = Some("x\u{1b}[31m".into());
-        let table = status_table(&[job], Timestamp(0), TableStyle::default());
+        let table = status_table(&[job], Timestamp(0), TableStyle::default(), false);
         assert_eq!(table.lines().count(), 2);
         assert!(table.contains("echo a\\nrm -rf /\\r\\u{1b}[2J"), "{table}");
         assert!(table.contains("x\\u{1b}[31m"), "{table}");
@@ -907,7 +1019,7 @@ pub(crate) mod tests {
                 .try_into()
                 .expect("a program"),
         );
-        let table = status_table(&[job], Timestamp(0), TableStyle::default());
+        let table = status_table(&[job], Timestamp(0), TableStyle::default(), false);
         assert!(table.ends_with("sh -c 'kill -9 $$'\n"), "{table}");
     }
 
@@ -953,6 +1065,10 @@ pub(crate) mod tests {
                 "exit_code": a.exit_code,
                 "signal": a.signal,
             })).collect::<Vec<_>>(),
+            "cpu_user_ms": info.usage.map(|u| u.cpu_user_ms),
+            "cpu_sys_ms": info.usage.map(|u| u.cpu_sys_ms),
+            "max_rss_kib": info.usage.map(|u| u.max_rss_kib),
+            "preempted": info.preempted,
         })
     }
 
@@ -999,13 +1115,15 @@ pub(crate) mod tests {
                 ),
                 0..3,
             ),
+            prop::option::of((any::<u64>(), any::<u64>(), any::<u64>())),
+            any::<bool>(),
         );
         (strings, numbers, times, lists).prop_map(
             |(
                 (command, cwd, queue, labels, progress, reason),
                 (id, state, priority, exit_code, signal, attempts, pid, timeout_ms),
                 t,
-                (after, history),
+                (after, history, usage, preempted),
             )| JobInfo {
                 id: JobId(id),
                 state,
@@ -1038,6 +1156,14 @@ pub(crate) mod tests {
                     })
                     .collect(),
                 remote_id: None,
+                usage: usage.map(
+                    |(cpu_user_ms, cpu_sys_ms, max_rss_kib)| mayfly_protocol::Usage {
+                        cpu_user_ms,
+                        cpu_sys_ms,
+                        max_rss_kib,
+                    },
+                ),
+                preempted,
             },
         )
     }

@@ -485,12 +485,16 @@ quantum = \"25ms\"
                 "wal_flush_interval",
                 "snapshot_bytes",
                 "http_addr",
+                "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "on_finish",
+                "on_finish_timeout",
+                "on_finish_concurrency",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",
@@ -508,10 +512,11 @@ quantum = \"25ms\"
         let f = file(
             "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
              shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
-             snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\n\
+             snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\ngrpc_addr = [\"off\"]\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
-             max_output = 1048576\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
+             max_output = 1048576\non_finish = \"notify-send done\"\non_finish_timeout = \"9s\"\n\
+             on_finish_concurrency = 2\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
              idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
              request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n\
              slurm_poll_interval = \"250ms\"\n",
@@ -529,6 +534,7 @@ quantum = \"25ms\"
         assert_eq!(s.wal_flush_interval, Duration::from_millis(5));
         assert_eq!(s.snapshot_bytes, 4096);
         assert_eq!(s.http_addr, addr("0.0.0.0:8080"));
+        assert_eq!(s.grpc_addr, [settings::GrpcAddr::Off]);
         assert_eq!(
             s.push_gateway.as_ref().map(ToString::to_string).as_deref(),
             Some("http://127.0.0.1:9091/")
@@ -538,6 +544,9 @@ quantum = \"25ms\"
         assert_eq!(s.max_jobs, 5000);
         assert_eq!(s.max_job_bytes, settings::Size(64 << 10));
         assert_eq!(s.max_output, Some(settings::Size(1 << 20)));
+        assert_eq!(s.on_finish.as_deref(), Some("notify-send done"));
+        assert_eq!(s.on_finish_timeout, Duration::from_secs(9));
+        assert_eq!(s.on_finish_concurrency, 2);
         assert_eq!(s.max_connections, 16);
         assert_eq!(s.handshake_timeout, Duration::from_secs(2));
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
@@ -553,6 +562,29 @@ quantum = \"25ms\"
             "{:?}",
             l.provenance
         );
+    }
+
+    /// `grpc_addr` is a list like `allow_uid`; a build without the `grpc`
+    /// feature takes only `off`, and says how to get the rest.
+    #[test]
+    fn grpc_addr_is_a_list_that_needs_the_feature_for_anything_but_off() {
+        let f = file("grpc_addr = [\"127.0.0.1:50051\", \"unix:/run/g.sock\"]\n");
+        let result = layer(&argv(&[]), Some(&f), Some(OsStr::new(HOME)));
+        if cfg!(feature = "grpc") {
+            let listeners = result
+                .expect("a list of listeners")
+                .args
+                .settings
+                .grpc_listeners();
+            assert_eq!(listeners.unix, Some(PathBuf::from("/run/g.sock")));
+            assert_eq!(listeners.tcp, ["127.0.0.1:50051".parse().unwrap()]);
+        } else {
+            let err = match result {
+                Err(ResolveError::File(e)) => e.to_string(),
+                other => panic!("refused without the feature, not {other:?}"),
+            };
+            assert!(err.contains("rebuild it with --features grpc"), "{err}");
+        }
     }
 
     #[test]

@@ -10,11 +10,14 @@
 //! reports. [`scheduler`] starts it all, step by step; [`shutdown`] is how
 //! it stops.
 
+pub mod callback;
 pub mod config;
 pub mod config_file;
 pub mod core;
 pub mod driver;
 pub mod exec;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 pub mod journal;
 #[cfg(feature = "ipc")]

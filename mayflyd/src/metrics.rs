@@ -26,13 +26,14 @@
 //! those read locks while it collects; a pending writer makes new readers
 //! queue behind it. So the hot paths ([`Metrics::job_submitted`],
 //! [`Metrics::job_started`], [`Metrics::job_finished`],
-//! [`Metrics::ipc_request`]) do not call `with_label_values` at all after a
-//! label's first use: they find the label's children in a copy-on-write map
+//! [`Metrics::ipc_request`], [`Metrics::grpc_request`] when it answers `OK`)
+//! do not call `with_label_values` at all after a label's first use: they find the label's children in a copy-on-write map
 //! behind an [`ArcSwap`], whose `load` is lock-free and never waits on
 //! anything, and then update the children, which are plain atomics
 //! (histogram observations are lock-free too; a concurrent collect never
-//! blocks them). Only the first use of a queue or request kind takes the
-//! vecs' write locks once, to create its children, and copies the small map.
+//! blocks them). Only the first use of a queue, request kind or gRPC method
+//! takes the vecs' write locks once, to create its children, and copies the
+//! small map.
 //! The rare paths (queue gauges, system tasks, the WAL's unlabelled series)
 //! update children directly or through `with_label_values`, whose read lock
 //! is shared with other readers and is held for a hash lookup.
@@ -48,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mayfly_protocol::{JobState, QueueInfo};
+use mayfly_protocol::{JobState, QueueInfo, Usage};
 use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
@@ -88,6 +89,23 @@ const RUN_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// Buckets of a job's CPU time (user + system): from 10 ms to six hours.
+const CPU_BUCKETS: &[f64] = RUN_BUCKETS;
+
+/// Buckets of a job's peak resident memory, in bytes: 1 MiB to 64 GiB, by
+/// fours.
+const RSS_BUCKETS: &[f64] = &[
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+    17179869184.0,
+    68719476736.0,
+];
+
 /// Buckets of IPC request latency: a submit takes about a millisecond
 /// (most of it the fsync); streams (`wait`, `logs --follow`) land high.
 const IPC_BUCKETS: &[f64] = &[
@@ -117,6 +135,10 @@ struct QueueSeries {
     wait: Histogram,
     /// `mayfly_job_run_seconds{queue}`.
     run: Histogram,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: Histogram,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: Histogram,
 }
 
 /// The children of one request kind's series, resolved once.
@@ -127,6 +149,16 @@ struct KindSeries {
     /// `mayfly_ipc_requests_total{kind,result="error"}`.
     error: IntCounter,
     /// `mayfly_ipc_request_duration_seconds{kind}`.
+    duration: Histogram,
+}
+
+/// The children of one gRPC method's series, resolved once.
+#[derive(Clone)]
+struct MethodSeries {
+    /// `mayfly_grpc_requests_total{method,code="OK"}`; the other codes go
+    /// through the vec (failures are the rare path).
+    ok: IntCounter,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
     duration: Histogram,
 }
 
@@ -178,14 +210,21 @@ pub struct Metrics {
     ipc: IpcFamilies,
     /// The write-ahead log's families.
     wal: WalFamilies,
+    /// The gRPC door's families (registered in every build; without the
+    /// `grpc` feature they stay empty and are not rendered).
+    grpc: GrpcFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
     /// The families of each executor (local, slurm).
     executors: ExecutorFamilies,
+    /// `mayfly_callbacks_total{result}`.
+    callbacks: IntCounterVec,
     /// Resolved per-queue children, for the job hot paths.
     queues: LabelCache<QueueSeries>,
     /// Resolved per-kind children, for the IPC hot path.
     kinds: LabelCache<KindSeries>,
+    /// Resolved per-method children, for the gRPC hot path.
+    methods: LabelCache<MethodSeries>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -193,6 +232,7 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics")
             .field("queues", &self.queues.snapshot().len())
             .field("kinds", &self.kinds.snapshot().len())
+            .field("methods", &self.methods.snapshot().len())
             .finish_non_exhaustive()
     }
 }
@@ -243,6 +283,10 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// The results of a finish callback, as `mayfly_callbacks_total` labels
+/// them: each series exists from the start, at zero.
+pub const CALLBACK_RESULTS: [&str; 3] = ["ok", "failed", "timed_out"];
+
 /// The families of every queue's jobs.
 struct JobFamilies {
     /// `mayfly_jobs_submitted_total{queue}`.
@@ -257,6 +301,10 @@ struct JobFamilies {
     wait: HistogramVec,
     /// `mayfly_job_run_seconds{queue}`.
     run: HistogramVec,
+    /// `mayfly_job_cpu_seconds{queue}`.
+    cpu: HistogramVec,
+    /// `mayfly_job_max_rss_bytes{queue}`.
+    max_rss: HistogramVec,
 }
 
 impl JobFamilies {
@@ -301,6 +349,22 @@ impl JobFamilies {
             RUN_BUCKETS,
             &["queue"],
         )?;
+        let cpu = histogram_vec(
+            r,
+            "mayfly_job_cpu_seconds",
+            "CPU time (user + system) of a job's attempt when it ended, by queue, for \
+             executors that measure it.",
+            CPU_BUCKETS,
+            &["queue"],
+        )?;
+        let max_rss = histogram_vec(
+            r,
+            "mayfly_job_max_rss_bytes",
+            "Peak resident memory of the largest process of a job's attempt, by queue, \
+             for executors that measure it.",
+            RSS_BUCKETS,
+            &["queue"],
+        )?;
         Ok(Self {
             submitted,
             finished,
@@ -308,6 +372,8 @@ impl JobFamilies {
             running,
             wait,
             run,
+            cpu,
+            max_rss,
         })
     }
 }
@@ -486,6 +552,52 @@ impl ExecutorFamilies {
     }
 }
 
+/// The families of the gRPC door.
+struct GrpcFamilies {
+    /// `mayfly_grpc_requests_total{method,code}`.
+    requests: IntCounterVec,
+    /// `mayfly_grpc_request_duration_seconds{method}`.
+    duration: HistogramVec,
+    /// `mayfly_grpc_refused_total{reason}`: calls refused before they
+    /// reached the service (a peer's uid on the Unix socket, a missing or
+    /// wrong token on TCP).
+    refused: IntCounterVec,
+}
+
+impl GrpcFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
+            r,
+            "mayfly_grpc_requests_total",
+            "gRPC calls of the service mayfly.v1.Mayfly, by method and status code \
+             (OK, NotFound, ...; Canceled when the client went away first).",
+            &["method", "code"],
+        )?;
+        let duration = histogram_vec(
+            r,
+            "mayfly_grpc_request_duration_seconds",
+            "Time from a gRPC call's arrival to its answer (for a stream, to its \
+             last message), by method.",
+            IPC_BUCKETS,
+            &["method"],
+        )?;
+        let refused = counter_vec(
+            r,
+            "mayfly_grpc_refused_total",
+            "gRPC calls refused before the service: reason peer (a user the daemon \
+             does not serve, on the Unix socket) or token (TCP without the bearer \
+             token).",
+            &["reason"],
+        )?;
+        Ok(Self {
+            requests,
+            duration,
+            refused,
+        })
+    }
+}
+
 impl Metrics {
     /// A fresh set of metrics in its own registry, with the process
     /// collector and `mayfly_build_info` registered. Fails only if two
@@ -496,6 +608,7 @@ impl Metrics {
         let jobs = JobFamilies::register(r)?;
         let ipc = IpcFamilies::register(r)?;
         let wal = WalFamilies::register(r)?;
+        let grpc = GrpcFamilies::register(r)?;
         let system_task_up = gauge_vec(
             r,
             "mayfly_system_task_up",
@@ -513,16 +626,29 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let callbacks = counter_vec(
+            r,
+            "mayfly_callbacks_total",
+            "Finish callbacks (--on-finish) that ran, by result: ok, failed (exited \
+             non-zero, killed, or could not start), timed_out.",
+            &["result"],
+        )?;
+        for result in CALLBACK_RESULTS {
+            callbacks.with_label_values(&[result]).reset();
+        }
         registry.register(Box::new(ProcessCollector::for_self()))?;
         let metrics = Metrics {
             registry,
             jobs,
             ipc,
             wal,
+            grpc,
             system_task_up,
             executors,
+            callbacks,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
+            methods: LabelCache::new(),
         };
         // Queue `default` always exists: its series are there from the
         // first scrape, at zero.
@@ -547,6 +673,8 @@ impl Metrics {
             running: self.jobs.running.with_label_values(&labels),
             wait: self.jobs.wait.with_label_values(&labels),
             run: self.jobs.run.with_label_values(&labels),
+            cpu: self.jobs.cpu.with_label_values(&labels),
+            max_rss: self.jobs.max_rss.with_label_values(&labels),
         }
     }
 
@@ -569,7 +697,13 @@ impl Metrics {
     /// A job of `queue` reached the terminal state `outcome`; `ran` is how
     /// long its process ran, if it ever started. A non-terminal `outcome` is
     /// a caller bug: it is logged and not counted.
-    pub fn job_finished(&self, queue: &str, outcome: JobState, ran: Option<Duration>) {
+    pub fn job_finished(
+        &self,
+        queue: &str,
+        outcome: JobState,
+        ran: Option<Duration>,
+        usage: Option<Usage>,
+    ) {
         let Some(index) = TERMINAL.iter().position(|s| *s == outcome) else {
             tracing::warn!(
                 queue,
@@ -582,6 +716,11 @@ impl Metrics {
             q.finished[index].inc();
             if let Some(ran) = ran {
                 q.run.observe(seconds(ran));
+            }
+            if let Some(usage) = usage {
+                let cpu_ms = usage.cpu_user_ms.saturating_add(usage.cpu_sys_ms);
+                q.cpu.observe(cpu_ms as f64 / 1000.0);
+                q.max_rss.observe(usage.max_rss_kib as f64 * 1024.0);
             }
         });
     }
@@ -684,6 +823,12 @@ impl Metrics {
         });
     }
 
+    /// A finish callback ran and ended with `result` (one of
+    /// [`CALLBACK_RESULTS`]).
+    pub fn callback_finished(&self, result: &str) {
+        self.callbacks.with_label_values(&[result]).inc();
+    }
+
     /// A connection was refused for its peer's uid.
     pub fn ipc_refused_peer(&self) {
         self.ipc.refused_peers.inc();
@@ -697,6 +842,29 @@ impl Metrics {
     /// A client connection ended.
     pub fn ipc_connection_closed(&self) {
         self.ipc.connections.dec();
+    }
+
+    /// One gRPC call of `method` ended with `code` (as gRPC's libraries
+    /// name it: `OK`, `NotFound`, ...) after `elapsed`.
+    pub fn grpc_request(&self, method: &str, code: &str, elapsed: Duration) {
+        let make = || MethodSeries {
+            ok: self.grpc.requests.with_label_values(&[method, "OK"]),
+            duration: self.grpc.duration.with_label_values(&[method]),
+        };
+        self.methods.with(method, make, |m| {
+            if code == "OK" {
+                m.ok.inc();
+            } else {
+                self.grpc.requests.with_label_values(&[method, code]).inc();
+            }
+            m.duration.observe(seconds(elapsed));
+        });
+    }
+
+    /// A gRPC call was refused before the service, for `reason` (`peer` or
+    /// `token`).
+    pub fn grpc_refused(&self, reason: &str) {
+        self.grpc.refused.with_label_values(&[reason]).inc();
     }
 
     /// `records` records of `bytes` bytes (framing included) reached the
@@ -767,11 +935,20 @@ mod tests {
             "default",
             JobState::Succeeded,
             Some(Duration::from_millis(20)),
+            Some(Usage {
+                cpu_user_ms: 1_500,
+                cpu_sys_ms: 500,
+                max_rss_kib: 3 * 1024,
+            }),
         );
         m.set_queue_gauges(&[queue_info("default", 2, 1)]);
         m.system_task_up("looptask_wal_flush", true);
+        m.callback_finished("failed");
         m.ipc_request("submit", true, Duration::from_micros(700));
         m.ipc_connection_opened();
+        m.grpc_request("Submit", "OK", Duration::from_micros(300));
+        m.grpc_request("GetJob", "NotFound", Duration::from_micros(90));
+        m.grpc_refused("token");
         m.wal_appended(2, 120);
         m.wal_fsynced(Duration::from_micros(300));
         let text = m.render();
@@ -782,15 +959,21 @@ mod tests {
             "mayfly_jobs_running",
             "mayfly_job_wait_seconds",
             "mayfly_job_run_seconds",
+            "mayfly_job_cpu_seconds",
+            "mayfly_job_max_rss_bytes",
             "mayfly_ipc_requests_total",
             "mayfly_ipc_request_duration_seconds",
             "mayfly_ipc_connections",
             "mayfly_ipc_refused_peers_total",
+            "mayfly_grpc_requests_total",
+            "mayfly_grpc_request_duration_seconds",
+            "mayfly_grpc_refused_total",
             "mayfly_wal_appends_total",
             "mayfly_wal_bytes_total",
             "mayfly_wal_fsync_duration_seconds",
             "mayfly_system_task_up",
             "mayfly_build_info",
+            "mayfly_callbacks_total",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
         ] {
@@ -816,10 +999,17 @@ mod tests {
             0.0,
             "every outcome exists from the queue's first use"
         );
+        assert_eq!(at(r#"mayfly_callbacks_total{result="failed"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_callbacks_total{result="timed_out"}"#), 0.0);
         assert_eq!(at(r#"mayfly_jobs_queued{queue="default"}"#), 2.0);
         assert_eq!(at(r#"mayfly_jobs_running{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_wait_seconds_count{queue="default"}"#), 1.0);
         assert_eq!(at(r#"mayfly_job_run_seconds_count{queue="default"}"#), 1.0);
+        assert_eq!(at(r#"mayfly_job_cpu_seconds_sum{queue="default"}"#), 2.0);
+        assert_eq!(
+            at(r#"mayfly_job_max_rss_bytes_sum{queue="default"}"#),
+            3.0 * 1024.0 * 1024.0
+        );
         assert_eq!(
             at(r#"mayfly_ipc_requests_total{kind="submit",result="ok"}"#),
             1.0
@@ -833,6 +1023,23 @@ mod tests {
             1.0
         );
         assert_eq!(at("mayfly_ipc_connections"), 1.0);
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="Submit"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="NotFound",method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_requests_total{code="OK",method="GetJob"}"#),
+            0.0
+        );
+        assert_eq!(
+            at(r#"mayfly_grpc_request_duration_seconds_count{method="GetJob"}"#),
+            1.0
+        );
+        assert_eq!(at(r#"mayfly_grpc_refused_total{reason="token"}"#), 1.0);
         assert_eq!(at("mayfly_wal_appends_total"), 2.0);
         assert_eq!(at("mayfly_wal_bytes_total"), 120.0);
         assert_eq!(at("mayfly_wal_fsync_duration_seconds_count"), 1.0);
@@ -885,8 +1092,8 @@ mod tests {
     #[test]
     fn non_terminal_outcomes_and_failures_are_counted_apart() {
         let m = Metrics::new().unwrap();
-        m.job_finished("q", JobState::Running, None);
-        m.job_finished("q", JobState::Failed, None);
+        m.job_finished("q", JobState::Running, None, None);
+        m.job_finished("q", JobState::Failed, None, None);
         m.ipc_request("status", false, Duration::from_millis(1));
         m.system_task_up("looptask_metrics", true);
         m.system_task_up("looptask_metrics", false);

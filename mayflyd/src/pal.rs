@@ -7,13 +7,9 @@
 //! wait), so a slow reader never slows the daemon.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
 
 use mayfly_protocol::{Activity, ActivityRecord, Timestamp};
 use tokio::sync::broadcast;
-
-use crate::metrics::Metrics;
 
 /// How many recent events `events` shows, and how far a follower may lag
 /// before it misses some.
@@ -28,10 +24,6 @@ pub struct Pal {
     next_seq: u64,
     /// Live followers.
     tx: broadcast::Sender<ActivityRecord>,
-    /// Metrics fed from the same events, so a transition is counted exactly
-    /// when it is told (and state re-applied after a storage failure, which
-    /// emits nothing, is not counted twice).
-    metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for Pal {
@@ -48,38 +40,11 @@ impl Pal {
             ring: VecDeque::with_capacity(RING_CAPACITY),
             next_seq: 1,
             tx,
-            metrics: None,
-        }
-    }
-
-    /// Feeds `metrics` from every event from now on.
-    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
-        self.metrics = Some(metrics);
-    }
-
-    /// Updates the metrics an event moves.
-    fn count(&self, event: &Activity) {
-        let Some(m) = &self.metrics else { return };
-        match event {
-            Activity::JobSubmitted { queue, .. } => m.job_submitted(queue),
-            Activity::JobStarted {
-                queue, waited_ms, ..
-            } => m.job_started(queue, Duration::from_millis(*waited_ms)),
-            Activity::JobFinished {
-                queue,
-                state,
-                ran_ms,
-                ..
-            } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis)),
-            Activity::SystemTaskStart { name, .. } => m.system_task_up(name, true),
-            Activity::SystemTaskExit { name, .. } => m.system_task_up(name, false),
-            _ => {}
         }
     }
 
     /// Records an event: to tracing, the ring and every follower.
     pub fn emit(&mut self, event: Activity) {
-        self.count(&event);
         let record = ActivityRecord {
             seq: self.next_seq,
             at: Timestamp::now(),

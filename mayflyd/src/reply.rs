@@ -135,6 +135,10 @@ impl Backlog {
     }
 }
 
+/// A reply's receiving end has gone: the client hung up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
 /// Where a request's response frames go. Unbounded on purpose: the driver
 /// must never wait on a slow client (see the module documentation for what
 /// bounds it instead).
@@ -165,10 +169,11 @@ impl Reply {
     }
 
     /// Queues one frame; fails when the receiving end has gone (the client
-    /// hung up), which callers ignore.
-    pub fn send(&self, item: Outgoing) -> Result<(), mpsc::error::SendError<Outgoing>> {
+    /// hung up), which callers ignore. The frame is dropped then: nobody
+    /// is left to read it.
+    pub fn send(&self, item: Outgoing) -> Result<(), Gone> {
         let Some(backlog) = &self.backlog else {
-            return self.tx.send(item);
+            return self.tx.send(item).map_err(|_| Gone);
         };
         let size = item.wire_size();
         backlog.queued(size);
@@ -176,7 +181,7 @@ impl Reply {
         if sent.is_err() {
             backlog.taken(size);
         }
-        sent
+        sent.map_err(|_| Gone)
     }
 
     /// True once the receiving end has gone.
@@ -340,6 +345,8 @@ mod tests {
             retry_at: None,
             history: Vec::new(),
             remote_id: None,
+            usage: None,
+            preempted: false,
         }
     }
 

@@ -47,7 +47,7 @@ use crate::pusher::{self, PushConfig};
 use crate::service::{Mayfly, View};
 #[cfg(feature = "ipc")]
 use crate::session::{SessionContext, SessionLimits};
-use crate::settings::{HttpAddr, Settings};
+use crate::settings::{GrpcListeners, HttpAddr, Settings};
 use crate::shutdown::Shutdown;
 use crate::wal::WalOptions;
 
@@ -96,6 +96,10 @@ pub enum DaemonError {
     /// The HTTP endpoint could not be bound.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The gRPC front door could not start.
+    #[cfg(feature = "grpc")]
+    #[error(transparent)]
+    Grpc(#[from] crate::grpc::GrpcError),
     /// The metrics registry could not be built (a bug: two families clash).
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -326,6 +330,14 @@ impl Scheduler {
         socket: SocketPlan,
         http: Option<TcpListener>,
     ) -> Result<(), DaemonError> {
+        // gRPC's default socket sits beside the daemon's own; when the
+        // caller bound that one, only gRPC listeners it named are served.
+        let grpc = match socket {
+            #[cfg(feature = "ipc")]
+            SocketPlan::Bind(_) => self.settings.grpc_listeners(),
+            _ if self.settings.grpc_addr.is_empty() => GrpcListeners::default(),
+            _ => self.settings.grpc_listeners(),
+        };
         let mut startup = Startup::new(self)?;
         startup.handle_signals()?;
         let recovered = startup.recover().await?;
@@ -334,6 +346,8 @@ impl Scheduler {
         if let Some(http) = http {
             startup.serve_http(http);
         }
+        // gRPC first: a daemon whose socket accepts serves gRPC already.
+        startup.serve_grpc(grpc).await?;
         startup.listen(socket)?;
         startup.run(driver, boot).await
     }
@@ -579,6 +593,12 @@ impl Startup {
                 quantum: self.settings.quantum,
                 shutdown_timeout: self.settings.shutdown_timeout,
                 snapshot_bytes: self.settings.snapshot_bytes,
+                callbacks: crate::callback::CallbackConfig {
+                    default_line: self.settings.on_finish.clone(),
+                    timeout: self.settings.on_finish_timeout,
+                    concurrency: self.settings.on_finish_concurrency,
+                    logs_dir: self.logs_dir.clone(),
+                },
             },
             DriverInbox {
                 commands,
@@ -694,6 +714,30 @@ impl Startup {
         }
         #[cfg(not(feature = "ipc"))]
         let _ = listener;
+        Ok(())
+    }
+
+    /// Serves the gRPC front door on `listeners` (nothing when there are
+    /// none, or in a build without the `grpc` feature).
+    async fn serve_grpc(&self, listeners: GrpcListeners) -> Result<(), DaemonError> {
+        #[cfg(feature = "grpc")]
+        if listeners.unix.is_some() || !listeners.tcp.is_empty() {
+            let ctx = crate::grpc::GrpcContext::new(
+                self.mayfly()?,
+                self.metrics.clone(),
+                self.shutdown.clone(),
+                &self.settings,
+                socket_mode(&self.settings),
+            );
+            if let Err(e) = crate::grpc::start(listeners, ctx).await {
+                // Clients may be connected to the other socket already; the
+                // driver has not run: close the log and stop.
+                self.shutdown.driver_done();
+                return Err(e.into());
+            }
+        }
+        #[cfg(not(feature = "grpc"))]
+        let _ = listeners;
         Ok(())
     }
 

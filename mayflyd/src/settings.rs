@@ -116,6 +116,21 @@ pub struct Settings {
     )]
     pub http_addr: HttpAddr,
 
+    /// Where to serve gRPC (docs/grpc.md), once per listener: unix:PATH for
+    /// a Unix socket, HOST:PORT for TCP (loopback when HOST is left out, as
+    /// in :50051; every call must then carry the bearer token kept in
+    /// STATE_DIR/token), or off for none. Unless a unix: one is given, the
+    /// Unix socket is grpc.sock beside --socket, with the same access rules.
+    /// Only a mayflyd built with the grpc feature takes anything but off.
+    #[arg(
+        long,
+        env = "MAYFLY_GRPC_ADDR",
+        value_name = "unix:PATH|HOST:PORT|off",
+        value_delimiter = ',',
+        value_parser = parse_grpc_addr
+    )]
+    pub grpc_addr: Vec<GrpcAddr>,
+
     /// Also push the metrics to this Prometheus Pushgateway (an http:// URL)
     /// every --metrics-interval, as job "mayflyd", instance = host name.
     #[arg(long, value_name = "URL", value_parser = crate::pusher::parse_gateway)]
@@ -147,6 +162,25 @@ pub struct Settings {
     /// and the cut noted at the end of the file [default: no limit].
     #[arg(long, value_name = "SIZE", value_parser = parse_size_setting)]
     pub max_output: Option<Size>,
+
+    /// Run this shell line (sh -c) when a job ends, for every job that sets
+    /// no --on-finish of its own: in the job's directory and environment,
+    /// plus MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL,
+    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and
+    /// MAYFLY_DURATION_MS. It never changes the job's state; one owed when
+    /// the daemon stopped runs after its restart (at least once).
+    #[arg(long, value_name = "CMD", value_parser = parse_on_finish)]
+    pub on_finish: Option<String>,
+
+    /// Stop a finish callback (SIGKILL to its process group) that runs
+    /// longer than this.
+    #[arg(long, value_name = "DUR", default_value = "1m", value_parser = parse_interval)]
+    pub on_finish_timeout: Duration,
+
+    /// How many finish callbacks may run at once; the others wait their
+    /// turn.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count)]
+    pub on_finish_concurrency: usize,
 
     /// The most client connections open at once, those still in their
     /// handshake included. A client past it is told "too many connections"
@@ -269,6 +303,17 @@ pub fn parse_size_setting(s: &str) -> Result<Size, String> {
     mayfly_protocol::parse_size(s).map(Size)
 }
 
+/// Parses `--on-finish`: a shell line, not blank, without NUL bytes.
+fn parse_on_finish(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("give a shell command to run when a job ends".to_string());
+    }
+    if s.contains('\0') {
+        return Err("has a NUL byte, which no shell can be given".to_string());
+    }
+    Ok(s.to_string())
+}
+
 /// Parses `--max-jobs`: a whole number from 1.
 fn parse_max_jobs(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
@@ -319,6 +364,100 @@ pub fn parse_http_addr(s: &str) -> Result<HttpAddr, String> {
     s.parse().map(|addr| HttpAddr(Some(addr))).map_err(|_| {
         format!("{s:?} is not IP:PORT (write it like 127.0.0.1:9479, or off to serve no HTTP)")
     })
+}
+
+/// One value of `--grpc-addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcAddr {
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+    /// TCP on this address (bearer token required).
+    Tcp(SocketAddr),
+    /// No gRPC at all.
+    Off,
+}
+
+/// Where gRPC is served, from the values of `--grpc-addr`: the Unix socket
+/// (`None`: none) and the TCP addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrpcListeners {
+    /// The Unix socket.
+    pub unix: Option<PathBuf>,
+    /// The TCP addresses.
+    pub tcp: Vec<SocketAddr>,
+}
+
+impl Settings {
+    /// Where gRPC is served: see `--grpc-addr`. `off` anywhere in the list
+    /// turns gRPC off (the parser takes it only in a build with the
+    /// feature, like every other value).
+    pub fn grpc_listeners(&self) -> GrpcListeners {
+        let none = GrpcListeners {
+            unix: None,
+            tcp: Vec::new(),
+        };
+        if !cfg!(feature = "grpc") || self.grpc_addr.contains(&GrpcAddr::Off) {
+            return none;
+        }
+        let mut unix = None;
+        let mut tcp = Vec::new();
+        for addr in &self.grpc_addr {
+            match addr {
+                GrpcAddr::Unix(path) => unix = Some(path.clone()),
+                GrpcAddr::Tcp(addr) => tcp.push(*addr),
+                GrpcAddr::Off => {}
+            }
+        }
+        GrpcListeners {
+            unix: Some(unix.unwrap_or_else(|| grpc_socket_beside(&self.socket))),
+            tcp,
+        }
+    }
+}
+
+/// The default gRPC socket: `grpc.sock` in the folder of `socket`.
+pub fn grpc_socket_beside(socket: &Path) -> PathBuf {
+    mayfly_protocol::socket_folder::folder_of(socket).join("grpc.sock")
+}
+
+/// Parses one `--grpc-addr`: `unix:PATH`, `HOST:PORT` (an IP address or
+/// `localhost`; no host is loopback) or `off`. In a build without the
+/// `grpc` feature, anything but `off` is refused, saying how to get it: a
+/// user who asks for gRPC must learn at once that this daemon cannot serve
+/// it, while the same config file still works with a daemon built with it.
+pub fn parse_grpc_addr(s: &str) -> Result<GrpcAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(GrpcAddr::Off);
+    }
+    if !cfg!(feature = "grpc") {
+        return Err(
+            "this mayflyd was built without the grpc feature; rebuild it with --features grpc, \
+             or leave --grpc-addr out"
+                .to_string(),
+        );
+    }
+    if let Some(path) = s.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "{s:?} is not unix:PATH with an absolute path (write it like unix:/run/user/1000/mayfly/grpc.sock)"
+            ));
+        }
+        return Ok(GrpcAddr::Unix(PathBuf::from(path)));
+    }
+    let teach = || {
+        format!(
+            "{s:?} is not unix:PATH, HOST:PORT or off (write it like 127.0.0.1:50051, \
+             :50051 for loopback, or unix:/path/to/grpc.sock)"
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(teach)?;
+    let port: u16 = port.parse().map_err(|_| teach())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" | "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        host => host.parse().map_err(|_| teach())?,
+    };
+    Ok(GrpcAddr::Tcp(SocketAddr::new(ip, port)))
 }
 
 /// Parses `--concurrency`: a whole number from 1.
@@ -432,6 +571,7 @@ mod tests {
             s.http_addr,
             HttpAddr(Some("127.0.0.1:9479".parse().unwrap()))
         );
+        assert!(s.grpc_addr.is_empty());
         assert_eq!(s.push_gateway, None);
         assert_eq!(s.metrics_interval, Duration::from_secs(10));
         assert_eq!(s.log_format, LogFormat::Text);
@@ -479,12 +619,16 @@ mod tests {
                 "wal_flush_interval",
                 "snapshot_bytes",
                 "http_addr",
+                "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
                 "log_format",
                 "max_jobs",
                 "max_job_bytes",
                 "max_output",
+                "on_finish",
+                "on_finish_timeout",
+                "on_finish_concurrency",
                 "max_connections",
                 "handshake_timeout",
                 "idle_timeout",
@@ -495,6 +639,61 @@ mod tests {
                 "slurm_poll_interval",
             ]
         );
+    }
+
+    #[test]
+    fn grpc_addresses_parse_and_make_listeners() {
+        assert_eq!(parse_grpc_addr("OFF"), Ok(GrpcAddr::Off));
+        if !cfg!(feature = "grpc") {
+            let err = parse_grpc_addr(":50051").unwrap_err();
+            assert!(err.contains("rebuild it with --features grpc"), "{err}");
+            return;
+        }
+        let tcp = |s: &str| GrpcAddr::Tcp(s.parse().unwrap());
+        assert_eq!(parse_grpc_addr(":50051"), Ok(tcp("127.0.0.1:50051")));
+        assert_eq!(parse_grpc_addr("localhost:1"), Ok(tcp("127.0.0.1:1")));
+        assert_eq!(parse_grpc_addr("0.0.0.0:2"), Ok(tcp("0.0.0.0:2")));
+        assert_eq!(parse_grpc_addr("[::1]:3"), Ok(tcp("[::1]:3")));
+        assert_eq!(
+            parse_grpc_addr("unix:/run/g.sock"),
+            Ok(GrpcAddr::Unix("/run/g.sock".into()))
+        );
+        assert!(
+            parse_grpc_addr("unix:rel.sock")
+                .unwrap_err()
+                .contains("absolute")
+        );
+        assert!(
+            parse_grpc_addr("example.com:1")
+                .unwrap_err()
+                .contains(":50051")
+        );
+        assert!(
+            parse_grpc_addr("127.0.0.1")
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+
+        let mut s = Settings {
+            socket: "/run/m/mayfly.sock".into(),
+            ..Settings::default()
+        };
+        let beside = GrpcListeners {
+            unix: Some("/run/m/grpc.sock".into()),
+            tcp: Vec::new(),
+        };
+        assert_eq!(s.grpc_listeners(), beside, "by default, beside the socket");
+        s.grpc_addr = vec![parse_grpc_addr(":9").unwrap()];
+        assert_eq!(
+            s.grpc_listeners(),
+            GrpcListeners {
+                tcp: vec!["127.0.0.1:9".parse().unwrap()],
+                ..beside
+            },
+            "TCP is added to the socket"
+        );
+        s.grpc_addr.push(GrpcAddr::Off);
+        assert_eq!(s.grpc_listeners(), GrpcListeners::default(), "off wins");
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub enum Activity {
         ran_ms: Option<u64>,
         /// Why it ended so, when the exit status does not say.
         reason: Option<String>,
+        /// What its last attempt used, when its executor could tell.
+        usage: Option<crate::Usage>,
     },
     /// A job waits: for its prerequisites or its not-before time.
     JobWaiting {
@@ -143,6 +145,35 @@ pub enum Activity {
         /// The signal that killed the failed attempt.
         signal: Option<i32>,
     },
+    /// A running preemptible job was frozen (SIGSTOP) to give its slot to
+    /// a more urgent job.
+    JobFrozen {
+        /// The job frozen.
+        id: JobId,
+        /// The job it made room for.
+        by: JobId,
+    },
+    /// A frozen job runs again (SIGCONT).
+    JobThawed {
+        /// The job.
+        id: JobId,
+    },
+    /// A finished job's finish callback (`--on-finish`) ran. Its result
+    /// never changes the job's.
+    CallbackFinished {
+        /// The job.
+        id: JobId,
+        /// `ok`, `failed` (it exited non-zero, was killed, or could not
+        /// start) or `timed_out`.
+        result: String,
+        /// The callback's exit code, if it exited.
+        exit_code: Option<i32>,
+        /// How long it ran.
+        ran_ms: u64,
+        /// What went wrong, when something did: why it could not start,
+        /// or the end of what it wrote to stderr.
+        error: Option<String>,
+    },
 }
 
 impl Activity {
@@ -161,6 +192,9 @@ impl Activity {
             Activity::JobWaiting { .. } => "JobWaiting",
             Activity::JobQueued { .. } => "JobQueued",
             Activity::JobRetrying { .. } => "JobRetrying",
+            Activity::CallbackFinished { .. } => "CallbackFinished",
+            Activity::JobFrozen { .. } => "JobFrozen",
+            Activity::JobThawed { .. } => "JobThawed",
         }
     }
 }

@@ -11,7 +11,7 @@ pub const MAGIC: [u8; 8] = *b"MAYFLY\0\0";
 
 /// The protocol version this build speaks. Bump it whenever an existing
 /// message's layout changes (appending an enum variant does not need a bump).
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The client's opening frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

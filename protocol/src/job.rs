@@ -226,6 +226,12 @@ pub enum SpecExt {
     /// (`--max-output`); what comes after is dropped, and the cut is noted
     /// at the end of the file.
     MaxOutput(u64),
+    /// Run this shell line when the job ends (`--on-finish`), with the
+    /// job's facts in its environment.
+    OnFinish(String),
+    /// The job may be frozen (SIGSTOP) to give its slot to a more urgent
+    /// one, and thawed when a slot frees (`--preemptible`).
+    Preemptible,
 }
 
 impl SpecExt {
@@ -234,6 +240,8 @@ impl SpecExt {
     pub fn kind(&self) -> &'static str {
         match self {
             SpecExt::MaxOutput(_) => "max_output",
+            SpecExt::OnFinish(_) => "on_finish",
+            SpecExt::Preemptible => "preemptible",
         }
     }
 }
@@ -271,7 +279,37 @@ impl JobSpec {
     pub fn max_output(&self) -> Option<u64> {
         self.ext.iter().find_map(|e| match e {
             SpecExt::MaxOutput(bytes) => Some(*bytes),
+            _ => None,
         })
+    }
+
+    /// The shell line to run when the job ends, if it has its own.
+    pub fn on_finish(&self) -> Option<&str> {
+        self.ext.iter().find_map(|e| match e {
+            SpecExt::OnFinish(line) => Some(line.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Sets or clears the job's own finish callback.
+    pub fn set_on_finish(&mut self, line: Option<String>) {
+        self.ext.retain(|e| !matches!(e, SpecExt::OnFinish(_)));
+        if let Some(line) = line {
+            self.ext.push(SpecExt::OnFinish(line));
+        }
+    }
+
+    /// Whether the job may be frozen to give its slot away.
+    pub fn preemptible(&self) -> bool {
+        self.ext.iter().any(|e| matches!(e, SpecExt::Preemptible))
+    }
+
+    /// Marks the job preemptible or not.
+    pub fn set_preemptible(&mut self, yes: bool) {
+        self.ext.retain(|e| !matches!(e, SpecExt::Preemptible));
+        if yes {
+            self.ext.push(SpecExt::Preemptible);
+        }
     }
 
     /// Sets or clears the cap on each output stream.
@@ -453,6 +491,25 @@ pub struct JobInfo {
     /// What the queue's executor calls the running attempt elsewhere (a
     /// Slurm job id, a remote A2A task id), for a job that runs elsewhere.
     pub remote_id: Option<String>,
+    /// What the last attempt used, once it ended, when its executor could
+    /// tell.
+    pub usage: Option<Usage>,
+    /// True while the running attempt is frozen to give its slot to a more
+    /// urgent job (`submit --preemptible`).
+    pub preempted: bool,
+}
+
+/// What an attempt used, as the kernel counted it when it ended: the
+/// process the daemon started and every descendant it waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Usage {
+    /// CPU time in user mode, in milliseconds.
+    pub cpu_user_ms: u64,
+    /// CPU time in the kernel on its behalf, in milliseconds.
+    pub cpu_sys_ms: u64,
+    /// The largest resident set of any one of its processes, in KiB.
+    pub max_rss_kib: u64,
 }
 
 /// [`JobInfo`] borrowed from wherever the job is held: the daemon lists its
@@ -512,6 +569,10 @@ pub struct JobInfoRef<'a> {
     pub history: &'a [Attempt],
     /// What the queue's executor calls the running attempt elsewhere.
     pub remote_id: Option<&'a str>,
+    /// What the last attempt used.
+    pub usage: Option<Usage>,
+    /// True while the running attempt is frozen.
+    pub preempted: bool,
 }
 
 impl JobInfo {
@@ -543,6 +604,8 @@ impl JobInfo {
             retry_at,
             history,
             remote_id,
+            usage,
+            preempted,
         } = self;
         JobInfoRef {
             id: *id,
@@ -568,6 +631,8 @@ impl JobInfo {
             retry_at: *retry_at,
             history,
             remote_id: remote_id.as_deref(),
+            usage: *usage,
+            preempted: *preempted,
         }
     }
 }
@@ -599,6 +664,8 @@ impl JobInfoRef<'_> {
             retry_at: self.retry_at,
             history: self.history.to_vec(),
             remote_id: self.remote_id.map(str::to_owned),
+            usage: self.usage,
+            preempted: self.preempted,
         }
     }
 }

@@ -49,18 +49,22 @@ impl Serialize for JobJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let info = self.0;
         // Keep these in byte order of the names: see the type's documentation.
-        let mut obj = serializer.serialize_struct("Job", 23)?;
+        let mut obj = serializer.serialize_struct("Job", 27)?;
         obj.serialize_field("after", &AfterJson(&info.after))?;
         obj.serialize_field("attempts", &info.attempts)?;
         obj.serialize_field("command", &CommandJson(&info.command))?;
+        obj.serialize_field("cpu_sys_ms", &info.usage.map(|u| u.cpu_sys_ms))?;
+        obj.serialize_field("cpu_user_ms", &info.usage.map(|u| u.cpu_user_ms))?;
         obj.serialize_field("cwd", &info.cwd)?;
         obj.serialize_field("exit_code", &info.exit_code)?;
         obj.serialize_field("finished_at", &TimeJson(info.finished_at))?;
         obj.serialize_field("history", &HistoryJson(&info.history))?;
         obj.serialize_field("id", &info.id.0)?;
         obj.serialize_field("labels", &PairsJson(&info.labels))?;
+        obj.serialize_field("max_rss_kib", &info.usage.map(|u| u.max_rss_kib))?;
         obj.serialize_field("not_before", &TimeJson(info.not_before))?;
         obj.serialize_field("pid", &info.pid)?;
+        obj.serialize_field("preempted", &info.preempted)?;
         obj.serialize_field("priority", &info.priority)?;
         obj.serialize_field("progress", &info.progress)?;
         obj.serialize_field("queue", &info.queue)?;
@@ -459,6 +463,7 @@ impl Serialize for ActivityJson<'_> {
                 signal,
                 ran_ms,
                 reason,
+                usage,
             } => fields.extend([
                 ("id", U(id.0)),
                 ("queue", Str(queue)),
@@ -467,6 +472,9 @@ impl Serialize for ActivityJson<'_> {
                 ("signal", opt_i(signal)),
                 ("ran_ms", ran_ms.map_or(Null, U)),
                 ("reason", opt_s(reason)),
+                ("cpu_user_ms", usage.map_or(Null, |u| U(u.cpu_user_ms))),
+                ("cpu_sys_ms", usage.map_or(Null, |u| U(u.cpu_sys_ms))),
+                ("max_rss_kib", usage.map_or(Null, |u| U(u.max_rss_kib))),
             ]),
             A::JobWaiting { id } | A::JobQueued { id } => fields.push(("id", U(id.0))),
             A::JobRetrying {
@@ -481,6 +489,21 @@ impl Serialize for ActivityJson<'_> {
                 ("retry_at", retry_at.map_or(Null, |t| Owned(rfc3339(t)))),
                 ("exit_code", opt_i(exit_code)),
                 ("signal", opt_i(signal)),
+            ]),
+            A::JobFrozen { id, by } => fields.extend([("id", U(id.0)), ("by", U(by.0))]),
+            A::JobThawed { id } => fields.push(("id", U(id.0))),
+            A::CallbackFinished {
+                id,
+                result,
+                exit_code,
+                ran_ms,
+                error,
+            } => fields.extend([
+                ("id", U(id.0)),
+                ("result", Str(result)),
+                ("exit_code", opt_i(exit_code)),
+                ("ran_ms", U(*ran_ms)),
+                ("error", opt_s(error)),
             ]),
         }
         fields.sort_unstable_by_key(|(key, _)| *key);
@@ -552,9 +575,13 @@ mod activity_tests {
                 signal,
                 ran_ms,
                 reason,
+                usage,
             } => json!({
                 "id": id.0, "queue": queue, "state": state.as_str(), "exit_code": exit_code,
                 "signal": signal, "ran_ms": ran_ms, "reason": reason,
+                "cpu_user_ms": usage.map(|u| u.cpu_user_ms),
+                "cpu_sys_ms": usage.map(|u| u.cpu_sys_ms),
+                "max_rss_kib": usage.map(|u| u.max_rss_kib),
             }),
             A::JobWaiting { id } | A::JobQueued { id } => json!({"id": id.0}),
             A::JobRetrying {
@@ -566,6 +593,18 @@ mod activity_tests {
             } => json!({
                 "id": id.0, "attempt": attempt, "retry_at": retry_at.map_or(Value::Null, |t| Value::String(rfc3339(t))),
                 "exit_code": exit_code, "signal": signal,
+            }),
+            A::JobFrozen { id, by } => json!({"id": id.0, "by": by.0}),
+            A::JobThawed { id } => json!({"id": id.0}),
+            A::CallbackFinished {
+                id,
+                result,
+                exit_code,
+                ran_ms,
+                error,
+            } => json!({
+                "id": id.0, "result": result, "exit_code": exit_code, "ran_ms": ran_ms,
+                "error": error,
             }),
         };
         if let Value::Object(map) = &mut fields {
@@ -637,6 +676,11 @@ mod activity_tests {
                 signal: None,
                 ran_ms: Some(3),
                 reason: Some(tricky.clone()),
+                usage: Some(crate::Usage {
+                    cpu_user_ms: 1_234,
+                    cpu_sys_ms: 56,
+                    max_rss_kib: u64::MAX,
+                }),
             },
             Activity::JobFinished {
                 id: JobId(u64::MAX),
@@ -646,6 +690,7 @@ mod activity_tests {
                 signal: Some(15),
                 ran_ms: None,
                 reason: None,
+                usage: None,
             },
             Activity::JobWaiting { id: JobId(1) },
             Activity::JobQueued { id: JobId(1) },
@@ -662,6 +707,25 @@ mod activity_tests {
                 retry_at: None,
                 exit_code: None,
                 signal: Some(9),
+            },
+            Activity::CallbackFinished {
+                id: JobId(4),
+                result: "failed".into(),
+                exit_code: Some(2),
+                ran_ms: 17,
+                error: Some(tricky.clone()),
+            },
+            Activity::JobFrozen {
+                id: JobId(3),
+                by: JobId(u64::MAX),
+            },
+            Activity::JobThawed { id: JobId(3) },
+            Activity::CallbackFinished {
+                id: JobId(5),
+                result: "timed_out".into(),
+                exit_code: None,
+                ran_ms: 60_000,
+                error: None,
             },
         ]
     }

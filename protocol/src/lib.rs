@@ -46,7 +46,7 @@ pub use handshake::{Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
 pub use job::{
     Argv, Attempt, Command, DepRef, Dependency, EmptyArgv, ExecutorSpec, JobId, JobInfo,
     JobInfoRef, JobSpec, JobState, LogStream, QueueInfo, SchedulerInfo, SpecExt, StateCounts,
-    SystemTaskInfo, Timestamp,
+    SystemTaskInfo, Timestamp, Usage,
 };
 pub use request::{
     CancelRequest, CleanRequest, EditRequest, EventsRequest, LogsRequest, PauseRequest,

@@ -151,4 +151,8 @@ pub enum ErrorKind {
     /// A limit of the daemon's was reached (jobs held, bytes of a job,
     /// connections, …); the message names it and what to do.
     Limit,
+    /// The request is well formed, but what it names is not in a state
+    /// that allows it now (a job that has started, a queue that still
+    /// holds jobs or already exists); the message says what to do first.
+    Conflict,
 }

@@ -96,7 +96,13 @@ fn sample_info() -> JobInfo {
         retries: 0,
         retry_at: None,
         history: vec![],
-        remote_id: None,
+        remote_id: Some("4711".into()),
+        usage: Some(mayfly_protocol::Usage {
+            cpu_user_ms: 1_250,
+            cpu_sys_ms: 40,
+            max_rss_kib: 65_536,
+        }),
+        preempted: true,
     }
 }
 
@@ -256,6 +262,7 @@ fn sample_activities() -> Vec<mayfly_protocol::ActivityRecord> {
             signal: Some(15),
             ran_ms: Some(8),
             reason: None,
+            usage: None,
         },
     ];
     events
@@ -441,7 +448,12 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
         prop::option::of(text()),
         any::<Option<u32>>(),
     );
-    (head, tail).prop_map(
+    let more = (
+        prop::option::of(text()),
+        prop::option::of((any::<u64>(), any::<u64>(), any::<u64>())),
+        any::<bool>(),
+    );
+    (head, tail, more).prop_map(
         |(
             (id, state, command, cwd, queue, priority, labels),
             (
@@ -455,6 +467,7 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
                 reason,
                 pid,
             ),
+            (remote_id, usage, preempted),
         )| JobInfo {
             id,
             state,
@@ -483,7 +496,15 @@ fn job_info() -> impl Strategy<Value = JobInfo> {
                 exit_code: Some(1),
                 signal: None,
             }],
-            remote_id: None,
+            remote_id,
+            usage: usage.map(
+                |(cpu_user_ms, cpu_sys_ms, max_rss_kib)| mayfly_protocol::Usage {
+                    cpu_user_ms,
+                    cpu_sys_ms,
+                    max_rss_kib,
+                },
+            ),
+            preempted,
         },
     )
 }
@@ -821,14 +842,15 @@ proptest! {
 // Pinned encodings
 // ---------------------------------------------------------------------------
 
-/// The client's hello: length 10, `MAYFLY\0\0`, versions 4..=4 (version 2
+/// The client's hello: length 10, `MAYFLY\0\0`, versions 5..=5 (version 2
 /// added dependencies, times, timeouts and retries to the job spec; version
-/// 3 its `ext` settings; version 4 queue executors and a job's remote id).
+/// 3 its `ext` settings; version 4 queue executors and a job's remote id;
+/// version 5 a job's resource usage and whether it is preempted).
 #[test]
 fn pinned_hello_current() {
     assert_eq!(
         encode_frame(&Hello::current()).expect("encodes"),
-        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 4, 4]
+        [0, 0, 0, 10, 77, 65, 89, 70, 76, 89, 0, 0, 5, 5]
     );
 }
 
@@ -919,7 +941,7 @@ fn pinned_jobs_from_borrowed_jobs() {
     );
     assert_eq!(
         &borrowed[..12],
-        [0, 0, 0, 247, 1, 2, 3, 4, 1, 19, 109, 97],
+        [0, 0, 1, 23, 1, 2, 3, 4, 1, 19, 109, 97],
         "length, Response::Jobs (1), two jobs, id 3, Failed (4), Shell (1), 19 bytes \"ma…"
     );
     let back: Option<Response> = read_frame(&mut Cursor::new(borrowed)).expect("decodes");

@@ -15,8 +15,8 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::helper::{
-    DEADLINE, Daemon, Grandchild, bin, code_of, process_gone, read_pid_file, run, stderr_of,
-    stdout_of, still_before, until_file, wait_until, write_pid,
+    DEADLINE, Daemon, Grandchild, bin, code_of, proc_state, process_gone, read_pid_file, run,
+    stderr_of, stdout_of, still_before, until_file, wait_until, write_pid,
 };
 
 /// Runs `mayflyctl wait ID…` and returns its exit code.
@@ -89,13 +89,6 @@ fn queue(d: &Daemon, name: &str) -> Option<Value> {
         .iter()
         .find(|q| q["name"] == name)
         .cloned()
-}
-
-/// The one-letter state of process `pid` from `/proc/PID/stat` (`T` when
-/// stopped), or `None` when it is gone.
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 // ------------------------------------------------------------ dependencies

@@ -17,7 +17,10 @@ mod config;
 mod docs;
 mod durability;
 mod e2e;
+mod extras;
 mod features;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod limits;
 mod observability;
 mod slurm;

@@ -203,6 +203,9 @@ fn a_batch_of_slurm_jobs_brings_back_output_and_exit_codes() {
         assert_eq!(job["state"], state, "{job}");
         assert_eq!(job["exit_code"], code, "{job}");
         assert_eq!(job["signal"], Value::Null, "{job}");
+        // Slurm keeps usage in its accounting, which is not required.
+        assert_eq!(job["cpu_user_ms"], Value::Null, "{job}");
+        assert_eq!(job["max_rss_kib"], Value::Null, "{job}");
         let slurm_id = job["remote_id"].as_str().expect("a Slurm id").to_owned();
         assert_eq!(squeue(&slurm_id, "%j"), format!("mayfly-{id}"));
         // What the daemon read from squeue is what scontrol reports.

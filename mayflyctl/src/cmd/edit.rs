@@ -134,7 +134,7 @@ pub fn execute(
             width: ctx.term_width,
             color: ctx.color,
         };
-        out.write_all(status_table(&jobs, ctx.now, style).as_bytes())
+        out.write_all(status_table(&jobs, ctx.now, style, false).as_bytes())
             .map_err(CtlError::Output)?;
     }
     Ok(EXIT_OK)

@@ -97,6 +97,7 @@ mod tests {
                 signal: None,
                 ran_ms: Some(15),
                 reason: None,
+                usage: None,
             },
         };
         let line = event_line(&record);

@@ -51,9 +51,11 @@ pub fn execute(plan: Plan, ctx: &ClientContext, out: &mut dyn Write) -> Result<u
             lines,
             wait,
         } => submit::execute_batch(&target, request, &lines, wait, json, out),
-        Action::Status { request, filter } => {
-            status::execute(&target, request, &filter, json, ctx, out)
-        }
+        Action::Status {
+            request,
+            filter,
+            usage,
+        } => status::execute(&target, request, &filter, usage, json, ctx, out),
         Action::Cancel(request) => cancel::execute(&target, request, json, out),
         Action::Wait { request, quiet } => {
             wait::execute(&target, request, quiet, json, ctx.stderr_tty, out)

@@ -67,6 +67,7 @@ pub fn plan(args: &StatusArgs) -> Result<Action, UsageError> {
             ids: parse_ids(&args.ids)?,
         },
         filter,
+        usage: args.usage,
     })
 }
 
@@ -81,6 +82,7 @@ pub fn execute(
     target: &Target,
     request: StatusRequest,
     filter: &StatusFilter,
+    usage: bool,
     json: bool,
     ctx: &ClientContext,
     out: &mut dyn Write,
@@ -101,7 +103,7 @@ pub fn execute(
             width: ctx.term_width,
             color: ctx.color,
         };
-        out.write_all(status_table(&jobs, ctx.now, style).as_bytes())
+        out.write_all(status_table(&jobs, ctx.now, style, usage).as_bytes())
             .map_err(CtlError::Output)?;
     }
     Ok(EXIT_OK)

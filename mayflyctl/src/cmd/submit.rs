@@ -54,6 +54,10 @@ pub struct JobDefaults {
     pub retry_delay_ms: u64,
     /// From `--max-output`.
     pub max_output: Option<u64>,
+    /// From `--on-finish`.
+    pub on_finish: Option<String>,
+    /// From `--preemptible`.
+    pub preemptible: bool,
 }
 
 impl JobDefaults {
@@ -106,6 +110,8 @@ impl JobDefaults {
             retries: args.retries,
             retry_delay_ms: parse_duration_ms("--retry-delay", &args.retry_delay)?,
             max_output: args.max_output,
+            on_finish: args.on_finish.clone(),
+            preemptible: args.preemptible,
         })
     }
 
@@ -126,6 +132,8 @@ impl JobDefaults {
             ext: Vec::new(),
         };
         spec.set_max_output(self.max_output);
+        spec.set_on_finish(self.on_finish.clone());
+        spec.set_preemptible(self.preemptible);
         spec
     }
 }

@@ -242,6 +242,8 @@ pub fn job(id: u64, state: JobState) -> JobInfo {
         retry_at: None,
         history: vec![],
         remote_id: None,
+        usage: None,
+        preempted: false,
     }
 }
 

@@ -80,6 +80,30 @@ impl Core {
                     Some(remote_id.clone());
                 Ok(())
             }
+            Event::Usage { id, usage } => {
+                self.job_in_mut(*id, &[JobState::Running])?.run_mut().usage = Some(*usage);
+                Ok(())
+            }
+            Event::CallbackDue { id } => {
+                let job = self
+                    .jobs
+                    .get(id)
+                    .ok_or_else(|| CoreError::Inconsistent(format!("job {id} does not exist")))?;
+                if !job.state.is_terminal() {
+                    return Err(CoreError::Inconsistent(format!(
+                        "job {id} is {} and has no finish callback to run yet",
+                        job.state
+                    )));
+                }
+                self.callbacks_due.insert(*id);
+                Ok(())
+            }
+            Event::CallbackDone { id } => {
+                self.callbacks_due.remove(id);
+                Ok(())
+            }
+            Event::Frozen { id, at, .. } => self.apply_frozen(*id, *at),
+            Event::Thawed { id, at } => self.apply_thawed(*id, *at),
         }
     }
 
@@ -126,6 +150,9 @@ impl Core {
 
     /// Applies `Started`: a queued job takes its slots and is spawned.
     fn apply_started(&mut self, id: JobId, at: Timestamp) -> Result<(), CoreError> {
+        let may_freeze = self
+            .job_in(id, &[JobState::Queued])
+            .map(|job| self.may_freeze(&job.queue, &job.options().ext))?;
         let job = self.job_in_mut(id, &[JobState::Queued])?;
         job.attempts += 1;
         let attempt = job.attempts;
@@ -136,6 +163,7 @@ impl Core {
         run.started_at = Some(at);
         run.exit_code = None;
         run.signal = None;
+        run.usage = None;
         run.stop = None;
         run.remote = None;
         run.timeout_at = timeout_at;
@@ -152,6 +180,9 @@ impl Core {
         self.running += 1;
         if local {
             self.running_local += 1;
+        }
+        if may_freeze {
+            self.preemptible.insert(id);
         }
         self.counters.started += 1;
         self.actions.push_back(Action::Spawn { id, attempt });
@@ -183,7 +214,11 @@ impl Core {
             let running: Vec<JobId> = self
                 .jobs
                 .iter()
-                .filter(|(_, j)| j.state == JobState::Running && *j.queue == *name)
+                // A job frozen for a more urgent one stays frozen until
+                // the scheduler thaws it.
+                .filter(|(_, j)| {
+                    j.state == JobState::Running && *j.queue == *name && j.run().frozen_at.is_none()
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for id in running {
@@ -222,6 +257,7 @@ impl Core {
                 let c = q.counts.get_mut(job.state);
                 *c = c.saturating_sub(1);
             }
+            self.callbacks_due.remove(id);
             self.actions.push_back(Action::RemoveOutput { id: *id });
         }
         // Directories and environments only forgotten jobs used.
@@ -578,6 +614,7 @@ impl Core {
 
     /// Bookkeeping when a job stops running: frees its slots and its timers.
     pub(super) fn leave_running(&mut self, id: JobId) {
+        self.leave_preemption(id);
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };

@@ -141,7 +141,7 @@ impl Core {
         let existing = self.queues.get(name);
         match (create, existing) {
             (true, Some(_)) => {
-                return Err(CoreError::BadRequest(format!(
+                return Err(CoreError::Conflict(format!(
                     "queue {name:?} already exists; change it with `mayflyctl queue set {name} ...`"
                 )));
             }
@@ -156,7 +156,7 @@ impl Core {
             && *new != queue.executor
             && queue.running > 0
         {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "queue {name:?} has {} running jobs on its {} executor; change its executor \
                  once none runs (pause the queue and wait for them)",
                 queue.running,
@@ -198,7 +198,7 @@ impl Core {
         };
         let unfinished = q.counts.waiting + q.counts.queued + q.counts.running;
         if unfinished > 0 {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "queue {name:?} still holds {unfinished} unfinished jobs; cancel them or wait for them first"
             )));
         }
@@ -243,7 +243,7 @@ impl Core {
         for id in ids {
             let job = self.jobs.get(id).ok_or(CoreError::NotFound(*id))?;
             if !job.state.is_terminal() {
-                return Err(CoreError::BadRequest(format!(
+                return Err(CoreError::Conflict(format!(
                     "job {id} is {}; only finished jobs can be restarted (cancel it first)",
                     job.state
                 )));
@@ -296,7 +296,7 @@ impl Core {
     ) -> Result<Event, CoreError> {
         let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
         if !matches!(job.state, JobState::Waiting | JobState::Queued) {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "job {id} is {}; only jobs that have not started can be edited",
                 job.state
             )));
@@ -322,7 +322,7 @@ impl Core {
     pub fn decide_progress(&self, id: JobId, text: String) -> Result<Event, CoreError> {
         let job = self.jobs.get(&id).ok_or(CoreError::NotFound(id))?;
         if job.state.is_terminal() {
-            return Err(CoreError::BadRequest(format!(
+            return Err(CoreError::Conflict(format!(
                 "job {id} has already ended ({})",
                 job.state
             )));
@@ -369,13 +369,24 @@ impl Core {
         if self.shutting_down {
             return None;
         }
-        let local_room = self.running_local < self.config.concurrency;
-        self.queues
+        let local_room = self.local_room();
+        let start = self
+            .queues
             .values()
             .filter(|q| q.has_room() && (local_room || !q.executor.is_local()))
             .filter_map(|q| q.ready.first())
             .min()
-            .map(|&(_, id)| Event::Started { id, at: now })
+            .copied();
+        // A frozen job gets a free slot before any job that is not more
+        // urgent; with no slot free, a more urgent job may take one from a
+        // preemptible job.
+        match (self.thawable(local_room), start) {
+            (Some((p, id)), start) if start.is_none_or(|(q, _)| p <= q) => {
+                Some(Event::Thawed { id, at: now })
+            }
+            (_, Some((_, id))) => Some(Event::Started { id, at: now }),
+            _ => self.preemption(now, local_room),
+        }
     }
 
     /// Up to `n` queued jobs, in the order they would start if every queue

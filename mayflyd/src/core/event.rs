@@ -170,6 +170,44 @@ pub enum Event {
         /// What its executor calls the attempt.
         remote_id: String,
     },
+    /// What a running attempt used, as its executor measured it when it
+    /// ended. Logged just before its `Exited`, in the same group.
+    Usage {
+        /// The job.
+        id: JobId,
+        /// The figures.
+        usage: mayfly_protocol::Usage,
+    },
+    /// A job that just ended is owed its finish callback (`--on-finish`).
+    /// Logged in the same group as the end, so a crash after the end is
+    /// durable cannot lose the callback: it runs after the restart.
+    CallbackDue {
+        /// The job.
+        id: JobId,
+    },
+    /// The finish callback of `id` ran, whatever its result: it is not run
+    /// again. A no-op for a job that is gone.
+    CallbackDone {
+        /// The job.
+        id: JobId,
+    },
+    /// A running preemptible job is frozen (SIGSTOP to its process group)
+    /// and gives up its slot, for the more urgent job `by`.
+    Frozen {
+        /// The job frozen.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+        /// The job it makes room for.
+        by: JobId,
+    },
+    /// A frozen job runs again (SIGCONT) and takes a slot back.
+    Thawed {
+        /// The job.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// The record format events are written in: the version byte of each WAL
@@ -203,7 +241,12 @@ impl Event {
             | Event::Progress { id, .. }
             | Event::Spawned { id, .. }
             | Event::StartDeferred { id, .. }
-            | Event::Attached { id, .. } => Some(*id),
+            | Event::Attached { id, .. }
+            | Event::Usage { id, .. }
+            | Event::CallbackDue { id }
+            | Event::CallbackDone { id }
+            | Event::Frozen { id, .. }
+            | Event::Thawed { id, .. } => Some(*id),
             Event::QueueConfigured { .. }
             | Event::QueuePaused { .. }
             | Event::QueueRemoved { .. }

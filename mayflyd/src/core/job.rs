@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use mayfly_protocol::{
     Attempt, Command, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY_MS, DepRef, Dependency, JobId,
-    JobInfoRef, JobSpec, JobState, SpecExt, Timestamp,
+    JobInfoRef, JobSpec, JobState, SpecExt, Timestamp, Usage,
 };
 
 use super::StopReason;
@@ -133,6 +133,12 @@ pub(super) struct Run {
     /// What the queue's executor calls the running attempt elsewhere, as
     /// logged, so recovery re-attaches it.
     pub(super) remote: Option<String>,
+    /// What the last attempt used, once it ended (if its executor could
+    /// tell).
+    pub(super) usage: Option<Usage>,
+    /// Since when the running attempt is frozen (SIGSTOP) because a more
+    /// urgent job took its slot; it holds no slot meanwhile.
+    pub(super) frozen_at: Option<Timestamp>,
 }
 
 impl Run {
@@ -150,6 +156,8 @@ impl Run {
         history: Vec::new(),
         process: None,
         remote: None,
+        usage: None,
+        frozen_at: None,
     };
 }
 
@@ -358,6 +366,8 @@ impl Job {
             retry_at: run.retry_at,
             history: &run.history,
             remote_id: run.remote.as_deref(),
+            usage: run.usage,
+            preempted: run.frozen_at.is_some(),
         }
     }
 }

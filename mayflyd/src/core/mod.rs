@@ -16,7 +16,8 @@
 //!
 //! Invariants (checked by the property tests in `tests.rs`):
 //! - at most `concurrency` jobs run at once, and at most a queue's limit in
-//!   that queue;
+//!   that queue (a job frozen for a more urgent one, see `preempt.rs`, does
+//!   not count: it holds no slot);
 //! - a job starts only when no job of a strictly better priority (lower
 //!   number; ties broken by id, i.e. FIFO) is queued in a queue that could
 //!   start it;
@@ -29,6 +30,7 @@
 //! The files: `validate.rs` checks what clients send; `decide.rs` turns
 //! requests into events; `apply.rs` applies events, one method per kind;
 //! `view.rs` shows the state; `job.rs` is how one job is held (compactly);
+//! `preempt.rs` freezes preemptible jobs for more urgent ones;
 //! `snapshot.rs` and `v1.rs` are the durable forms (this one and the
 //! frozen older one); `event.rs` defines events and actions. This file
 //! holds the types, the timers and the system-task registry.
@@ -37,6 +39,7 @@ mod apply;
 mod decide;
 mod event;
 mod job;
+mod preempt;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -54,7 +57,7 @@ pub const RETRY_DELAY_CAP_MS: u64 = 3_600_000;
 
 pub use self::event::{Action, EVENT_FORMAT, Event, ExitOutcome, Signal, StopReason};
 use self::job::{Interner, Job};
-pub use self::snapshot::{CoreSnapshot, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
+pub use self::snapshot::{CoreSnapshot, JobExt, JobSnapshot, SNAPSHOT_FORMAT, SpecSnapshot};
 pub use self::validate::{excerpt, refuse_duplicates, shorten};
 
 /// The core's view of the daemon's settings, built by
@@ -91,6 +94,10 @@ pub enum CoreError {
     /// The daemon is shutting down and takes no new jobs.
     #[error("the daemon is shutting down and accepts no new jobs; resubmit once it is back")]
     ShuttingDown,
+    /// The request is well formed, but what it names is not in a state
+    /// that allows it now.
+    #[error("{0}")]
+    Conflict(String),
     /// A named job does not exist.
     #[error("no job {0}; `mayflyctl status` lists the jobs")]
     NotFound(JobId),
@@ -113,8 +120,10 @@ struct Queue {
     concurrency: Option<u32>,
     /// A paused queue starts nothing.
     paused: bool,
-    /// Jobs of this queue running now.
+    /// Jobs of this queue running now, frozen ones included.
     running: u32,
+    /// Of those, the ones frozen for a more urgent job: they hold no slot.
+    frozen: u32,
     /// Queued jobs in start order: `(priority, id)`; ids grow with
     /// submission, so ties are FIFO.
     ready: BTreeSet<(u8, JobId)>,
@@ -125,7 +134,10 @@ struct Queue {
 impl Queue {
     /// True when the queue may start one more job (global limit aside).
     fn has_room(&self) -> bool {
-        !self.paused && self.concurrency.is_none_or(|limit| self.running < limit)
+        !self.paused
+            && self
+                .concurrency
+                .is_none_or(|limit| self.running.saturating_sub(self.frozen) < limit)
     }
 }
 
@@ -189,6 +201,12 @@ pub struct Core {
     /// Jobs of local queues running now: what the global limit bounds (the
     /// others run elsewhere).
     running_local: u32,
+    /// Jobs frozen for a more urgent one, `(priority, id)`: they hold no
+    /// slot, and the most urgent is thawed first. Only local jobs freeze.
+    frozen: BTreeSet<(u8, JobId)>,
+    /// Running local jobs that may be frozen (`--preemptible`, not frozen):
+    /// the candidates, so a start need not scan every job.
+    preemptible: BTreeSet<JobId>,
     /// When to SIGKILL jobs that were asked to stop.
     kill_at: BTreeSet<(Timestamp, JobId)>,
     /// When waiting jobs' time comes (not-before, retry backoff).
@@ -209,6 +227,8 @@ pub struct Core {
     counters: Counters,
     /// System tasks by name.
     system: HashMap<String, SystemTask>,
+    /// Finished jobs whose finish callback has not run yet.
+    callbacks_due: BTreeSet<JobId>,
 }
 
 impl Core {
@@ -227,6 +247,8 @@ impl Core {
             next_id: 1,
             running: 0,
             running_local: 0,
+            frozen: BTreeSet::new(),
+            preemptible: BTreeSet::new(),
             kill_at: BTreeSet::new(),
             wake_at: BTreeSet::new(),
             timeout_at: BTreeSet::new(),
@@ -236,6 +258,7 @@ impl Core {
             shutting_down: false,
             counters: Counters::default(),
             system: HashMap::new(),
+            callbacks_due: BTreeSet::new(),
         }
     }
 

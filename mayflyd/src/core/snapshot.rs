@@ -18,17 +18,21 @@
 //! The snapshot file's header names the payload's format (see
 //! [`crate::wal::SNAPSHOT_FORMATS`]):
 //!
-//! - **2** (written now): bincode of [`CoreSnapshot`], with the tables. On
-//!   disk as in memory, a value shared by many jobs is there once: 200,000
-//!   jobs with one 2 KiB environment make a snapshot of a few MB, and
-//!   restoring it allocates each environment once.
+//! - **3** (written now): format 2, then [`CoreSnapshot::job_ext`]: the
+//!   facts about jobs that format 2 has no field for ([`JobExt`]), as
+//!   `(job id, facts)` pairs for the jobs that have any. New kinds of facts
+//!   are new variants of [`JobExt`], so they need no new format.
+//! - **2** (read only): bincode of [`CoreSnapshot`] without `job_ext`, with
+//!   the tables. On disk as in memory, a value shared by many jobs is there
+//!   once: 200,000 jobs with one 2 KiB environment make a snapshot of a few
+//!   MB, and restoring it allocates each environment once.
 //! - **1** (read only): bincode of [`super::v1::CoreSnapshot`], where each job
 //!   carries its own copy of its environment, working directory and queue.
 //!   With many jobs sharing a large environment such a snapshot was
 //!   hundreds of times the size of format 2, and decoding it left the
 //!   restarted daemon at many times the live one's memory
 //!   (`bench/RESULTS.md`). A daemon that finds one converts it on load; its
-//!   next snapshot is format 2.
+//!   next snapshot is format 3.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,10 +44,11 @@ use super::job::{Job, Run};
 use super::{Core, CoreConfig, CoreError, Counters, Queue, StopReason};
 
 /// The payload format [`CoreSnapshot::encode`] writes.
-pub const SNAPSHOT_FORMAT: u8 = 2;
+pub const SNAPSHOT_FORMAT: u8 = 3;
 
-/// The serialized form of a [`Core`]'s durable state (format 2, see the
-/// module documentation). A change of its encoding is a new format.
+/// The serialized form of a [`Core`]'s durable state (see the module
+/// documentation: its fields but `job_ext` are format 2, `job_ext` follows
+/// them in format 3). A change of its encoding is a new format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct CoreSnapshot {
@@ -64,6 +69,25 @@ pub struct CoreSnapshot {
     pub envs: Vec<Arc<[(String, String)]>>,
     /// Every job, in id order.
     pub jobs: Vec<JobSnapshot>,
+    /// The facts format 2 has no field for, by job (only jobs that have
+    /// any), in id order. Not part of format 2's encoding: [`Self::encode`]
+    /// writes it after the rest.
+    #[serde(skip)]
+    pub job_ext: Vec<(JobId, Vec<JobExt>)>,
+}
+
+/// A fact about a job that format 2 of the snapshot has no field for.
+/// Variants are only ever appended: bincode numbers them by position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum JobExt {
+    /// What its last attempt used.
+    Usage(mayfly_protocol::Usage),
+    /// Its finish callback is owed (see [`super::Event::CallbackDue`]).
+    CallbackDue,
+    /// It is frozen for a more urgent job, since then (see
+    /// [`super::Event::Frozen`]).
+    Frozen(Timestamp),
 }
 
 /// One queue's settings in a snapshot.
@@ -156,13 +180,23 @@ pub struct SpecSnapshot {
 impl CoreSnapshot {
     /// The payload of a snapshot file in [`SNAPSHOT_FORMAT`].
     pub fn encode(&self) -> Result<Vec<u8>, String> {
-        mayfly_protocol::encode_blob(self).map_err(|e| e.to_string())
+        // The struct's own encoding skips `job_ext` (format 2); the pair
+        // writes it after.
+        mayfly_protocol::encode_blob(&(self, &self.job_ext)).map_err(|e| e.to_string())
     }
 
     /// Decodes a snapshot file's payload of `format` (as its header says).
     pub fn decode(format: u8, payload: &[u8]) -> Result<CoreSnapshot, String> {
         match format {
-            SNAPSHOT_FORMAT => mayfly_protocol::decode_blob(payload).map_err(|e| e.to_string()),
+            SNAPSHOT_FORMAT => {
+                mayfly_protocol::decode_blob::<(CoreSnapshot, Vec<(JobId, Vec<JobExt>)>)>(payload)
+                    .map(|(snapshot, job_ext)| CoreSnapshot {
+                        job_ext,
+                        ..snapshot
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            2 => mayfly_protocol::decode_blob(payload).map_err(|e| e.to_string()),
             1 => mayfly_protocol::decode_blob::<super::v1::CoreSnapshot>(payload)
                 .map(CoreSnapshot::from)
                 .map_err(|e| e.to_string()),
@@ -247,6 +281,20 @@ impl Core {
     /// The durable state as a snapshot.
     pub fn snapshot(&self) -> CoreSnapshot {
         let mut tables = Tables::default();
+        let job_ext = self
+            .jobs
+            .iter()
+            .filter_map(|(&id, j)| {
+                let mut ext: Vec<JobExt> = j.run().usage.map(JobExt::Usage).into_iter().collect();
+                if self.callbacks_due.contains(&id) {
+                    ext.push(JobExt::CallbackDue);
+                }
+                if let Some(since) = j.run().frozen_at {
+                    ext.push(JobExt::Frozen(since));
+                }
+                (!ext.is_empty()).then_some((id, ext))
+            })
+            .collect();
         let jobs = self
             .jobs
             .iter()
@@ -296,6 +344,7 @@ impl Core {
             strs: tables.strs,
             envs: tables.envs,
             jobs,
+            job_ext,
         }
     }
 
@@ -363,12 +412,31 @@ impl Core {
                 history: js.history,
                 process: js.process,
                 remote: js.remote,
+                usage: None,
+                frozen_at: None,
             };
             if run != Run::default() {
                 job.run = Some(Box::new(run));
             }
             core.jobs.insert(js.id, Box::new(job));
         }
+        for (id, facts) in snapshot.job_ext {
+            let Some(job) = core.jobs.get_mut(&id) else {
+                return Err(CoreError::Inconsistent(format!(
+                    "snapshot has facts about job {id}, which it does not hold"
+                )));
+            };
+            for fact in facts {
+                match fact {
+                    JobExt::Usage(usage) => job.run_mut().usage = Some(usage),
+                    JobExt::CallbackDue => {
+                        core.callbacks_due.insert(id);
+                    }
+                    JobExt::Frozen(since) => job.run_mut().frozen_at = Some(since),
+                }
+            }
+        }
+        core.rebuild_preemption();
         // Rebuild what is derived from the jobs: who waits for whom, and the
         // clocks of waiting jobs.
         let waiting: Vec<JobId> = core

@@ -399,8 +399,8 @@ fn system_tasks_are_listed_at_priority_zero() {
 /// One step of a random scenario.
 #[derive(Debug, Clone)]
 enum Op {
-    /// Submit to queue index `q` at priority `p`.
-    Submit { q: usize, p: u8 },
+    /// Submit to queue index `q` at priority `p`, `--preemptible` or not.
+    Submit { q: usize, p: u8, pre: bool },
     /// Cancel the job with this index into the ids submitted so far.
     Cancel(usize),
     /// The `n`-th running job exits with `code`.
@@ -414,7 +414,8 @@ enum Op {
 /// Strategy for one op.
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0usize..3, 1u8..=99).prop_map(|(q, p)| Op::Submit { q, p: p % 5 * 20 + 1 }),
+        4 => (0usize..3, 1u8..=99, prop::bool::weighted(0.3))
+            .prop_map(|(q, p, pre)| Op::Submit { q, p: p % 5 * 20 + 1, pre }),
         1 => any::<usize>().prop_map(Op::Cancel),
         3 => (any::<usize>(), 0i32..3).prop_map(|(n, code)| Op::Exit { n, code }),
         1 => (0u64..10_000).prop_map(Op::Tick),
@@ -437,13 +438,26 @@ proptest! {
         let mut ids: Vec<JobId> = vec![];
         let mut terminal: HashMap<JobId, JobState> = HashMap::new();
         let mut started_order: BTreeMap<(usize, u8), Vec<JobId>> = BTreeMap::new();
+        let mut preemptible: std::collections::HashSet<JobId> = std::collections::HashSet::new();
+        // Running jobs of a queue that hold a slot (frozen ones do not).
+        let holding = |c: &Core, queue: Option<&str>| -> u64 {
+            c.job_views()
+                .filter(|j| j.state == JobState::Running && !j.preempted)
+                .filter(|j| queue.is_none_or(|q| j.queue == q))
+                .count() as u64
+        };
 
         for op in ops {
             match op {
-                Op::Submit { q, p } => {
-                    let ev = c.decide_submit(Timestamp(now), spec(queues[q], p)).unwrap();
+                Op::Submit { q, p, pre } => {
+                    let mut s = spec(queues[q], p);
+                    s.set_preemptible(pre);
+                    let ev = c.decide_submit(Timestamp(now), s).unwrap();
                     c.apply(&ev).unwrap();
                     ids.push(ev.job_id().unwrap());
+                    if pre {
+                        preemptible.insert(ev.job_id().unwrap());
+                    }
                 }
                 Op::Cancel(i) if !ids.is_empty() => {
                     let id = ids[i % ids.len()];
@@ -462,13 +476,24 @@ proptest! {
                 Op::Schedule => {
                     while let Some(ev) = c.next_start(Timestamp(now)) {
                         let id = ev.job_id().unwrap();
+                        if let Event::Frozen { by, .. } = &ev {
+                            // Only a preemptible job, for a more urgent one.
+                            prop_assert!(preemptible.contains(&id), "froze {id}, not preemptible");
+                            let victim = c.job_info(id).unwrap().priority;
+                            let urgent = c.job_info(*by).unwrap().priority;
+                            prop_assert!(victim > urgent, "froze {id} (pri {victim}) for {by} (pri {urgent})");
+                        }
+                        if !matches!(ev, Event::Started { .. }) {
+                            c.apply(&ev).unwrap();
+                            continue;
+                        }
                         let info = c.job_info(id).unwrap();
                         // Nothing better is queued in a queue that has room.
                         for other in c.job_ids() {
                             let o = c.job_info(other).unwrap();
                             if o.state != JobState::Queued || other == id { continue; }
                             let qi = c.queue_infos().into_iter().find(|q| q.name == o.queue).unwrap();
-                            let room = !qi.paused && qi.concurrency.is_none_or(|l| qi.counts.running < u64::from(l));
+                            let room = !qi.paused && qi.concurrency.is_none_or(|l| holding(&c, Some(&qi.name)) < u64::from(l));
                             if room {
                                 prop_assert!((info.priority, id) < (o.priority, other),
                                     "started {id} (pri {}) while {other} (pri {}) had room", info.priority, o.priority);
@@ -480,11 +505,12 @@ proptest! {
                     }
                 }
             }
-            // Limits are never exceeded.
-            prop_assert!(c.running_count() <= global);
+            // Limits are never exceeded by the jobs that hold slots.
+            prop_assert!(holding(&c, None) <= u64::from(global));
             for (qi, limit) in c.queue_infos().iter().zip(&limits) {
                 if let Some(l) = limit {
-                    prop_assert!(qi.counts.running <= u64::from(*l), "queue {} runs {} > {l}", qi.name, qi.counts.running);
+                    let held = holding(&c, Some(&qi.name));
+                    prop_assert!(held <= u64::from(*l), "queue {} runs {} > {l}", qi.name, held);
                 }
             }
             let total_running: u64 = c.queue_infos().iter().map(|q| q.counts.running).sum();
@@ -1655,4 +1681,256 @@ fn the_core_writes_the_newest_formats_the_log_knows() {
     let snapshot = c.snapshot().encode().unwrap();
     assert!(super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &snapshot).is_ok());
     assert!(Event::decode(super::EVENT_FORMAT + 1, &bytes).is_err());
+}
+
+/// An attempt's usage, logged before its exit, is the job's until its next
+/// attempt starts; it survives a snapshot (format 3), and a format-2
+/// snapshot, which has no room for it, still loads.
+#[test]
+fn usage_is_kept_with_the_exit_and_in_snapshots() {
+    let mut c = core(1);
+    let mut retried = spec("default", 50);
+    retried.retries = 1;
+    retried.retry_delay_ms = 0;
+    let ev = c.decide_submit(Timestamp(0), retried).unwrap();
+    c.apply(&ev).unwrap();
+    let id = ev.job_id().unwrap();
+    let other = submit(&mut c, 0, "default", 50);
+    assert_eq!(start_all(&mut c, 1), vec![id]);
+    let usage = mayfly_protocol::Usage {
+        cpu_user_ms: 250,
+        cpu_sys_ms: 20,
+        max_rss_kib: 51_200,
+    };
+    c.apply(&Event::Usage { id, usage }).unwrap();
+    exit(&mut c, 2, id, 1);
+    // Failed, waiting for its retry: the figures of the attempt that ended.
+    assert_eq!(c.job_info(id).unwrap().usage, Some(usage));
+    assert_eq!(c.job_info(other).unwrap().usage, None);
+    // Only a running job has an attempt to measure.
+    assert!(c.apply(&Event::Usage { id, usage }).is_err());
+
+    let snap = c.snapshot();
+    assert_eq!(snap.job_ext, vec![(id, vec![super::JobExt::Usage(usage)])]);
+    let bytes = snap.encode().unwrap();
+    let back = super::CoreSnapshot::decode(super::SNAPSHOT_FORMAT, &bytes).unwrap();
+    assert_eq!(back, snap);
+    let restored = Core::from_snapshot(c.config().clone(), back).unwrap();
+    assert_eq!(restored.job_info(id).unwrap().usage, Some(usage));
+
+    // Format 2 is format 3 without the facts that follow it.
+    let format_2 = mayfly_protocol::encode_blob(&snap).unwrap();
+    assert!(bytes.starts_with(&format_2) && bytes.len() > format_2.len());
+    let old = super::CoreSnapshot::decode(2, &format_2).unwrap();
+    assert!(old.job_ext.is_empty());
+    let restored = Core::from_snapshot(c.config().clone(), old).unwrap();
+    assert_eq!(restored.job_info(id).unwrap().usage, None);
+    assert_eq!(restored.job_count(), 2);
+
+    // The next attempt starts with no figures.
+    let mut started = vec![];
+    for t in 3..10 {
+        started.extend(start_all(&mut c, t));
+        c.on_timer(Timestamp(t));
+    }
+    assert_eq!(started.first(), Some(&id), "{started:?}");
+    assert_eq!(c.job_info(id).unwrap().usage, None);
+}
+
+/// Submits a `--preemptible` job to `queue` at `priority`.
+fn submit_preemptible(core: &mut Core, now: u64, queue: &str, priority: u8) -> JobId {
+    let mut s = spec(queue, priority);
+    s.set_preemptible(true);
+    submit_spec(core, now, s)
+}
+
+/// The signals the core asked for since the last call, by job.
+fn signals(core: &mut Core) -> Vec<(JobId, Signal)> {
+    std::iter::from_fn(|| core.poll_action())
+        .filter_map(|a| match a {
+            Action::Signal { id, signal } => Some((id, signal)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_urgent_job_freezes_the_most_preemptible_and_it_is_thawed_first() {
+    let mut c = core(2);
+    let plain = submit(&mut c, 0, "default", 90);
+    let older = submit_preemptible(&mut c, 0, "default", 80);
+    assert_eq!(start_all(&mut c, 1), vec![older, plain]);
+    exit(&mut c, 2, plain, 0);
+    let newer = submit_preemptible(&mut c, 3, "default", 80);
+    assert_eq!(start_all(&mut c, 4), vec![newer]);
+    let _ = signals(&mut c);
+
+    // Equal urgency takes no slot.
+    let peer = submit(&mut c, 5, "default", 80);
+    assert_eq!(c.next_start(Timestamp(5)), None);
+    // A more urgent job freezes the most recently started of the least
+    // urgent preemptible jobs, then starts in its slot.
+    let urgent = submit(&mut c, 6, "default", 10);
+    assert_eq!(
+        c.next_start(Timestamp(6)),
+        Some(Event::Frozen {
+            id: newer,
+            at: Timestamp(6),
+            by: urgent
+        })
+    );
+    assert_eq!(start_all(&mut c, 6), vec![newer, urgent]);
+    assert_eq!(signals(&mut c), vec![(newer, Signal::Stop)]);
+    assert!(c.job_info(newer).unwrap().preempted);
+    assert!(!c.job_info(older).unwrap().preempted);
+    assert_eq!(c.running_count(), 3, "a frozen job still runs");
+
+    // The slot frees: the frozen job gets it before `peer`, which is not
+    // more urgent than it.
+    exit(&mut c, 7, urgent, 0);
+    assert_eq!(
+        c.next_start(Timestamp(8)),
+        Some(Event::Thawed {
+            id: newer,
+            at: Timestamp(8)
+        })
+    );
+    assert_eq!(start_all(&mut c, 8), vec![newer]);
+    assert_eq!(signals(&mut c), vec![(newer, Signal::Cont)]);
+    assert!(!c.job_info(newer).unwrap().preempted);
+    assert_eq!(c.state_of(peer), Some(JobState::Queued));
+}
+
+#[test]
+fn jobs_not_marked_preemptible_are_never_frozen() {
+    let mut c = core(1);
+    let low = submit(&mut c, 0, "default", 99);
+    assert_eq!(start_all(&mut c, 1), vec![low]);
+    submit(&mut c, 2, "default", 1);
+    assert_eq!(c.next_start(Timestamp(2)), None);
+    // Nor is a preemptible job of a remote queue (its slot is elsewhere).
+    let mut r = core(1);
+    set_queue(&mut r, "hpc", Some(Some(1)), true);
+    r.apply(&Event::QueueExecutor {
+        name: "hpc".into(),
+        executor: mayfly_protocol::ExecutorSpec::Slurm {
+            partition: None,
+            args: Vec::new(),
+        },
+    })
+    .unwrap();
+    let remote = submit_preemptible(&mut r, 0, "hpc", 99);
+    assert_eq!(start_all(&mut r, 1), vec![remote]);
+    submit(&mut r, 2, "hpc", 1);
+    assert_eq!(r.next_start(Timestamp(2)), None);
+}
+
+#[test]
+fn a_full_queue_freezes_only_its_own_jobs() {
+    let mut c = core(3);
+    set_queue(&mut c, "gpu", Some(Some(1)), true);
+    let elsewhere = submit_preemptible(&mut c, 0, "default", 90);
+    let train = submit_preemptible(&mut c, 0, "gpu", 60);
+    assert_eq!(start_all(&mut c, 1), vec![train, elsewhere]);
+    // Queue-bound: only `train` frees a gpu slot, though `elsewhere` is
+    // less urgent.
+    let eval = submit(&mut c, 2, "gpu", 20);
+    assert_eq!(
+        c.next_start(Timestamp(2)),
+        Some(Event::Frozen {
+            id: train,
+            at: Timestamp(2),
+            by: eval
+        })
+    );
+    assert_eq!(start_all(&mut c, 2), vec![train, eval]);
+    // Bound by the global limit alone: any preemptible job will do, the
+    // least urgent first.
+    let filler = submit(&mut c, 3, "default", 50);
+    assert_eq!(start_all(&mut c, 3), vec![filler]);
+    let urgent = submit(&mut c, 4, "default", 5);
+    assert_eq!(
+        c.next_start(Timestamp(4)),
+        Some(Event::Frozen {
+            id: elsewhere,
+            at: Timestamp(4),
+            by: urgent
+        })
+    );
+}
+
+#[test]
+fn a_frozen_job_times_out_on_its_running_time_and_survives_a_snapshot() {
+    let mut c = core(1);
+    let mut s = spec("default", 90);
+    s.set_preemptible(true);
+    s.timeout_ms = Some(10_000);
+    let low = submit_spec(&mut c, 0, s);
+    assert_eq!(start_all(&mut c, 0), vec![low]);
+    let urgent = submit(&mut c, 4_000, "default", 10);
+    assert_eq!(start_all(&mut c, 4_000), vec![low, urgent]);
+
+    // Frozen from 4s to 104s: nothing times out meanwhile.
+    assert!(c.due_events(Timestamp(50_000)).is_empty());
+    let snap = c.snapshot();
+    assert!(
+        snap.job_ext
+            .iter()
+            .any(|(id, ext)| *id == low && ext.contains(&super::JobExt::Frozen(Timestamp(4_000)))),
+        "{:?}",
+        snap.job_ext
+    );
+    let mut restored = Core::from_snapshot(c.config().clone(), snap).unwrap();
+    assert!(restored.job_info(low).unwrap().preempted);
+    exit(&mut restored, 5_000, urgent, 0);
+    assert_eq!(
+        start_all(&mut restored, 5_000),
+        vec![low],
+        "thawed after the restore"
+    );
+
+    exit(&mut c, 104_000, urgent, 0);
+    assert_eq!(start_all(&mut c, 104_000), vec![low]);
+    // 6s of its 10s are left: it times out at 110s, not 10s.
+    assert!(c.due_events(Timestamp(109_999)).is_empty());
+    assert!(matches!(
+        c.due_events(Timestamp(110_000)).as_slice(),
+        [Event::StopRequested { id, reason: StopReason::Timeout, .. }] if *id == low
+    ));
+}
+
+#[test]
+fn stopping_a_frozen_job_thaws_it_and_resume_running_leaves_it_frozen() {
+    let mut c = core(1);
+    let low = submit_preemptible(&mut c, 0, "default", 90);
+    assert_eq!(start_all(&mut c, 0), vec![low]);
+    submit(&mut c, 1, "default", 10);
+    start_all(&mut c, 1);
+    let _ = signals(&mut c);
+    // resume --running thaws what pause --running froze, not what a more
+    // urgent job froze.
+    for paused in [true, false] {
+        c.apply(&Event::QueuePaused {
+            name: "default".into(),
+            paused,
+            signal_running: true,
+        })
+        .unwrap();
+    }
+    assert!(signals(&mut c).iter().all(|(id, _)| *id != low));
+    // A cancel sends SIGTERM, then SIGCONT so it can act on it.
+    let (_, ev) = c.decide_cancel(Timestamp(2), low);
+    c.apply(&ev.expect("a stop request")).unwrap();
+    assert_eq!(
+        signals(&mut c),
+        vec![(low, Signal::Term), (low, Signal::Cont)]
+    );
+    c.apply(&Event::Exited {
+        id: low,
+        at: Timestamp(3),
+        outcome: ExitOutcome::Signal(15),
+    })
+    .unwrap();
+    assert_eq!(c.state_of(low), Some(JobState::Cancelled));
+    assert!(!c.job_info(low).unwrap().preempted);
 }

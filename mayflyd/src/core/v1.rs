@@ -409,6 +409,7 @@ impl From<CoreSnapshot> for super::snapshot::CoreSnapshot {
             strs: ByValue::table(tables.strs),
             envs: ByValue::table(tables.envs),
             jobs,
+            job_ext: Vec::new(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! hold. Also how errors and the activity log quote a client's text (a
 //! little of it, never all).
 
-use mayfly_protocol::{JobId, JobSpec, MAX_USER_PRIORITY, MIN_USER_PRIORITY};
+use mayfly_protocol::{JobId, JobSpec, MAX_USER_PRIORITY, MIN_USER_PRIORITY, SpecExt};
 
 use super::{Core, CoreError};
 
@@ -65,7 +65,9 @@ pub(super) fn job_bytes(spec: &JobSpec) -> u64 {
         mayfly_protocol::Command::Shell(line) => line.len() + 1,
     };
     let env: usize = spec.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    u64::try_from(words + env).unwrap_or(u64::MAX)
+    // The finish callback starts with the same environment.
+    let callback = spec.on_finish().map_or(0, |line| line.len() + 1);
+    u64::try_from(words + env + callback).unwrap_or(u64::MAX)
 }
 
 /// Refuses a list of job ids that names a job more than once: `restart 1 1`
@@ -154,6 +156,19 @@ impl Core {
                 )));
             }
             kinds.push(ext.kind());
+            if let SpecExt::OnFinish(line) = ext {
+                if line.trim().is_empty() {
+                    return Err(CoreError::BadRequest(
+                        "the finish callback is empty; give a shell command to run when the job ends"
+                            .into(),
+                    ));
+                }
+                if line.contains('\0') {
+                    return Err(CoreError::BadRequest(
+                        "the finish callback has a NUL byte, which no shell can be given".into(),
+                    ));
+                }
+            }
         }
         let bytes = job_bytes(spec);
         if bytes > self.config.max_job_bytes {

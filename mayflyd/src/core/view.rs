@@ -35,6 +35,30 @@ impl Core {
             .is_none_or(|q| q.executor.is_local())
     }
 
+    /// Finished jobs whose finish callback is owed and has not run, in id
+    /// order (after a restart: those the last run did not get to).
+    pub fn callbacks_due(&self) -> Vec<JobId> {
+        self.callbacks_due.iter().copied().collect()
+    }
+
+    /// The finish callback job `id` set for itself (`submit --on-finish`).
+    pub fn on_finish_of(&self, id: JobId) -> Option<&str> {
+        self.jobs
+            .get(&id)?
+            .options()
+            .ext
+            .iter()
+            .find_map(|e| match e {
+                mayfly_protocol::SpecExt::OnFinish(line) => Some(line.as_str()),
+                _ => None,
+            })
+    }
+
+    /// Whether `id`'s finish callback is owed.
+    pub fn callback_due(&self, id: JobId) -> bool {
+        self.callbacks_due.contains(&id)
+    }
+
     /// How many jobs the core holds, in any state.
     pub fn job_count(&self) -> usize {
         self.jobs.len()

@@ -61,8 +61,10 @@ fn count(m: &Metrics, activity: &Activity) {
             queue,
             state,
             ran_ms,
+            usage,
             ..
-        } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis)),
+        } => m.job_finished(queue, *state, ran_ms.map(Duration::from_millis), *usage),
+        Activity::CallbackFinished { result, .. } => m.callback_finished(result),
         Activity::SystemTaskStart { name, .. } => m.system_task_up(name, true),
         Activity::SystemTaskExit { name, .. } => m.system_task_up(name, false),
         _ => {}
@@ -98,6 +100,7 @@ pub fn of_transition(core: &Core, id: JobId, state: JobState) -> Option<Activity
             exit_code: info.exit_code,
             signal: info.signal,
             reason: info.reason.map(str::to_owned),
+            usage: info.usage,
         },
     })
 }
@@ -106,6 +109,8 @@ pub fn of_transition(core: &Core, id: JobId, state: JobState) -> Option<Activity
 /// causes (those are [`of_transition`]'s).
 pub fn of_event(event: &Event) -> Option<Activity> {
     Some(match event {
+        Event::Frozen { id, by, .. } => Activity::JobFrozen { id: *id, by: *by },
+        Event::Thawed { id, .. } => Activity::JobThawed { id: *id },
         Event::Submitted { id, spec, .. } => Activity::JobSubmitted {
             id: *id,
             queue: spec.queue.clone(),

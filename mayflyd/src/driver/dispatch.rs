@@ -24,6 +24,7 @@ use crate::service::{Command, Respond, ServiceError, WaitSink};
 pub fn service_error(e: &CoreError) -> ServiceError {
     let kind = match e {
         CoreError::BadRequest(_) => ErrorKind::BadRequest,
+        CoreError::Conflict(_) => ErrorKind::Conflict,
         CoreError::ShuttingDown => ErrorKind::ShuttingDown,
         CoreError::NotFound(_) => ErrorKind::NotFound,
         CoreError::Limit(_) => ErrorKind::Limit,

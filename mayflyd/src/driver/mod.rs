@@ -28,6 +28,7 @@
 //! backoff or SIGKILL.
 
 mod activity;
+mod callbacks;
 mod commit;
 mod dispatch;
 mod listing;
@@ -114,6 +115,10 @@ pub enum InternalMsg {
     },
     /// A door is ready for the next page of a listing.
     ListMore(ListCursor),
+    /// A job's end is durable and it is owed its finish callback: launch it.
+    CallbackOwed(JobId),
+    /// A finish callback ran (a `CallbackFinished` activity).
+    CallbackFinished(Activity),
 }
 
 impl std::fmt::Debug for InternalMsg {
@@ -136,6 +141,10 @@ impl std::fmt::Debug for InternalMsg {
                 .field("error", error)
                 .finish(),
             InternalMsg::ListMore(cursor) => f.debug_tuple("ListMore").field(cursor).finish(),
+            InternalMsg::CallbackOwed(id) => f.debug_tuple("CallbackOwed").field(id).finish(),
+            InternalMsg::CallbackFinished(finished) => {
+                f.debug_tuple("CallbackFinished").field(finished).finish()
+            }
         }
     }
 }
@@ -149,6 +158,8 @@ pub struct DriverConfig {
     pub shutdown_timeout: Duration,
     /// Take a snapshot once the log has grown this much past the last one.
     pub snapshot_bytes: u64,
+    /// Finish callbacks.
+    pub callbacks: crate::callback::CallbackConfig,
 }
 
 /// The receiving ends of the driver's channels.
@@ -253,6 +264,11 @@ pub struct Driver {
     shutdown: Shutdown,
     /// When a shutdown gives up waiting for job processes.
     give_up_at: Option<Instant>,
+    /// What runs finish callbacks (from [`Driver::run`] on).
+    callback_runner: Option<crate::callback::Runner>,
+    /// Jobs whose finish callback was handed to the runner and has not
+    /// reported yet.
+    callbacks_running: HashSet<JobId>,
 }
 
 impl Driver {
@@ -284,6 +300,8 @@ impl Driver {
             view_stale: true,
             shutdown,
             give_up_at: None,
+            callback_runner: None,
+            callbacks_running: HashSet::new(),
         }
     }
 
@@ -325,6 +343,16 @@ impl Driver {
                 .count() as u64,
         });
         self.pipeline = Pipeline::new(boot.snapshot_bytes, boot.log_bytes);
+        let internal = self.internal_tx.clone();
+        self.callback_runner = Some(crate::callback::Runner::start(
+            &self.config.callbacks,
+            move |finished| {
+                let _ = internal.send(InternalMsg::CallbackFinished(finished));
+            },
+        ));
+        // Those the last run did not get to (they are durable); the ends
+        // recovery records launch theirs once released.
+        self.launch_due_callbacks();
         for event in recovery {
             self.record(event);
         }
@@ -457,24 +485,16 @@ impl Driver {
     }
 
     /// Final flush at shutdown: waits (bounded) for the groups in flight,
-    /// stops the system tasks, syncs and closes the log, and tells waiters
-    /// the daemon is going.
+    /// settles the finish callbacks the last ends owe, stops the system
+    /// tasks, syncs and closes the log, and tells waiters the daemon is
+    /// going.
     async fn finish(&mut self) {
-        self.commit();
         let wait = self.shutdown.step_timeout();
-        let deadline = Instant::now() + wait;
-        while self.pipeline.groups_out() > 0 {
-            match tokio::time::timeout_at(deadline, self.inbox.acks.recv()).await {
-                Ok(Some(ack)) => self.on_ack(ack).await,
-                _ => {
-                    tracing::error!(
-                        groups = self.pipeline.groups_out(),
-                        "the log did not acknowledge the last writes"
-                    );
-                    break;
-                }
-            }
-        }
+        self.write_out(Instant::now() + wait).await;
+        // The last ends owe callbacks; what they log must be written too.
+        self.settle_callbacks(Instant::now() + wait).await;
+        self.write_out(Instant::now() + wait).await;
+        self.callback_runner = None;
         self.stop_system_tasks().await;
         self.executors.local().drain_outputs(wait).await;
         if let Some(journal) = self.journal.take() {
@@ -496,6 +516,24 @@ impl Driver {
             uptime_ms: self.started.elapsed().as_millis() as u64,
         });
         self.shutdown.driver_done();
+    }
+
+    /// Commits the batch and waits (until `deadline`) for every group in
+    /// flight to be acknowledged and released.
+    async fn write_out(&mut self, deadline: Instant) {
+        self.commit();
+        while self.pipeline.groups_out() > 0 {
+            match tokio::time::timeout_at(deadline, self.inbox.acks.recv()).await {
+                Ok(Some(ack)) => self.on_ack(ack).await,
+                _ => {
+                    tracing::error!(
+                        groups = self.pipeline.groups_out(),
+                        "the log did not acknowledge the last writes"
+                    );
+                    break;
+                }
+            }
+        }
     }
 
     /// Applies one event the core decided and queues it for the log, with
@@ -520,6 +558,7 @@ impl Driver {
             if state.is_terminal() {
                 self.prepared.remove(&id);
                 self.job_ended(id);
+                self.callback_owed(id);
             }
         }
     }
@@ -662,6 +701,8 @@ impl Driver {
             InternalMsg::SpawnSystem { name, task } => self.spawn_system(name, task),
             InternalMsg::SystemExited { name, error } => self.system_exited(name, error),
             InternalMsg::ListMore(cursor) => self.list_more(cursor),
+            InternalMsg::CallbackOwed(id) => self.launch_callback(id),
+            InternalMsg::CallbackFinished(finished) => self.callback_finished(finished),
         }
     }
 
@@ -732,8 +773,11 @@ impl Driver {
                     outcome: ExitOutcome::SpawnFailed(reason),
                 });
             }
-            Report::Exited { id, outcome } => {
+            Report::Exited { id, outcome, usage } => {
                 self.processes.gone(id);
+                if let Some(usage) = usage {
+                    self.record(Event::Usage { id, usage });
+                }
                 self.record(Event::Exited {
                     id,
                     at: self.clock.now(),

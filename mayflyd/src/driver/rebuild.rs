@@ -16,7 +16,8 @@ use crate::journal::{WalCmd, encode_event};
 use crate::service::ServiceError;
 
 /// True for the events that record what happened in the world (an exit was
-/// observed, a process started): they stay true whatever the disk did.
+/// observed, a process started, a finish callback became owed by such an
+/// exit or ran): they stay true whatever the disk did.
 fn is_fact(event: &Event) -> bool {
     matches!(
         event,
@@ -25,6 +26,11 @@ fn is_fact(event: &Event) -> bool {
             | Event::Spawned { .. }
             | Event::StartDeferred { .. }
             | Event::Attached { .. }
+            | Event::Usage { .. }
+            | Event::CallbackDue { .. }
+            | Event::CallbackDone { .. }
+            | Event::Frozen { .. }
+            | Event::Thawed { .. }
     )
 }
 
@@ -68,6 +74,8 @@ impl Driver {
             Err(_) => return,
         };
         let untold = self.adopt_rebuilt(core, &facts, told);
+        // The launches the failed groups would have asked for.
+        self.launch_due_callbacks();
         tracing::info!(
             facts = facts.len(),
             jobs = self.core.job_count(),

@@ -63,6 +63,11 @@ impl Parts {
     /// A driver over an empty core that runs at most `concurrency` jobs,
     /// with a stand-in journal.
     fn new(concurrency: u32) -> Self {
+        Self::with_callback(concurrency, None)
+    }
+
+    /// [`Parts::new`], with `on_finish` as the daemon's finish callback.
+    fn with_callback(concurrency: u32, on_finish: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).expect("the logs dir");
@@ -103,6 +108,12 @@ impl Parts {
                 quantum: Duration::from_millis(10),
                 shutdown_timeout: Duration::from_secs(1),
                 snapshot_bytes: u64::MAX,
+                callbacks: crate::callback::CallbackConfig {
+                    default_line: on_finish.map(str::to_string),
+                    timeout: Duration::from_secs(5),
+                    concurrency: 2,
+                    logs_dir: logs.clone(),
+                },
             },
             DriverInbox {
                 commands: commands_rx,
@@ -153,17 +164,27 @@ struct Rig {
 impl Rig {
     /// A driver over an empty core that runs at most `concurrency` jobs.
     fn start(concurrency: u32) -> Self {
-        Self::start_with(concurrency, |_| {})
+        Self::start_with(concurrency, None, |_| {})
     }
 
-    /// [`Rig::start`], with `setup` given the driver before it runs.
-    fn start_with(concurrency: u32, setup: impl FnOnce(&mut Driver)) -> Self {
+    /// [`Rig::start`], with `on_finish` as the daemon's finish callback.
+    fn start_with_callback(concurrency: u32, on_finish: Option<&str>) -> Self {
+        Self::start_with(concurrency, on_finish, |_| {})
+    }
+
+    /// [`Rig::start`], with `on_finish` as the daemon's finish callback and
+    /// `setup` given the driver before it runs.
+    fn start_with(
+        concurrency: u32,
+        on_finish: Option<&str>,
+        setup: impl FnOnce(&mut Driver),
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let mut parts = Parts::new(concurrency);
+        let mut parts = Parts::with_callback(concurrency, on_finish);
         setup(&mut parts.driver);
         let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
         Self {
@@ -778,7 +799,7 @@ fn a_remote_start_is_durable_before_it_is_handed_over_and_told_after_its_id_is()
         args: Vec::new(),
     };
     let stand_in = Arc::new(StandIn::default());
-    let rig = Rig::start_with(1, |driver| {
+    let rig = Rig::start_with(1, None, |driver| {
         driver.executors.insert(slurm.clone(), stand_in.clone());
     });
     let answer = rig.within(
@@ -866,6 +887,7 @@ fn a_remote_start_is_durable_before_it_is_handed_over_and_told_after_its_id_is()
         .send(Report::Exited {
             id: JobId(1),
             outcome: crate::core::ExitOutcome::Code(0),
+            usage: None,
         })
         .expect("the driver is running");
     let write = rig.next_write();
@@ -882,4 +904,44 @@ fn a_remote_start_is_durable_before_it_is_handed_over_and_told_after_its_id_is()
     wait_until("the executor to be asked for job 2", || {
         stand_in.starts.lock().expect("not poisoned").len() == 2
     });
+}
+
+#[test]
+fn a_finish_callback_runs_once_its_jobs_end_is_durable_and_is_then_logged_done() {
+    let rig = Rig::start_with_callback(1, Some("echo \"$MAYFLY_JOB_STATE\" >> called"));
+    submit_acknowledged(&rig, vec![rig.shell("exit 3")]);
+    let called = rig.dir.path().join("called");
+    let writes = rig.writes_until(|e| exited(e, 1));
+    let end = writes.last().expect("the write with the exit");
+    let due = end
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::CallbackDue { id } if id.0 == 1));
+    let exit = end.events.iter().position(|e| exited(e, 1));
+    assert!(
+        due.is_some() && due > exit,
+        "the callback is owed in the group of the end, after it: {end:?}"
+    );
+    // Not acknowledged yet: the end could still be lost, so no callback.
+    for write in &writes[..writes.len() - 1] {
+        rig.ack(write.ticket, true);
+    }
+    if let Ok(WalCmd::Write { records, .. }) = rig.journal.recv_timeout(Duration::from_millis(300))
+    {
+        let events: Vec<Event> = records.iter().map(|r| decode_payload(r).unwrap()).collect();
+        panic!("written before the end is durable: {events:?}");
+    }
+    assert!(
+        !called.exists(),
+        "the callback ran before the end was durable"
+    );
+    rig.ack(end.ticket, true);
+    let done = rig.writes_until(|e| matches!(e, Event::CallbackDone { id } if id.0 == 1));
+    assert_eq!(
+        std::fs::read_to_string(&called).expect("the callback ran"),
+        "failed\n"
+    );
+    for write in done {
+        rig.ack(write.ticket, true);
+    }
 }

@@ -33,6 +33,7 @@
 //! The executor owns no state: it reports each start and each exit to the
 //! driver as a [`Report`] and forgets the child.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -190,7 +191,7 @@ impl Shared {
     /// The body of [`LocalExecutor::start`], on a blocking-pool thread: spawns,
     /// reports, and hands the child to a task that reports its exit.
     fn start(&self, id: JobId, spec: &JobSpec) {
-        let (mut child, relays) = match self.spawn(id, spec) {
+        let (child, relays) = match self.spawn(id, spec) {
             Ok(spawned) => spawned,
             Err(failure) => {
                 let _ = self.reports.send(Report::StartFailed {
@@ -201,15 +202,7 @@ impl Shared {
                 return;
             }
         };
-        let Some(pid) = child.id() else {
-            let reason = "the process exited before its pid was known".to_string();
-            let _ = self.reports.send(Report::StartFailed {
-                id,
-                reason,
-                transient: false,
-            });
-            return;
-        };
+        let pid = child.id();
         let start_ticks = process_start_ticks(pid);
         // Sent before the waiting task exists, so it reaches the driver
         // before the exit does. The driver is gone only when the daemon is
@@ -221,15 +214,21 @@ impl Shared {
         let reports = self.reports.clone();
         let relays: Vec<_> = relays.into_iter().map(|r| self.tracker.spawn(r)).collect();
         self.tracker.spawn(async move {
-            let outcome = match child.wait().await {
-                Ok(status) => exit_outcome(status),
-                Err(e) => ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+            // `child` is a std Child, which never reaps: `reap::wait` does,
+            // and learns what the process used on the way.
+            let (outcome, usage) = match super::reap::wait(pid).await {
+                Ok((status, usage)) => (exit_outcome(status), Some(usage)),
+                Err(e) => (
+                    ExitOutcome::SpawnFailed(format!("lost track of the process: {e}")),
+                    None,
+                ),
             };
+            drop(child);
             // A capped job's last output is still in its pipes: let the
             // relays write it before anyone is told the job ended, unless
             // something the job left running keeps the pipes open.
             let _ = tokio::time::timeout(RELAY_DRAIN, futures::future::join_all(relays)).await;
-            let _ = reports.send(Report::Exited { id, outcome });
+            let _ = reports.send(Report::Exited { id, outcome, usage });
         });
     }
 
@@ -240,7 +239,7 @@ impl Shared {
         &self,
         id: JobId,
         spec: &JobSpec,
-    ) -> Result<(tokio::process::Child, Vec<Relay>), SpawnFailure> {
+    ) -> Result<(std::process::Child, Vec<Relay>), SpawnFailure> {
         let cap = spec.max_output().or(self.default_max_output);
         let relays = std::cell::RefCell::new(Vec::new());
         let open = |stream| -> Result<Stdio, SpawnFailure> {
@@ -264,18 +263,17 @@ impl Shared {
         };
         // Everything but the program and its arguments.
         let command = |program: &std::ffi::OsStr| {
-            let mut cmd = tokio::process::Command::new(program);
+            let mut cmd = std::process::Command::new(program);
             cmd.env_clear()
                 .envs(spec.env.iter().map(|(k, v)| (k, v)))
                 .env("MAYFLY_JOB_ID", id.to_string())
                 .env("MAYFLY_SOCKET", &self.socket)
                 .current_dir(&spec.cwd)
                 .stdin(Stdio::null())
-                .process_group(0)
-                .kill_on_drop(false);
+                .process_group(0);
             cmd
         };
-        let with_output = |cmd: &mut tokio::process::Command| -> Result<(), SpawnFailure> {
+        let with_output = |cmd: &mut std::process::Command| -> Result<(), SpawnFailure> {
             cmd.stdout(open(LogStream::Stdout)?)
                 .stderr(open(LogStream::Stderr)?);
             Ok(())
@@ -902,7 +900,7 @@ mod tests {
         assert!(
             matches!(
                 &reports[1],
-                Report::Exited { id: j, outcome: ExitOutcome::Code(0) } if *j == id
+                Report::Exited { id: j, outcome: ExitOutcome::Code(0), .. } if *j == id
             ),
             "{reports:?}"
         );

@@ -23,6 +23,7 @@
 //! `docs/slurm.md`).
 
 pub mod local;
+mod reap;
 pub mod slurm;
 
 use std::collections::HashMap;
@@ -107,6 +108,8 @@ pub enum Report {
         id: JobId,
         /// How.
         outcome: ExitOutcome,
+        /// What it used, when the executor can tell.
+        usage: Option<mayfly_protocol::Usage>,
     },
     /// After a restart: an attempt the log shows running, but without the
     /// id its side knows it by (the daemon stopped between handing it over

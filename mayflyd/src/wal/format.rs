@@ -26,7 +26,7 @@ pub const RECORD_FORMATS: RangeInclusive<u8> = 1..=2;
 /// so the writer names it ([`super::Wal::write_snapshot`]) and the reader
 /// is handed it with the payload. An older build refuses a newer snapshot
 /// by its version rather than misreading it.
-pub const SNAPSHOT_FORMATS: RangeInclusive<u8> = 1..=2;
+pub const SNAPSHOT_FORMATS: RangeInclusive<u8> = 1..=3;
 
 /// Largest payload a record may carry. Appends above it are refused, and the
 /// reader treats a larger length field as damage *before* allocating, so a
@@ -442,15 +442,16 @@ mod tests {
             assert!(check_snapshot(&bad, 5).is_err(), "flip at {i} undetected");
         }
         assert!(check_snapshot(&file[..10], 5).is_err());
-        let mut future = encode_snapshot_header(5, 3, &payload).to_vec();
+        let next = *SNAPSHOT_FORMATS.end() + 1;
+        let mut future = encode_snapshot_header(5, next, &payload).to_vec();
         future.extend_from_slice(&payload);
         assert_eq!(
             check_snapshot(&future, 5),
             Err(Damage {
                 offset: 8,
                 kind: DamageKind::UnknownVersion {
-                    found: 3,
-                    supported: 2
+                    found: next,
+                    supported: *SNAPSHOT_FORMATS.end()
                 }
             }),
             "a snapshot format from a newer build is refused by its version"

@@ -48,6 +48,10 @@ fn push_job(out: &mut Vec<u8>, info: &JobInfo) {
         Command::Argv(argv) => push_str_array(out, argv),
         Command::Shell(s) => push_str(out, s),
     }
+    out.extend_from_slice(b",\n    \"cpu_sys_ms\": ");
+    push_opt_u64(out, info.usage.map(|u| u.cpu_sys_ms));
+    out.extend_from_slice(b",\n    \"cpu_user_ms\": ");
+    push_opt_u64(out, info.usage.map(|u| u.cpu_user_ms));
     out.extend_from_slice(b",\n    \"cwd\": ");
     push_str(out, &info.cwd);
     out.extend_from_slice(b",\n    \"exit_code\": ");
@@ -60,10 +64,14 @@ fn push_job(out: &mut Vec<u8>, info: &JobInfo) {
     push_u64(out, info.id.0);
     out.extend_from_slice(b",\n    \"labels\": ");
     push_labels(out, &info.labels);
+    out.extend_from_slice(b",\n    \"max_rss_kib\": ");
+    push_opt_u64(out, info.usage.map(|u| u.max_rss_kib));
     out.extend_from_slice(b",\n    \"not_before\": ");
     push_opt_time(out, info.not_before);
     out.extend_from_slice(b",\n    \"pid\": ");
     push_opt_u64(out, info.pid.map(u64::from));
+    out.extend_from_slice(b",\n    \"preempted\": ");
+    out.extend_from_slice(if info.preempted { b"true" } else { b"false" });
     out.extend_from_slice(b",\n    \"priority\": ");
     push_u64(out, info.priority.into());
     out.extend_from_slice(b",\n    \"progress\": ");

@@ -31,8 +31,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 pub use self::wait::{
-    DEADLINE, poll_until, process_gone, read_pid_file, still_before, until_file, wait_until,
-    write_pid,
+    DEADLINE, poll_until, proc_state, process_gone, read_pid_file, still_before, until_file,
+    wait_until, write_pid,
 };
 
 /// How long a stopping daemon gets after SIGTERM before the fixture kills it.

@@ -80,6 +80,13 @@ pub fn until_file(name: &str) -> String {
     format!("i=0; while [ ! -e {name} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")
 }
 
+/// The one-letter state of process `pid` from `/proc/PID/stat` (`T` when
+/// stopped), or `None` when it is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// A shell snippet that writes the shell's pid (which is also the job's
 /// process group id) to the file `name` atomically.
 pub fn write_pid(name: &str) -> String {

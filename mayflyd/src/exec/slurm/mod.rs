@@ -485,7 +485,11 @@ impl Actor {
             Seen::Ended(outcome) => {
                 if let Some(id) = self.untrack(slurm_id) {
                     tracing::debug!(job = %id, %slurm_id, ?outcome, "Slurm job ended");
-                    self.report(Report::Exited { id, outcome });
+                    self.report(Report::Exited {
+                        id,
+                        outcome,
+                        usage: None,
+                    });
                 }
             }
             Seen::Missing => {
@@ -502,6 +506,7 @@ impl Actor {
                     self.report(Report::Exited {
                         id,
                         outcome: lost(reason),
+                        usage: None,
                     });
                 }
             }
@@ -540,6 +545,7 @@ impl Actor {
                     self.report(Report::Exited {
                         id,
                         outcome: lost(reason),
+                        usage: None,
                     });
                 }
             }
