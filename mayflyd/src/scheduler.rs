@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::core::Core;
 use crate::driver::{BootInfo, Driver, DriverConfig, DriverInbox, InternalMsg, SystemContext};
-use crate::exec::{Executors, Handle, LocalExecutor, Report};
+use crate::exec::{Executors, Handle, LocalExecutor, Reattached, RemoteContext, Report};
 use crate::http::{self, HttpError, HttpState, Readiness};
 use crate::journal::{Journal, recover};
 #[cfg(feature = "ipc")]
@@ -385,7 +385,7 @@ struct Recovered {
     /// The events that close the books on jobs that were running.
     events: Vec<crate::core::Event>,
     /// Attempts that run elsewhere and were re-attached.
-    reattached: Vec<(JobId, Handle)>,
+    reattached: Vec<Reattached>,
     /// The executors (with the re-attached attempts' ones made).
     executors: Executors,
     /// Where the executors report.
@@ -516,9 +516,16 @@ impl Startup {
             TaskTracker::new(),
         )
         .map_err(DaemonError::Runtime)?;
-        let mut executors = Executors::new(local, reports_tx);
+        let context = RemoteContext {
+            state_dir: self.settings.state_dir.clone(),
+            logs_dir: self.logs_dir.clone(),
+            socket: self.settings.socket.clone(),
+            slurm_poll: self.settings.slurm_poll_interval,
+            metrics: Some(self.metrics.clone()),
+        };
+        let mut executors = Executors::new(local, reports_tx, context);
         let reattached = reattach(&recovered.core, &mut executors);
-        let ids: Vec<JobId> = reattached.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<JobId> = reattached.iter().map(|r| r.id).collect();
         let mut events = recovered
             .core
             .recovery_events(mayfly_protocol::Timestamp::now(), &ids);
@@ -806,8 +813,9 @@ struct Boot {
 /// For each attempt the log shows running: stops what a crash left running
 /// locally (same pid and start time, so a recycled pid is never touched),
 /// and asks remote executors to re-attach theirs. Returns the re-attached
-/// attempts with their handles.
-fn reattach(core: &Core, executors: &mut Executors) -> Vec<(JobId, Handle)> {
+/// attempts with their handles (none yet for one whose remote id was not
+/// logged: its executor looks for it).
+fn reattach(core: &Core, executors: &mut Executors) -> Vec<Reattached> {
     let mut reattached = Vec::new();
     for attempt in core.running_attempts() {
         if attempt.executor.is_local() {
@@ -825,16 +833,13 @@ fn reattach(core: &Core, executors: &mut Executors) -> Vec<(JobId, Handle)> {
                 continue;
             }
         };
-        if let Some(remote_id) = &attempt.remote_id
-            && executor.reattach(&attempt)
-        {
-            tracing::info!(job = %attempt.id, %remote_id, "re-attached a job that runs elsewhere");
-            reattached.push((
-                attempt.id,
-                Handle::Remote {
-                    id: remote_id.clone(),
-                },
-            ));
+        if executor.reattach(&attempt) {
+            tracing::info!(job = %attempt.id, remote_id = ?attempt.remote_id, "re-attached a job that runs elsewhere");
+            reattached.push(Reattached {
+                id: attempt.id,
+                attempt: attempt.attempt,
+                handle: attempt.remote_id.map(|id| Handle::Remote { id }),
+            });
         }
     }
     reattached

@@ -986,7 +986,8 @@ fn job_limits_refuse_with_what_to_do() {
 // ---------------------------------------------------------------- executors
 
 /// Each queue names what runs its jobs: `local` unless set, shown by `queue
-/// list` and `dump-state`. An executor this daemon does not have is refused
+/// list` and `dump-state`. An executor this daemon does not have (`a2a`;
+/// `slurm` has its own tests, in `slurm.rs`) is refused
 /// with what to use instead, and a setting of another kind is a usage
 /// error.
 #[test]
@@ -1010,16 +1011,16 @@ fn a_queue_shows_its_executor_and_an_unknown_one_is_refused() {
         &d.ctl(&[
             "queue",
             "add",
-            "hpc",
+            "agents",
             "--executor",
-            "slurm",
-            "--slurm-partition",
-            "p",
+            "a2a",
+            "--a2a-url",
+            "http://127.0.0.1:1/",
         ]),
         1,
     );
     assert!(
-        err.contains("no slurm executor") && err.contains("--executor local"),
+        err.contains("no a2a executor") && err.contains("--executor local"),
         "{err}"
     );
     let err = refused(

@@ -23,5 +23,6 @@ mod features;
 mod grpc;
 mod limits;
 mod observability;
+mod slurm;
 mod trust;
 mod tty;

@@ -165,6 +165,7 @@ impl Core {
         run.signal = None;
         run.usage = None;
         run.stop = None;
+        run.remote = None;
         run.timeout_at = timeout_at;
         if let Some(t) = timeout_at {
             self.timeout_at.insert((t, id));
@@ -490,6 +491,20 @@ impl Core {
             ExitOutcome::SpawnFailed(msg) => {
                 (JobState::Failed, Some(format!("could not start: {msg}")))
             }
+            ExitOutcome::Ended {
+                state,
+                exit_code,
+                signal,
+                reason,
+            } => {
+                run.exit_code = *exit_code;
+                run.signal = *signal;
+                let state = match state {
+                    JobState::TimedOut | JobState::Cancelled | JobState::Interrupted => *state,
+                    _ => JobState::Failed,
+                };
+                (state, Some(reason.clone()))
+            }
         };
         let (state, reason) = match stop {
             Some(StopReason::Cancel) => (
@@ -505,8 +520,12 @@ impl Core {
         };
         self.end_attempt(id, at);
         self.leave_running(id);
-        let retryable = matches!(state, JobState::Failed | JobState::TimedOut);
-        if retryable && self.retry(id, at, self.backoff_ms(id)) {
+        // An attempt its executor lost (not one a shutdown stopped) is
+        // retried at once, as one a crash interrupted (`apply_interrupted`).
+        let lost = stop.is_none() && state == JobState::Interrupted;
+        let delay_ms = if lost { 0 } else { self.backoff_ms(id) };
+        let retryable = lost || matches!(state, JobState::Failed | JobState::TimedOut);
+        if retryable && self.retry(id, at, delay_ms) {
             if let Some(job) = self.jobs.get_mut(&id) {
                 job.run_mut().reason = reason;
             }
@@ -600,8 +619,9 @@ impl Core {
             return;
         };
         if let Some(run) = job.run.as_mut() {
+            // The remote id stays: `status` shows which Slurm job (or
+            // remote task) the last attempt was.
             run.process = None;
-            run.remote = None;
             if let Some(t) = run.timeout_at.take() {
                 self.timeout_at.remove(&(t, id));
             }

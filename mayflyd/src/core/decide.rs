@@ -332,14 +332,21 @@ impl Core {
     }
 
     /// Begins a graceful shutdown: from now on nothing new starts and
-    /// submits are refused. Returns the events that stop every running job,
-    /// SIGKILL following after `grace_ms`.
+    /// submits are refused. Returns the events that stop every running job
+    /// of a local queue, SIGKILL following after `grace_ms`. Jobs that run
+    /// elsewhere (a Slurm cluster) are left running: the log keeps them
+    /// running, and the next start re-attaches them.
     pub fn begin_shutdown(&mut self, now: Timestamp, grace_ms: u64) -> Vec<Event> {
         self.shutting_down = true;
         self.jobs
             .iter()
             .filter(|(_, job)| {
-                job.state == JobState::Running && job.run().stop != Some(StopReason::Shutdown)
+                job.state == JobState::Running
+                    && job.run().stop != Some(StopReason::Shutdown)
+                    && self
+                        .queues
+                        .get(&*job.queue)
+                        .is_none_or(|q| q.executor.is_local())
             })
             .map(|(&id, _)| Event::StopRequested {
                 id,
@@ -425,6 +432,7 @@ impl Core {
             .filter(|(_, job)| job.state == JobState::Running)
             .map(|(&id, job)| RunningAttempt {
                 id,
+                attempt: job.attempts,
                 executor: self.executor_of(&job.queue),
                 process: job.run().process,
                 remote_id: job.run().remote.clone(),

@@ -279,6 +279,21 @@ pub enum ExitOutcome {
     Signal(i32),
     /// It could not be started at all (bad cwd, command not found, …).
     SpawnFailed(String),
+    /// Its executor's side ended it in a way an exit status cannot tell: a
+    /// cluster stopped it at its time limit (`timed_out`), someone cancelled
+    /// it there (`cancelled`), a node failed (`failed`), or the cluster
+    /// forgot it (`interrupted`). Any other `state` counts as `failed`.
+    Ended {
+        /// The state it ends in (or is retried from, for `failed`,
+        /// `timed_out` and `interrupted`).
+        state: mayfly_protocol::JobState,
+        /// Its exit code, if the other side knows one.
+        exit_code: Option<i32>,
+        /// The signal that ended it, if the other side knows one.
+        signal: Option<i32>,
+        /// What happened, in the other side's words, for the job's reason.
+        reason: String,
+    },
 }
 
 /// Which signal an [`Action::Signal`] sends.

@@ -147,6 +147,8 @@ impl Queue {
 pub struct RunningAttempt {
     /// The job.
     pub id: JobId,
+    /// Which attempt it is, from 1.
+    pub attempt: u32,
     /// Its queue's executor.
     pub executor: ExecutorSpec,
     /// Its process as logged, `(pid, start ticks)`, for a local job.

@@ -1036,6 +1036,120 @@ fn a_queue_runs_its_jobs_on_its_executor_and_remote_jobs_skip_the_global_limit()
     assert_eq!(interrupted, vec![local, remote[1]]);
 }
 
+/// A core with queue `hpc` run by Slurm, retries allowed through `spec`.
+fn core_with_slurm_queue() -> Core {
+    let mut c = core(1);
+    let slurm = mayfly_protocol::ExecutorSpec::Slurm {
+        partition: None,
+        args: Vec::new(),
+    };
+    for ev in c.decide_queue_set("hpc", None, true, Some(slurm)).unwrap() {
+        c.apply(&ev).unwrap();
+    }
+    c
+}
+
+/// Submits to `hpc` with `retries`, starts it, and attaches it as Slurm
+/// job `slurm_id`.
+fn start_on_slurm(c: &mut Core, retries: u32, slurm_id: &str) -> JobId {
+    let mut s = spec("hpc", 50);
+    s.retries = retries;
+    let id = submit_spec(c, 0, s);
+    assert_eq!(start_all(c, 1), vec![id]);
+    c.apply(&Event::Attached {
+        id,
+        remote_id: slurm_id.into(),
+    })
+    .unwrap();
+    id
+}
+
+/// What the other side says of an attempt's end decides its state: a
+/// Slurm TIMEOUT ends `timed_out`, a cancel there `cancelled`, a lost job
+/// `interrupted` (retried at once when it may be), with the reason given.
+#[test]
+fn ends_told_by_a_remote_executor_map_to_mayfly_states() {
+    let ended = |state, reason: &str| ExitOutcome::Ended {
+        state,
+        exit_code: None,
+        signal: Some(15),
+        reason: reason.into(),
+    };
+    let mut c = core_with_slurm_queue();
+    for (state, expect) in [
+        (JobState::TimedOut, JobState::TimedOut),
+        (JobState::Cancelled, JobState::Cancelled),
+        (JobState::Failed, JobState::Failed),
+        (JobState::Interrupted, JobState::Interrupted),
+        // Nothing else is an end the other side may choose.
+        (JobState::Succeeded, JobState::Failed),
+    ] {
+        let id = start_on_slurm(&mut c, 0, "1");
+        c.apply(&Event::Exited {
+            id,
+            at: Timestamp(2),
+            outcome: ended(state, "said so"),
+        })
+        .unwrap();
+        let info = c.job_info(id).unwrap();
+        assert_eq!(info.state, expect, "{state}");
+        assert_eq!(info.reason.as_deref(), Some("said so"));
+        assert_eq!(info.signal, Some(15));
+        // The Slurm id stays for `status` once the attempt ended.
+        assert_eq!(info.remote_id.as_deref(), Some("1"));
+    }
+    // A lost attempt with retries left runs again at once, without the
+    // old Slurm id; a timed-out one waits for its backoff.
+    let lost = start_on_slurm(&mut c, 1, "7");
+    c.apply(&Event::Exited {
+        id: lost,
+        at: Timestamp(2),
+        outcome: ended(JobState::Interrupted, "forgotten"),
+    })
+    .unwrap();
+    assert_eq!(c.state_of(lost), Some(JobState::Queued));
+    assert_eq!(start_all(&mut c, 3), vec![lost]);
+    assert_eq!(c.job_info(lost).unwrap().remote_id, None);
+    // A stop Mayfly asked for still decides: a cancel ends `cancelled`
+    // whatever Slurm reports.
+    let cancelled = start_on_slurm(&mut c, 1, "8");
+    let (_, stop) = c.decide_cancel(Timestamp(4), cancelled);
+    c.apply(&stop.unwrap()).unwrap();
+    c.apply(&Event::Exited {
+        id: cancelled,
+        at: Timestamp(5),
+        outcome: ended(JobState::Failed, "node failed"),
+    })
+    .unwrap();
+    assert_eq!(c.state_of(cancelled), Some(JobState::Cancelled));
+}
+
+/// A graceful shutdown stops local jobs only: jobs on a cluster go on, and
+/// the log keeps them running for the next start to re-attach.
+#[test]
+fn a_shutdown_stops_local_jobs_and_leaves_remote_ones_running() {
+    let mut c = core_with_slurm_queue();
+    let remote = start_on_slurm(&mut c, 0, "3");
+    let local = submit(&mut c, 0, "default", 50);
+    assert_eq!(start_all(&mut c, 1), vec![local]);
+    assert!(!c.runs_locally(remote));
+    assert!(c.runs_locally(local));
+    let stops = c.begin_shutdown(Timestamp(2), 1000);
+    let stopped: Vec<JobId> = stops.iter().filter_map(Event::job_id).collect();
+    assert_eq!(stopped, vec![local]);
+    for ev in &stops {
+        c.apply(ev).unwrap();
+    }
+    exit(&mut c, 3, local, 0);
+    assert_eq!(c.running_local_count(), 0);
+    assert_eq!(c.running_count(), 1);
+    let attempts = c.running_attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].id, remote);
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(attempts[0].remote_id.as_deref(), Some("3"));
+}
+
 #[test]
 fn restart_clean_edit_and_progress() {
     let mut c = core(1);

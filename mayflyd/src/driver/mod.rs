@@ -313,10 +313,14 @@ impl Driver {
     }
 
     /// Follows attempts that run elsewhere and were re-attached after the
-    /// restart: their signals go to `handle`.
-    pub fn with_reattached(mut self, attempts: Vec<(JobId, Handle)>) -> Self {
-        for (id, handle) in attempts {
-            self.processes.adopt(id, handle);
+    /// restart: their signals go to their handle, or wait for it while the
+    /// executor looks for an attempt whose remote id was not logged.
+    pub fn with_reattached(mut self, attempts: Vec<crate::exec::Reattached>) -> Self {
+        for attempt in attempts {
+            match attempt.handle {
+                Some(handle) => self.processes.adopt(attempt.id, handle),
+                None => self.processes.starting(attempt.id, attempt.attempt),
+            }
         }
         self
     }
@@ -400,19 +404,23 @@ impl Driver {
         }
     }
 
-    /// True once a shutdown has seen every job end (or given up on them).
+    /// True once a shutdown has seen every local job end (or given up on
+    /// them), and every attempt handed elsewhere has its remote id logged.
+    /// Jobs that run elsewhere go on without the daemon: the next start
+    /// re-attaches them.
     fn stopped(&self) -> bool {
         if !self.core.is_shutting_down() {
             return false;
         }
+        let running = self.core.running_local_count();
         let gave_up = self.give_up_at.is_some_and(|t| Instant::now() >= t);
-        if gave_up && self.core.running_count() > 0 {
+        if gave_up && running > 0 {
             tracing::error!(
-                running = self.core.running_count(),
+                running,
                 "job processes did not exit after SIGKILL; stopping anyway"
             );
         }
-        self.core.running_count() == 0 || gave_up
+        (running == 0 && !self.processes.any_starting()) || gave_up
     }
 
     /// After a batch: fire timers, start what may start, commit, publish.
@@ -722,8 +730,25 @@ impl Driver {
     /// Handles what an executor reports: an attempt started, could not
     /// start, or ended.
     fn on_report(&mut self, report: Report) {
+        match &report {
+            Report::Started { id, .. } => self.count_start(*id, true),
+            Report::StartFailed { id, .. } => self.count_start(*id, false),
+            Report::Exited { .. } | Report::Found { .. } => {}
+        }
         match report {
             Report::Started { id, at } => self.on_started(id, &at),
+            Report::Found { id, at } => {
+                // Logged and fsynced like a start's remote id; the start
+                // itself was told before the restart. A cancel asked for
+                // while it was looked for goes out now.
+                let (_, signals) = self.processes.started(id, Handle::from(&at));
+                if let Where::Remote { id: remote_id } = at {
+                    self.record_for_client(Event::Attached { id, remote_id });
+                }
+                for signal in signals {
+                    self.signal(id, signal);
+                }
+            }
             Report::StartFailed {
                 id,
                 reason,
@@ -762,9 +787,21 @@ impl Driver {
         }
     }
 
+    /// Counts a start (`ok`) or a failed one in the metrics of the job's
+    /// executor.
+    fn count_start(&self, id: JobId, ok: bool) {
+        if let Some(metrics) = self.reporter.metrics()
+            && let Some(job) = self.core.job_view(id)
+        {
+            metrics.executor_start(self.core.executor_of(job.queue).kind(), ok);
+        }
+    }
+
     /// An attempt runs: log where (a remote id fsynced at once, so a crash
     /// cannot make the daemon start it twice), tell the activity log, and
-    /// send the signals that were asked for while it was starting.
+    /// send the signals that were asked for while it was starting. An
+    /// attempt that runs elsewhere counts as started (`JobStarted` in the
+    /// activity log and the metrics) only once its remote id is durable.
     fn on_started(&mut self, id: JobId, at: &Where) {
         let (attempt, signals) = self.processes.started(id, Handle::from(at));
         let pid = match at {
@@ -791,13 +828,19 @@ impl Driver {
                 .started_at
                 .map_or(0, |s| s.millis_since(info.submitted_at));
             let queue = info.queue.to_owned();
-            self.reporter.tell(Activity::JobStarted {
+            let activity = Activity::JobStarted {
                 id,
                 queue,
                 attempt,
                 pid,
                 waited_ms,
-            });
+            };
+            match at {
+                Where::Process { .. } => self.reporter.tell(activity),
+                // Told when the group holding `Attached` is released, which
+                // is after its fsync.
+                Where::Remote { .. } => self.pipeline.tell(activity),
+            }
         }
         for signal in signals {
             tracing::info!(job = %id, ?signal, "signalling job (asked while it started)");
@@ -805,10 +848,18 @@ impl Driver {
         }
     }
 
-    /// Starts every job that may start now.
+    /// Starts every job that may start now. A start handed elsewhere (a
+    /// Slurm cluster) is fsynced before the executor is asked: a crash
+    /// must not leave the log showing queued a job that was submitted
+    /// (the next daemon would submit it again).
     fn schedule(&mut self) {
         let now = self.clock.now();
         while let Some(event) = self.core.next_start(now) {
+            if let Event::Started { id, .. } = &event
+                && !self.core.runs_locally(*id)
+            {
+                self.pipeline.needs_sync();
+            }
             self.record(event);
         }
     }

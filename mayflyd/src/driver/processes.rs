@@ -83,6 +83,11 @@ impl ProcessTable {
         }
     }
 
+    /// True while an attempt's start has not been reported yet.
+    pub fn any_starting(&self) -> bool {
+        !self.starting.is_empty()
+    }
+
     /// Notes an attempt that runs already (re-attached after a restart).
     pub fn adopt(&mut self, id: JobId, handle: Handle) {
         self.running.insert(id, handle);

@@ -658,7 +658,7 @@ mod tests {
                 match next.expect("a report in time").expect("open") {
                     Report::Exited { outcome, .. } => break outcome,
                     Report::StartFailed { reason, .. } => panic!("{reason}"),
-                    Report::Started { .. } => {}
+                    Report::Started { .. } | Report::Found { .. } => {}
                 }
             }
         });

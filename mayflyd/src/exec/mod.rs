@@ -17,12 +17,19 @@
 //! crash the attempt is re-attached by that id, never started twice. Job
 //! output always lands in the job's two files under `STATE_DIR/logs/`
 //! ([`log_path`]), whoever runs it.
+//!
+//! `slurm` ([`slurm::SlurmExecutor`]) hands each attempt to `sbatch` and
+//! follows all of its attempts with one `squeue` per tick (see
+//! `docs/slurm.md`).
 
 pub mod local;
 mod reap;
+pub mod slurm;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mayfly_protocol::{ExecutorSpec, JobId, JobSpec};
 use tokio::sync::mpsc;
@@ -104,6 +111,16 @@ pub enum Report {
         /// What it used, when the executor can tell.
         usage: Option<mayfly_protocol::Usage>,
     },
+    /// After a restart: an attempt the log shows running, but without the
+    /// id its side knows it by (the daemon stopped between handing it over
+    /// and logging the id), was found there under this id. It is followed
+    /// from now on; its `Exited` comes later.
+    Found {
+        /// The job.
+        id: JobId,
+        /// Where it runs.
+        at: Where,
+    },
 }
 
 /// What runs a queue's jobs: see the module documentation.
@@ -120,11 +137,46 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// After a restart: follows an attempt the log shows running, reporting
     /// its end as if it had started it. False when it cannot (a local
     /// process does not outlive its daemon's watch): the job is then
-    /// interrupted.
+    /// interrupted. An attempt without a remote id may be looked for on the
+    /// other side, and reported [`Report::Found`] (or ended) later.
     fn reattach(&self, attempt: &RunningAttempt) -> bool {
         let _ = attempt;
         false
     }
+
+    /// Whether `pause --running` can freeze (and later thaw) this
+    /// executor's running attempts; the error says why not and what to do.
+    fn can_suspend(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// An attempt that runs elsewhere, followed again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reattached {
+    /// The job.
+    pub id: JobId,
+    /// Which attempt.
+    pub attempt: u32,
+    /// Where its signals go; `None` while its executor looks for it (its
+    /// remote id was not logged), until [`Report::Found`].
+    pub handle: Option<Handle>,
+}
+
+/// What executors other than `local` need of the daemon.
+#[derive(Debug, Clone)]
+pub struct RemoteContext {
+    /// The state dir (where the Slurm executor keeps its batch script).
+    pub state_dir: PathBuf,
+    /// Where job output files live.
+    pub logs_dir: PathBuf,
+    /// The daemon's socket, given to jobs as `MAYFLY_SOCKET`.
+    pub socket: PathBuf,
+    /// How often a Slurm executor asks Slurm about its jobs
+    /// (`--slurm-poll-interval`).
+    pub slurm_poll: Duration,
+    /// The daemon's metrics, if it keeps any.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Every executor the daemon runs jobs with: the local one, and one per
@@ -138,16 +190,24 @@ pub struct Executors {
     others: HashMap<ExecutorSpec, Arc<dyn Executor>>,
     /// Where every executor reports.
     reports: mpsc::UnboundedSender<Report>,
+    /// What the others need of the daemon.
+    context: RemoteContext,
 }
 
 impl Executors {
-    /// The executors, with `local` for local queues; the others report on
+    /// The executors, with `local` for local queues; the others are made
+    /// with `context` when a queue first needs them, and report on
     /// `reports` too.
-    pub fn new(local: LocalExecutor, reports: mpsc::UnboundedSender<Report>) -> Self {
+    pub fn new(
+        local: LocalExecutor,
+        reports: mpsc::UnboundedSender<Report>,
+        context: RemoteContext,
+    ) -> Self {
         Self {
             local: Arc::new(local),
             others: HashMap::new(),
             reports,
+            context,
         }
     }
 
@@ -161,6 +221,15 @@ impl Executors {
     pub fn check(spec: &ExecutorSpec) -> Result<(), String> {
         match spec {
             ExecutorSpec::Local => Ok(()),
+            ExecutorSpec::Slurm { partition, args } => {
+                if partition
+                    .as_deref()
+                    .is_some_and(|p| p.is_empty() || p.contains(char::is_whitespace))
+                {
+                    return Err("--slurm-partition needs a partition name".into());
+                }
+                slurm::check_args(args)
+            }
             other => Err(format!(
                 "this mayflyd has no {} executor; use --executor local",
                 other.kind()
@@ -176,21 +245,33 @@ impl Executors {
         if let Some(found) = self.others.get(spec) {
             return Ok(found.clone());
         }
-        let made = Self::build(spec, &self.reports)?;
+        let made = self.build(spec)?;
         self.others.insert(spec.clone(), made.clone());
         Ok(made)
     }
 
-    /// Makes the executor for `spec` (not `local`).
-    fn build(
-        spec: &ExecutorSpec,
-        _reports: &mpsc::UnboundedSender<Report>,
-    ) -> Result<Arc<dyn Executor>, String> {
-        Self::check(spec).and_then(|()| {
-            Err(format!(
+    /// Runs the jobs of queues configured with `spec` with `executor`: a
+    /// stand-in that records what it is asked, for the driver's tests.
+    #[cfg(test)]
+    pub fn insert(&mut self, spec: ExecutorSpec, executor: Arc<dyn Executor>) {
+        self.others.insert(spec, executor);
+    }
+
+    /// Makes the executor for `spec` (not `local`). Must be called inside
+    /// the runtime: a remote executor runs tasks of its own.
+    fn build(&self, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>, String> {
+        Self::check(spec)?;
+        match spec {
+            ExecutorSpec::Slurm { partition, args } => Ok(Arc::new(slurm::SlurmExecutor::new(
+                partition.clone(),
+                args.clone(),
+                &self.context,
+                self.reports.clone(),
+            )?)),
+            other => Err(format!(
                 "this mayflyd has no {} executor; use --executor local",
-                spec.kind()
-            ))
-        })
+                other.kind()
+            )),
+        }
     }
 }
