@@ -259,14 +259,20 @@ fn layout(
 }
 
 /// The `status` table, one line per job, columns aligned: ID, STATE,
-/// QUEUE, PRI, EXIT, ATTEMPTS, (with `usage`: CPU, MAXRSS,) WHEN, PROGRESS,
-/// COMMAND. With a width (stdout is a terminal) PROGRESS and COMMAND are
+/// QUEUE, (REMOTE,) PRI, EXIT, ATTEMPTS, (with `usage`: CPU, MAXRSS,) WHEN,
+/// PROGRESS, COMMAND. REMOTE shows when a listed job ran elsewhere (its
+/// Slurm job id, say). With a width (stdout is a terminal) PROGRESS and COMMAND are
 /// cut to fit; without one (a pipe) nothing is cut. Control characters in
 /// commands and progress texts are shown escaped so one job cannot garble
 /// the table. A running job frozen for a more urgent one shows as
 /// `running (preempted)`.
 pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle, usage: bool) -> String {
-    let mut headers = vec!["ID", "STATE", "QUEUE", "PRI", "EXIT", "ATTEMPTS"];
+    let remote = jobs.iter().any(|job| job.remote_id.is_some());
+    let mut headers = vec!["ID", "STATE", "QUEUE"];
+    if remote {
+        headers.push("REMOTE");
+    }
+    headers.extend(["PRI", "EXIT", "ATTEMPTS"]);
     if usage {
         headers.extend(["CPU", "MAXRSS"]);
     }
@@ -283,10 +289,18 @@ pub fn status_table(jobs: &[JobInfo], now: Timestamp, style: TableStyle, usage: 
                 (job.id.to_string(), None),
                 (state, state_sgr(job.state)),
                 (escape_controls(&job.queue), None),
+            ];
+            if remote {
+                row.push((
+                    escape_controls(job.remote_id.as_deref().unwrap_or("-")),
+                    None,
+                ));
+            }
+            row.extend([
                 (job.priority.to_string(), None),
                 (exit_cell(job), None),
                 (attempts_cell(job), None),
-            ];
+            ]);
             if usage {
                 row.push((cpu_cell(job), None));
                 row.push((rss_cell(job), None));
@@ -643,6 +657,50 @@ pub(crate) mod tests {
         assert_eq!(age(t.plus_millis(7_200_000), t), "2h");
         assert_eq!(age(t.plus_millis(3 * 86_400_000), t), "3d");
         assert_eq!(age(t, t.plus_millis(10_000)), "0s");
+    }
+
+    #[test]
+    /// A REMOTE column (the Slurm job id, say) shows only when a listed job
+    /// ran elsewhere.
+    fn a_remote_column_appears_only_when_a_job_ran_elsewhere() {
+        let now = Timestamp(1_700_000_065_000);
+        let local = info(1, JobState::Running);
+        let mut slurm = info(2, JobState::Running);
+        slurm.queue = "hpc".into();
+        slurm.remote_id = Some("4711".into());
+        let plain = TableStyle::default();
+        let without = status_table(std::slice::from_ref(&local), now, plain, false);
+        assert!(!without.contains("REMOTE"), "{without}");
+        let table = status_table(&[local, slurm], now, plain, false);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID  STATE    QUEUE    REMOTE  PRI  EXIT  ATTEMPTS  WHEN    PROGRESS  COMMAND"
+        );
+        assert!(
+            lines[1].starts_with("1   running  default  -       50"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("2   running  hpc      4711    50"),
+            "{}",
+            lines[2]
+        );
+        let mut remote = info(4, JobState::Queued);
+        remote.remote_id = Some("9".into());
+        let narrow = status_table(
+            &[info(3, JobState::Queued), remote],
+            now,
+            TableStyle {
+                width: Some(80),
+                color: false,
+            },
+            false,
+        );
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 80, "{line:?}");
+        }
     }
 
     #[test]

@@ -507,6 +507,7 @@ quantum = \"25ms\"
                 "max_in_flight",
                 "request_buffer_bytes",
                 "reply_buffer_bytes",
+                "slurm_poll_interval",
             ]
         );
     }
@@ -524,7 +525,8 @@ quantum = \"25ms\"
              max_output = 1048576\non_finish = \"notify-send done\"\non_finish_timeout = \"9s\"\n\
              on_finish_concurrency = 2\nmax_connections = 16\nhandshake_timeout = \"2s\"\n\
              idle_timeout = \"1m\"\nframe_timeout = \"3s\"\nmax_in_flight = 8\n\
-             request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n",
+             request_buffer_bytes = \"32M\"\nreply_buffer_bytes = 1048576\n\
+             slurm_poll_interval = \"250ms\"\n",
         );
         let l = layered(&[], Some(&f));
         let s = &l.args.settings;
@@ -564,6 +566,7 @@ quantum = \"25ms\"
         assert_eq!(s.max_in_flight, 8);
         assert_eq!(s.request_buffer_bytes, settings::Size(32 << 20));
         assert_eq!(s.reply_buffer_bytes, settings::Size(1 << 20));
+        assert_eq!(s.slurm_poll_interval, Duration::from_millis(250));
         assert!(
             l.provenance
                 .iter()

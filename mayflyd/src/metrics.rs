@@ -218,6 +218,8 @@ pub struct Metrics {
     grpc: GrpcFamilies,
     /// `mayfly_system_task_up{name}`.
     system_task_up: IntGaugeVec,
+    /// The families of each executor (local, slurm).
+    executors: ExecutorFamilies,
     /// `mayfly_callbacks_total{result}`.
     callbacks: IntCounterVec,
     /// Resolved per-queue children, for the job hot paths.
@@ -563,6 +565,80 @@ impl WalFamilies {
     }
 }
 
+/// The families of each executor: what runs the jobs, and what a remote
+/// one costs (the commands it runs against its side, its poll ticks).
+struct ExecutorFamilies {
+    /// `mayfly_executor_jobs_running{executor}`.
+    running: IntGaugeVec,
+    /// `mayfly_executor_starts_total{executor,result}`.
+    starts: IntCounterVec,
+    /// `mayfly_executor_calls_total{executor,command,result}`: commands run
+    /// against what runs the jobs (`sbatch`, `squeue`, …).
+    calls: IntCounterVec,
+    /// `mayfly_executor_call_duration_seconds{executor,command}`.
+    call_duration: HistogramVec,
+    /// `mayfly_executor_polls_total{executor}`: rounds of asking a remote
+    /// executor's side about every job it runs (one tick each).
+    polls: IntCounterVec,
+    /// `mayfly_executor_jobs_tracked{executor}`.
+    tracked: IntGaugeVec,
+}
+
+impl ExecutorFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let running = gauge_vec(
+            r,
+            "mayfly_executor_jobs_running",
+            "Jobs running now, by the executor of their queue (local, slurm).",
+            &["executor"],
+        )?;
+        let starts = counter_vec(
+            r,
+            "mayfly_executor_starts_total",
+            "Attempts an executor was asked to start, by executor and result (error \
+             when it could not start the attempt).",
+            &["executor", "result"],
+        )?;
+        let calls = counter_vec(
+            r,
+            "mayfly_executor_calls_total",
+            "Commands an executor ran against what runs its jobs (sbatch, squeue, \
+             scancel, scontrol), by executor, command and result (error when the \
+             command failed or could not run).",
+            &["executor", "command", "result"],
+        )?;
+        let call_duration = histogram_vec(
+            r,
+            "mayfly_executor_call_duration_seconds",
+            "Time one such command took, by executor and command.",
+            IPC_BUCKETS,
+            &["executor", "command"],
+        )?;
+        let polls = counter_vec(
+            r,
+            "mayfly_executor_polls_total",
+            "Ticks on which a remote executor asked its side about all of its jobs \
+             at once; calls per tick is mayfly_executor_calls_total over this.",
+            &["executor"],
+        )?;
+        let tracked = gauge_vec(
+            r,
+            "mayfly_executor_jobs_tracked",
+            "Attempts a remote executor follows now (submitted and not yet seen to end).",
+            &["executor"],
+        )?;
+        Ok(Self {
+            running,
+            starts,
+            calls,
+            call_duration,
+            polls,
+            tracked,
+        })
+    }
+}
+
 /// The families of the gRPC door.
 struct GrpcFamilies {
     /// `mayfly_grpc_requests_total{method,code}`.
@@ -629,6 +705,7 @@ impl Metrics {
              it has exited.",
             &["name"],
         )?;
+        let executors = ExecutorFamilies::register(r)?;
         let build_info = gauge_vec(
             r,
             "mayfly_build_info",
@@ -658,6 +735,7 @@ impl Metrics {
             a2a,
             grpc,
             system_task_up,
+            executors,
             callbacks,
             queues: LabelCache::new(),
             kinds: LabelCache::new(),
@@ -666,6 +744,13 @@ impl Metrics {
         // Queue `default` always exists: its series are there from the
         // first scrape, at zero.
         metrics.queue(mayfly_protocol::DEFAULT_QUEUE, |_| ());
+        for result in ["ok", "error"] {
+            metrics
+                .executors
+                .starts
+                .with_label_values(&["local", result]);
+        }
+        metrics.executors.running.with_label_values(&["local"]);
         Ok(Arc::new(metrics))
     }
 
@@ -750,6 +835,61 @@ impl Metrics {
                 q.running.set(0);
             }
         }
+        let mut by_executor: HashMap<String, u64> = HashMap::new();
+        // Every executor seen before reads 0 when no queue uses it now.
+        for family in self.executors.running.collect() {
+            for metric in family.get_metric() {
+                if let Some(label) = metric.get_label().first() {
+                    by_executor.insert(label.value().to_owned(), 0);
+                }
+            }
+        }
+        for info in queues {
+            *by_executor
+                .entry(info.executor.kind().to_owned())
+                .or_default() += info.counts.get(JobState::Running);
+        }
+        for (kind, running) in by_executor {
+            self.executors
+                .running
+                .with_label_values(&[&kind])
+                .set(gauge_value(running));
+        }
+    }
+
+    /// An executor was asked to start an attempt, and could (`ok`) or not.
+    /// Rare next to submits: resolved through the vec's read lock.
+    pub fn executor_start(&self, executor: &str, ok: bool) {
+        self.executors
+            .starts
+            .with_label_values(&[executor, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// An executor ran `command` against its side, which took `elapsed` and
+    /// succeeded (`ok`) or not.
+    pub fn executor_call(&self, executor: &str, command: &str, ok: bool, elapsed: Duration) {
+        self.executors
+            .calls
+            .with_label_values(&[executor, command, if ok { "ok" } else { "error" }])
+            .inc();
+        self.executors
+            .call_duration
+            .with_label_values(&[executor, command])
+            .observe(seconds(elapsed));
+    }
+
+    /// A remote executor asked its side about all of its jobs (one tick).
+    pub fn executor_poll(&self, executor: &str) {
+        self.executors.polls.with_label_values(&[executor]).inc();
+    }
+
+    /// A remote executor follows `delta` more attempts (fewer when negative).
+    pub fn executor_tracking(&self, executor: &str, delta: i64) {
+        self.executors
+            .tracked
+            .with_label_values(&[executor])
+            .add(delta);
     }
 
     /// The system task `name` started (`up`) or exited.

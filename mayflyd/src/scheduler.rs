@@ -526,6 +526,8 @@ impl Startup {
         let context = RemoteContext {
             state_dir: self.settings.state_dir.clone(),
             logs_dir: self.logs_dir.clone(),
+            socket: self.settings.socket.clone(),
+            slurm_poll: self.settings.slurm_poll_interval,
             a2a_poll: self.settings.a2a_poll_interval,
             a2a_retry_for: self.settings.a2a_retry_for,
             metrics: Some(self.metrics.clone()),

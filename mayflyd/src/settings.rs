@@ -271,6 +271,12 @@ pub struct Settings {
     )]
     pub reply_buffer_bytes: Size,
 
+    /// How often a queue with --executor slurm asks Slurm about its jobs:
+    /// one squeue call per tick for all of them, however many. A job's end
+    /// is seen at most this long after Slurm's.
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_interval)]
+    pub slurm_poll_interval: Duration,
+
     /// The flags for one run, which have no config key.
     #[command(flatten)]
     pub one_run: OneRun,
@@ -715,6 +721,7 @@ mod tests {
                 "max_in_flight",
                 "request_buffer_bytes",
                 "reply_buffer_bytes",
+                "slurm_poll_interval",
             ]
         );
     }

@@ -707,6 +707,13 @@ fn an_agent_that_cannot_be_reached_fails_the_job_with_the_reason() {
     assert!(reason.contains("bearer token"), "{reason}");
     assert_eq!(job_count(&b), 0);
 
+    // A task cannot be frozen: pause --running is refused, pause is not.
+    let out = a.ctl(&["pause", "--running", "remote"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not supported for a2a queues"), "{said}");
+    a.ctl_ok(&["pause", "remote"]);
+
     // An https:// agent is refused when the queue is made, saying why.
     let out = a.ctl(&[
         "queue",

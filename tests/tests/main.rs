@@ -25,5 +25,6 @@ mod features;
 mod grpc;
 mod limits;
 mod observability;
+mod slurm;
 mod trust;
 mod tty;

@@ -22,11 +22,11 @@ use crate::helper::http::{Scrape, get};
 use crate::helper::{Daemon, bin, code_of, run, stderr_of, stdout_of, tool};
 
 /// The other user: nobody.
-const OTHER: u32 = 65534;
+pub(crate) const OTHER: u32 = 65534;
 
 /// Fails the test, saying why, unless it runs as root (it must act as
 /// another user).
-fn require_root() {
+pub(crate) fn require_root() {
     assert_eq!(
         nix::unistd::geteuid().as_raw(),
         0,
@@ -36,13 +36,13 @@ fn require_root() {
 }
 
 /// Sets the permission bits of `path`.
-fn chmod(path: &Path, mode: u32) {
+pub(crate) fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// Gives `path` to uid and gid `OTHER`.
-fn give_to_other(path: &Path) {
+pub(crate) fn give_to_other(path: &Path) {
     std::os::unix::fs::chown(path, Some(OTHER), Some(OTHER))
         .unwrap_or_else(|e| panic!("chown {OTHER} {}: {e}", path.display()));
 }
@@ -57,7 +57,7 @@ fn mode(path: &Path) -> u32 {
 
 /// Puts the workspace binary `name` into `dir` (a hard link, else a copy),
 /// where another user can run it whatever the modes of the build folder.
-fn reachable_bin(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn reachable_bin(dir: &Path, name: &str) -> PathBuf {
     let to = dir.join(name);
     if !to.exists() && std::fs::hard_link(bin(name), &to).is_err() {
         std::fs::copy(bin(name), &to).expect("copy the binary");
@@ -68,7 +68,7 @@ fn reachable_bin(dir: &Path, name: &str) -> PathBuf {
 
 /// `program` run as uid and gid `OTHER`, with no supplementary groups and
 /// no `XDG_RUNTIME_DIR` or `MAYFLY_SOCKET` of ours.
-fn as_other(program: &Path) -> Command {
+pub(crate) fn as_other(program: &Path) -> Command {
     require_root();
     let mut cmd = Command::new(tool("setpriv", "util-linux"));
     cmd.args([
@@ -241,7 +241,7 @@ impl Traps {
 
 /// Starts `mayflyd` as the other user, on `theirs/mayfly.sock`, and waits
 /// for its socket.
-fn other_daemon(bins: &Path, theirs: &Path) -> helper::Running {
+pub(crate) fn other_daemon(bins: &Path, theirs: &Path) -> helper::Running {
     {
         let mayflyd = reachable_bin(bins, "mayflyd");
         let mut cmd = as_other(&mayflyd);

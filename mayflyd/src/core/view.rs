@@ -19,6 +19,22 @@ impl Core {
         self.running
     }
 
+    /// How many jobs of local queues run now: what a graceful shutdown
+    /// waits for (jobs that run elsewhere go on without the daemon and are
+    /// re-attached when it is back).
+    pub fn running_local_count(&self) -> u32 {
+        self.running_local
+    }
+
+    /// True when job `id` belongs to a queue whose jobs run on this
+    /// machine (or to no queue the core knows: those run locally).
+    pub fn runs_locally(&self, id: JobId) -> bool {
+        self.jobs
+            .get(&id)
+            .and_then(|job| self.queues.get(&*job.queue))
+            .is_none_or(|q| q.executor.is_local())
+    }
+
     /// Finished jobs whose finish callback is owed and has not run, in id
     /// order (after a restart: those the last run did not get to).
     pub fn callbacks_due(&self) -> Vec<JobId> {
@@ -41,22 +57,6 @@ impl Core {
     /// Whether `id`'s finish callback is owed.
     pub fn callback_due(&self, id: JobId) -> bool {
         self.callbacks_due.contains(&id)
-    }
-
-    /// How many jobs of local queues run now: what a graceful shutdown
-    /// waits for (jobs that run elsewhere go on without the daemon and are
-    /// re-attached when it is back).
-    pub fn running_local_count(&self) -> u32 {
-        self.running_local
-    }
-
-    /// True when job `id` belongs to a queue whose jobs run on this
-    /// machine (or to no queue the core knows: those run locally).
-    pub fn runs_locally(&self, id: JobId) -> bool {
-        self.jobs
-            .get(&id)
-            .and_then(|job| self.queues.get(&*job.queue))
-            .is_none_or(|q| q.executor.is_local())
     }
 
     /// How many jobs the core holds, in any state.

@@ -36,6 +36,11 @@ impl Reporter {
         self.metrics = Some(metrics);
     }
 
+    /// The metrics, if the daemon keeps any.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
+    }
+
     /// Tells one activity: to the metrics it moves, and to the log.
     pub fn tell(&mut self, activity: Activity) {
         if let Some(m) = &self.metrics {

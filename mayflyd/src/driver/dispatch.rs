@@ -152,12 +152,39 @@ impl Driver {
         self.queue_change(decided, respond);
     }
 
-    /// `pause` / `resume`.
+    /// `pause` / `resume`. Pausing with `--running` is refused for a queue
+    /// whose executor cannot freeze its jobs, saying why.
     fn pause(&mut self, request: PauseRequest, respond: Respond<Vec<QueueInfo>>) {
+        if request.paused
+            && request.running
+            && let Err(reason) = self.can_suspend(&request.queues)
+        {
+            return Self::refuse(respond, &CoreError::BadRequest(reason));
+        }
         let decided = self
             .core
             .decide_pause(&request.queues, request.paused, request.running);
         self.queue_change(decided, respond);
+    }
+
+    /// Whether the running jobs of `queues` (all when empty) can be frozen;
+    /// the error names the first queue whose executor cannot.
+    fn can_suspend(&mut self, queues: &[String]) -> Result<(), String> {
+        let named: Vec<(String, mayfly_protocol::ExecutorSpec)> = self
+            .core
+            .queue_infos()
+            .into_iter()
+            .filter(|q| queues.is_empty() || queues.contains(&q.name))
+            .filter(|q| !q.executor.is_local())
+            .map(|q| (q.name, q.executor))
+            .collect();
+        for (name, spec) in named {
+            let executor = self.executors.get(&spec)?;
+            executor
+                .can_suspend()
+                .map_err(|e| format!("queue {name:?}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Records a queue change (if any) and answers with every queue.

@@ -730,6 +730,11 @@ impl Driver {
     /// Handles what an executor reports: an attempt started, could not
     /// start, or ended.
     fn on_report(&mut self, report: Report) {
+        match &report {
+            Report::Started { id, .. } => self.count_start(*id, true),
+            Report::StartFailed { id, .. } => self.count_start(*id, false),
+            Report::Exited { .. } | Report::Found { .. } => {}
+        }
         match report {
             Report::Started { id, at } => self.on_started(id, &at),
             Report::Found { id, at } => {
@@ -779,6 +784,16 @@ impl Driver {
                     outcome,
                 });
             }
+        }
+    }
+
+    /// Counts a start (`ok`) or a failed one in the metrics of the job's
+    /// executor.
+    fn count_start(&self, id: JobId, ok: bool) {
+        if let Some(metrics) = self.reporter.metrics()
+            && let Some(job) = self.core.job_view(id)
+        {
+            metrics.executor_start(self.core.executor_of(job.queue).kind(), ok);
         }
     }
 
@@ -833,10 +848,18 @@ impl Driver {
         }
     }
 
-    /// Starts every job that may start now.
+    /// Starts every job that may start now. A start handed elsewhere (a
+    /// Slurm cluster) is fsynced before the executor is asked: a crash
+    /// must not leave the log showing queued a job that was submitted
+    /// (the next daemon would submit it again).
     fn schedule(&mut self) {
         let now = self.clock.now();
         while let Some(event) = self.core.next_start(now) {
+            if let Event::Started { id, .. } = &event
+                && !self.core.runs_locally(*id)
+            {
+                self.pipeline.needs_sync();
+            }
             self.record(event);
         }
     }

@@ -51,6 +51,8 @@ struct Parts {
     acks: mpsc::UnboundedSender<WalAck>,
     /// Keeps the driver's internal channel open.
     internal: mpsc::UnboundedSender<InternalMsg>,
+    /// Where executors report, for a test that stands in for one.
+    reports: mpsc::UnboundedSender<Report>,
     /// Job output files.
     logs: PathBuf,
     /// Where the jobs run; holds `logs`.
@@ -93,10 +95,15 @@ impl Parts {
             Journal::detached(wal_tx),
             Executors::new(
                 local,
-                reports_tx,
+                reports_tx.clone(),
                 crate::exec::RemoteContext {
+                    state_dir: dir.path().to_path_buf(),
                     logs_dir: logs.clone(),
-                    ..crate::exec::RemoteContext::default()
+                    socket: dir.path().join("mayfly.sock"),
+                    slurm_poll: Duration::from_secs(1),
+                    metrics: None,
+                    a2a_poll: Duration::from_secs(1),
+                    a2a_retry_for: Duration::from_secs(1),
                 },
             ),
             DriverConfig {
@@ -126,6 +133,7 @@ impl Parts {
             journal: wal_rx,
             acks: acks_tx,
             internal: internal_tx,
+            reports: reports_tx,
             logs,
             dir,
         }
@@ -145,6 +153,8 @@ struct Rig {
     /// The driver's internal channel (a session asks for a listing's next
     /// chunk there).
     internal: mpsc::UnboundedSender<InternalMsg>,
+    /// Where executors report, for a test that stands in for one.
+    reports: mpsc::UnboundedSender<Report>,
     /// The driver task, aborted at drop.
     driver: tokio::task::JoinHandle<Core>,
     /// Job output files.
@@ -156,17 +166,28 @@ struct Rig {
 impl Rig {
     /// A driver over an empty core that runs at most `concurrency` jobs.
     fn start(concurrency: u32) -> Self {
-        Self::start_with_callback(concurrency, None)
+        Self::start_with(concurrency, None, |_| {})
     }
 
     /// [`Rig::start`], with `on_finish` as the daemon's finish callback.
     fn start_with_callback(concurrency: u32, on_finish: Option<&str>) -> Self {
+        Self::start_with(concurrency, on_finish, |_| {})
+    }
+
+    /// [`Rig::start`], with `on_finish` as the daemon's finish callback and
+    /// `setup` given the driver before it runs.
+    fn start_with(
+        concurrency: u32,
+        on_finish: Option<&str>,
+        setup: impl FnOnce(&mut Driver),
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let parts = Parts::with_callback(concurrency, on_finish);
+        let mut parts = Parts::with_callback(concurrency, on_finish);
+        setup(&mut parts.driver);
         let driver = rt.spawn(parts.driver.run(BootInfo::default(), Vec::new()));
         Self {
             rt,
@@ -174,6 +195,7 @@ impl Rig {
             journal: parts.journal,
             acks: parts.acks,
             internal: parts.internal,
+            reports: parts.reports,
             driver,
             logs: parts.logs,
             dir: parts.dir,
@@ -745,6 +767,145 @@ fn a_retried_job_tells_its_whole_life_to_the_activity_log() {
         }
         other => panic!("no JobFinished: {other:?}"),
     }
+}
+
+/// A remote executor that runs nothing: it notes the attempts it is asked
+/// to start, and the test reports for it.
+#[derive(Debug, Default)]
+struct StandIn {
+    /// The jobs it was asked to start, in order.
+    starts: std::sync::Mutex<Vec<JobId>>,
+}
+
+impl crate::exec::Executor for StandIn {
+    fn start(&self, id: JobId, _attempt: u32, _spec: JobSpec) {
+        self.starts.lock().expect("not poisoned").push(id);
+    }
+
+    fn signal(&self, _id: JobId, _handle: &Handle, _signal: Signal) {}
+}
+
+/// Whether `record` tells that job `id` started.
+fn tells_start(record: &mayfly_protocol::ActivityRecord, id: u64) -> bool {
+    matches!(&record.event, Activity::JobStarted { id: j, .. } if j.0 == id)
+}
+
+/// A job of a queue run elsewhere (a Slurm cluster): its start is fsynced
+/// before the executor is asked — also when the daemon starts it on its
+/// own, as a slot frees — and it counts as started (`JobStarted`) only
+/// once the remote id its executor reports is fsynced too.
+#[test]
+fn a_remote_start_is_durable_before_it_is_handed_over_and_told_after_its_id_is() {
+    let slurm = mayfly_protocol::ExecutorSpec::Slurm {
+        partition: None,
+        args: Vec::new(),
+    };
+    let stand_in = Arc::new(StandIn::default());
+    let rig = Rig::start_with(1, None, |driver| {
+        driver.executors.insert(slurm.clone(), stand_in.clone());
+    });
+    let answer = rig.within(
+        "handing a queue add to the driver",
+        rig.mayfly.queue_set(mayfly_protocol::QueueSetRequest {
+            name: "hpc".into(),
+            concurrency: Some(Some(1)),
+            create: true,
+            executor: Some(slurm),
+        }),
+    );
+    let write = rig.next_write();
+    rig.ack(write.ticket, true);
+    rig.within("the queue add's answer", answer)
+        .expect("queue added");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rig.internal
+        .send(InternalMsg::SubscribeEvents(tx))
+        .expect("the driver is running");
+    let (_, mut events) = rig.within("a subscription", rx).expect("subscribed");
+
+    let mut spec = rig.shell("true");
+    spec.queue = "hpc".into();
+    let answer = rig.within("handing a submit to the driver", rig.mayfly.submit(spec));
+    let write = rig.next_write();
+    assert!(write.sync, "{write:?}");
+    assert!(write.events.iter().any(|e| started(e, 1)), "{write:?}");
+    assert_eq!(rig.state(1), JobState::Running);
+    assert!(
+        stand_in.starts.lock().expect("not poisoned").is_empty(),
+        "handed over before its start was durable"
+    );
+    rig.ack(write.ticket, true);
+    rig.within("the submit's answer", answer).expect("accepted");
+    wait_until("the executor to be asked", || {
+        !stand_in.starts.lock().expect("not poisoned").is_empty()
+    });
+
+    rig.reports
+        .send(Report::Started {
+            id: JobId(1),
+            at: Where::Remote { id: "4711".into() },
+        })
+        .expect("the driver is running");
+    let write = rig.next_write();
+    assert!(write.sync, "a remote id is fsynced: {write:?}");
+    assert!(
+        write.events.iter().any(|e| matches!(
+            e,
+            Event::Attached { id, remote_id } if id.0 == 1 && remote_id == "4711"
+        )),
+        "{write:?}"
+    );
+    // A status round trip: the driver has handled the report by now.
+    rig.state(1);
+    let mut told = Vec::new();
+    while let Ok(record) = events.try_recv() {
+        told.push(record);
+    }
+    assert!(
+        !told.iter().any(|r| tells_start(r, 1)),
+        "told started before its remote id was durable: {told:#?}"
+    );
+    rig.ack(write.ticket, true);
+    let record = rig.within("JobStarted", async {
+        loop {
+            let record = events.recv().await.expect("the driver is running");
+            if tells_start(&record, 1) {
+                return record;
+            }
+        }
+    });
+    assert!(tells_start(&record, 1), "{record:?}");
+
+    // Job 2 waits for the queue's one slot; job 1's end frees it, and the
+    // daemon's own start of job 2 is fsynced before the handover too.
+    let mut spec = rig.shell("true");
+    spec.queue = "hpc".into();
+    let answer = rig.within("handing a submit to the driver", rig.mayfly.submit(spec));
+    let write = rig.next_write();
+    rig.ack(write.ticket, true);
+    rig.within("the submit's answer", answer).expect("accepted");
+    assert_eq!(rig.state(2), JobState::Queued);
+    rig.reports
+        .send(Report::Exited {
+            id: JobId(1),
+            outcome: crate::core::ExitOutcome::Code(0),
+            usage: None,
+        })
+        .expect("the driver is running");
+    let write = rig.next_write();
+    assert!(write.events.iter().any(|e| exited(e, 1)), "{write:?}");
+    assert!(write.events.iter().any(|e| started(e, 2)), "{write:?}");
+    assert!(write.sync, "a remote start is fsynced: {write:?}");
+    assert_eq!(rig.state(2), JobState::Running);
+    assert_eq!(
+        *stand_in.starts.lock().expect("not poisoned"),
+        [JobId(1)],
+        "handed over before its start was durable"
+    );
+    rig.ack(write.ticket, true);
+    wait_until("the executor to be asked for job 2", || {
+        stand_in.starts.lock().expect("not poisoned").len() == 2
+    });
 }
 
 #[test]

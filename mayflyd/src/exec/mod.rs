@@ -18,6 +18,10 @@
 //! output always lands in the job's two files under `STATE_DIR/logs/`
 //! ([`log_path`]), whoever runs it.
 //!
+//! `slurm` ([`slurm::SlurmExecutor`]) hands each attempt to `sbatch` and
+//! follows all of its attempts with one `squeue` per tick (see
+//! `docs/slurm.md`).
+//!
 //! `a2a` ([`a2a::A2aExecutor`], feature `a2a`) hands each attempt to a
 //! remote A2A agent as a `SendMessage` and follows the task it becomes
 //! (see `docs/a2a.md`).
@@ -26,6 +30,7 @@
 pub mod a2a;
 pub mod local;
 mod reap;
+pub mod slurm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -103,6 +108,15 @@ pub enum Report {
         /// later rather than fail.
         transient: bool,
     },
+    /// The attempt ended.
+    Exited {
+        /// The job.
+        id: JobId,
+        /// How.
+        outcome: ExitOutcome,
+        /// What it used, when the executor can tell.
+        usage: Option<mayfly_protocol::Usage>,
+    },
     /// After a restart: an attempt the log shows running, but without the
     /// id its side knows it by (the daemon stopped between handing it over
     /// and logging the id), was found there under this id. It is followed
@@ -112,15 +126,6 @@ pub enum Report {
         id: JobId,
         /// Where it runs.
         at: Where,
-    },
-    /// The attempt ended.
-    Exited {
-        /// The job.
-        id: JobId,
-        /// How.
-        outcome: ExitOutcome,
-        /// What it used, when the executor can tell.
-        usage: Option<mayfly_protocol::Usage>,
     },
 }
 
@@ -144,6 +149,12 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         let _ = attempt;
         false
     }
+
+    /// Whether `pause --running` can freeze (and later thaw) this
+    /// executor's running attempts; the error says why not and what to do.
+    fn can_suspend(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An attempt that runs elsewhere, followed again after a restart.
@@ -159,12 +170,17 @@ pub struct Reattached {
 }
 
 /// What executors other than `local` need of the daemon.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RemoteContext {
-    /// The state dir.
+    /// The state dir (where the Slurm executor keeps its batch script).
     pub state_dir: PathBuf,
     /// Where job output files live.
     pub logs_dir: PathBuf,
+    /// The daemon's socket, given to jobs as `MAYFLY_SOCKET`.
+    pub socket: PathBuf,
+    /// How often a Slurm executor asks Slurm about its jobs
+    /// (`--slurm-poll-interval`).
+    pub slurm_poll: Duration,
     /// How often an a2a executor asks an agent about the jobs it cannot
     /// follow on a stream (`--a2a-poll-interval`).
     pub a2a_poll: Duration,
@@ -185,16 +201,8 @@ pub struct Executors {
     /// The others, by their configuration.
     others: HashMap<ExecutorSpec, Arc<dyn Executor>>,
     /// Where every executor reports.
-    #[cfg_attr(
-        not(feature = "a2a"),
-        expect(dead_code, reason = "only remote executors report here")
-    )]
     reports: mpsc::UnboundedSender<Report>,
     /// What the others need of the daemon.
-    #[cfg_attr(
-        not(feature = "a2a"),
-        expect(dead_code, reason = "only remote executors need it")
-    )]
     context: RemoteContext,
 }
 
@@ -229,14 +237,19 @@ impl Executors {
             ExecutorSpec::A2a { url, token_file } => a2a::check(url, token_file.as_deref()),
             #[cfg(not(feature = "a2a"))]
             ExecutorSpec::A2a { .. } => Err(
-                "this mayflyd was built without the a2a feature; rebuild it with --features a2a, \
-                 or use --executor local"
+                "this mayflyd has no a2a executor (it was built without the a2a feature); \
+                 rebuild it with --features a2a, or use --executor local"
                     .to_string(),
             ),
-            other => Err(format!(
-                "this mayflyd has no {} executor; use --executor local",
-                other.kind()
-            )),
+            ExecutorSpec::Slurm { partition, args } => {
+                if partition
+                    .as_deref()
+                    .is_some_and(|p| p.is_empty() || p.contains(char::is_whitespace))
+                {
+                    return Err("--slurm-partition needs a partition name".into());
+                }
+                slurm::check_args(args)
+            }
         }
     }
 
@@ -253,6 +266,13 @@ impl Executors {
         Ok(made)
     }
 
+    /// Runs the jobs of queues configured with `spec` with `executor`: a
+    /// stand-in that records what it is asked, for the driver's tests.
+    #[cfg(test)]
+    pub fn insert(&mut self, spec: ExecutorSpec, executor: Arc<dyn Executor>) {
+        self.others.insert(spec, executor);
+    }
+
     /// Makes the executor for `spec` (not `local`). Must be called inside
     /// the runtime: a remote executor runs tasks of its own.
     fn build(&self, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>, String> {
@@ -262,6 +282,12 @@ impl Executors {
             ExecutorSpec::A2a { url, token_file } => Ok(Arc::new(a2a::A2aExecutor::new(
                 url,
                 token_file.as_deref(),
+                &self.context,
+                self.reports.clone(),
+            )?)),
+            ExecutorSpec::Slurm { partition, args } => Ok(Arc::new(slurm::SlurmExecutor::new(
+                partition.clone(),
+                args.clone(),
                 &self.context,
                 self.reports.clone(),
             )?)),

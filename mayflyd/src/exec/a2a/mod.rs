@@ -32,8 +32,8 @@
 //!    outcome ([`output::outcome_of`]).
 //!
 //! A cancel (or a timeout) sends `CancelTask`; the task's end is then told
-//! as any other. An agent cannot freeze a task: `pause --running` leaves
-//! these jobs running.
+//! as any other. An agent cannot freeze a task: `pause --running` is
+//! refused for these queues.
 
 mod client;
 pub mod output;
@@ -197,6 +197,14 @@ impl Executor for A2aExecutor {
             // Follows every stop (a cancel's too): nothing was frozen.
             Signal::Cont => {}
         }
+    }
+
+    fn can_suspend(&self) -> Result<(), String> {
+        Err(
+            "pause --running is not supported for a2a queues: an A2A task cannot be frozen; \
+             pause without --running, which starts nothing new and leaves running jobs be"
+                .into(),
+        )
     }
 
     fn reattach(&self, attempt: &RunningAttempt) -> bool {
