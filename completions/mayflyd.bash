@@ -23,7 +23,7 @@ _mayflyd() {
 
     case "${cmd}" in
         mayflyd)
-            opts="-v -q -h -V --socket --allow-uid --state-dir --concurrency --quantum --shutdown-timeout --shutdown-step-timeout --kill-grace --wal-flush-interval --snapshot-bytes --http-addr --grpc-addr --push-gateway --metrics-interval --log-format --max-jobs --max-job-bytes --max-output --on-finish --on-finish-timeout --on-finish-concurrency --max-connections --handshake-timeout --idle-timeout --frame-timeout --max-in-flight --request-buffer-bytes --reply-buffer-bytes --slurm-poll-interval --repair-wal --dump-state --config --print-config --verbose --quiet --help --version"
+            opts="-v -q -h -V --socket --allow-uid --state-dir --concurrency --quantum --shutdown-timeout --shutdown-step-timeout --kill-grace --wal-flush-interval --snapshot-bytes --http-addr --a2a-addr --a2a-max-connections --a2a-push-queue --a2a-poll-interval --a2a-retry-for --grpc-addr --push-gateway --metrics-interval --log-format --max-jobs --max-job-bytes --max-output --on-finish --on-finish-timeout --on-finish-concurrency --max-connections --handshake-timeout --idle-timeout --frame-timeout --max-in-flight --request-buffer-bytes --reply-buffer-bytes --slurm-poll-interval --repair-wal --dump-state --config --print-config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,26 @@ _mayflyd() {
                     return 0
                     ;;
                 --http-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-push-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-poll-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-retry-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

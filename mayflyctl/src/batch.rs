@@ -146,6 +146,19 @@ pub fn parse_json_lines(
     Ok(batch)
 }
 
+/// One job in the `--json-input` form (one JSON object, as a line of that
+/// input holds), on its own: what another program hands the daemon (the A2A
+/// front door reads a message's data part with this). It can depend on
+/// existing jobs (`after`), not on lines. The error is one line, the
+/// reason alone.
+pub fn parse_json_job(
+    text: &str,
+    defaults: &JobDefaults,
+    ctx: &ClientContext,
+) -> Result<JobSpec, String> {
+    json_spec(text, 1, &[], defaults, ctx).map_err(one_line)
+}
+
 /// `reason` with its control characters escaped: it quotes the line's own
 /// text (serde_json names a misspelt field as written, and a JSON string
 /// may hold an escaped newline), and an error is one line.

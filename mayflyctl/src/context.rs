@@ -107,6 +107,32 @@ impl ClientContext {
     }
 }
 
+impl ClientContext {
+    /// The context of jobs handed in by a program rather than typed at a
+    /// terminal — the daemon's A2A front door reads a message's job spec
+    /// with this crate's `--json-input` parser, so both accept the same
+    /// jobs: relative paths resolve against `cwd`, `env` is the base
+    /// environment, `at` times are in the local time zone, and nothing is
+    /// a terminal.
+    pub fn detached(cwd: PathBuf, env: Vec<(String, String)>) -> Self {
+        Self {
+            cwd: Ok(cwd),
+            env,
+            socket_env: None,
+            daemon_timeout_env: None,
+            xdg_runtime_dir: None,
+            job_id_env: None,
+            uid: nix::unistd::getuid().as_raw(),
+            term_width: None,
+            color: false,
+            stderr_tty: false,
+            now: Timestamp::now(),
+            time_zone: TimeZone::system(),
+            stdin: None,
+        }
+    }
+}
+
 /// Reads all of standard input as UTF-8 text.
 fn read_stdin() -> Result<String, String> {
     let mut bytes = Vec::new();

@@ -485,6 +485,11 @@ quantum = \"25ms\"
                 "wal_flush_interval",
                 "snapshot_bytes",
                 "http_addr",
+                "a2a_addr",
+                "a2a_max_connections",
+                "a2a_push_queue",
+                "a2a_poll_interval",
+                "a2a_retry_for",
                 "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
@@ -513,6 +518,8 @@ quantum = \"25ms\"
             "socket = \"/s\"\nallow_uid = [7]\nstate_dir = \"~/d\"\nconcurrency = 7\nquantum = \"1ms\"\n\
              shutdown_timeout = \"1m\"\nshutdown_step_timeout = \"7s\"\nkill_grace = \"3s\"\nwal_flush_interval = \"5ms\"\n\
              snapshot_bytes = 4096\nhttp_addr = \"0.0.0.0:8080\"\ngrpc_addr = [\"off\"]\n\
+             a2a_addr = \"off\"\na2a_max_connections = 32\na2a_push_queue = 64\n\
+             a2a_poll_interval = \"250ms\"\na2a_retry_for = \"30s\"\n\
              push_gateway = \"http://127.0.0.1:9091\"\nmetrics_interval = \"2s\"\n\
              log_format = \"json\"\nmax_jobs = 5000\nmax_job_bytes = \"64K\"\n\
              max_output = 1048576\non_finish = \"notify-send done\"\non_finish_timeout = \"9s\"\n\
@@ -534,6 +541,11 @@ quantum = \"25ms\"
         assert_eq!(s.wal_flush_interval, Duration::from_millis(5));
         assert_eq!(s.snapshot_bytes, 4096);
         assert_eq!(s.http_addr, addr("0.0.0.0:8080"));
+        assert_eq!(s.a2a_addr, settings::A2aAddr(None));
+        assert_eq!(s.a2a_max_connections, 32);
+        assert_eq!(s.a2a_push_queue, 64);
+        assert_eq!(s.a2a_poll_interval, Duration::from_millis(250));
+        assert_eq!(s.a2a_retry_for, Duration::from_secs(30));
         assert_eq!(s.grpc_addr, [settings::GrpcAddr::Off]);
         assert_eq!(
             s.push_gateway.as_ref().map(ToString::to_string).as_deref(),

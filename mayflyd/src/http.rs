@@ -268,9 +268,10 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
 }
 
 /// The open connections, oldest first, each with whether a request of
-/// its is being answered and how to close it.
+/// its is being answered and how to close it. The A2A door keeps its
+/// connections the same way.
 #[derive(Debug, Default)]
-struct OpenConnections {
+pub(crate) struct OpenConnections {
     /// By the order they were accepted in.
     conns: std::sync::Mutex<OpenList>,
 }
@@ -287,7 +288,7 @@ struct OpenList {
 impl OpenConnections {
     /// Registers a new connection: its number, its busy flag, and the token
     /// that fires when it must make room.
-    fn add(&self) -> (u64, Arc<AtomicBool>, CancellationToken) {
+    pub(crate) fn add(&self) -> (u64, Arc<AtomicBool>, CancellationToken) {
         let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let id = list.next;
         list.next += 1;
@@ -298,13 +299,13 @@ impl OpenConnections {
     }
 
     /// Forgets a connection that has closed.
-    fn remove(&self, id: u64) {
+    pub(crate) fn remove(&self, id: u64) {
         let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         list.by_age.remove(&id);
     }
 
     /// Closes the oldest connection that is not being answered, if any.
-    fn evict_oldest_idle(&self) {
+    pub(crate) fn evict_oldest_idle(&self) {
         let mut list = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let oldest = list
             .by_age

@@ -10,6 +10,8 @@
 //! reports. [`scheduler`] starts it all, step by step; [`shutdown`] is how
 //! it stops.
 
+#[cfg(feature = "a2a")]
+pub mod a2a;
 pub mod callback;
 pub mod config;
 pub mod config_file;
@@ -37,6 +39,8 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod shutdown;
+#[cfg(any(feature = "a2a", feature = "grpc"))]
+pub mod token;
 pub mod wal;
 
 pub use scheduler::{DaemonError, Scheduler, SchedulerBuilder, SchedulerHandle};

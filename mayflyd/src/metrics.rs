@@ -210,6 +210,9 @@ pub struct Metrics {
     ipc: IpcFamilies,
     /// The write-ahead log's families.
     wal: WalFamilies,
+    /// The A2A door's and executor's families.
+    #[cfg(feature = "a2a")]
+    a2a: A2aFamilies,
     /// The gRPC door's families (registered in every build; without the
     /// `grpc` feature they stay empty and are not rendered).
     grpc: GrpcFamilies,
@@ -433,6 +436,90 @@ impl IpcFamilies {
     }
 }
 
+/// The families of the A2A front door and executor (`docs/a2a.md`).
+#[cfg(feature = "a2a")]
+struct A2aFamilies {
+    /// `mayfly_a2a_requests_total{method,result}`.
+    requests: IntCounterVec,
+    /// `mayfly_a2a_request_duration_seconds{method}`.
+    duration: HistogramVec,
+    /// `mayfly_a2a_connections`.
+    connections: IntGauge,
+    /// `mayfly_a2a_streams`.
+    streams: IntGauge,
+    /// `mayfly_a2a_unauthorized_total`: requests refused for a missing or
+    /// wrong token; a rising count is someone trying.
+    unauthorized: IntCounter,
+    /// `mayfly_a2a_push_notifications_total{result}`.
+    push: IntCounterVec,
+    /// `mayfly_a2a_remote_calls_total{method,result}`: the executor's calls
+    /// to remote agents.
+    remote: IntCounterVec,
+}
+
+#[cfg(feature = "a2a")]
+impl A2aFamilies {
+    /// Registers them with `r`.
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = counter_vec(
+            r,
+            "mayfly_a2a_requests_total",
+            "A2A JSON-RPC requests answered, by method (invalid for a request that named \
+             none this daemon serves) and result (error when the answer was an error).",
+            &["method", "result"],
+        )?;
+        let duration = histogram_vec(
+            r,
+            "mayfly_a2a_request_duration_seconds",
+            "Time from reading an A2A request to its answer (a blocking SendMessage lasts \
+             as long as its job; for a stream, until the stream starts), by method.",
+            IPC_BUCKETS,
+            &["method"],
+        )?;
+        let connections = register(
+            r,
+            IntGauge::new("mayfly_a2a_connections", "A2A connections open now.")?,
+        )?;
+        let streams = register(
+            r,
+            IntGauge::new(
+                "mayfly_a2a_streams",
+                "A2A server-sent event streams open now (SendStreamingMessage, SubscribeToTask).",
+            )?,
+        )?;
+        let unauthorized = register(
+            r,
+            IntCounter::new(
+                "mayfly_a2a_unauthorized_total",
+                "A2A requests refused for a missing or wrong bearer token.",
+            )?,
+        )?;
+        let push = counter_vec(
+            r,
+            "mayfly_a2a_push_notifications_total",
+            "A2A push notifications, by result: delivered, failed (given up after its \
+             retries) or dropped (the queue was full).",
+            &["result"],
+        )?;
+        let remote = counter_vec(
+            r,
+            "mayfly_a2a_remote_calls_total",
+            "Calls of the a2a executor to remote agents, by method and result (error when \
+             the call failed or was answered with an error).",
+            &["method", "result"],
+        )?;
+        Ok(Self {
+            requests,
+            duration,
+            connections,
+            streams,
+            unauthorized,
+            push,
+            remote,
+        })
+    }
+}
+
 /// The families of the write-ahead log.
 struct WalFamilies {
     /// `mayfly_wal_appends_total`.
@@ -608,6 +695,8 @@ impl Metrics {
         let jobs = JobFamilies::register(r)?;
         let ipc = IpcFamilies::register(r)?;
         let wal = WalFamilies::register(r)?;
+        #[cfg(feature = "a2a")]
+        let a2a = A2aFamilies::register(r)?;
         let grpc = GrpcFamilies::register(r)?;
         let system_task_up = gauge_vec(
             r,
@@ -642,6 +731,8 @@ impl Metrics {
             jobs,
             ipc,
             wal,
+            #[cfg(feature = "a2a")]
+            a2a,
             grpc,
             system_task_up,
             executors,
@@ -879,6 +970,49 @@ impl Metrics {
         self.wal.fsync.observe(seconds(took));
     }
 
+    /// One A2A request of `method` was answered in `elapsed`; `ok` is false
+    /// when the answer was an error.
+    #[cfg(feature = "a2a")]
+    pub fn a2a_request(&self, method: &str, ok: bool, elapsed: Duration) {
+        let result = if ok { "ok" } else { "error" };
+        self.a2a.requests.with_label_values(&[method, result]).inc();
+        self.a2a
+            .duration
+            .with_label_values(&[method])
+            .observe(seconds(elapsed));
+    }
+
+    /// An A2A connection opened (`1`) or closed (`-1`).
+    #[cfg(feature = "a2a")]
+    pub fn a2a_connection(&self, delta: i64) {
+        self.a2a.connections.add(delta);
+    }
+
+    /// An A2A stream opened (`1`) or ended (`-1`).
+    #[cfg(feature = "a2a")]
+    pub fn a2a_stream(&self, delta: i64) {
+        self.a2a.streams.add(delta);
+    }
+
+    /// An A2A request was refused for its token.
+    #[cfg(feature = "a2a")]
+    pub fn a2a_unauthorized(&self) {
+        self.a2a.unauthorized.inc();
+    }
+
+    /// A push notification was `delivered`, `failed` or `dropped`.
+    #[cfg(feature = "a2a")]
+    pub fn a2a_push(&self, result: &str) {
+        self.a2a.push.with_label_values(&[result]).inc();
+    }
+
+    /// The a2a executor called `method` on a remote agent.
+    #[cfg(feature = "a2a")]
+    pub fn a2a_remote_call(&self, method: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.a2a.remote.with_label_values(&[method, result]).inc();
+    }
+
     /// Every metric in the Prometheus text format (see [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let families = self.registry.gather();
@@ -1054,6 +1188,42 @@ mod tests {
             )),
             1.0
         );
+    }
+
+    #[cfg(feature = "a2a")]
+    #[test]
+    fn the_a2a_families_render_after_one_update_of_each() {
+        let m = Metrics::new().unwrap();
+        m.a2a_request("SendMessage", true, Duration::from_millis(2));
+        m.a2a_connection(1);
+        m.a2a_stream(1);
+        m.a2a_unauthorized();
+        m.a2a_push("delivered");
+        m.a2a_remote_call("GetTask", false);
+        let text = m.render();
+        for (series, value) in [
+            (
+                r#"mayfly_a2a_requests_total{method="SendMessage",result="ok"}"#,
+                1.0,
+            ),
+            (
+                r#"mayfly_a2a_request_duration_seconds_count{method="SendMessage"}"#,
+                1.0,
+            ),
+            ("mayfly_a2a_connections", 1.0),
+            ("mayfly_a2a_streams", 1.0),
+            ("mayfly_a2a_unauthorized_total", 1.0),
+            (
+                r#"mayfly_a2a_push_notifications_total{result="delivered"}"#,
+                1.0,
+            ),
+            (
+                r#"mayfly_a2a_remote_calls_total{method="GetTask",result="error"}"#,
+                1.0,
+            ),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series}:\n{text}");
+        }
     }
 
     #[test]

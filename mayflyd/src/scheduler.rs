@@ -96,6 +96,10 @@ pub enum DaemonError {
     /// The HTTP endpoint could not be bound.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The A2A front door could not start.
+    #[cfg(feature = "a2a")]
+    #[error(transparent)]
+    A2a(#[from] crate::a2a::A2aError),
     /// The gRPC front door could not start.
     #[cfg(feature = "grpc")]
     #[error(transparent)]
@@ -346,6 +350,9 @@ impl Scheduler {
         if let Some(http) = http {
             startup.serve_http(http);
         }
+        // The A2A door before the socket: a client that finds the socket
+        // finds the door (and its token) too.
+        startup.serve_a2a().await?;
         // gRPC first: a daemon whose socket accepts serves gRPC already.
         startup.serve_grpc(grpc).await?;
         startup.listen(socket)?;
@@ -521,6 +528,8 @@ impl Startup {
             logs_dir: self.logs_dir.clone(),
             socket: self.settings.socket.clone(),
             slurm_poll: self.settings.slurm_poll_interval,
+            a2a_poll: self.settings.a2a_poll_interval,
+            a2a_retry_for: self.settings.a2a_retry_for,
             metrics: Some(self.metrics.clone()),
         };
         let mut executors = Executors::new(local, reports_tx, context);
@@ -714,6 +723,35 @@ impl Startup {
         }
         #[cfg(not(feature = "ipc"))]
         let _ = listener;
+        Ok(())
+    }
+
+    /// Serves the A2A front door on `--a2a-addr` (nothing when it is off;
+    /// the setting is refused in a build without the `a2a` feature).
+    async fn serve_a2a(&self) -> Result<(), DaemonError> {
+        #[cfg(feature = "a2a")]
+        if let Some(addr) = self.settings.a2a_addr.0 {
+            let started = async {
+                let listener = crate::a2a::bind(addr).await?;
+                crate::a2a::start(
+                    listener,
+                    crate::a2a::DoorContext {
+                        mayfly: self.mayfly()?,
+                        metrics: self.metrics.clone(),
+                        shutdown: self.shutdown.clone(),
+                        state_dir: self.settings.state_dir.clone(),
+                        max_connections: self.settings.a2a_max_connections,
+                        push_queue: self.settings.a2a_push_queue,
+                    },
+                )?;
+                Ok::<_, DaemonError>(())
+            };
+            if let Err(e) = started.await {
+                // Nothing was started for clients yet; close the log.
+                self.shutdown.driver_done();
+                return Err(e);
+            }
+        }
         Ok(())
     }
 

@@ -116,6 +116,43 @@ pub struct Settings {
     )]
     pub http_addr: HttpAddr,
 
+    /// Serve the A2A front door (Agent2Agent 1.0, JSON-RPC; docs/a2a.md) on
+    /// HOST:PORT, on loopback when HOST is left out (:9480); every call but
+    /// the agent card needs the bearer token kept in STATE_DIR/token. `off`
+    /// serves none. Only a mayflyd built with the a2a feature takes an
+    /// address.
+    #[arg(
+        long,
+        env = "MAYFLY_A2A_ADDR",
+        value_name = "HOST:PORT|off",
+        default_value = "off",
+        value_parser = parse_a2a_addr
+    )]
+    pub a2a_addr: A2aAddr,
+
+    /// The most A2A connections open at once (streams and SendMessage calls
+    /// that wait for their job included); past it, the oldest idle one is
+    /// closed, or the new one waits.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_count)]
+    pub a2a_max_connections: usize,
+
+    /// The most A2A push notifications waiting to be delivered, over all
+    /// webhooks; past it, new ones are dropped (and counted), so a dead
+    /// webhook never holds the daemon.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = parse_count)]
+    pub a2a_push_queue: usize,
+
+    /// How often the a2a executor asks a remote agent how each job it
+    /// cannot follow on a stream stands (one GetTask per such job per
+    /// tick, for all of a queue's jobs at once; docs/a2a.md).
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_interval)]
+    pub a2a_poll_interval: Duration,
+
+    /// How long the a2a executor keeps trying a remote agent it cannot
+    /// reach (waiting 1 s, then twice as long each time, at most 30 s)
+    /// before it fails the job, saying why.
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub a2a_retry_for: Duration,
     /// Where to serve gRPC (docs/grpc.md), once per listener: unix:PATH for
     /// a Unix socket, HOST:PORT for TCP (loopback when HOST is left out, as
     /// in :50051; every call must then carry the bearer token kept in
@@ -366,6 +403,44 @@ pub fn parse_http_addr(s: &str) -> Result<HttpAddr, String> {
     })
 }
 
+/// The value of `--a2a-addr`: an address, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct A2aAddr(pub Option<SocketAddr>);
+
+/// Parses `--a2a-addr`: `HOST:PORT` (an IP address or `localhost`; no host
+/// is loopback) or `off`. In a build without the `a2a` feature anything but
+/// `off` is refused, saying so: a user who asks for A2A must learn at once
+/// that this daemon cannot serve it, while the same config file still works
+/// with a daemon built with it.
+pub fn parse_a2a_addr(s: &str) -> Result<A2aAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(A2aAddr(None));
+    }
+    if !cfg!(feature = "a2a") {
+        return Err(
+            "this mayflyd was built without the a2a feature; rebuild it with --features a2a, \
+             or leave --a2a-addr out"
+                .to_string(),
+        );
+    }
+    let teach = || {
+        format!(
+            "{s:?} is not HOST:PORT or off (write it like 127.0.0.1:9480, or :9480 for loopback)"
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(teach)?;
+    let port: u16 = port.parse().map_err(|_| teach())?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip = match host {
+        "" | "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        host => host.parse().map_err(|_| teach())?,
+    };
+    Ok(A2aAddr(Some(SocketAddr::new(ip, port))))
+}
+
 /// One value of `--grpc-addr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrpcAddr {
@@ -571,6 +646,11 @@ mod tests {
             s.http_addr,
             HttpAddr(Some("127.0.0.1:9479".parse().unwrap()))
         );
+        assert_eq!(s.a2a_addr, A2aAddr(None));
+        assert_eq!(s.a2a_max_connections, 256);
+        assert_eq!(s.a2a_push_queue, 1024);
+        assert_eq!(s.a2a_poll_interval, Duration::from_secs(1));
+        assert_eq!(s.a2a_retry_for, Duration::from_secs(120));
         assert!(s.grpc_addr.is_empty());
         assert_eq!(s.push_gateway, None);
         assert_eq!(s.metrics_interval, Duration::from_secs(10));
@@ -619,6 +699,11 @@ mod tests {
                 "wal_flush_interval",
                 "snapshot_bytes",
                 "http_addr",
+                "a2a_addr",
+                "a2a_max_connections",
+                "a2a_push_queue",
+                "a2a_poll_interval",
+                "a2a_retry_for",
                 "grpc_addr",
                 "push_gateway",
                 "metrics_interval",
@@ -722,5 +807,28 @@ mod tests {
                 .unwrap_err()
                 .contains("127.0.0.1:9479")
         );
+        assert_eq!(parse_a2a_addr("off"), Ok(A2aAddr(None)));
+    }
+
+    #[test]
+    fn a2a_addresses_default_to_loopback() {
+        if cfg!(feature = "a2a") {
+            let loopback = "127.0.0.1:9480".parse().ok();
+            assert_eq!(parse_a2a_addr(":9480"), Ok(A2aAddr(loopback)));
+            assert_eq!(parse_a2a_addr("localhost:9480"), Ok(A2aAddr(loopback)));
+            assert_eq!(
+                parse_a2a_addr("[::1]:9480"),
+                Ok(A2aAddr("[::1]:9480".parse().ok()))
+            );
+            assert_eq!(
+                parse_a2a_addr("0.0.0.0:9480"),
+                Ok(A2aAddr("0.0.0.0:9480".parse().ok()))
+            );
+            assert!(parse_a2a_addr("9480").unwrap_err().contains(":9480"));
+            assert!(parse_a2a_addr("host:x").is_err());
+        } else {
+            let err = parse_a2a_addr(":9480").unwrap_err();
+            assert!(err.contains("built without the a2a feature"), "{err}");
+        }
     }
 }

@@ -986,10 +986,10 @@ fn job_limits_refuse_with_what_to_do() {
 // ---------------------------------------------------------------- executors
 
 /// Each queue names what runs its jobs: `local` unless set, shown by `queue
-/// list` and `dump-state`. An executor this daemon does not have (`a2a`;
-/// `slurm` has its own tests, in `slurm.rs`) is refused
-/// with what to use instead, and a setting of another kind is a usage
-/// error.
+/// list` and `dump-state`. An executor this daemon does not have (`a2a`
+/// in a build without that feature; `slurm` has its own tests, in
+/// `slurm.rs`, and `a2a` in `a2a.rs`) is refused with what to use instead,
+/// and a setting of another kind is a usage error.
 #[test]
 fn a_queue_shows_its_executor_and_an_unknown_one_is_refused() {
     let d = Daemon::start(&[]);
@@ -1007,22 +1007,32 @@ fn a_queue_shows_its_executor_and_an_unknown_one_is_refused() {
         queues.iter().all(|q| q["executor"]["kind"] == "local"),
         "{queues:?}"
     );
-    let err = refused(
-        &d.ctl(&[
-            "queue",
-            "add",
-            "agents",
-            "--executor",
-            "a2a",
-            "--a2a-url",
-            "http://127.0.0.1:1/",
-        ]),
-        1,
-    );
-    assert!(
-        err.contains("no a2a executor") && err.contains("--executor local"),
-        "{err}"
-    );
+    let add_agents = d.ctl(&[
+        "queue",
+        "add",
+        "agents",
+        "--executor",
+        "a2a",
+        "--a2a-url",
+        "http://127.0.0.1:1/",
+    ]);
+    if cfg!(feature = "a2a") {
+        // This build has it: the queue is made, and shows its executor.
+        assert!(add_agents.status.success(), "{add_agents:?}");
+        let queues: Value = serde_json::from_str(&d.ctl_ok(&["--json", "queue", "list"]))
+            .expect("queue list --json");
+        let agents = queues
+            .as_array()
+            .and_then(|qs| qs.iter().find(|q| q["name"] == "agents"))
+            .expect("the agents queue");
+        assert_eq!(agents["executor"]["kind"], "a2a", "{agents}");
+    } else {
+        let err = refused(&add_agents, 1);
+        assert!(
+            err.contains("no a2a executor") && err.contains("--executor local"),
+            "{err}"
+        );
+    }
     let err = refused(
         &d.ctl(&["queue", "set", "build", "-c", "3", "--a2a-url", "http://x/"]),
         2,

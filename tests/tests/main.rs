@@ -12,6 +12,8 @@
 
 mod helper;
 
+#[cfg(feature = "a2a")]
+mod a2a;
 mod activity;
 mod config;
 mod docs;

@@ -102,6 +102,8 @@ impl Parts {
                     socket: dir.path().join("mayfly.sock"),
                     slurm_poll: Duration::from_secs(1),
                     metrics: None,
+                    a2a_poll: Duration::from_secs(1),
+                    a2a_retry_for: Duration::from_secs(1),
                 },
             ),
             DriverConfig {

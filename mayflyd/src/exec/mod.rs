@@ -21,7 +21,13 @@
 //! `slurm` ([`slurm::SlurmExecutor`]) hands each attempt to `sbatch` and
 //! follows all of its attempts with one `squeue` per tick (see
 //! `docs/slurm.md`).
+//!
+//! `a2a` ([`a2a::A2aExecutor`], feature `a2a`) hands each attempt to a
+//! remote A2A agent as a `SendMessage` and follows the task it becomes
+//! (see `docs/a2a.md`).
 
+#[cfg(feature = "a2a")]
+pub mod a2a;
 pub mod local;
 mod reap;
 pub mod slurm;
@@ -175,6 +181,12 @@ pub struct RemoteContext {
     /// How often a Slurm executor asks Slurm about its jobs
     /// (`--slurm-poll-interval`).
     pub slurm_poll: Duration,
+    /// How often an a2a executor asks an agent about the jobs it cannot
+    /// follow on a stream (`--a2a-poll-interval`).
+    pub a2a_poll: Duration,
+    /// How long an a2a executor keeps trying an agent it cannot reach
+    /// (`--a2a-retry-for`).
+    pub a2a_retry_for: Duration,
     /// The daemon's metrics, if it keeps any.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
@@ -221,6 +233,14 @@ impl Executors {
     pub fn check(spec: &ExecutorSpec) -> Result<(), String> {
         match spec {
             ExecutorSpec::Local => Ok(()),
+            #[cfg(feature = "a2a")]
+            ExecutorSpec::A2a { url, token_file } => a2a::check(url, token_file.as_deref()),
+            #[cfg(not(feature = "a2a"))]
+            ExecutorSpec::A2a { .. } => Err(
+                "this mayflyd has no a2a executor (it was built without the a2a feature); \
+                 rebuild it with --features a2a, or use --executor local"
+                    .to_string(),
+            ),
             ExecutorSpec::Slurm { partition, args } => {
                 if partition
                     .as_deref()
@@ -230,10 +250,6 @@ impl Executors {
                 }
                 slurm::check_args(args)
             }
-            other => Err(format!(
-                "this mayflyd has no {} executor; use --executor local",
-                other.kind()
-            )),
         }
     }
 
@@ -262,6 +278,13 @@ impl Executors {
     fn build(&self, spec: &ExecutorSpec) -> Result<Arc<dyn Executor>, String> {
         Self::check(spec)?;
         match spec {
+            #[cfg(feature = "a2a")]
+            ExecutorSpec::A2a { url, token_file } => Ok(Arc::new(a2a::A2aExecutor::new(
+                url,
+                token_file.as_deref(),
+                &self.context,
+                self.reports.clone(),
+            )?)),
             ExecutorSpec::Slurm { partition, args } => Ok(Arc::new(slurm::SlurmExecutor::new(
                 partition.clone(),
                 args.clone(),

@@ -19,7 +19,7 @@
 //!   call of that connection (the `Gate` interceptor below);
 //! - TCP addresses given with `--grpc-addr HOST:PORT`, where every call must
 //!   carry `authorization: Bearer <token>`, the token in `STATE_DIR/token`
-//!   ([`token`]); a call without it gets `UNAUTHENTICATED`.
+//!   ([`crate::token`]); a call without it gets `UNAUTHENTICATED`.
 //!
 //! The gate runs before the service decodes anything, on every service
 //! (health and reflection too). Limits (docs/limits.md): at most
@@ -37,7 +37,6 @@
 
 pub mod convert;
 pub mod door;
-pub mod token;
 
 use std::io;
 use std::net::SocketAddr;
@@ -63,7 +62,7 @@ use crate::service::Mayfly;
 use crate::settings::{GrpcListeners, Settings};
 use crate::shutdown::Shutdown;
 
-pub use self::token::Token;
+pub use crate::token::Token;
 
 /// The messages and the service, generated from the `.proto` at build time.
 #[allow(
@@ -121,7 +120,7 @@ pub enum GrpcError {
     },
     /// The bearer token could not be read or made.
     #[error(transparent)]
-    Token(#[from] token::TokenError),
+    Token(#[from] crate::token::TokenError),
     /// The reflection service could not be built (a bug: a bad descriptor).
     #[error("cannot set up gRPC reflection: {0}")]
     Reflection(String),

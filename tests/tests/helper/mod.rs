@@ -12,6 +12,8 @@
 //! - the daemon's log (stderr, at debug level) goes to a file that is printed
 //!   when a test fails; its stdout (where `--dump-state` prints) to another.
 
+#[cfg(feature = "a2a")]
+pub mod a2a;
 pub mod http;
 pub mod raw;
 pub mod wait;
