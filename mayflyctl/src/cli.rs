@@ -530,8 +530,9 @@ pub struct SubmitArgs {
     /// When the job has ended (for good: after its last retry), run this
     /// shell line, in the job's directory and environment plus
     /// MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL,
-    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and
-    /// MAYFLY_DURATION_MS [default: the daemon's --on-finish]. E.g.
+    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR,
+    /// MAYFLY_DURATION_MS and MAYFLY_SOCKET [default: the daemon's
+    /// --on-finish]. E.g.
     /// 'notify-send "job $MAYFLY_JOB_ID $MAYFLY_JOB_STATE"'.
     #[arg(long, value_name = "CMD", help_heading = "How it ends")]
     pub on_finish: Option<String>,

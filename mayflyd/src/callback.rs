@@ -45,6 +45,9 @@ pub struct CallbackConfig {
     pub concurrency: usize,
     /// Where the jobs' output files are, for `MAYFLY_JOB_STDOUT`/`_STDERR`.
     pub logs_dir: PathBuf,
+    /// The daemon's socket, as `MAYFLY_SOCKET` (as jobs get it), so that a
+    /// callback's `mayflyctl` talks to this daemon.
+    pub socket: PathBuf,
 }
 
 /// One callback to run: the line, where, and with what environment.
@@ -72,7 +75,8 @@ impl Callback {
     ) -> Option<Callback> {
         let line = own.or(config.default_line.as_deref())?.to_string();
         let mut env = env.to_vec();
-        for (key, value) in facts(job, &config.logs_dir) {
+        let socket = ("MAYFLY_SOCKET", config.socket.display().to_string());
+        for (key, value) in facts(job, &config.logs_dir).into_iter().chain([socket]) {
             match env.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
                 None => env.push((key.to_string(), value)),
@@ -305,6 +309,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             concurrency: 2,
             logs_dir: PathBuf::from("/state/logs"),
+            socket: PathBuf::from("/run/m.sock"),
         }
     }
 
@@ -334,7 +339,8 @@ mod tests {
         assert_eq!(var("MAYFLY_JOB_STDOUT"), Some("/state/logs/7.out"));
         assert_eq!(var("MAYFLY_JOB_STDERR"), Some("/state/logs/7.err"));
         assert_eq!(var("MAYFLY_DURATION_MS"), Some("2500"));
-        assert_eq!(own.env.len(), 2 + 7, "MAYFLY_JOB_STATE is set once");
+        assert_eq!(var("MAYFLY_SOCKET"), Some("/run/m.sock"));
+        assert_eq!(own.env.len(), 2 + 8, "MAYFLY_JOB_STATE is set once");
     }
 
     /// A callback to run `line` in `/`.

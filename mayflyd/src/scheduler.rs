@@ -607,6 +607,7 @@ impl Startup {
                     timeout: self.settings.on_finish_timeout,
                     concurrency: self.settings.on_finish_concurrency,
                     logs_dir: self.logs_dir.clone(),
+                    socket: self.settings.socket.clone(),
                 },
             },
             DriverInbox {

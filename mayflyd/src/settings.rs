@@ -203,8 +203,8 @@ pub struct Settings {
     /// Run this shell line (sh -c) when a job ends, for every job that sets
     /// no --on-finish of its own: in the job's directory and environment,
     /// plus MAYFLY_JOB_ID, MAYFLY_JOB_STATE, MAYFLY_EXIT_CODE, MAYFLY_SIGNAL,
-    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR and
-    /// MAYFLY_DURATION_MS. It never changes the job's state; one owed when
+    /// MAYFLY_QUEUE, MAYFLY_JOB_STDOUT, MAYFLY_JOB_STDERR,
+    /// MAYFLY_DURATION_MS and MAYFLY_SOCKET. It never changes the job's state; one owed when
     /// the daemon stopped runs after its restart (at least once).
     #[arg(long, value_name = "CMD", value_parser = parse_on_finish)]
     pub on_finish: Option<String>,

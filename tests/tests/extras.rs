@@ -156,6 +156,7 @@ fn a_finish_callback_runs_with_the_facts_of_the_jobs_end() {
     );
     assert!(env["MAYFLY_JOB_STDERR"].ends_with(&format!("{own}.err")));
     assert!(env["MAYFLY_DURATION_MS"].parse::<u64>().is_ok(), "{env:?}");
+    assert_eq!(env["MAYFLY_SOCKET"], d.socket().display().to_string());
     assert!(
         !d.file(&format!("daemon-{own}.env")).exists(),
         "the job's own wins"

@@ -115,6 +115,7 @@ impl Parts {
                     timeout: Duration::from_secs(5),
                     concurrency: 2,
                     logs_dir: logs.clone(),
+                    socket: dir.path().join("mayfly.sock"),
                 },
             },
             DriverInbox {
