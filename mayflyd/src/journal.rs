@@ -122,6 +122,11 @@ pub enum WalCmd {
         records: Vec<Vec<u8>>,
         /// Whether to fsync.
         sync: bool,
+        /// With `sync`: the fsync may wait until [`SYNC_SOON`] after the
+        /// previous one, to be shared with the writes that come meanwhile
+        /// (for replies that tell of the daemon's own facts, not for a
+        /// client's change).
+        soon: bool,
     },
     /// Write a snapshot covering everything appended so far.
     Snapshot {
@@ -170,6 +175,13 @@ pub struct AckInfo {
 /// How many commands may wait without waking the journal thread.
 const LAZY_QUEUE: usize = 256;
 
+/// How long after the end of one fsync a `soon` write may wait for the
+/// next: when jobs end faster than an fsync takes (short jobs told to a
+/// `wait`), their ends share fsyncs instead of queueing one each, which on
+/// a busy machine costs the jobs CPU. An end after a quiet spell is synced
+/// at once. See `docs/durability.md`.
+pub const SYNC_SOON: Duration = Duration::from_millis(1);
+
 /// The journal thread's queue of commands.
 #[derive(Debug, Default)]
 struct Inbox {
@@ -198,15 +210,34 @@ impl std::fmt::Debug for InboxState {
     }
 }
 
-/// Whether `cmd` can wait until something else wakes the thread.
+/// Whether `cmd` can wait until something else wakes the thread (or, for
+/// a `soon` write, until [`SYNC_SOON`] after the last fsync).
 fn can_wait(cmd: &WalCmd) -> bool {
-    matches!(cmd, WalCmd::Write { sync: false, .. })
+    matches!(
+        cmd,
+        WalCmd::Write { sync: false, .. } | WalCmd::Write { soon: true, .. }
+    )
+}
+
+/// Whether `cmd` is an fsync that may wait a little.
+fn is_soon(cmd: &WalCmd) -> bool {
+    matches!(
+        cmd,
+        WalCmd::Write {
+            sync: true,
+            soon: true,
+            ..
+        }
+    )
 }
 
 impl Inbox {
     /// Queues `cmd`, waking the thread if it must act now. False when the
     /// thread has stopped.
     fn push(&self, cmd: WalCmd) -> bool {
+        // The first `soon` fsync wakes the thread, which then knows when
+        // it is due.
+        let soon = is_soon(&cmd);
         let wait = can_wait(&cmd);
         let Ok(mut state) = self.state.lock() else {
             return false;
@@ -214,8 +245,9 @@ impl Inbox {
         if state.closed {
             return false;
         }
+        let first_soon = soon && !state.cmds.iter().any(is_soon);
         state.cmds.push(cmd);
-        let wake = !wait || state.cmds.len() >= LAZY_QUEUE;
+        let wake = !wait || first_soon || state.cmds.len() >= LAZY_QUEUE;
         drop(state);
         if wake {
             self.ready.notify_one();
@@ -224,13 +256,18 @@ impl Inbox {
     }
 
     /// Waits for work: every command queued, oldest first, once one of them
-    /// needs the thread (or the queue is long, or closing); `None` when the
+    /// needs the thread (or the queue is long, or closing, or a `soon`
+    /// fsync is due: [`SYNC_SOON`] after `last_sync`); `None` when the
     /// queue is closed and empty.
-    fn take(&self) -> Option<Vec<WalCmd>> {
+    fn take(&self, last_sync: Instant) -> Option<Vec<WalCmd>> {
+        let soon_due = last_sync + SYNC_SOON;
         let mut state = self.state.lock().ok()?;
         loop {
+            let now = Instant::now();
+            let soon = state.cmds.iter().any(is_soon);
             let due = state.cmds.len() >= LAZY_QUEUE
                 || state.cmds.iter().any(|c| !can_wait(c))
+                || (soon && now >= soon_due)
                 || (state.closed && !state.cmds.is_empty());
             if due {
                 return Some(std::mem::take(&mut state.cmds));
@@ -238,7 +275,11 @@ impl Inbox {
             if state.closed {
                 return None;
             }
-            state = self.ready.wait(state).ok()?;
+            state = if soon {
+                self.ready.wait_timeout(state, soon_due - now).ok()?.0
+            } else {
+                self.ready.wait(state).ok()?
+            };
         }
     }
 
@@ -355,7 +396,11 @@ fn run_thread(
     // Set after a failed write or sync: the log dropped its unsynced
     // records, so nothing may be appended until the driver has rebuilt.
     let mut failure: Option<String> = None;
-    while let Some(cmds) = rx.take() {
+    // When the last fsync ended (long ago, at first).
+    let mut last_sync = Instant::now()
+        .checked_sub(SYNC_SOON)
+        .unwrap_or_else(Instant::now);
+    while let Some(cmds) = rx.take(last_sync) {
         let mut writes: Vec<(u64, bool)> = Vec::new();
         for cmd in cmds {
             match cmd {
@@ -363,6 +408,7 @@ fn run_thread(
                     ticket,
                     records,
                     sync,
+                    ..
                 } => {
                     if failure.is_none()
                         && let Some(w) = wal.as_mut()
@@ -377,7 +423,9 @@ fn run_thread(
                     writes.push((ticket, sync));
                 }
                 other => {
-                    flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
+                    if flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics) {
+                        last_sync = Instant::now();
+                    }
                     match other {
                         WalCmd::Snapshot { ticket, snapshot } => {
                             let result = take_snapshot(wal.as_mut(), failure.as_deref(), snapshot);
@@ -414,7 +462,9 @@ fn run_thread(
                 }
             }
         }
-        flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
+        if flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics) {
+            last_sync = Instant::now();
+        }
     }
 }
 
@@ -456,15 +506,16 @@ fn take_snapshot(
 
 /// Syncs (if any write asked for it) and answers the collected writes:
 /// those that asked for an fsync, and every one when the log has failed.
+/// True when it synced.
 fn flush_writes(
     wal: &mut Option<Wal>,
     failure: &mut Option<String>,
     writes: &mut Vec<(u64, bool)>,
     acks: &mpsc::UnboundedSender<WalAck>,
     metrics: Option<&Metrics>,
-) {
+) -> bool {
     if writes.is_empty() {
-        return;
+        return false;
     }
     let wants_sync = writes.iter().any(|&(_, sync)| sync);
     let mut info = AckInfo {
@@ -502,6 +553,7 @@ fn flush_writes(
         };
         let _ = acks.send(WalAck { ticket, result });
     }
+    info.synced
 }
 
 /// Counts a successful sync in the metrics: the records and bytes it wrote,
@@ -556,7 +608,41 @@ mod tests {
             ticket,
             records,
             sync,
+            soon: false,
         }
+    }
+
+    /// An fsynced write that may wait to be shared.
+    fn soon_write(ticket: u64) -> WalCmd {
+        WalCmd::Write {
+            ticket,
+            records: vec![record()],
+            sync: true,
+            soon: true,
+        }
+    }
+
+    #[test]
+    fn a_soon_fsync_waits_its_turn_after_the_last_one_and_takes_what_came_meanwhile() {
+        let inbox = Inbox::default();
+        // Long after the last fsync: due at once.
+        assert!(inbox.push(soon_write(1)));
+        let long_ago = Instant::now()
+            .checked_sub(SYNC_SOON * 10)
+            .unwrap_or_else(Instant::now);
+        assert_eq!(inbox.take(long_ago).map(|c| c.len()), Some(1));
+        // Right after one: due only once SYNC_SOON has passed, with what
+        // was queued meanwhile.
+        let last = Instant::now();
+        assert!(inbox.push(soon_write(2)));
+        assert!(inbox.push(write(3, vec![record()], false)));
+        let cmds = inbox.take(last).expect("open");
+        assert!(last.elapsed() >= SYNC_SOON, "{:?}", last.elapsed());
+        assert_eq!(cmds.len(), 2);
+        // A client's fsync does not wait, and takes the waiting one along.
+        assert!(inbox.push(soon_write(4)));
+        assert!(inbox.push(write(5, vec![record()], true)));
+        assert_eq!(inbox.take(Instant::now()).map(|c| c.len()), Some(2));
     }
 
     /// An encoded record (any event will do).

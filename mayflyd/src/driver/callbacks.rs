@@ -30,8 +30,9 @@ impl Driver {
         // The end must be durable before the callback tells anyone of it:
         // a crash could otherwise turn it into another end (`interrupted`).
         // A group of the daemon's own facts is released before its write is
-        // acknowledged, so this one asks for the fsync a client's would.
-        self.pipeline.needs_sync();
+        // acknowledged, so this one asks for an fsync, and the launch is a
+        // reply held until then.
+        self.pipeline.needs_sync_for_replies();
         self.record(Event::CallbackDue { id });
         let internal = self.internal_tx.clone();
         self.pipeline.hold(Held::new(move |delivery: Delivery<'_>| {

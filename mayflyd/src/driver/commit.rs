@@ -18,6 +18,11 @@
 //!   with the next batch meanwhile);
 //! - a group of the daemon's own facts is written without an fsync and
 //!   released as soon as the groups before it are (*eager* release);
+//! - a group of facts whose held replies tell of them (a `wait` told of a
+//!   job's end) asks for an fsync for those replies alone: its effects and
+//!   activity go out as a fact group's do, its replies once it is durable
+//!   (*split* release). So a waiting client never delays the next start by
+//!   an fsync;
 //! - after a failed write, every group not yet released fails; the facts
 //!   already acted on since the last fsync are handed back to be applied and
 //!   logged again ([`Pipeline::fail`]).
@@ -70,15 +75,39 @@ pub struct Write {
     pub records: Vec<Vec<u8>>,
     /// Whether the journal must fsync (and acknowledge).
     pub sync: bool,
+    /// With `sync`: whether the fsync may wait a little to be shared
+    /// (`crate::journal::SYNC_SOON`): only replies wait for it.
+    pub soon: bool,
+}
+
+impl Write {
+    /// The journal command that carries it out.
+    pub fn into_cmd(self) -> crate::journal::WalCmd {
+        crate::journal::WalCmd::Write {
+            ticket: self.ticket,
+            records: self.records,
+            sync: self.sync,
+            soon: self.soon,
+        }
+    }
 }
 
 /// One commit group: a batch's records and everything waiting on them.
+///
+/// What [`Pipeline`] hands back for release is a group too, or a part of
+/// one: a group released in two steps (see the module documentation)
+/// comes back first with its activity and actions, then with its replies.
 #[derive(Debug)]
 pub struct Group {
     /// The journal ticket, or `None` when the group wrote nothing.
     ticket: Option<u64>,
     /// True while the group waits for its fsync to be acknowledged.
     awaits_ack: bool,
+    /// True when its effects and activity wait for the fsync too (a
+    /// client's change), not only its replies.
+    gated: bool,
+    /// True once its effects and activity were handed out.
+    effects_out: bool,
     /// The events it logged.
     pub events: Vec<Event>,
     /// Replies to release.
@@ -122,6 +151,8 @@ pub struct Pipeline {
     batch_records: Vec<Vec<u8>>,
     /// True when a client waits on this batch: it must be fsynced.
     batch_sync: bool,
+    /// True when the batch's effects wait for that fsync too.
+    batch_gated: bool,
     /// Replies held for this batch.
     batch_held: Vec<Held>,
     /// What this batch's events will tell the activity log.
@@ -161,8 +192,20 @@ impl Pipeline {
         self.batch_events.push(event);
     }
 
-    /// Marks the batch as one a client waits on: it will be fsynced.
+    /// Marks the batch as one a client waits on: it will be fsynced, and
+    /// nothing of it (reply, activity, action) is released before that.
     pub fn needs_sync(&mut self) {
+        self.batch_sync = true;
+        self.batch_gated = true;
+    }
+
+    /// Marks the batch as one whose held replies tell of its facts (a job's
+    /// end, told to a `wait`): it will be fsynced and those replies held
+    /// until then, while its activity and actions are released as a fact
+    /// group's are. Only for what would otherwise be released eagerly: the
+    /// daemon's own facts and what the core decides from them, on which it
+    /// acts before they are durable anyway.
+    pub fn needs_sync_for_replies(&mut self) {
         self.batch_sync = true;
     }
 
@@ -191,10 +234,16 @@ impl Pipeline {
         let events = std::mem::take(&mut self.batch_events);
         let records = std::mem::take(&mut self.batch_records);
         let sync = std::mem::take(&mut self.batch_sync);
-        let write = (!records.is_empty() || sync).then(|| self.write(records, sync));
+        let gated = std::mem::take(&mut self.batch_gated);
+        let mut write = (!records.is_empty() || sync).then(|| self.write(records, sync));
+        if let Some(write) = &mut write {
+            write.soon = sync && !gated;
+        }
         self.groups.push_back(Group {
             ticket: write.as_ref().map(|w| w.ticket),
             awaits_ack: sync,
+            gated,
+            effects_out: false,
             events,
             held: std::mem::take(&mut self.batch_held),
             actions,
@@ -214,6 +263,7 @@ impl Pipeline {
             ticket,
             records,
             sync,
+            soon: false,
         }
     }
 
@@ -225,18 +275,45 @@ impl Pipeline {
             .then(|| self.write(Vec::new(), true))
     }
 
-    /// Takes the groups at the front that wait for nothing, noting the
-    /// events of each as acted on and not yet durable.
+    /// Takes what may be released now, in order: first the activity and
+    /// actions of every group up to the first one whose effects wait for
+    /// its fsync (noting their events as acted on and not yet durable),
+    /// then the replies of the groups at the front that wait for nothing.
     fn take_ready(&mut self) -> Vec<Group> {
         let mut ready = Vec::new();
-        while self.groups.front().is_some_and(|g| !g.awaits_ack) {
-            if let Some(mut group) = self.groups.pop_front() {
-                if let Some(ticket) = group.ticket
-                    && !group.events.is_empty()
-                {
-                    self.since_durable
-                        .push_back((ticket, std::mem::take(&mut group.events)));
-                }
+        for group in &mut self.groups {
+            if group.effects_out {
+                continue;
+            }
+            if group.awaits_ack && group.gated {
+                break;
+            }
+            group.effects_out = true;
+            let events = std::mem::take(&mut group.events);
+            if let Some(ticket) = group.ticket
+                && !events.is_empty()
+            {
+                self.since_durable.push_back((ticket, events));
+            }
+            ready.push(Group {
+                ticket: group.ticket,
+                awaits_ack: false,
+                gated: false,
+                effects_out: true,
+                events: Vec::new(),
+                held: Vec::new(),
+                actions: std::mem::take(&mut group.actions),
+                activity: std::mem::take(&mut group.activity),
+            });
+        }
+        while self
+            .groups
+            .front()
+            .is_some_and(|g| g.effects_out && !g.awaits_ack)
+        {
+            if let Some(group) = self.groups.pop_front()
+                && !group.held.is_empty()
+            {
                 ready.push(group);
             }
         }
@@ -415,8 +492,10 @@ mod tests {
         assert!(ready.is_empty(), "groups are released in order");
         match p.on_ack(write.ticket, ok(true)) {
             Acked::Released(groups) => {
-                assert_eq!(groups.len(), 2);
+                // Both groups' effects, then the submit's reply.
+                assert_eq!(groups.len(), 3);
                 assert_eq!(groups[1].actions.len(), 1);
+                assert_eq!(groups[2].held.len(), 1);
                 release(groups);
             }
             other => panic!("{other:?}"),
@@ -439,6 +518,73 @@ mod tests {
         // Nothing to write and nothing held: no group at all.
         let (write, ready) = p.commit(Vec::new());
         assert!(write.is_none() && ready.is_empty());
+    }
+
+    #[test]
+    fn a_group_synced_for_its_replies_acts_at_once_and_replies_once_durable() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut p = Pipeline::default();
+        // A job's end, told to a wait, and the start it frees a slot for.
+        p.record(ev(1), vec![1]);
+        p.needs_sync_for_replies();
+        p.hold(held(&log, "wait"));
+        let (write, ready) = p.commit(vec![Action::RemoveOutput { id: JobId(1) }]);
+        let write = write.expect("a write");
+        assert!(write.sync, "the reply needs the fsync");
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].actions.len(), 1, "the action goes at once");
+        assert!(ready[0].held.is_empty(), "the reply does not");
+        // A client's change behind it waits for its own fsync; a fact
+        // behind that waits in order.
+        p.record(ev(2), vec![2]);
+        p.needs_sync();
+        p.hold(held(&log, "cancel"));
+        let (second, ready) = p.commit(vec![Action::RemoveOutput { id: JobId(2) }]);
+        assert!(ready.is_empty());
+        p.record(ev(3), vec![3]);
+        let (_, ready) = p.commit(vec![Action::RemoveOutput { id: JobId(3) }]);
+        assert!(ready.is_empty(), "effects are released in order");
+        match p.on_ack(write.ticket, ok(true)) {
+            Acked::Released(groups) => assert_eq!(release(groups), 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*log.lock().unwrap(), ["wait: ok"]);
+        match p.on_ack(second.expect("a write").ticket, ok(true)) {
+            Acked::Released(groups) => {
+                let actions: Vec<_> = groups.iter().flat_map(|g| &g.actions).collect();
+                assert_eq!(actions.len(), 2);
+                release(groups);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*log.lock().unwrap(), ["wait: ok", "cancel: ok"]);
+        assert_eq!(p.groups_out(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_hands_back_the_facts_of_a_group_that_acted_early() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut p = Pipeline::default();
+        p.record(ev(1), vec![1]);
+        p.needs_sync_for_replies();
+        p.hold(held(&log, "wait"));
+        let (write, ready) = p.commit(Vec::new());
+        release(ready);
+        assert!(matches!(
+            p.on_ack(write.expect("a write").ticket, Err("disk full".into())),
+            Acked::Failed(_)
+        ));
+        let failure = p.fail();
+        assert_eq!(failure.told, vec![ev(1)], "it was acted on: told");
+        assert_eq!(failure.failed.len(), 1);
+        assert!(failure.failed[0].events.is_empty(), "not counted twice");
+        let error = ServiceError::new(ErrorKind::Storage, "disk full");
+        for group in failure.failed {
+            for h in group.held {
+                h.deliver(Delivery::Failed(&error));
+            }
+        }
+        assert_eq!(*log.lock().unwrap(), ["wait: disk full"]);
     }
 
     #[test]

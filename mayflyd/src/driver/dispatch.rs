@@ -299,7 +299,7 @@ impl Driver {
         if !ended.is_empty() {
             // Their ends may not be durable yet (see `job_ended`). With
             // nothing left unsynced, the journal skips the fsync.
-            self.pipeline.needs_sync();
+            self.pipeline.needs_sync_for_replies();
         }
         let last = ended.len();
         for (n, id) in ended.into_iter().enumerate() {

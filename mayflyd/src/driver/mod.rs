@@ -582,7 +582,7 @@ impl Driver {
         let Some(info) = self.core.job_info(id) else {
             return;
         };
-        self.pipeline.needs_sync();
+        self.pipeline.needs_sync_for_replies();
         for report in reports {
             self.hold_end(report.sink, info.clone(), report.last);
         }
@@ -607,11 +607,7 @@ impl Driver {
         let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
         let (write, ready) = self.pipeline.commit(actions);
         if let Some(write) = write {
-            self.send(WalCmd::Write {
-                ticket: write.ticket,
-                records: write.records,
-                sync: write.sync,
-            });
+            self.send(write.into_cmd());
         }
         self.release(ready);
         self.maybe_snapshot();
@@ -679,11 +675,7 @@ impl Driver {
         // Nothing waits on it: its acknowledgement only tells which acted-on
         // events became durable (or that the disk failed).
         if let Some(write) = self.pipeline.flush() {
-            self.send(WalCmd::Write {
-                ticket: write.ticket,
-                records: write.records,
-                sync: write.sync,
-            });
+            self.send(write.into_cmd());
         }
     }
 

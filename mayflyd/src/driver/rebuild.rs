@@ -89,11 +89,7 @@ impl Driver {
         if !facts.is_empty() {
             let records = facts.iter().map(encode_event).collect();
             let write = self.pipeline.relog(facts, records);
-            self.send(WalCmd::Write {
-                ticket: write.ticket,
-                records: write.records,
-                sync: write.sync,
-            });
+            self.send(write.into_cmd());
         }
     }
 

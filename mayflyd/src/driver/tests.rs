@@ -37,6 +37,8 @@ struct Write {
     events: Vec<Event>,
     /// Whether the driver asked for an fsync.
     sync: bool,
+    /// Whether that fsync may wait to be shared.
+    soon: bool,
 }
 
 /// A driver that is not running yet, and the other ends of its channels.
@@ -268,6 +270,7 @@ impl Rig {
                 ticket,
                 records,
                 sync,
+                soon,
             } => Write {
                 ticket,
                 events: records
@@ -275,6 +278,7 @@ impl Rig {
                     .map(|r| decode_payload(r).expect("a record decodes as an event"))
                     .collect(),
                 sync,
+                soon,
             },
             WalCmd::Snapshot { .. } => panic!("expected a write, got a snapshot"),
             WalCmd::Reopen { .. } => panic!("expected a write, got a reopen"),
@@ -502,6 +506,36 @@ fn a_job_the_daemon_starts_does_not_wait_for_the_journal_but_its_start_is_logged
 }
 
 #[test]
+fn an_end_told_to_a_wait_frees_its_slot_at_once_and_is_told_once_durable() {
+    let rig = Rig::start(1);
+    submit_acknowledged(&rig, vec![rig.shell("exit 0"), rig.shell("echo ran")]);
+    let mut told = rig.within(
+        "handing a wait to the driver",
+        rig.mayfly.wait(vec![JobId(1)]),
+    );
+    // Job 1's end is fsynced for the wait, but job 2 starts, runs and
+    // ends without that fsync being acknowledged.
+    let writes = rig.writes_until(|e| exited(e, 2));
+    let (end, _) = position(&writes, |e| exited(e, 1)).expect("job 1's Exited record");
+    let end = &writes[end];
+    assert!(end.sync && end.soon, "{end:?}");
+    assert!(position(&writes, |e| spawned(e, 2)).is_some(), "{writes:?}");
+    assert!(
+        matches!(
+            told.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty)
+        ),
+        "the wait heard of an end before it was durable"
+    );
+    rig.ack(end.ticket, true);
+    let job = rig
+        .within("the wait's report", told.recv())
+        .expect("a report")
+        .expect("job 1");
+    assert_eq!((job.id, job.state), (JobId(1), JobState::Succeeded));
+}
+
+#[test]
 fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
     let rig = Rig::start(1);
     let mut answer = rig.within(
@@ -509,7 +543,10 @@ fn a_submit_is_answered_and_started_only_once_its_fsync_is_acknowledged() {
         rig.mayfly.submit(rig.shell("echo ran")),
     );
     let write = rig.next_write();
-    assert!(write.sync, "{write:?}");
+    assert!(
+        write.sync && !write.soon,
+        "a client's change is fsynced at once: {write:?}"
+    );
     assert!(write.events.iter().any(|e| started(e, 1)), "{write:?}");
 
     // A status round trip: the driver has committed the submit's group by
