@@ -191,7 +191,10 @@ impl Shared {
     /// The body of [`LocalExecutor::start`], on a blocking-pool thread: spawns,
     /// reports, and hands the child to a task that reports its exit.
     fn start(&self, id: JobId, spec: &JobSpec) {
-        let (child, relays) = match self.spawn(id, spec) {
+        let before = boot_clock();
+        let spawned = self.spawn(id, spec);
+        let after = boot_clock();
+        let (child, relays) = match spawned {
             Ok(spawned) => spawned,
             Err(failure) => {
                 let _ = self.reports.send(Report::StartFailed {
@@ -203,7 +206,7 @@ impl Shared {
             }
         };
         let pid = child.id();
-        let start_ticks = process_start_ticks(pid);
+        let start_ticks = spawn_ticks(before, after).or_else(|| process_start_ticks(pid));
         // Sent before the waiting task exists, so it reaches the driver
         // before the exit does. The driver is gone only when the daemon is
         // exiting.
@@ -516,6 +519,34 @@ fn run_outputs(logs_dir: &Path, work: &std_mpsc::Receiver<OutputWork>) {
             }
         }
     }
+}
+
+/// The boot-time clock (`CLOCK_BOOTTIME`, the clock of a process's start
+/// time) now.
+fn boot_clock() -> std::time::Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    std::time::Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The start time, in clock ticks since boot, of a process forked between
+/// the boot-clock readings `before` and `after`, when both fall in the same
+/// tick: the kernel stamps a new process with the boot clock and shows it in
+/// `/proc/PID/stat` rounded down to a tick, so that tick is the answer.
+/// `None` when the readings straddle a tick (one start in tens, at most):
+/// then only [`process_start_ticks`] can tell.
+///
+/// Why: reading `/proc/PID/stat` costs about as much as everything else the
+/// daemon does to start a short job (`bench/RESULTS.md`, "End to end at the
+/// floor").
+fn spawn_ticks(before: std::time::Duration, after: std::time::Duration) -> Option<u64> {
+    let per_second = u128::from(rustix::param::clock_ticks_per_second());
+    let per_tick = 1_000_000_000u128.checked_div(per_second)?;
+    let tick = |t: std::time::Duration| u64::try_from(t.as_nanos() / per_tick).ok();
+    let (first, last) = (tick(before)?, tick(after)?);
+    (first == last).then_some(first)
 }
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of
@@ -850,6 +881,33 @@ mod tests {
         child.wait().expect("reap sleep");
         // Gone: no start time.
         assert_eq!(process_start_ticks(pid), None);
+    }
+
+    #[test]
+    fn a_start_time_from_the_boot_clock_is_the_one_proc_shows() {
+        let mut exact = 0;
+        for _ in 0..50 {
+            let before = boot_clock();
+            let mut child = std::process::Command::new("/bin/sleep")
+                .arg("30")
+                .spawn()
+                .expect("sleep starts");
+            let after = boot_clock();
+            let proc = process_start_ticks(child.id());
+            assert!(proc.is_some());
+            if let Some(ticks) = spawn_ticks(before, after) {
+                assert_eq!(Some(ticks), proc, "{before:?}..{after:?}");
+                exact += 1;
+            }
+            child.kill().expect("kill sleep");
+            child.wait().expect("reap sleep");
+        }
+        // A straddled tick is rare; nearly every start is told by the clock.
+        assert!(exact >= 40, "{exact} of 50");
+        let tick = std::time::Duration::from_millis(10);
+        let t = std::time::Duration::from_secs(1000);
+        assert_eq!(spawn_ticks(t, t + tick), None, "a tick apart");
+        assert_eq!(spawn_ticks(t, t), Some(100_000), "at 100 ticks a second");
     }
 
     #[test]
