@@ -338,6 +338,8 @@ impl Journal {
         let thread = std::thread::Builder::new()
             .name("mayfly-wal".into())
             .spawn(move || {
+                // A client's fsync waits on this thread.
+                crate::slice::shorten_for_this_thread();
                 run_thread(wal, dir, &rx, acks, metrics.as_deref());
                 // However the thread ended, later sends must fail.
                 rx.close();

@@ -39,6 +39,7 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod shutdown;
+pub mod slice;
 #[cfg(any(feature = "a2a", feature = "grpc"))]
 pub mod token;
 pub mod wal;

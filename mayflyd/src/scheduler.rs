@@ -285,6 +285,7 @@ impl Scheduler {
             .worker_threads(worker_threads())
             .enable_all()
             .thread_name("mayflyd")
+            .on_thread_start(crate::slice::shorten_for_this_thread)
             .build()
             .map_err(DaemonError::Runtime)?;
         runtime.block_on(async move {
