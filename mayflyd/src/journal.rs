@@ -123,7 +123,7 @@ pub enum WalCmd {
         /// Whether to fsync.
         sync: bool,
         /// With `sync`: the fsync may wait until [`SYNC_SOON`] after the
-        /// previous one, to be shared with the writes that come meanwhile
+        /// previous such one, to be shared with the writes that come meanwhile
         /// (for replies that tell of the daemon's own facts, not for a
         /// client's change).
         soon: bool,
@@ -175,12 +175,14 @@ pub struct AckInfo {
 /// How many commands may wait without waking the journal thread.
 const LAZY_QUEUE: usize = 256;
 
-/// How long after the end of one fsync a `soon` write may wait for the
-/// next: when jobs end faster than an fsync takes (short jobs told to a
-/// `wait`), their ends share fsyncs instead of queueing one each, which on
-/// a busy machine costs the jobs CPU. An end after a quiet spell is synced
-/// at once. See `docs/durability.md`.
-pub const SYNC_SOON: Duration = Duration::from_millis(1);
+/// How long after the end of the last fsync that answered a `soon` write
+/// the next one may wait: when jobs end faster than an fsync takes (short
+/// jobs told to a `wait`), their ends share one fsync every 2 ms instead of
+/// queueing one each, which on a busy machine takes CPU from the jobs (an
+/// fsync costs tens of microseconds of CPU here, `bench/RESULTS.md`). An
+/// end after a quiet spell is synced at once, and a client's change never
+/// waits. See `docs/durability.md`.
+pub const SYNC_SOON: Duration = Duration::from_millis(2);
 
 /// The journal thread's queue of commands.
 #[derive(Debug, Default)]
@@ -211,7 +213,7 @@ impl std::fmt::Debug for InboxState {
 }
 
 /// Whether `cmd` can wait until something else wakes the thread (or, for
-/// a `soon` write, until [`SYNC_SOON`] after the last fsync).
+/// a `soon` write, until [`SYNC_SOON`] after the last one's fsync).
 fn can_wait(cmd: &WalCmd) -> bool {
     matches!(
         cmd,
@@ -257,10 +259,10 @@ impl Inbox {
 
     /// Waits for work: every command queued, oldest first, once one of them
     /// needs the thread (or the queue is long, or closing, or a `soon`
-    /// fsync is due: [`SYNC_SOON`] after `last_sync`); `None` when the
-    /// queue is closed and empty.
-    fn take(&self, last_sync: Instant) -> Option<Vec<WalCmd>> {
-        let soon_due = last_sync + SYNC_SOON;
+    /// fsync is due: [`SYNC_SOON`] after `last_soon`, the end of the last
+    /// fsync that answered one); `None` when the queue is closed and empty.
+    fn take(&self, last_soon: Instant) -> Option<Vec<WalCmd>> {
+        let soon_due = last_soon + SYNC_SOON;
         let mut state = self.state.lock().ok()?;
         loop {
             let now = Instant::now();
@@ -398,11 +400,13 @@ fn run_thread(
     // Set after a failed write or sync: the log dropped its unsynced
     // records, so nothing may be appended until the driver has rebuilt.
     let mut failure: Option<String> = None;
-    // When the last fsync ended (long ago, at first).
-    let mut last_sync = Instant::now()
+    // When the last fsync that answered a `soon` write ended (long ago, at
+    // first), and whether the writes collected hold one.
+    let mut last_soon = Instant::now()
         .checked_sub(SYNC_SOON)
         .unwrap_or_else(Instant::now);
-    while let Some(cmds) = rx.take(last_sync) {
+    let mut soon_held = false;
+    while let Some(cmds) = rx.take(last_soon) {
         let mut writes: Vec<(u64, bool)> = Vec::new();
         for cmd in cmds {
             match cmd {
@@ -410,8 +414,9 @@ fn run_thread(
                     ticket,
                     records,
                     sync,
-                    ..
+                    soon,
                 } => {
+                    soon_held |= sync && soon;
                     if failure.is_none()
                         && let Some(w) = wal.as_mut()
                     {
@@ -425,8 +430,9 @@ fn run_thread(
                     writes.push((ticket, sync));
                 }
                 other => {
-                    if flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics) {
-                        last_sync = Instant::now();
+                    let synced = flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
+                    if std::mem::take(&mut soon_held) && synced {
+                        last_soon = Instant::now();
                     }
                     match other {
                         WalCmd::Snapshot { ticket, snapshot } => {
@@ -464,8 +470,9 @@ fn run_thread(
                 }
             }
         }
-        if flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics) {
-            last_sync = Instant::now();
+        let synced = flush_writes(&mut wal, &mut failure, &mut writes, &acks, metrics);
+        if std::mem::take(&mut soon_held) && synced {
+            last_soon = Instant::now();
         }
     }
 }
