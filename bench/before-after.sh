@@ -14,11 +14,21 @@
 #   submit   `mayflyctl submit -- true`, one process per call
 # each CLI_CALLS (200) calls timed by lat-loop, alternating the builds in
 # CLI_ROUNDS (3) rounds. Every build talks to its own daemon with its own
-# client, so protocol changes between the two do not matter.
+# client, so protocol changes between the two do not matter. Last, end to
+# end: E2E_JOBS (1,000) `true` jobs from one `submit --stdin`, drained at
+# each concurrency of E2E_PARALLEL ("2 8") with a `wait` on every id, next
+# to `xargs -P N -n 1 true` over as many lines; E2E_ROUNDS (5) rounds, the
+# three interleaved in each (bench/compare's e2e figure, for two builds).
 #
-# Knobs (environment): SECTIONS ("tp rtt restart depth scrape"), REPEAT (3),
+# Knobs (environment): SECTIONS ("tp rtt restart depth scrape"; empty for none), REPEAT (3),
 # and the knobs of bench/durability-perf.sh (CLIENTS, RESTART_JOBS, ...),
-# STATUS_JOBS, CLI_CALLS, CLI_ROUNDS, OUT_DIR (bench/out/before-after).
+# STATUS_JOBS, CLI_CALLS, CLI_ROUNDS, E2E_JOBS, E2E_PARALLEL, E2E_ROUNDS
+# (0 skips a part), E2E_LANG (below), OUT_DIR (bench/out/before-after).
+#
+# Run it at least five minutes after anything deleted many files on the
+# same file system (another run's clean-up, a `cargo clean`): ext4 skips
+# recently freed inodes when it creates one, and the two output files of
+# every job then cost more than everything else (bench/RESULTS.md).
 # The table goes to OUT_DIR/table.md; each build's full summaries stay
 # next to it. Daemons run in a private temp dir and are stopped by PID.
 set -euo pipefail
@@ -31,11 +41,14 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 before=$(git rev-parse --short "$1^{commit}")
 after=$(git rev-parse --short "${2:-HEAD}^{commit}")
-SECTIONS=${SECTIONS:-"tp rtt restart depth scrape"}
+SECTIONS=${SECTIONS-"tp rtt restart depth scrape"}
 export REPEAT=${REPEAT:-3}
 STATUS_JOBS=${STATUS_JOBS:-10000}
 CLI_CALLS=${CLI_CALLS:-200}
 CLI_ROUNDS=${CLI_ROUNDS:-3}
+E2E_JOBS=${E2E_JOBS:-1000}
+E2E_PARALLEL=${E2E_PARALLEL:-"2 8"}
+E2E_ROUNDS=${E2E_ROUNDS:-5}
 out_dir=${OUT_DIR:-$root/bench/out/before-after}
 rm -rf "$out_dir"
 mkdir -p "$out_dir"
@@ -105,17 +118,19 @@ median() {
 
 # The CLI figures: one daemon per build, alternating builds each round.
 declare -A sockets=()
-for rev in "$before" "$after"; do
-    dir=$tmp/cli-$rev
-    mkdir -p "$dir/state"
-    sockets[$rev]=$dir/mayfly.sock
-    "$tmp/bin-$rev/mayflyd" --socket "$dir/mayfly.sock" --state-dir "$dir/state" \
-        --http-addr off >"$dir/daemon.log" 2>&1 &
-    PIDS+=($!)
-    wait_socket "$dir/mayfly.sock" "$tmp/bin-$rev/mayflyctl"
-    "$tmp/bin-$rev/mayflyctl" --socket "$dir/mayfly.sock" pause default >/dev/null
-    "$tmp/bin-$rev/mayfly-load" fill --socket "$dir/mayfly.sock" --count "$STATUS_JOBS" >/dev/null
-done
+if ((CLI_ROUNDS > 0)); then
+    for rev in "$before" "$after"; do
+        dir=$tmp/cli-$rev
+        mkdir -p "$dir/state"
+        sockets[$rev]=$dir/mayfly.sock
+        "$tmp/bin-$rev/mayflyd" --socket "$dir/mayfly.sock" --state-dir "$dir/state" \
+            --http-addr off >"$dir/daemon.log" 2>&1 &
+        PIDS+=($!)
+        wait_socket "$dir/mayfly.sock" "$tmp/bin-$rev/mayflyctl"
+        "$tmp/bin-$rev/mayflyctl" --socket "$dir/mayfly.sock" pause default >/dev/null
+        "$tmp/bin-$rev/mayfly-load" fill --socket "$dir/mayfly.sock" --count "$STATUS_JOBS" >/dev/null
+    done
+fi
 for ((round = 1; round <= CLI_ROUNDS; round++)); do
     for rev in "$before" "$after"; do
         ctl=$tmp/bin-$rev/mayflyctl
@@ -126,9 +141,57 @@ for ((round = 1; round <= CLI_ROUNDS; round++)); do
             "$ctl" --socket "${sockets[$rev]}" submit -- true
     done
 done
-for rev in "$before" "$after"; do
-    for what in status submit; do
-        cat "$tmp/$what.$rev".* >"$out_dir/$what.$rev.us"
+if ((CLI_ROUNDS > 0)); then
+    for rev in "$before" "$after"; do
+        for what in status submit; do
+            cat "$tmp/$what.$rev".* >"$out_dir/$what.$rev.us"
+        done
+    done
+fi
+
+# The job environment of the end-to-end runs, for xargs and the daemons:
+# bench/compare's, with LANG=E2E_LANG (C.UTF-8; empty leaves LANG unset,
+# which makes each `true` skip loading a locale).
+E2E_LANG=${E2E_LANG-C.UTF-8}
+E2E_ENV=(env -i PATH=/usr/local/bin:/usr/bin:/bin ${E2E_LANG:+LANG=$E2E_LANG})
+
+# e2e_mayfly REV P: one end-to-end run of build REV at concurrency P, on a
+# fresh daemon and state dir (kept until the end: on ext4, deleting files
+# slows the creation of the next ones); prints its wall time in ms.
+e2e_mayfly() {
+    local bin=$tmp/bin-$1 p=$2 dir pid t0 t1
+    dir=$(mktemp -d "$tmp/e2e-$1.XXXXXX")
+    "${E2E_ENV[@]}" HOME="$dir" "$bin/mayflyd" --socket "$dir/s.sock" --state-dir "$dir/state" \
+        --concurrency "$p" --http-addr off -q >"$dir/daemon.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_socket "$dir/s.sock" "$bin/mayflyctl"
+    t0=$(date +%s%N)
+    mapfile -t ids < <(yes true | head -n "$E2E_JOBS" |
+        "${E2E_ENV[@]}" "$bin/mayflyctl" --socket "$dir/s.sock" submit --stdin)
+    "$bin/mayflyctl" --socket "$dir/s.sock" wait "${ids[@]}" >/dev/null
+    t1=$(date +%s%N)
+    kill -TERM "$pid"
+    wait "$pid" || true
+    echo $(((t1 - t0) / 1000000))
+}
+
+# e2e_xargs P: the floor, `xargs -P P`, over as many jobs; wall time in ms.
+e2e_xargs() {
+    local t0 t1
+    t0=$(date +%s%N)
+    seq "$E2E_JOBS" | "${E2E_ENV[@]}" xargs -P "$1" -n 1 true
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
+for ((round = 1; round <= E2E_ROUNDS; round++)); do
+    for p in $E2E_PARALLEL; do
+        log "e2e round $round at concurrency $p"
+        e2e_xargs "$p" >>"$out_dir/e2e.p$p.xargs.ms"
+        for rev in "$before" "$after"; do
+            e2e_mayfly "$rev" "$p" >>"$out_dir/e2e.p$p.$rev.ms"
+        done
     done
 done
 
@@ -153,12 +216,26 @@ done
                 printf "| %s | %s | %s | %s |\n", label, x, y, r
             }'
     done
-    for what in status submit; do
-        x=$(median "$out_dir/$what.$before.us")
-        y=$(median "$out_dir/$what.$after.us")
-        label="mayflyctl status --json, $STATUS_JOBS jobs held, µs"
-        [[ $what == submit ]] && label="mayflyctl submit -- true, µs"
-        awk -v l="$label" -v x="$x" -v y="$y" 'BEGIN { printf "| %s | %s | %s | %.2f |\n", l, x, y, y / x }'
-    done
+    if ((CLI_ROUNDS > 0)); then
+        for what in status submit; do
+            x=$(median "$out_dir/$what.$before.us")
+            y=$(median "$out_dir/$what.$after.us")
+            label="mayflyctl status --json, $STATUS_JOBS jobs held, µs"
+            [[ $what == submit ]] && label="mayflyctl submit -- true, µs"
+            awk -v l="$label" -v x="$x" -v y="$y" 'BEGIN { printf "| %s | %s | %s | %.2f |\n", l, x, y, y / x }'
+        done
+    fi
+    if ((E2E_ROUNDS > 0)); then
+        for p in $E2E_PARALLEL; do
+            f=$out_dir/e2e.p$p
+            x=$(median "$f.$before.ms")
+            y=$(median "$f.$after.ms")
+            z=$(median "$f.xargs.ms")
+            awk -v p="$p" -v n="$E2E_JOBS" -v x="$x" -v y="$y" -v z="$z" 'BEGIN {
+                printf "| e2e: %d true jobs at concurrency %d, ms (xargs -P %d: %s) | %s | %s | %.2f |\n", n, p, p, z, x, y, y / x
+                printf "| e2e at concurrency %d: throughput / xargs -P %d | %.2f | %.2f | |\n", p, p, z / x, z / y
+            }'
+        done
+    fi
 } | tee "$out_dir/table.md"
 log "written to $out_dir/table.md"

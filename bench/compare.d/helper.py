@@ -210,8 +210,11 @@ def cmd_report(raw, machine, out):
             mt = m(f"e2e.{p}", tool)
             if mt is None:
                 continue
-            v, ok = check(x, mt, 0.8, le=False)
-            row(f"e2e {p}: {tool} throughput / xargs", v, "≥ 0.8", ok)
+            # One batch submit must keep up with xargs (issue 16); one
+            # client process per job pays that process's start-up.
+            floor = 1.0 if tool == "mayflyctl-stdin" else 0.8
+            v, ok = check(x, mt, floor, le=False)
+            row(f"e2e {p}: {tool} throughput / xargs", v, f"≥ {floor}", ok)
             for peer in ("pueue", "tsp", "nq"):
                 pt = m(f"e2e.{p}", peer)
                 if pt is None:
