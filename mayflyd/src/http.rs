@@ -55,6 +55,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::{self, Metrics, Refresh};
 
@@ -191,48 +192,15 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP endpoint listening (/metrics, /__health)");
     }
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let open = Arc::new(OpenConnections::default());
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(e) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                tracing::warn!(error = %e, "HTTP accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(1);
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // At the limit: close the oldest connection that is not
-                // being answered, and take its place once it has let go.
-                open.evict_oldest_idle();
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                }
-            }
-        };
-        let (id, busy, evicted) = open.add();
+    let listening = Listening {
+        name: "HTTP",
+        max_connections: MAX_CONNECTIONS,
+        tracker: TaskTracker::new(),
+        on_connection: None,
+    };
+    serve_connections(listener, listening, shutdown, move |busy| {
         let state = state.clone();
-        let service = service_fn(move |req| {
+        service_fn(move |req| {
             let state = state.clone();
             let busy = busy.clone();
             async move {
@@ -241,19 +209,115 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
                 busy.store(false, Ordering::Release);
                 Ok::<_, Infallible>(response)
             }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        })
+    })
+    .await;
+    tracing::debug!("HTTP endpoint stopped");
+}
+
+/// How [`serve_connections`] serves one listener.
+pub struct Listening {
+    /// Its name in log lines ("HTTP", "A2A").
+    pub name: &'static str,
+    /// How many connections may be open at once; at the limit, the oldest
+    /// one that is not being answered is closed to make room.
+    pub max_connections: usize,
+    /// Where each connection's task runs, so that its owner can wait for
+    /// them.
+    pub tracker: TaskTracker,
+    /// Told `1` when a connection opens and `-1` when it closes.
+    pub on_connection: Option<Arc<dyn Fn(i64) + Send + Sync>>,
+}
+
+/// The accept loop of every HTTP/1.1 listener of the daemon (the metrics
+/// endpoint, the A2A door): serves `listener` until `stop` fires, then
+/// stops accepting and gives open connections `DRAIN_TIMEOUT` to finish.
+/// Request headers must arrive within [`HEADER_READ_TIMEOUT`], and at most
+/// `max_connections` are open at once (see the module documentation).
+/// `service_for(busy)` makes one connection's service, which sets `busy`
+/// while it answers a request.
+pub async fn serve_connections<M, S, B>(
+    listener: TcpListener,
+    listening: Listening,
+    stop: CancellationToken,
+    mut service_for: M,
+) where
+    M: FnMut(Arc<AtomicBool>) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Listening {
+        name,
+        max_connections,
+        tracker,
+        on_connection,
+    } = listening;
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let open = Arc::new(OpenConnections::default());
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::warn!(error = %e, "{name} accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(1);
+        let _ = stream.set_nodelay(true);
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the limit: close the oldest connection that is not
+                // being answered, and take its place once it has let go.
+                open.evict_oldest_idle();
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (id, busy, evicted) = open.add();
+        let conn =
+            graceful.watch(builder.serve_connection(TokioIo::new(stream), service_for(busy)));
         let open = open.clone();
-        tokio::spawn(async move {
+        let on_connection = on_connection.clone();
+        if let Some(count) = &on_connection {
+            count(1);
+        }
+        tracker.spawn(async move {
             tokio::select! {
                 result = conn => if let Err(e) = result {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    tracing::debug!(error = %e, "{name} connection ended with an error");
                 },
                 () = evicted.cancelled() => {
-                    tracing::debug!("closed an HTTP connection to make room for a new one");
+                    tracing::debug!("closed an {name} connection to make room for a new one");
                 }
             }
             open.remove(id);
+            if let Some(count) = &on_connection {
+                count(-1);
+            }
             drop(permit);
         });
     }
@@ -262,9 +326,8 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         .await
         .is_err()
     {
-        tracing::debug!("HTTP connections still open after shutdown; dropping them");
+        tracing::debug!("{name} connections still open after shutdown; dropping them");
     }
-    tracing::debug!("HTTP endpoint stopped");
 }
 
 /// The open connections, oldest first, each with whether a request of

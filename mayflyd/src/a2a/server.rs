@@ -12,8 +12,9 @@
 //!
 //! # Limits
 //!
-//! As the metrics endpoint ([`crate::http`]): request headers must arrive
-//! within [`HEADER_READ_TIMEOUT`], and at most `--a2a-max-connections`
+//! As the metrics endpoint ([`crate::http`], whose accept loop it shares):
+//! request headers must arrive within
+//! [`crate::http::HEADER_READ_TIMEOUT`], and at most `--a2a-max-connections`
 //! connections are open at once — at the limit, the oldest connection that
 //! is not being answered (still sending its headers, or idle between
 //! requests) is closed to make room, so slow clients cannot keep others
@@ -38,32 +39,22 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{
     ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderValue, WWW_AUTHENTICATE,
 };
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::Door;
 use super::rpc::{self, KEEPALIVE, Reply, RpcError};
 use super::wire::PROTOCOL_VERSION;
-use crate::http::OpenConnections;
-
-/// How long a client has to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::http::{Listening, serve_connections};
 
 /// The largest request body taken.
 pub const MAX_BODY: usize = 4 << 20;
 
 /// How long a request body may take to arrive.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long open connections get to finish after the daemon stopped.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The path of the agent card.
 pub const CARD_PATH: &str = "/.well-known/agent-card.json";
@@ -75,7 +66,7 @@ pub const RPC_PATH: &str = "/";
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves the door on `listener` until `stop` fires, then gives open
-/// connections `DRAIN_TIMEOUT` to finish.
+/// connections a moment to finish ([`crate::http::serve_connections`]).
 pub async fn serve(
     listener: TcpListener,
     door: Arc<Door>,
@@ -86,77 +77,22 @@ pub async fn serve(
     if let Some(addr) = local {
         tracing::info!(%addr, "A2A front door listening (agent card at {CARD_PATH})");
     }
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let open = Arc::new(OpenConnections::default());
-    let mut backoff = Duration::from_millis(1);
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
-            Err(e) => {
-                // EMFILE and friends: wait a little instead of spinning.
-                tracing::warn!(error = %e, "A2A accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(1);
-        let _ = stream.set_nodelay(true);
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                open.evict_oldest_idle();
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                }
-            }
-        };
-        let (id, busy, evicted) = open.add();
-        let metrics = door.metrics.clone();
-        let tracker = door.tracker.clone();
+    let metrics = door.metrics.clone();
+    let listening = Listening {
+        name: "A2A",
+        max_connections,
+        tracker: door.tracker.clone(),
+        on_connection: Some(Arc::new(move |delta| metrics.a2a_connection(delta))),
+    };
+    serve_connections(listener, listening, stop, move |busy| {
         let door = door.clone();
-        let service = service_fn(move |req| {
+        service_fn(move |req| {
             let door = door.clone();
             let busy = busy.clone();
             async move { Ok::<_, Infallible>(handle(req, &door, local, busy).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let open = open.clone();
-        metrics.a2a_connection(1);
-        tracker.spawn(async move {
-            tokio::select! {
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(error = %e, "A2A connection ended with an error");
-                },
-                () = evicted.cancelled() => {
-                    tracing::debug!("closed an A2A connection to make room for a new one");
-                }
-            }
-            open.remove(id);
-            metrics.a2a_connection(-1);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("A2A connections still open after shutdown; dropping them");
-    }
+        })
+    })
+    .await;
     tracing::debug!("A2A front door stopped");
 }
 
