@@ -94,6 +94,27 @@ impl Door {
         }
     }
 
+    /// `Pause` (`paused`) or `Resume`: the one request behind both, which
+    /// differ only in the flag.
+    async fn pause_or_resume(
+        &self,
+        method: &'static str,
+        queues: Vec<String>,
+        paused: bool,
+        running: bool,
+    ) -> Unary<proto::QueuesReply> {
+        self.unary(method, async {
+            let request = PauseRequest {
+                queues,
+                paused,
+                running,
+            };
+            let queues = self.mayfly.pause(request).await.await.map_err(status)?;
+            Ok(convert::queues(queues))
+        })
+        .await
+    }
+
     /// A listing of jobs as a stream (with `header`, a dump's).
     async fn listing(&self, query: ListQuery, queues: Vec<String>, header: bool) -> Out<ListItem> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -478,31 +499,15 @@ impl MayflyService for Door {
     }
 
     async fn pause(&self, request: Request<proto::PauseRequest>) -> Unary<proto::QueuesReply> {
-        self.unary("Pause", async {
-            let r = request.into_inner();
-            let request = PauseRequest {
-                queues: r.queues,
-                paused: true,
-                running: r.running,
-            };
-            let queues = self.mayfly.pause(request).await.await.map_err(status)?;
-            Ok(convert::queues(queues))
-        })
-        .await
+        let r = request.into_inner();
+        self.pause_or_resume("Pause", r.queues, true, r.running)
+            .await
     }
 
     async fn resume(&self, request: Request<proto::ResumeRequest>) -> Unary<proto::QueuesReply> {
-        self.unary("Resume", async {
-            let r = request.into_inner();
-            let request = PauseRequest {
-                queues: r.queues,
-                paused: false,
-                running: r.running,
-            };
-            let queues = self.mayfly.pause(request).await.await.map_err(status)?;
-            Ok(convert::queues(queues))
-        })
-        .await
+        let r = request.into_inner();
+        self.pause_or_resume("Resume", r.queues, false, r.running)
+            .await
     }
 
     async fn add_queue(
