@@ -535,8 +535,9 @@ fn boot_clock() -> std::time::Duration {
 /// the boot-clock readings `before` and `after`, when both fall in the same
 /// tick: the kernel stamps a new process with the boot clock and shows it in
 /// `/proc/PID/stat` rounded down to a tick, so that tick is the answer.
-/// `None` when the readings straddle a tick (one start in tens, at most):
-/// then only [`process_start_ticks`] can tell.
+/// `None` when the readings straddle a tick (a few starts in a hundred on
+/// a quiet machine, more when spawns are slow): then only
+/// [`process_start_ticks`] can tell.
 ///
 /// Why: reading `/proc/PID/stat` costs about as much as everything else the
 /// daemon does to start a short job (`bench/RESULTS.md`, "End to end at the
