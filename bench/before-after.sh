@@ -173,6 +173,9 @@ e2e_mayfly() {
     t1=$(date +%s%N)
     kill -TERM "$pid"
     wait "$pid" || true
+    # Stopped and reaped: the clean-up must not signal its pid, which
+    # another process may have by then.
+    unset 'PIDS[-1]'
     echo $(((t1 - t0) / 1000000))
 }
 
