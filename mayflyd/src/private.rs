@@ -59,12 +59,23 @@ pub fn file_options() -> OpenOptions {
     options
 }
 
+/// Options for reading a file under the state dir, never through a
+/// symbolic link: a link planted in place of a job's output must not show
+/// a client (`logs`, an A2A artifact) what the link points to.
+pub fn read_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits());
+    options
+}
+
 /// Turns the `ELOOP` of an `O_NOFOLLOW` open into words.
 pub fn explain_link(e: io::Error) -> io::Error {
     if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
         io::Error::new(
             e.kind(),
-            "it is a symbolic link, and mayflyd never writes through links in its state dir; \
+            "it is a symbolic link, and mayflyd never opens files in its state dir through links; \
              remove the link",
         )
     } else {

@@ -662,7 +662,11 @@ async fn send_new_output(
     offset: &mut u64,
     out: &mpsc::Sender<ServiceResult<Vec<u8>>>,
 ) -> std::io::Result<bool> {
-    let mut file = match tokio::fs::File::open(path).await {
+    let opened = tokio::fs::OpenOptions::from(crate::private::read_options())
+        .open(path)
+        .await
+        .map_err(crate::private::explain_link);
+    let mut file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),

@@ -520,6 +520,33 @@ fn job_output_never_goes_through_a_planted_link() {
     assert_eq!(std::fs::read(&victim).unwrap(), b"the victim's data\n");
 }
 
+/// Guards against `logs` reading through a symbolic link planted in place
+/// of a job's output after it ran: the client is told the path is a link,
+/// and shown nothing of what it points to.
+#[test]
+fn logs_never_read_through_a_planted_link() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let state = dir.path().join("state");
+    let d = Daemon::start_with_state_dir(&state, &[]);
+    let id = d.submit_shell(&[], "echo mine");
+    let out = d.ctl(&["wait", &id.to_string()]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&d.ctl(&["logs", &id.to_string()])), "mine");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"the victim's secret\n").unwrap();
+    let output = state.join(format!("logs/{id}.out"));
+    std::fs::remove_file(&output).unwrap();
+    std::os::unix::fs::symlink(&victim, &output).unwrap();
+    let out = d.ctl(&["logs", &id.to_string()]);
+    assert_ne!(code_of(&out), 0, "{}", stdout_of(&out));
+    assert!(!stdout_of(&out).contains("secret"), "{}", stdout_of(&out));
+    assert!(
+        stderr_of(&out).contains("symbolic link"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
 // ------------------------------------------------------ misleading errors
 
 /// Guards the regression where `mayflyd`, run as a user who cannot search

@@ -227,7 +227,9 @@ fn output_artifact(logs_dir: &Path, id: JobId, stream: LogStream) -> Artifact {
 /// The last `limit` bytes of the file at `path`, as text (invalid UTF-8
 /// replaced; a character cut at the start dropped), and the file's size.
 pub fn read_tail(path: &Path, limit: u64) -> std::io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::private::read_options()
+        .open(path)
+        .map_err(crate::private::explain_link)?;
     let total = file.metadata()?.len();
     let start = total.saturating_sub(limit);
     file.seek(SeekFrom::Start(start))?;
