@@ -446,38 +446,25 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// A finished, failed job with every field set.
+    /// A job in `state` that has started, with a label.
     pub(crate) fn info(id: u64, state: JobState) -> JobInfo {
         JobInfo {
-            id: JobId(id),
             state,
-            command: Command::Argv(
-                vec!["make".into(), "test".into()]
-                    .try_into()
-                    .expect("a program"),
-            ),
-            cwd: "/src".into(),
-            queue: "default".into(),
-            priority: 50,
             labels: vec![("team".into(), "ops".into())],
-            exit_code: None,
-            signal: None,
             attempts: 1,
-            submitted_at: Timestamp(1_700_000_000_000),
             started_at: Some(Timestamp(1_700_000_000_250)),
-            finished_at: None,
-            progress: None,
-            reason: None,
-            pid: None,
-            after: vec![],
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: vec![],
-            remote_id: None,
-            usage: None,
-            preempted: false,
+            ..JobInfo::submitted(
+                JobId(id),
+                Command::Argv(
+                    vec!["make".into(), "test".into()]
+                        .try_into()
+                        .expect("a program"),
+                ),
+                "/src",
+                "default",
+                50,
+                Timestamp(1_700_000_000_000),
+            )
         }
     }
 

@@ -274,31 +274,19 @@ mod tests {
     /// A finished job as the driver sees it.
     fn job() -> JobInfo {
         JobInfo {
-            id: JobId(7),
             state: JobState::Failed,
-            command: mayfly_protocol::Command::Shell("false".into()),
-            cwd: "/".into(),
-            queue: "q".into(),
-            priority: 50,
-            labels: Vec::new(),
             exit_code: Some(1),
-            signal: None,
             attempts: 1,
-            submitted_at: Timestamp(0),
             started_at: Some(Timestamp(1_000)),
             finished_at: Some(Timestamp(3_500)),
-            progress: None,
-            reason: None,
-            pid: None,
-            after: Vec::new(),
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: Vec::new(),
-            remote_id: None,
-            usage: None,
-            preempted: false,
+            ..JobInfo::submitted(
+                JobId(7),
+                mayfly_protocol::Command::Shell("false".into()),
+                "/",
+                "q",
+                50,
+                Timestamp(0),
+            )
         }
     }
 

@@ -94,17 +94,23 @@ pub enum HttpError {
 
 /// Binds the HTTP listener on `addr`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "address in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => "no such address on this machine".to_string(),
-            std::io::ErrorKind::PermissionDenied => {
-                "permission denied (ports below 1024 need privileges)".to_string()
-            }
-            _ => e.to_string(),
-        };
-        HttpError::Bind { addr, reason }
+    TcpListener::bind(addr).await.map_err(|e| HttpError::Bind {
+        addr,
+        reason: bind_failure(&e),
     })
+}
+
+/// Why a TCP listener could not be bound, in words a user can act on (for
+/// every TCP door's startup error).
+pub fn bind_failure(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".to_string(),
+        std::io::ErrorKind::AddrNotAvailable => "no such address on this machine".to_string(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".to_string()
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Where the daemon is in its life, as `/__health` reports it.

@@ -320,33 +320,17 @@ mod tests {
 
     /// A queued job with one label of `label_bytes` bytes.
     fn job_with_label(id: u64, label_bytes: usize) -> JobInfo {
-        use mayfly_protocol::{Command, JobState, Timestamp};
+        use mayfly_protocol::{Command, Timestamp};
         JobInfo {
-            id: JobId(id),
-            state: JobState::Queued,
-            command: Command::Shell("true".into()),
-            cwd: "/".into(),
-            queue: "default".into(),
-            priority: 50,
             labels: vec![("pad".into(), "x".repeat(label_bytes))],
-            exit_code: None,
-            signal: None,
-            attempts: 0,
-            submitted_at: Timestamp(0),
-            started_at: None,
-            finished_at: None,
-            progress: None,
-            reason: None,
-            pid: None,
-            after: Vec::new(),
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: Vec::new(),
-            remote_id: None,
-            usage: None,
-            preempted: false,
+            ..JobInfo::submitted(
+                JobId(id),
+                Command::Shell("true".into()),
+                "/",
+                "default",
+                50,
+                Timestamp(0),
+            )
         }
     }
 

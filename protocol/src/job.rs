@@ -576,6 +576,46 @@ pub struct JobInfoRef<'a> {
 }
 
 impl JobInfo {
+    /// A job as it stands once submitted: queued, `command` to run in
+    /// `cwd` on `queue` at `priority`, nothing else known yet. Set more with
+    /// struct update syntax: `JobInfo { state, ..JobInfo::submitted(..) }`.
+    pub fn submitted(
+        id: JobId,
+        command: Command,
+        cwd: impl Into<String>,
+        queue: impl Into<String>,
+        priority: u8,
+        submitted_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            state: JobState::Queued,
+            command,
+            cwd: cwd.into(),
+            queue: queue.into(),
+            priority,
+            labels: Vec::new(),
+            exit_code: None,
+            signal: None,
+            attempts: 0,
+            submitted_at,
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            reason: None,
+            pid: None,
+            after: Vec::new(),
+            not_before: None,
+            timeout_ms: None,
+            retries: 0,
+            retry_at: None,
+            history: Vec::new(),
+            remote_id: None,
+            usage: None,
+            preempted: false,
+        }
+    }
+
     /// This job as a [`JobInfoRef`].
     pub fn view(&self) -> JobInfoRef<'_> {
         // Destructured, so that a field added to `JobInfo` fails to compile

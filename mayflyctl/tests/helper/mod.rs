@@ -215,35 +215,20 @@ pub fn run_client_in(socket: &Path, args: &[&str], ctx: &ClientContext) -> Outco
 /// A job report in `state`.
 pub fn job(id: u64, state: JobState) -> JobInfo {
     JobInfo {
-        id: JobId(id),
         state,
-        command: mayfly_protocol::Command::Argv(
-            vec!["make".into(), "test".into()]
-                .try_into()
-                .expect("a program"),
-        ),
-        cwd: "/work".into(),
-        queue: "default".into(),
-        priority: 50,
-        labels: vec![],
-        exit_code: None,
-        signal: None,
         attempts: u32::from(state != JobState::Queued),
-        submitted_at: Timestamp(1_700_000_000_000),
-        started_at: None,
-        finished_at: None,
-        progress: None,
-        reason: None,
-        pid: None,
-        after: vec![],
-        not_before: None,
-        timeout_ms: None,
-        retries: 0,
-        retry_at: None,
-        history: vec![],
-        remote_id: None,
-        usage: None,
-        preempted: false,
+        ..JobInfo::submitted(
+            JobId(id),
+            mayfly_protocol::Command::Argv(
+                vec!["make".into(), "test".into()]
+                    .try_into()
+                    .expect("a program"),
+            ),
+            "/work",
+            "default",
+            50,
+            Timestamp(1_700_000_000_000),
+        )
     }
 }
 

@@ -65,16 +65,9 @@ pub enum A2aError {
 
 /// Binds the door's listener on `addr`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, A2aError> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::AddrInUse => "address in use".to_string(),
-            std::io::ErrorKind::AddrNotAvailable => "no such address on this machine".to_string(),
-            std::io::ErrorKind::PermissionDenied => {
-                "permission denied (ports below 1024 need privileges)".to_string()
-            }
-            _ => e.to_string(),
-        };
-        A2aError::Bind { addr, reason }
+    TcpListener::bind(addr).await.map_err(|e| A2aError::Bind {
+        addr,
+        reason: crate::http::bind_failure(&e),
     })
 }
 

@@ -258,54 +258,27 @@ mod tests {
     /// A job record in `state`.
     fn job(state: JobState) -> JobInfo {
         JobInfo {
-            id: JobId(7),
             state,
-            command: Command::Shell("true".into()),
-            cwd: "/".into(),
-            queue: "default".into(),
-            priority: 50,
-            labels: Vec::new(),
-            exit_code: None,
-            signal: None,
-            attempts: 0,
-            submitted_at: Timestamp(1_000),
-            started_at: None,
-            finished_at: None,
-            progress: None,
-            reason: None,
-            pid: None,
-            after: Vec::new(),
-            not_before: None,
-            timeout_ms: None,
-            retries: 0,
-            retry_at: None,
-            history: Vec::new(),
-            remote_id: None,
-            usage: None,
-            preempted: false,
+            ..JobInfo::submitted(
+                JobId(7),
+                Command::Shell("true".into()),
+                "/",
+                "default",
+                50,
+                Timestamp(1_000),
+            )
         }
     }
 
     #[test]
     fn every_job_state_has_its_task_state_and_back() {
-        use JobState::*;
-        for state in [
-            Waiting,
-            Queued,
-            Running,
-            Succeeded,
-            Failed,
-            Cancelled,
-            TimedOut,
-            Skipped,
-            Interrupted,
-        ] {
+        for state in JobState::ALL {
             let mapped = state_of(state);
             assert!(job_states(mapped).contains(&state), "{state:?}");
         }
-        assert_eq!(state_of(Queued), TaskState::Submitted);
-        assert_eq!(state_of(TimedOut), TaskState::Failed);
-        assert_eq!(state_of(Skipped), TaskState::Canceled);
+        assert_eq!(state_of(JobState::Queued), TaskState::Submitted);
+        assert_eq!(state_of(JobState::TimedOut), TaskState::Failed);
+        assert_eq!(state_of(JobState::Skipped), TaskState::Canceled);
         assert!(job_states(TaskState::InputRequired).is_empty());
     }
 
